@@ -1,0 +1,309 @@
+//! The one typed configuration tree: a struct per subsystem, each default with the reason for
+//! its value. Every field is documented in `tuning/`.
+//!
+//! Loaded once at start-up from an optional TOML file plus a few command-line overrides, then
+//! passed down by reference; never stored in a global. Unknown keys are errors, so a typo in a
+//! config file is reported instead of silently ignored.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: ListenConfig,
+    pub runtime: RuntimeConfig,
+    pub mesh: MeshConfig,
+    pub session: SessionConfig,
+    pub ws: WsConfig,
+    pub api: ApiConfig,
+    pub auth: AuthConfig,
+    pub store: StoreConfig,
+    pub topic: TopicConfig,
+}
+
+/// Where clients connect.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenConfig {
+    /// `HOST:PORT` of the HTTP/WebSocket listener. Port 6060 is the Tinode default the official
+    /// clients assume; port 0 picks a free port (printed at start-up).
+    pub addr: String,
+    /// Accept backlog per shard. 1024 matches glommio's own default and absorbs connect bursts
+    /// of a few thousand per second on top of `net.core.somaxconn`.
+    pub backlog: i32,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        ListenConfig { addr: "0.0.0.0:6060".into(), backlog: 1024 }
+    }
+}
+
+/// Shards (pinned executors).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Number of shards; 0 means one per available core, the thread-per-core default.
+    pub shards: usize,
+    /// Pin shard `i` to core `first_core + i` (modulo the core count). Pinning keeps each shard's
+    /// tables in one core's cache; turn off only when sharing a box with other pinned work.
+    pub pin: bool,
+    /// First core used for shards, so a load generator can own the others.
+    pub first_core: usize,
+    /// Microseconds an idle executor spins before parking. 0 saves CPU when idle; a small value
+    /// (50–100) cuts cross-core latency on VMs where waking a parked vCPU costs ~25 µs.
+    pub spin_before_park_us: u64,
+    /// io_uring registered buffer memory per shard, KiB. glommio's 10 MiB default is meant for
+    /// DMA file I/O, which coretalk does not use; 1 MiB cuts resident memory per shard.
+    pub io_memory_kib: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig { shards: 0, pin: true, first_core: 0, spin_before_park_us: 0, io_memory_kib: 1024 }
+    }
+}
+
+/// Cross-shard queues.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MeshConfig {
+    /// Capacity of each (source, destination) queue, in envelopes. A full queue spills into the
+    /// sender's local backlog and pauses reading from its sockets until it drains (back-pressure,
+    /// never unbounded growth). 8192 envelopes absorb a burst of 8k fan-out batches per peer.
+    pub queue_capacity: usize,
+    /// Local backlog (envelopes) above which a shard stops reading client frames.
+    pub backlog_pause: usize,
+}
+
+impl Default for MeshConfig {
+    fn default() -> Self {
+        MeshConfig { queue_capacity: 8192, backlog_pause: 4096 }
+    }
+}
+
+/// Per-session limits.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Outbound queue limit in frames. Tinode allows 128 queued + 32 slack; 256 lets a history
+    /// page of 100 plus live traffic fit. Overflow ends the session (slow-consumer policy).
+    pub outbound_max_frames: usize,
+    /// Outbound queue limit in bytes, so a few huge frames cannot pin memory either. 4 MiB =
+    /// a 100-message history page of 32 KiB messages plus slack.
+    pub outbound_max_bytes: usize,
+    /// Largest accepted client message, bytes; also advertised as `maxMessageSize`. 128 KiB is
+    /// the sample Tinode configuration the clients are tested with.
+    pub max_message_size: usize,
+    /// Most topics one session may attach to; protects topic tables from one abusive client.
+    pub max_subscriptions: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            outbound_max_frames: 256,
+            outbound_max_bytes: 4 << 20,
+            max_message_size: 128 << 10,
+            max_subscriptions: 1024,
+        }
+    }
+}
+
+/// WebSocket transport.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WsConfig {
+    /// tungstenite read buffer per connection, bytes. Its default (128 KiB) costs 136 KB per
+    /// idle connection; 4 KiB keeps an idle session at a few KiB and still reads a typical
+    /// frame in one call.
+    pub read_buffer: usize,
+    /// Interval between server pings, ms. 0.9 × the pong timeout, as the reference server.
+    pub ping_interval_ms: u64,
+    /// Drop the connection when no pong arrived for this long, ms (reference: 55 s).
+    pub pong_timeout_ms: u64,
+    /// Give up on a client that does not finish its HTTP request head in this time, ms.
+    pub handshake_timeout_ms: u64,
+    /// Largest accepted HTTP request head, bytes (reference: 16 KiB).
+    pub max_header_bytes: usize,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        WsConfig {
+            read_buffer: 4096,
+            ping_interval_ms: 49_500,
+            pong_timeout_ms: 55_000,
+            handshake_timeout_ms: 10_000,
+            max_header_bytes: 16 << 10,
+        }
+    }
+}
+
+/// API key check on HTTP endpoints.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Standard base64 HMAC salt for API keys. The default is Tinode's sample salt, under which
+    /// the demo key `AQEAAAABAAD_rAp4DJh05a1HAwFT3A6K` of every official client validates, so
+    /// the clients work out of the box. Production deployments set their own and issue keys.
+    pub key_salt: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { key_salt: "T713/rYYgW7g4m3vG6zGRh7+FM1t0T8j13koXScOAj4=".into() }
+    }
+}
+
+/// Authentication.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Token lifetime, seconds. 14 days, as the sample Tinode configuration.
+    pub token_lifetime_secs: u64,
+    /// Token serial number; changing it invalidates every token issued before.
+    pub token_serial: u16,
+    /// Standard base64 HMAC key for tokens (≥ 32 bytes). Empty: a random key is created once in
+    /// the data directory (`token.key`), so tokens survive restarts without configuration.
+    pub token_key: String,
+    /// bcrypt cost for passwords. 10 (~50 ms) is Tinode's; lower only for tests.
+    pub bcrypt_cost: u32,
+    /// Threads hashing passwords, off the executors so a login never stalls other sessions.
+    pub hash_threads: usize,
+    /// Queued hash jobs before logins are refused with 503 (bounds memory under a login flood).
+    pub hash_queue: usize,
+    /// Shortest accepted login name, characters.
+    pub min_login_len: usize,
+    /// Shortest accepted password, characters.
+    pub min_password_len: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            token_lifetime_secs: 14 * 24 * 3600,
+            token_serial: 1,
+            token_key: String::new(),
+            bcrypt_cost: 10,
+            hash_threads: 1,
+            hash_queue: 4096,
+            min_login_len: 2,
+            min_password_len: 3,
+        }
+    }
+}
+
+/// The embedded store.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Directory of the embedded database and the token key.
+    pub data_dir: PathBuf,
+    /// fsync every group commit. `false` trades crash durability (an OS crash or power loss may
+    /// lose recent acknowledged messages; a process crash does not) for latency.
+    pub durable: bool,
+    /// Most operations in one group commit (one fsync).
+    pub max_batch_ops: usize,
+    /// Queued write batches before writers get 503 (bounds memory when the disk stalls).
+    pub queue_capacity: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { data_dir: "./data".into(), durable: true, max_batch_ops: 4096, queue_capacity: 65536 }
+    }
+}
+
+/// Topics.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicConfig {
+    /// Unload a topic this long after its last session detached, ms (reference: 4 s), so that
+    /// a quick reconnect does not reload it.
+    pub idle_unload_ms: u64,
+    /// Most subscribers of a group (reference sample: 128).
+    pub max_subscriber_count: usize,
+    /// Most messages per `{get data}` page (reference: 100).
+    pub max_history: usize,
+    /// Most tags per user or topic (reference: 16).
+    pub max_tag_count: usize,
+    /// Hard-delete age limit advertised as `msgDelAge`, seconds.
+    pub msg_delete_age_secs: u64,
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        TopicConfig {
+            idle_unload_ms: 4_000,
+            max_subscriber_count: 128,
+            max_history: 100,
+            max_tag_count: 16,
+            msg_delete_age_secs: 600,
+        }
+    }
+}
+
+/// Errors while loading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a TOML file; missing keys take their defaults.
+    pub fn from_file(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+    }
+
+    /// Checks cross-field constraints.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |s: &str| Err(ConfigError::Invalid(s.into()));
+        if self.session.outbound_max_frames == 0 || self.session.outbound_max_bytes == 0 {
+            return bad("session.outbound_max_frames and outbound_max_bytes must be > 0");
+        }
+        if self.session.max_message_size < 256 {
+            return bad("session.max_message_size must be at least 256 bytes");
+        }
+        if self.ws.read_buffer < 256 {
+            return bad("ws.read_buffer must be at least 256 bytes");
+        }
+        if self.ws.ping_interval_ms == 0 || self.ws.pong_timeout_ms <= self.ws.ping_interval_ms {
+            return bad("ws.pong_timeout_ms must exceed ws.ping_interval_ms > 0");
+        }
+        if !(4..=31).contains(&self.auth.bcrypt_cost) {
+            return bad("auth.bcrypt_cost must be within 4..=31");
+        }
+        if self.auth.hash_threads == 0 || self.mesh.queue_capacity == 0 {
+            return bad("auth.hash_threads and mesh.queue_capacity must be > 0");
+        }
+        if self.topic.max_history == 0 {
+            return bad("topic.max_history must be > 0");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_files_override_them() {
+        Config::default().validate().unwrap();
+        let c: Config = toml::from_str("[session]\nmax_message_size = 4096\n").unwrap();
+        assert_eq!(c.session.max_message_size, 4096);
+        assert_eq!(c.ws.read_buffer, 4096);
+        assert!(toml::from_str::<Config>("[session]\nmax_mesage_size = 1\n").is_err());
+    }
+}

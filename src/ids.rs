@@ -1,0 +1,136 @@
+//! Identifier newtypes and their wire encodings: user ids (`usr…`), session ids (which carry
+//! their home shard), shard ids and millisecond timestamps.
+//!
+//! This module is a leaf: parsing and formatting only, no protocol logic and no I/O.
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+
+/// Milliseconds since the Unix epoch, UTC. The protocol core receives time only as this value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnixMillis(pub u64);
+
+impl UnixMillis {
+    /// Adds a number of milliseconds, saturating.
+    pub fn plus_ms(self, ms: u64) -> UnixMillis {
+        UnixMillis(self.0.saturating_add(ms))
+    }
+}
+
+/// A user id: 64-bit number, shown as `usr` + base64url(8 bytes little-endian), 11 characters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UserId(pub u64);
+
+impl UserId {
+    /// The 11-character base64url body (without the `usr` prefix).
+    pub fn encode_body(self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0.to_le_bytes())
+    }
+
+    /// Parses an 11-character base64url body (without prefix). Zero is not a valid user id.
+    pub fn decode_body(body: &str) -> Option<UserId> {
+        if body.len() != 11 {
+            return None;
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(body).ok()?;
+        let arr: [u8; 8] = bytes.try_into().ok()?;
+        let v = u64::from_le_bytes(arr);
+        (v != 0).then_some(UserId(v))
+    }
+
+    /// Parses `usrXXXXXXXXXXX`.
+    pub fn parse_usr(s: &str) -> Option<UserId> {
+        s.strip_prefix("usr").and_then(UserId::decode_body)
+    }
+
+    /// The `usr…` form used on the wire.
+    pub fn usr(self) -> String {
+        format!("usr{}", self.encode_body())
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "usr{}", self.encode_body())
+    }
+}
+
+/// Index of a shard (one pinned executor). Shards are numbered 0..n.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ShardId(pub u16);
+
+impl ShardId {
+    /// The shard's position as a slice index.
+    pub fn idx(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A session id. The top 16 bits are the home shard, the rest a per-shard counter, so any shard
+/// can tell in O(1) where a session lives (long-poll requests landing on another core).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SessionId(pub u64);
+
+impl SessionId {
+    const SHARD_SHIFT: u32 = 48;
+
+    /// Builds the id of the `serial`-th session of `shard`.
+    pub fn new(shard: ShardId, serial: u64) -> SessionId {
+        SessionId(((shard.0 as u64) << Self::SHARD_SHIFT) | (serial & ((1 << Self::SHARD_SHIFT) - 1)))
+    }
+
+    /// The shard that owns this session.
+    pub fn shard(self) -> ShardId {
+        ShardId((self.0 >> Self::SHARD_SHIFT) as u16)
+    }
+
+    /// The 11-character wire form (base64url of 8 bytes little-endian).
+    pub fn encode(self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0.to_le_bytes())
+    }
+
+    /// Parses the wire form.
+    pub fn decode(s: &str) -> Option<SessionId> {
+        if s.len() != 11 {
+            return None;
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(s).ok()?;
+        let arr: [u8; 8] = bytes.try_into().ok()?;
+        Some(SessionId(u64::from_le_bytes(arr)))
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.encode())
+    }
+}
+
+/// Encodes 8 random bytes as an 11-character base64url body, the shape of group names.
+pub fn random_body(bytes: [u8; 8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_id_round_trips_through_usr_form() {
+        let uid = UserId(0x0123_4567_89ab_cdef);
+        let s = uid.usr();
+        assert_eq!(s.len(), 14);
+        assert_eq!(UserId::parse_usr(&s), Some(uid));
+        assert_eq!(UserId::parse_usr("usrshort"), None);
+        assert_eq!(UserId::parse_usr("grpAAAAAAAAAAA"), None);
+    }
+
+    #[test]
+    fn session_id_carries_its_shard() {
+        let sid = SessionId::new(ShardId(3), 77);
+        assert_eq!(sid.shard(), ShardId(3));
+        assert_eq!(SessionId::decode(&sid.encode()), Some(sid));
+    }
+}

@@ -1,0 +1,25 @@
+//! coretalk: a thread-per-core chat server speaking the Tinode client protocol.
+//!
+//! Modules in reading order, lowest layer first (imports point down only; see ARCHITECTURE.md):
+//! - `ids`, `access`: identifiers, access modes and auth levels (leaves).
+//! - `proto`: wire types, JSON codec, ctrl outcome table, timestamps.
+//! - `config`: the typed configuration tree.
+//! - `stats`: per-shard counters.
+//! - `routing`: what sessions and topics tell each other through the runtime.
+//! - `store`: persistence boundary and the embedded redb store with its group-commit writer.
+//! - `auth`: API keys, tokens, password hashing off the executors.
+//! - `session`, `topic`: the runtime-free protocol state machines.
+//! - `shard`: the pinned executors, their tables, the cross-core mesh.
+//! - `transport`: HTTP and WebSocket on the shard's sockets.
+//! - `server`: wiring and lifecycle.
+
+pub mod access;
+pub mod ids;
+pub mod proto;
+pub mod config;
+pub mod stats;
+pub mod routing;
+pub mod store;
+pub mod auth;
+pub mod session;
+pub mod topic;

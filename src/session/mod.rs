@@ -1,0 +1,228 @@
+//! The session state machine: one per client connection (or, in a cluster, per proxied
+//! client), runtime-free. It gates and validates client messages and turns them into outputs:
+//! direct replies, requests routed to topics, and authentication work for the shard.
+//!
+//! A session never reads the clock (time is an argument), never touches a socket and never
+//! talks to a topic directly: it emits [`SessionOut::Route`] and learns about attachments from
+//! [`SessionEvent`]s. Transport state (sockets, buffers, timers) lives with the transport.
+
+mod dispatch;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use crate::access::AuthLevel;
+use crate::ids::{SessionId, UnixMillis, UserId};
+use crate::proto::client::RawJson;
+use crate::proto::{encode, Outcome, ServerMsg};
+use crate::routing::{SessionEvent, TopicRequest};
+
+/// How the client is connected. Transport-specific state is not here: it lives with the
+/// transport that owns the connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionKind {
+    WebSocket,
+    LongPoll,
+    Grpc,
+    /// At a topic's home node: stands in for a client session of another node.
+    Proxy { node: String },
+    /// At a topic's home node: carries all traffic of one (topic, remote node) pair.
+    Multiplex { node: String },
+}
+
+/// Where a session is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Connected, no `{hi}` yet.
+    New,
+    /// `{hi}` accepted.
+    Versioned,
+    /// Being torn down: input is refused, output discarded.
+    Terminating,
+}
+
+/// Attachment state of one topic, keyed by routing name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubState {
+    /// A `{sub}` is on its way to the topic.
+    Joining,
+    /// The topic confirmed the attachment.
+    Attached,
+}
+
+/// Limits and handshake parameters shared by every session of a server.
+#[derive(Clone, Debug)]
+pub struct SessionLimits {
+    /// `params` of the first `{hi}` reply (ver, build, maxMessageSize, ...).
+    pub hi_params: serde_json::Value,
+    /// Most topics one session may be attached to or joining.
+    pub max_subscriptions: usize,
+}
+
+/// Everything a session needs from its caller for one step.
+pub struct SessionCx<'a> {
+    pub now: UnixMillis,
+    /// Fresh randomness from the caller (new group names), so the core stays deterministic.
+    pub entropy: u64,
+    pub limits: &'a SessionLimits,
+    pub out: &'a mut Vec<SessionOut>,
+}
+
+/// An account creation request (`{acc user:"new…"}`), carried out by the shard: the password
+/// hash runs off the executors and the records are written durably before the reply.
+#[derive(Debug)]
+pub struct AccountRequest {
+    pub id: Option<String>,
+    pub scheme: String,
+    pub secret: Vec<u8>,
+    pub login: bool,
+    pub tags: Vec<String>,
+    pub public: Option<RawJson>,
+    pub private: Option<RawJson>,
+    pub auth_defacs: Option<String>,
+    pub anon_defacs: Option<String>,
+}
+
+/// What a session step produces.
+#[derive(Debug)]
+pub enum SessionOut {
+    /// A frame for this session's client.
+    Send(Bytes),
+    /// A request for the topic with this routing name.
+    Route { topic: String, req: TopicRequest },
+    /// Authenticate with `scheme` (`basic`, `token`); the shard answers with
+    /// [`Session::authenticated`] or an error reply.
+    Login { id: Option<String>, scheme: String, secret: Vec<u8> },
+    /// Create an account.
+    CreateAccount(AccountRequest),
+}
+
+/// The protocol state of one client session.
+#[derive(Debug)]
+pub struct Session {
+    pub sid: SessionId,
+    pub kind: SessionKind,
+    /// Remote address for logs and stats.
+    pub remote: String,
+    pub created: UnixMillis,
+    /// Time of the last client message.
+    pub last_action: UnixMillis,
+    pub(crate) lifecycle: Lifecycle,
+    /// Client protocol version, `major<<16 | minor<<8 | patch`.
+    pub(crate) ver: u32,
+    pub(crate) ua: String,
+    pub(crate) lang: String,
+    pub(crate) platform: String,
+    pub(crate) background: bool,
+    /// Set once authenticated; fixed for the session's life (there is no logout).
+    pub(crate) user: Option<(UserId, AuthLevel)>,
+    /// A login or account creation is in progress; further ones wait for its answer.
+    pub(crate) auth_pending: bool,
+    /// Topics by routing name.
+    pub(crate) subs: HashMap<String, SubState>,
+}
+
+impl Session {
+    /// A fresh session of `kind`.
+    pub fn new(sid: SessionId, kind: SessionKind, remote: String, now: UnixMillis) -> Session {
+        Session {
+            sid,
+            kind,
+            remote,
+            created: now,
+            last_action: now,
+            lifecycle: Lifecycle::New,
+            ver: 0,
+            ua: String::new(),
+            lang: String::new(),
+            platform: String::new(),
+            background: false,
+            user: None,
+            auth_pending: false,
+            subs: HashMap::new(),
+        }
+    }
+
+    /// The authenticated user and level.
+    pub fn user(&self) -> Option<(UserId, AuthLevel)> {
+        self.user
+    }
+
+    /// Where the session is in its life.
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.lifecycle
+    }
+
+    /// The user agent from `{hi}`.
+    pub fn user_agent(&self) -> &str {
+        &self.ua
+    }
+
+    /// Topics (routing names) the session is attached to or joining.
+    pub fn topics(&self) -> impl Iterator<Item = &str> {
+        self.subs.keys().map(String::as_str)
+    }
+
+    /// Number of topics attached or joining.
+    pub fn n_subscriptions(&self) -> usize {
+        self.subs.len()
+    }
+
+    /// Marks the session authenticated (after a successful login or account creation).
+    pub fn authenticated(&mut self, uid: UserId, level: AuthLevel) {
+        self.user = Some((uid, level));
+        self.auth_pending = false;
+    }
+
+    /// An authentication attempt finished without authenticating.
+    pub fn auth_finished(&mut self) {
+        self.auth_pending = false;
+    }
+
+    /// The reply to an undecodable frame: `{ctrl 400 "malformed"}` without id or topic.
+    pub fn malformed(&self, now: UnixMillis, out: &mut Vec<SessionOut>) {
+        out.push(SessionOut::Send(encode(&Outcome::Malformed.ctrl(None, None, now).msg())));
+    }
+
+    /// Applies an event from a topic.
+    pub fn handle_event(&mut self, ev: SessionEvent, out: &mut Vec<SessionOut>) {
+        match ev {
+            SessionEvent::Frames(frames) => {
+                if self.lifecycle != Lifecycle::Terminating {
+                    out.extend(frames.into_iter().map(SessionOut::Send));
+                }
+            }
+            SessionEvent::Attached { topic } => {
+                if self.lifecycle == Lifecycle::Terminating {
+                    // Attached after the session started ending: undo it.
+                    out.push(SessionOut::Route {
+                        topic,
+                        req: TopicRequest::Detach { sid: self.sid },
+                    });
+                } else {
+                    self.subs.insert(topic, SubState::Attached);
+                }
+            }
+            SessionEvent::Detached { topic } => {
+                self.subs.remove(&topic);
+            }
+        }
+    }
+
+    /// Starts termination: returns a silent detach for every topic attached or joining.
+    /// Later input is refused and later output dropped.
+    pub fn terminate(&mut self, out: &mut Vec<SessionOut>) {
+        self.lifecycle = Lifecycle::Terminating;
+        for (topic, _) in self.subs.drain() {
+            out.push(SessionOut::Route { topic, req: TopicRequest::Detach { sid: self.sid } });
+        }
+    }
+
+    /// A reply frame for this session.
+    pub(crate) fn send(&self, msg: &ServerMsg, out: &mut Vec<SessionOut>) {
+        out.push(SessionOut::Send(encode(msg)));
+    }
+}

@@ -1,0 +1,186 @@
+//! The persistence boundary: record types, the [`Store`] trait, and the write-batch vocabulary.
+//!
+//! Reads are synchronous and cheap on warm data, so shards may call them inline. Writes are
+//! never performed on an executor: a shard submits a [`WriteBatch`] to the [`writer`] thread,
+//! which groups many batches into one durable transaction (one fsync) and reports completion
+//! through a callback. This module knows nothing about the wire protocol or the runtime.
+
+pub mod redb_store;
+pub mod writer;
+
+use crate::access::{AccessMode, AuthLevel, DefaultAccess};
+use crate::ids::{UnixMillis, UserId};
+
+pub use redb_store::RedbStore;
+pub use writer::{StoreWriter, WriterConfig};
+
+/// JSON text kept verbatim (public/private descriptions, message heads and contents).
+/// The store never parses it; the protocol layer embeds it as raw JSON.
+pub type JsonText = String;
+
+/// Account state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum UserState {
+    #[default]
+    Ok,
+    Suspended,
+    Deleted,
+}
+
+/// A user account.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub created: UnixMillis,
+    pub updated: UnixMillis,
+    pub state: UserState,
+    /// Default access given to others (used as `given` for P2P peers).
+    pub access: DefaultAccess,
+    pub public: Option<JsonText>,
+    pub trusted: Option<JsonText>,
+    pub tags: Vec<String>,
+    /// Last time the user went offline and the user agent of that session.
+    pub last_seen: Option<(UnixMillis, String)>,
+}
+
+/// An authentication record: one per (scheme, unique login).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuthRecord {
+    /// Globally unique key, e.g. `basic:alice`.
+    pub unique: String,
+    pub user: UserId,
+    pub scheme: String,
+    pub level: AuthLevel,
+    /// Scheme-specific secret, e.g. a bcrypt hash for `basic`.
+    pub secret: Vec<u8>,
+    pub expires: Option<UnixMillis>,
+}
+
+/// A persistent topic (group, p2p, channel, sys). `me` and `fnd` are never stored as topics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopicRecord {
+    /// Internal name (`grp…`, `p2p…`, `sys`).
+    pub name: String,
+    pub created: UnixMillis,
+    pub updated: UnixMillis,
+    pub owner: Option<UserId>,
+    pub access: DefaultAccess,
+    pub public: Option<JsonText>,
+    pub trusted: Option<JsonText>,
+    pub tags: Vec<String>,
+    /// True for channels (`nch…` creations).
+    pub is_chan: bool,
+    /// Delete-transaction counter (`clear`).
+    pub del_id: u64,
+}
+
+/// A user's subscription to a topic.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SubRecord {
+    pub topic: String,
+    pub user: UserId,
+    pub created: UnixMillis,
+    pub updated: UnixMillis,
+    /// Set when the subscription was deleted (kept to remember `given`, e.g. bans).
+    pub deleted: Option<UnixMillis>,
+    pub want: AccessMode,
+    pub given: AccessMode,
+    pub read: u64,
+    pub recv: u64,
+    /// The user's own delete id (soft deletes).
+    pub del_id: u64,
+    pub private: Option<JsonText>,
+}
+
+/// A stored `{data}` message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MessageRecord {
+    pub topic: String,
+    pub seq: u64,
+    pub ts: UnixMillis,
+    pub from: UserId,
+    pub head: Option<JsonText>,
+    pub content: JsonText,
+}
+
+/// A range query over message seq ids: `since` inclusive, `before` exclusive, newest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageQuery {
+    pub since: Option<u64>,
+    pub before: Option<u64>,
+    pub limit: usize,
+}
+
+/// The newest message of a topic: its seq and timestamp (`touched`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LastMessage {
+    pub seq: u64,
+    pub ts: UnixMillis,
+}
+
+/// One mutation. Several form a [`WriteBatch`] that is applied atomically.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WriteOp {
+    /// Insert a user; fails with [`StoreError::Conflict`] if the id exists.
+    CreateUser(UserRecord),
+    /// Insert or replace a user.
+    PutUser(UserRecord),
+    /// Insert an auth record; fails with [`StoreError::Conflict`] if `unique` exists.
+    CreateAuth(AuthRecord),
+    /// Insert or replace an auth record.
+    PutAuth(AuthRecord),
+    /// Insert a topic; fails with [`StoreError::Conflict`] if the name exists.
+    CreateTopic(TopicRecord),
+    /// Insert or replace a topic.
+    PutTopic(TopicRecord),
+    /// Insert or replace a subscription (also indexes it by user).
+    PutSub(SubRecord),
+    /// Remove a subscription row entirely.
+    DeleteSub { topic: String, user: UserId },
+    /// Raise the read/recv markers of a subscription (never lowers them; recv ≥ read).
+    /// Missing subscription: no-op.
+    Markers { topic: String, user: UserId, read: u64, recv: u64 },
+    /// Append a message. Fails with [`StoreError::Conflict`] if (topic, seq) exists.
+    AppendMessage(MessageRecord),
+}
+
+/// Ops applied atomically, all or none. Preconditions (conflicts) are checked before any op of
+/// the batch is applied.
+pub type WriteBatch = Vec<WriteOp>;
+
+/// Errors at the persistence boundary.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness precondition failed (duplicate login, existing user id or topic name).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The backing database failed (I/O, corruption); the message is for the log.
+    #[error("storage failure: {0}")]
+    Backend(String),
+    /// The writer thread has stopped (server shutting down).
+    #[error("store writer stopped")]
+    Stopped,
+}
+
+/// Synchronous access to persistent state. Implementations are shared by every shard and the
+/// writer thread, hence `Send + Sync`.
+pub trait Store: Send + Sync + 'static {
+    fn user(&self, uid: UserId) -> Result<Option<UserRecord>, StoreError>;
+    fn auth(&self, unique: &str) -> Result<Option<AuthRecord>, StoreError>;
+    /// Auth records of a user (all schemes).
+    fn auths_of_user(&self, uid: UserId) -> Result<Vec<AuthRecord>, StoreError>;
+    fn topic(&self, name: &str) -> Result<Option<TopicRecord>, StoreError>;
+    fn sub(&self, topic: &str, uid: UserId) -> Result<Option<SubRecord>, StoreError>;
+    /// Every subscription of a topic, including deleted ones.
+    fn subs_of_topic(&self, topic: &str) -> Result<Vec<SubRecord>, StoreError>;
+    /// Every subscription of a user, including deleted ones.
+    fn subs_of_user(&self, uid: UserId) -> Result<Vec<SubRecord>, StoreError>;
+    /// Messages matching the query, newest first.
+    fn messages(&self, topic: &str, q: MessageQuery) -> Result<Vec<MessageRecord>, StoreError>;
+    /// The newest message of a topic, if any.
+    fn last_message(&self, topic: &str) -> Result<Option<LastMessage>, StoreError>;
+    /// Applies many batches in ONE durable transaction. Returns one result per batch: a batch
+    /// whose precondition fails is skipped (`Err`), the others commit. A backend failure fails
+    /// every batch.
+    fn apply(&self, batches: &[WriteBatch]) -> Vec<Result<(), StoreError>>;
+}

@@ -1,0 +1,437 @@
+//! Attaching and detaching sessions: `{sub}` (including group creation), `{leave}` with and
+//! without `unsub`, silent detach of ended sessions, and the `on`/`off` presence they cause.
+//!
+//! Reply order follows the reference: `{ctrl 200}` first, then the `{meta}`/`{data}` parts the
+//! `get` asked for. A join that creates a record replies only after the record is durable.
+
+use crate::access::{AccessMode, AuthLevel, DefaultAccess};
+use crate::ids::{SessionId, UserId};
+use crate::proto::client::{GetQuery, SetQuery};
+use crate::proto::server::{Pres, ServerMsg};
+use crate::proto::{encode, Outcome};
+use crate::routing::{CreateSpec, Requester, SessionEvent};
+use crate::store::{StoreError, SubRecord, TopicRecord, WriteOp};
+use crate::topic::{Attachment, Member, Pending, Topic, TopicCx, TopicKind, TopicOut};
+
+/// The parts of a `{sub}` request.
+pub(crate) struct JoinArgs {
+    pub(crate) req: Requester,
+    pub(crate) id: Option<String>,
+    pub(crate) as_seen: String,
+    pub(crate) create: Option<CreateSpec>,
+    pub(crate) set: Option<SetQuery>,
+    pub(crate) get: Option<GetQuery>,
+    pub(crate) ua: String,
+}
+
+/// A join waiting for its subscription (and maybe topic) to be durable.
+#[derive(Debug)]
+pub(crate) struct PendingJoin {
+    req: Requester,
+    id: Option<String>,
+    /// Name in replies: the new `grp…` name for creations, else what the client sent.
+    as_seen: String,
+    get: Option<GetQuery>,
+    tmpname: Option<String>,
+    /// The subscription is new or its mode changed: report `params.acs`.
+    acs_changed: bool,
+}
+
+impl Topic {
+    pub(crate) fn on_join(&mut self, a: JoinArgs, cx: &mut TopicCx<'_>) {
+        let _ = &a.ua;
+        if self.attached.contains_key(&a.req.sid) {
+            let msg = Outcome::AlreadySubscribed.ctrl(a.id.as_deref(), Some(&a.as_seen), cx.now).msg();
+            self.reply(a.req.sid, &msg, cx);
+            return;
+        }
+        match self.kind {
+            TopicKind::Me(uid) => {
+                if uid != a.req.uid {
+                    self.reply_err(&a.req, Outcome::PermissionDenied, a.id.as_deref(), &a.as_seen, cx);
+                    return;
+                }
+                let p = PendingJoin {
+                    req: a.req,
+                    id: a.id,
+                    as_seen: a.as_seen,
+                    get: a.get,
+                    tmpname: None,
+                    acs_changed: false,
+                };
+                self.complete_join(p, cx);
+            }
+            TopicKind::Group => {
+                if let Some(spec) = a.create {
+                    self.create_group(a.req, a.id, spec, a.set, a.get, cx);
+                } else {
+                    self.join_group(a.req, a.id, a.as_seen, a.set, a.get, cx);
+                }
+            }
+        }
+    }
+
+    fn create_group(
+        &mut self,
+        req: Requester,
+        id: Option<String>,
+        spec: CreateSpec,
+        set: Option<SetQuery>,
+        get: Option<GetQuery>,
+        cx: &mut TopicCx<'_>,
+    ) {
+        let now = cx.now;
+        let (mut access, mut public, mut private, mut want) = (
+            DefaultAccess {
+                auth: if spec.is_chan {
+                    AccessMode(AccessMode::READ | AccessMode::WRITE | AccessMode::PRES | AccessMode::SHARE)
+                } else {
+                    AccessMode::PUBLIC
+                },
+                anon: AccessMode::NONE,
+            },
+            None,
+            None,
+            AccessMode::OWNER_FULL,
+        );
+        let mut tags = Vec::new();
+        if let Some(set) = set {
+            if let Some(desc) = set.desc {
+                if desc.trusted.is_some() && req.level != AuthLevel::Root {
+                    self.broken = true;
+                    self.reply_err(&req, Outcome::PermissionDenied, id.as_deref(), &spec.tmpname, cx);
+                    return;
+                }
+                if let Some(d) = desc.defacs {
+                    match parse_defacs(d.auth.as_deref(), d.anon.as_deref(), access) {
+                        Some(acc) => access = acc,
+                        None => {
+                            self.broken = true;
+                            self.reply_err(&req, Outcome::Malformed, id.as_deref(), &spec.tmpname, cx);
+                            return;
+                        }
+                    }
+                }
+                public = desc.public.map(|r| r.get().to_owned());
+                private = desc.private.map(|r| r.get().to_owned());
+            }
+            if let Some(mode) = set.sub.and_then(|s| s.mode) {
+                match AccessMode::parse(&mode) {
+                    Ok(Some(m)) => want = m.with(AccessMode::JOIN | AccessMode::OWNER),
+                    Ok(None) => {}
+                    Err(_) => {
+                        self.broken = true;
+                        self.reply_err(&req, Outcome::Malformed, id.as_deref(), &spec.tmpname, cx);
+                        return;
+                    }
+                }
+            }
+            if let Some(t) = set.tags {
+                tags = normalize_tags(t);
+            }
+        }
+        let rec = TopicRecord {
+            name: self.name.clone(),
+            created: now,
+            updated: now,
+            owner: Some(req.uid),
+            access,
+            public,
+            trusted: None,
+            tags,
+            is_chan: spec.is_chan,
+            del_id: 0,
+        };
+        let sub = SubRecord {
+            topic: self.name.clone(),
+            user: req.uid,
+            created: now,
+            updated: now,
+            deleted: None,
+            want,
+            given: AccessMode::OWNER_FULL,
+            read: 0,
+            recv: 0,
+            del_id: 0,
+            private,
+        };
+        self.rec = Some(rec.clone());
+        self.members.insert(req.uid, Member { sub: sub.clone(), online: 0 });
+        let pending = PendingJoin {
+            req,
+            id,
+            as_seen: self.name.clone(),
+            get,
+            tmpname: Some(spec.tmpname),
+            acs_changed: true,
+        };
+        self.persist(vec![WriteOp::CreateTopic(rec), WriteOp::PutSub(sub)], Pending::Join(pending), cx);
+    }
+
+    fn join_group(
+        &mut self,
+        req: Requester,
+        id: Option<String>,
+        as_seen: String,
+        set: Option<SetQuery>,
+        get: Option<GetQuery>,
+        cx: &mut TopicCx<'_>,
+    ) {
+        let Some(rec) = &self.rec else {
+            self.reply_err(&req, Outcome::TopicNotFound, id.as_deref(), &as_seen, cx);
+            return;
+        };
+        let is_chan_name = as_seen.starts_with("chn");
+        if is_chan_name && !rec.is_chan {
+            self.reply_err(&req, Outcome::NotFound, id.as_deref(), &as_seen, cx);
+            return;
+        }
+        let requested_want = match set.as_ref().and_then(|s| s.sub.as_ref()).and_then(|s| s.mode.as_deref()) {
+            Some(m) => match AccessMode::parse(m) {
+                Ok(w) => w,
+                Err(_) => {
+                    self.reply_err(&req, Outcome::Malformed, id.as_deref(), &as_seen, cx);
+                    return;
+                }
+            },
+            None => None,
+        };
+        let private = set.and_then(|s| s.desc).and_then(|d| d.private).map(|r| r.get().to_owned());
+        let default_given = self.default_given(req.level);
+        let now = cx.now;
+        let existing = self.members.get(&req.uid).cloned();
+        let (sub, changed) = match existing {
+            Some(m) if m.is_active() => {
+                let mut sub = m.sub.clone();
+                let mut changed = false;
+                if let Some(w) = requested_want {
+                    let w = if sub.given.has(AccessMode::OWNER) { w.with(AccessMode::JOIN | AccessMode::OWNER) } else { w.without(AccessMode::OWNER) };
+                    if w != sub.want {
+                        sub.want = w;
+                        changed = true;
+                    }
+                }
+                if private.is_some() && private != sub.private {
+                    sub.private = private;
+                    changed = true;
+                }
+                if changed {
+                    sub.updated = now;
+                }
+                (sub, changed)
+            }
+            previous => {
+                let active = self.members.values().filter(|m| m.is_active()).count();
+                if active >= cx.limits.max_subscriber_count {
+                    self.reply_err(&req, Outcome::PolicyViolation, id.as_deref(), &as_seen, cx);
+                    return;
+                }
+                // A deleted subscription keeps its `given`, so a ban survives re-subscribing.
+                let given = previous.as_ref().map(|m| m.sub.given).unwrap_or(default_given);
+                let want = requested_want.unwrap_or(given).without(AccessMode::OWNER);
+                let sub = SubRecord {
+                    topic: self.name.clone(),
+                    user: req.uid,
+                    created: previous.as_ref().map(|m| m.sub.created).unwrap_or(now),
+                    updated: now,
+                    deleted: None,
+                    want,
+                    given,
+                    read: previous.as_ref().map(|m| m.sub.read).unwrap_or(0),
+                    recv: previous.as_ref().map(|m| m.sub.recv).unwrap_or(0),
+                    del_id: previous.as_ref().map(|m| m.sub.del_id).unwrap_or(0),
+                    private,
+                };
+                (sub, true)
+            }
+        };
+        if !sub.given.has(AccessMode::JOIN) {
+            self.reply_err(&req, Outcome::PermissionDenied, id.as_deref(), &as_seen, cx);
+            return;
+        }
+        let self_banned = !sub.want.has(AccessMode::JOIN);
+        let online = self.members.get(&req.uid).map(|m| m.online).unwrap_or(0);
+        self.members.insert(req.uid, Member { sub: sub.clone(), online });
+        let pending = PendingJoin { req, id, as_seen, get, tmpname: None, acs_changed: changed };
+        if changed {
+            self.persist(vec![WriteOp::PutSub(sub)], Pending::Join(pending), cx);
+        } else if self_banned {
+            let msg = Outcome::Ok.ctrl(pending.id.as_deref(), Some(&pending.as_seen), cx.now).msg();
+            self.reply(pending.req.sid, &msg, cx);
+            cx.out.push(TopicOut::ToSession {
+                sid: pending.req.sid,
+                ev: SessionEvent::Detached { topic: self.name.clone() },
+            });
+        } else {
+            self.complete_join(pending, cx);
+        }
+    }
+
+    pub(crate) fn join_persisted(&mut self, p: PendingJoin, res: Result<(), StoreError>, cx: &mut TopicCx<'_>) {
+        if let Err(e) = res {
+            log::error!("topic {}: join of {} not persisted: {e}", self.name, p.req.uid);
+            let as_seen = p.tmpname.clone().unwrap_or(p.as_seen.clone());
+            if p.tmpname.is_some() {
+                self.broken = true;
+            }
+            self.reply_err(&p.req, Outcome::InternalError, p.id.as_deref(), &as_seen, cx);
+            return;
+        }
+        let want_join = self.members.get(&p.req.uid).is_none_or(|m| m.sub.want.has(AccessMode::JOIN));
+        if !want_join {
+            // Self-ban: the subscription is saved but the session does not attach.
+            let mut msg = Outcome::Ok.ctrl(p.id.as_deref(), Some(&p.as_seen), cx.now);
+            if let Some(m) = self.members.get(&p.req.uid) {
+                msg = msg.param("acs", serde_json::to_value(Topic::access_out(&m.sub)).unwrap_or_default());
+            }
+            self.reply(p.req.sid, &msg.msg(), cx);
+            cx.out.push(TopicOut::ToSession { sid: p.req.sid, ev: SessionEvent::Detached { topic: self.name.clone() } });
+            return;
+        }
+        self.complete_join(p, cx);
+    }
+
+    /// Attaches the session and sends the reply sequence.
+    fn complete_join(&mut self, p: PendingJoin, cx: &mut TopicCx<'_>) {
+        let uid = p.req.uid;
+        self.attached.insert(p.req.sid, Attachment { uid });
+        cx.out.push(TopicOut::ToSession { sid: p.req.sid, ev: SessionEvent::Attached { topic: self.name.clone() } });
+        let mut ctrl = Outcome::Ok.ctrl(p.id.as_deref(), Some(&p.as_seen), cx.now);
+        if let Some(tmp) = &p.tmpname {
+            if let Some(rec) = &self.rec {
+                ctrl = ctrl.ts(rec.created);
+            }
+            ctrl = ctrl.param("tmpname", tmp.as_str());
+        }
+        if p.acs_changed {
+            if let Some(m) = self.members.get(&uid) {
+                ctrl = ctrl.param("acs", serde_json::to_value(Topic::access_out(&m.sub)).unwrap_or_default());
+            }
+        }
+        let mut frames = vec![encode(&ctrl.msg())];
+        if let Some(get) = &p.get {
+            self.get_frames(&p.req, p.id.as_deref(), &p.as_seen, get, &mut frames, cx);
+        }
+        self.send(p.req.sid, frames, cx);
+        let first = match self.members.get_mut(&uid) {
+            Some(m) => {
+                m.online += 1;
+                m.online == 1
+            }
+            None => false,
+        };
+        if first && self.kind == TopicKind::Group {
+            self.announce(uid, "on", cx);
+        }
+    }
+
+    /// `{pres on|off}` about `uid` to other users' attached sessions that have P.
+    fn announce(&self, uid: UserId, what: &'static str, cx: &mut TopicCx<'_>) {
+        let batches = self.recipients(AccessMode::PRES, None, |u| u != uid);
+        if batches.is_empty() {
+            return;
+        }
+        let frame = encode(&ServerMsg::Pres(Pres {
+            topic: self.name.clone(),
+            src: Some(uid.usr()),
+            what,
+            ..Pres::default()
+        }));
+        self.deliver(frame, batches, cx);
+    }
+
+    /// Removes one session; announces `off` if it was the user's last.
+    fn remove_session(&mut self, sid: SessionId, cx: &mut TopicCx<'_>) -> Option<UserId> {
+        let a = self.attached.remove(&sid)?;
+        let last = match self.members.get_mut(&a.uid) {
+            Some(m) => {
+                m.online = m.online.saturating_sub(1);
+                m.online == 0
+            }
+            None => false,
+        };
+        if last && self.kind == TopicKind::Group {
+            self.announce(a.uid, "off", cx);
+        }
+        Some(a.uid)
+    }
+
+    pub(crate) fn detach(&mut self, sid: SessionId, cx: &mut TopicCx<'_>) {
+        self.remove_session(sid, cx);
+        // A join still waiting for its write must not attach a session that has gone.
+        self.pending.retain(|_, p| !matches!(p, Pending::Join(j) if j.req.sid == sid));
+    }
+
+    pub(crate) fn on_leave(&mut self, req: Requester, id: Option<String>, as_seen: String, unsub: bool, cx: &mut TopicCx<'_>) {
+        if !self.attached.contains_key(&req.sid) {
+            let outcome = if unsub { Outcome::AttachFirst } else { Outcome::NotJoined };
+            self.reply_err(&req, outcome, id.as_deref(), &as_seen, cx);
+            return;
+        }
+        if unsub {
+            let is_owner = self.rec.as_ref().is_some_and(|r| r.owner == Some(req.uid));
+            if matches!(self.kind, TopicKind::Me(_)) || is_owner {
+                let msg = Outcome::PermissionDenied.ctrl(id.as_deref(), Some(&as_seen), cx.now).msg();
+                self.reply(req.sid, &msg, cx);
+                return;
+            }
+        }
+        self.remove_session(req.sid, cx);
+        let msg = Outcome::Ok.ctrl(id.as_deref(), Some(&as_seen), cx.now).msg();
+        self.reply(req.sid, &msg, cx);
+        cx.out.push(TopicOut::ToSession { sid: req.sid, ev: SessionEvent::Detached { topic: self.name.clone() } });
+        if !unsub {
+            return;
+        }
+        let now = cx.now;
+        let Some(m) = self.members.get_mut(&req.uid) else { return };
+        m.sub.deleted = Some(now);
+        m.sub.updated = now;
+        let sub = m.sub.clone();
+        cx.out.push(TopicOut::Write { batch: vec![WriteOp::PutSub(sub)] });
+        // Every other session of the user attached here is evicted.
+        let others: Vec<SessionId> =
+            self.attached.iter().filter(|(_, a)| a.uid == req.uid).map(|(sid, _)| *sid).collect();
+        for sid in others {
+            self.remove_session(sid, cx);
+            let frame = encode(&Outcome::Evicted.ctrl(None, Some(&as_seen), now).param("unsub", true).msg());
+            self.send(sid, vec![frame], cx);
+            cx.out.push(TopicOut::ToSession { sid, ev: SessionEvent::Detached { topic: self.name.clone() } });
+        }
+    }
+}
+
+/// Parses `defacs` strings over a base; `None` if either is invalid or asks for O.
+fn parse_defacs(auth: Option<&str>, anon: Option<&str>, base: DefaultAccess) -> Option<DefaultAccess> {
+    let mut out = base;
+    if let Some(s) = auth {
+        if let Some(m) = AccessMode::parse(s).ok()? {
+            if m.has(AccessMode::OWNER) {
+                return None;
+            }
+            out.auth = m;
+        }
+    }
+    if let Some(s) = anon {
+        if let Some(m) = AccessMode::parse(s).ok()? {
+            if m.has(AccessMode::OWNER) {
+                return None;
+            }
+            out.anon = m;
+        }
+    }
+    Some(out)
+}
+
+/// Tag normalisation: trimmed, lowercased, 2..=96 characters, de-duplicated, sorted, at most 16.
+pub(crate) fn normalize_tags(tags: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = tags
+        .into_iter()
+        .map(|t| t.trim().to_lowercase())
+        .filter(|t| (2..=96).contains(&t.chars().count()))
+        .collect();
+    out.sort();
+    out.dedup();
+    out.truncate(16);
+    out
+}

@@ -1,0 +1,317 @@
+//! The topic state machine, runtime-free: one per loaded topic, owned by the topic's home
+//! shard. It takes [`TopicRequest`]s and `now`, reads the store inline when it must, and
+//! returns [`TopicOut`]s: frames for sessions, per-shard fan-out batches, presence for users'
+//! `me` topics, and store writes whose completion comes back through [`Topic::handle_persisted`].
+//!
+//! A topic never reads the clock, never spawns, never touches a socket, and never talks to a
+//! session directly. Writes it needs acknowledged are emitted as [`TopicOut::Persist`] and the
+//! dependent replies wait for the completion, so nothing is acknowledged before it is durable.
+
+mod fanout;
+mod join;
+mod meta;
+mod publish;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use crate::access::{AccessMode, AuthLevel};
+use crate::ids::{SessionId, ShardId, UnixMillis, UserId};
+use crate::proto::server::AccessOut;
+use crate::proto::{encode, Outcome, ServerMsg};
+use crate::routing::{Requester, SessionEvent, TopicRequest};
+use crate::store::{Store, StoreError, SubRecord, TopicRecord, UserRecord, WriteBatch};
+
+pub use fanout::group_by_shard;
+
+/// What kind of topic this is, from its routing name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TopicKind {
+    /// A user's `me` topic (`usr…`).
+    Me(UserId),
+    /// A group or channel (`grp…`).
+    Group,
+}
+
+impl TopicKind {
+    /// Classifies a routing name; `None` for kinds this server does not host.
+    pub fn of(name: &str) -> Option<TopicKind> {
+        if let Some(uid) = UserId::parse_usr(name) {
+            return Some(TopicKind::Me(uid));
+        }
+        if name.starts_with("grp") && name.len() > 3 {
+            return Some(TopicKind::Group);
+        }
+        None
+    }
+}
+
+/// Limits a topic applies.
+#[derive(Clone, Debug)]
+pub struct TopicLimits {
+    pub max_history: usize,
+    pub max_subscriber_count: usize,
+}
+
+/// Everything a topic needs from its caller for one step.
+pub struct TopicCx<'a> {
+    pub now: UnixMillis,
+    pub store: &'a dyn Store,
+    pub limits: &'a TopicLimits,
+    pub out: &'a mut Vec<TopicOut>,
+}
+
+/// What a topic step produces.
+#[derive(Debug)]
+pub enum TopicOut {
+    /// An event for one session.
+    ToSession { sid: SessionId, ev: SessionEvent },
+    /// One shared frame for many sessions, already grouped by destination shard.
+    Deliver { frame: Bytes, batches: Vec<(ShardId, Vec<SessionId>)> },
+    /// One shared `{pres}` frame for the `me` topics of many users; each user's sessions in
+    /// the list are attached to the source topic and are skipped.
+    UserPres { frame: Bytes, targets: Vec<(UserId, Vec<SessionId>)> },
+    /// A durable write; the runtime calls [`Topic::handle_persisted`] with `token` when done.
+    Persist { token: u64, batch: WriteBatch },
+    /// A write nobody waits for (read markers); failures are only logged.
+    Write { batch: WriteBatch },
+}
+
+/// A subscriber of this topic and how many of its sessions are attached.
+#[derive(Clone, Debug)]
+pub(crate) struct Member {
+    pub(crate) sub: SubRecord,
+    /// Attached sessions of this user.
+    pub(crate) online: u32,
+}
+
+impl Member {
+    pub(crate) fn mode(&self) -> AccessMode {
+        self.sub.want.and(self.sub.given)
+    }
+
+    pub(crate) fn is_active(&self) -> bool {
+        self.sub.deleted.is_none()
+    }
+}
+
+/// A session attached to this topic.
+#[derive(Clone, Debug)]
+pub(crate) struct Attachment {
+    pub(crate) uid: UserId,
+}
+
+/// Work waiting for a durable write.
+#[derive(Debug)]
+pub(crate) enum Pending {
+    Join(join::PendingJoin),
+    Publish(publish::PendingPublish),
+}
+
+/// One loaded topic.
+#[derive(Debug)]
+pub struct Topic {
+    pub(crate) name: String,
+    pub(crate) kind: TopicKind,
+    pub(crate) n_shards: usize,
+    /// The stored record (groups); `None` for `me` and for a group being created.
+    pub(crate) rec: Option<TopicRecord>,
+    /// The user record (`me` topics).
+    pub(crate) user: Option<UserRecord>,
+    /// Last assigned message seq (may run ahead of the store while writes are in flight).
+    pub(crate) seq: u64,
+    /// Time of the last message.
+    pub(crate) touched: Option<UnixMillis>,
+    pub(crate) members: HashMap<UserId, Member>,
+    pub(crate) attached: HashMap<SessionId, Attachment>,
+    pub(crate) pending: HashMap<u64, Pending>,
+    next_token: u64,
+    /// Set when a creation failed to persist: the topic only waits to be unloaded.
+    pub(crate) broken: bool,
+}
+
+impl Topic {
+    fn empty(name: &str, kind: TopicKind, n_shards: usize) -> Topic {
+        Topic {
+            name: name.to_owned(),
+            kind,
+            n_shards,
+            rec: None,
+            user: None,
+            seq: 0,
+            touched: None,
+            members: HashMap::new(),
+            attached: HashMap::new(),
+            pending: HashMap::new(),
+            next_token: 1,
+            broken: false,
+        }
+    }
+
+    /// A group about to be created by a `{sub new…}`; the join fills it in.
+    pub fn new_group(name: &str, n_shards: usize) -> Topic {
+        Topic::empty(name, TopicKind::Group, n_shards)
+    }
+
+    /// Loads a topic from the store. `Ok(None)`: no such topic (or not a kind hosted here).
+    pub fn load(name: &str, store: &dyn Store, n_shards: usize) -> Result<Option<Topic>, StoreError> {
+        let Some(kind) = TopicKind::of(name) else { return Ok(None) };
+        let mut topic = Topic::empty(name, kind, n_shards);
+        match kind {
+            TopicKind::Me(uid) => {
+                let Some(user) = store.user(uid)? else { return Ok(None) };
+                topic.user = Some(user);
+            }
+            TopicKind::Group => {
+                let Some(rec) = store.topic(name)? else { return Ok(None) };
+                topic.rec = Some(rec);
+                for sub in store.subs_of_topic(name)? {
+                    topic.members.insert(sub.user, Member { sub, online: 0 });
+                }
+                if let Some(last) = store.last_message(name)? {
+                    topic.seq = last.seq;
+                    topic.touched = Some(last.ts);
+                }
+            }
+        }
+        Ok(Some(topic))
+    }
+
+    /// The routing name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Number of attached sessions.
+    pub fn n_attached(&self) -> usize {
+        self.attached.len()
+    }
+
+    /// True when nothing keeps the topic loaded: no attached session, no write in flight.
+    pub fn is_idle(&self) -> bool {
+        self.attached.is_empty() && self.pending.is_empty()
+    }
+
+    /// Handles one request.
+    pub fn handle(&mut self, req: TopicRequest, cx: &mut TopicCx<'_>) {
+        if self.broken {
+            if let Some(r) = req.requester() {
+                let r = r.clone();
+                self.reply_err(&r, Outcome::Locked, None, &self.name.clone(), cx);
+            }
+            return;
+        }
+        match req {
+            TopicRequest::Join { req, id, as_seen, create, set, get, ua } => {
+                self.on_join(join::JoinArgs { req, id, as_seen, create, set, get, ua }, cx)
+            }
+            TopicRequest::Leave { req, id, as_seen, unsub } => self.on_leave(req, id, as_seen, unsub, cx),
+            TopicRequest::Detach { sid } => self.detach(sid, cx),
+            TopicRequest::Publish { req, id, as_seen, noecho, head, content } => {
+                self.on_publish(publish::PublishArgs { req, id, as_seen, noecho, head, content }, cx)
+            }
+            TopicRequest::Get { req, id, as_seen, query } => self.on_get(req, id, as_seen, query, cx),
+            TopicRequest::Note { req, as_seen, what, seq, event, payload } => {
+                self.on_note(req, as_seen, what, seq, event, payload, cx)
+            }
+            TopicRequest::UserPres { frame, skip } => self.on_user_pres(frame, skip, cx),
+        }
+    }
+
+    /// A durable write emitted as [`TopicOut::Persist`] finished.
+    pub fn handle_persisted(&mut self, token: u64, res: Result<(), StoreError>, cx: &mut TopicCx<'_>) {
+        match self.pending.remove(&token) {
+            Some(Pending::Join(p)) => self.join_persisted(p, res, cx),
+            Some(Pending::Publish(p)) => self.publish_persisted(p, res, cx),
+            None => {}
+        }
+    }
+
+    /// Queues a durable write and remembers what waits for it.
+    pub(crate) fn persist(&mut self, batch: WriteBatch, pending: Pending, cx: &mut TopicCx<'_>) {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.pending.insert(token, pending);
+        cx.out.push(TopicOut::Persist { token, batch });
+    }
+
+    /// Sends frames to one session.
+    pub(crate) fn send(&self, sid: SessionId, frames: Vec<Bytes>, cx: &mut TopicCx<'_>) {
+        cx.out.push(TopicOut::ToSession { sid, ev: SessionEvent::Frames(frames) });
+    }
+
+    /// Replies with an error and tells the session it is not attached (when it thought it was
+    /// joining or attached).
+    pub(crate) fn reply_err(
+        &self,
+        req: &Requester,
+        outcome: Outcome,
+        id: Option<&str>,
+        as_seen: &str,
+        cx: &mut TopicCx<'_>,
+    ) {
+        let frame = encode(&outcome.ctrl(id, Some(as_seen), cx.now).msg());
+        self.send(req.sid, vec![frame], cx);
+        if !self.attached.contains_key(&req.sid) {
+            cx.out.push(TopicOut::ToSession {
+                sid: req.sid,
+                ev: SessionEvent::Detached { topic: self.name.clone() },
+            });
+        }
+    }
+
+    /// A reply that does not change attachment.
+    pub(crate) fn reply(&self, sid: SessionId, msg: &ServerMsg, cx: &mut TopicCx<'_>) {
+        self.send(sid, vec![encode(msg)], cx);
+    }
+
+    /// Attached sessions (excluding `skip`) whose user's mode has all of `need`, grouped by
+    /// shard, with an optional filter on the user.
+    pub(crate) fn recipients(
+        &self,
+        need: u8,
+        skip: Option<SessionId>,
+        user_filter: impl Fn(UserId) -> bool,
+    ) -> Vec<(ShardId, Vec<SessionId>)> {
+        let sids = self.attached.iter().filter_map(|(sid, a)| {
+            if Some(*sid) == skip || !user_filter(a.uid) {
+                return None;
+            }
+            let ok = match self.kind {
+                TopicKind::Me(_) => true,
+                TopicKind::Group => self.members.get(&a.uid).is_some_and(|m| m.mode().has(need)),
+            };
+            ok.then_some(*sid)
+        });
+        group_by_shard(sids, self.n_shards)
+    }
+
+    /// Sends one frame to the given batches (no-op when empty).
+    pub(crate) fn deliver(&self, frame: Bytes, batches: Vec<(ShardId, Vec<SessionId>)>, cx: &mut TopicCx<'_>) {
+        if !batches.is_empty() {
+            cx.out.push(TopicOut::Deliver { frame, batches });
+        }
+    }
+
+    /// Default access for a new subscriber of `level`.
+    pub(crate) fn default_given(&self, level: AuthLevel) -> AccessMode {
+        let Some(rec) = &self.rec else { return AccessMode::NONE };
+        match level {
+            AuthLevel::Anon => rec.access.anon,
+            AuthLevel::Root => AccessMode::OWNER_FULL.without(AccessMode::OWNER),
+            _ => rec.access.auth,
+        }
+    }
+
+    /// `{want, given, mode}` of a subscription.
+    pub(crate) fn access_out(sub: &SubRecord) -> AccessOut {
+        AccessOut {
+            want: sub.want.to_string(),
+            given: sub.given.to_string(),
+            mode: sub.want.and(sub.given).to_string(),
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Publishing and notes: `{pub}` (seq assignment, durable append, then ack and fan-out),
+//! `{note}` turned into `{info}`, and `{pres msg}` for members not attached to the topic.
+//!
+//! The `{data}` frame is serialized once and shared by every recipient on every shard.
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use crate::access::AccessMode;
+use crate::ids::{SessionId, UserId};
+use crate::proto::client::RawJson;
+use crate::proto::server::{raw, Data, Info, Pres, ServerMsg, Ts};
+use crate::proto::{encode, Outcome};
+use crate::routing::Requester;
+use crate::store::{MessageRecord, StoreError, WriteOp};
+use crate::topic::{group_by_shard, Pending, Topic, TopicCx, TopicKind, TopicOut};
+
+/// The parts of a `{pub}`.
+pub(crate) struct PublishArgs {
+    pub(crate) req: Requester,
+    pub(crate) id: Option<String>,
+    pub(crate) as_seen: String,
+    pub(crate) noecho: bool,
+    pub(crate) head: Option<Map<String, Value>>,
+    pub(crate) content: RawJson,
+}
+
+/// A message waiting to be durable before it is acknowledged and delivered.
+#[derive(Debug)]
+pub(crate) struct PendingPublish {
+    req: Requester,
+    id: Option<String>,
+    as_seen: String,
+    noecho: bool,
+    seq: u64,
+    frame: Bytes,
+}
+
+impl Topic {
+    pub(crate) fn on_publish(&mut self, a: PublishArgs, cx: &mut TopicCx<'_>) {
+        let id = a.id.as_deref();
+        if !self.attached.contains_key(&a.req.sid) {
+            self.reply_err(&a.req, Outcome::AttachFirst, id, &a.as_seen, cx);
+            return;
+        }
+        let allowed = match self.kind {
+            TopicKind::Group => self.members.get(&a.req.uid).is_some_and(|m| m.mode().has(AccessMode::WRITE)),
+            TopicKind::Me(_) => false,
+        };
+        if !allowed {
+            let msg = Outcome::PermissionDenied.ctrl(id, Some(&a.as_seen), cx.now).msg();
+            self.reply(a.req.sid, &msg, cx);
+            return;
+        }
+        let mut head = a.head.unwrap_or_default();
+        // Only the server sets `sender` (root acting on behalf of another user).
+        head.remove("sender");
+        let head_text = (!head.is_empty()).then(|| Value::Object(head).to_string());
+        let seq = self.seq + 1;
+        self.seq = seq;
+        self.touched = Some(cx.now);
+        let record = MessageRecord {
+            topic: self.name.clone(),
+            seq,
+            ts: cx.now,
+            from: a.req.uid,
+            head: head_text.clone(),
+            content: a.content.get().to_owned(),
+        };
+        let frame = encode(&ServerMsg::Data(Data {
+            topic: a.as_seen.clone(),
+            from: Some(a.req.uid.usr()),
+            ts: Ts(cx.now),
+            seq,
+            head: head_text.as_deref().map(raw),
+            content: a.content,
+        }));
+        if let Some(m) = self.members.get_mut(&a.req.uid) {
+            m.sub.read = m.sub.read.max(seq);
+            m.sub.recv = m.sub.recv.max(seq);
+        }
+        let batch = vec![
+            WriteOp::AppendMessage(record),
+            WriteOp::Markers { topic: self.name.clone(), user: a.req.uid, read: seq, recv: seq },
+        ];
+        let pending = PendingPublish { req: a.req, id: a.id, as_seen: a.as_seen, noecho: a.noecho, seq, frame };
+        self.persist(batch, Pending::Publish(pending), cx);
+    }
+
+    pub(crate) fn publish_persisted(&mut self, p: PendingPublish, res: Result<(), StoreError>, cx: &mut TopicCx<'_>) {
+        if let Err(e) = res {
+            log::error!("topic {}: message {} not persisted: {e}", self.name, p.seq);
+            let msg = Outcome::InternalError.ctrl(p.id.as_deref(), Some(&p.as_seen), cx.now).msg();
+            self.reply(p.req.sid, &msg, cx);
+            return;
+        }
+        if let Some(id) = p.id.as_deref() {
+            let ack = Outcome::Accepted.ctrl(Some(id), Some(&p.as_seen), cx.now).param("seq", p.seq).msg();
+            self.reply(p.req.sid, &ack, cx);
+        }
+        self.notify_unattached(p.seq, p.req.uid, cx);
+        let skip = p.noecho.then_some(p.req.sid);
+        let batches = self.recipients(AccessMode::READ, skip, |_| true);
+        self.deliver(p.frame, batches, cx);
+    }
+
+    /// `{pres topic:"me" src what:"msg" seq act}` to every member with R and P, for their
+    /// sessions that are not attached here.
+    fn notify_unattached(&self, seq: u64, actor: UserId, cx: &mut TopicCx<'_>) {
+        let mut targets: Vec<(UserId, Vec<SessionId>)> = Vec::new();
+        for (uid, m) in &self.members {
+            if !m.is_active() || !m.mode().has(AccessMode::READ | AccessMode::PRES) {
+                continue;
+            }
+            let skip: Vec<SessionId> = if m.online == 0 {
+                Vec::new()
+            } else {
+                self.attached.iter().filter(|(_, a)| a.uid == *uid).map(|(sid, _)| *sid).collect()
+            };
+            targets.push((*uid, skip));
+        }
+        if targets.is_empty() {
+            return;
+        }
+        let frame = encode(&ServerMsg::Pres(Pres {
+            topic: "me".into(),
+            src: Some(self.name.clone()),
+            what: "msg",
+            seq,
+            act: Some(actor.usr()),
+            ..Pres::default()
+        }));
+        cx.out.push(TopicOut::UserPres { frame, targets });
+    }
+
+    /// A `me` topic shows a user-level `{pres}` on its sessions except those in `skip`.
+    pub(crate) fn on_user_pres(&self, frame: Bytes, skip: Vec<SessionId>, cx: &mut TopicCx<'_>) {
+        let sids = self.attached.keys().copied().filter(|sid| !skip.contains(sid));
+        let batches = group_by_shard(sids, self.n_shards);
+        self.deliver(frame, batches, cx);
+    }
+
+    #[allow(clippy::too_many_arguments)] // One argument per field of the note.
+    pub(crate) fn on_note(
+        &mut self,
+        req: Requester,
+        as_seen: String,
+        what: String,
+        seq: u64,
+        event: Option<String>,
+        payload: Option<RawJson>,
+        cx: &mut TopicCx<'_>,
+    ) {
+        if !self.attached.contains_key(&req.sid) {
+            let msg = Outcome::AttachFirst.ctrl(None, Some(&as_seen), cx.now).msg();
+            self.reply(req.sid, &msg, cx);
+            return;
+        }
+        if self.kind != TopicKind::Group {
+            return;
+        }
+        let Some(member) = self.members.get_mut(&req.uid) else { return };
+        let mode = member.mode();
+        let what_static: &'static str = match what.as_str() {
+            "kp" | "kpa" | "kpv" => {
+                if !mode.has(AccessMode::WRITE) {
+                    return;
+                }
+                match what.as_str() {
+                    "kp" => "kp",
+                    "kpa" => "kpa",
+                    _ => "kpv",
+                }
+            }
+            "read" | "recv" => {
+                if !mode.has(AccessMode::READ) || seq == 0 || seq > self.seq {
+                    return;
+                }
+                let sub = &mut member.sub;
+                if what == "read" {
+                    if seq <= sub.read {
+                        return;
+                    }
+                    sub.read = seq;
+                    sub.recv = sub.recv.max(seq);
+                } else {
+                    if seq <= sub.recv {
+                        return;
+                    }
+                    sub.recv = seq;
+                }
+                let batch = vec![WriteOp::Markers { topic: self.name.clone(), user: req.uid, read: sub.read, recv: sub.recv }];
+                cx.out.push(TopicOut::Write { batch });
+                if what == "read" {
+                    "read"
+                } else {
+                    "recv"
+                }
+            }
+            "data" => {
+                if !mode.has(AccessMode::WRITE) {
+                    return;
+                }
+                "data"
+            }
+            _ => return,
+        };
+        let typing = what_static.starts_with("kp");
+        let frame = encode(&ServerMsg::Info(Info {
+            topic: as_seen,
+            src: None,
+            from: req.uid.usr(),
+            what: what_static.to_owned(),
+            seq,
+            event: if what_static == "data" { event } else { None },
+            payload: if what_static == "data" { payload } else { None },
+        }));
+        let sender = req.uid;
+        // Typing indicators never go to the same user's other sessions; receipts do.
+        let batches = self.recipients(AccessMode::READ, Some(req.sid), |u| !typing || u != sender);
+        self.deliver(frame, batches, cx);
+    }
+}
+
+/// A `{data}` frame for a stored message, as `as_seen` names the topic.
+pub(crate) fn data_frame(as_seen: &str, rec: &MessageRecord) -> Bytes {
+    encode(&ServerMsg::Data(Data {
+        topic: as_seen.to_owned(),
+        from: Some(rec.from.usr()),
+        ts: Ts(rec.ts),
+        seq: rec.seq,
+        head: rec.head.as_deref().map(raw),
+        content: raw(&rec.content),
+    }))
+}
+
