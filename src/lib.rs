@@ -23,3 +23,6 @@ pub mod store;
 pub mod auth;
 pub mod session;
 pub mod topic;
+pub mod shard;
+pub mod transport;
+pub mod server;

@@ -183,12 +183,20 @@ impl Session {
             return;
         }
         let scheme = m.scheme.as_deref().unwrap_or("").to_ascii_lowercase();
-        let Some(secret) = decode_secret(m.secret.as_deref()) else {
-            self.reply(Outcome::Malformed, id, None, cx);
-            return;
+        // Invalid base64 makes the whole frame malformed; a missing secret is only an error for
+        // the schemes that need one, so an unknown scheme is reported as such.
+        let secret = match m.secret.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => match decode_secret(Some(s)) {
+                Some(secret) => Some(secret),
+                None => return self.reply(Outcome::Malformed, id, None, cx),
+            },
         };
         match scheme.as_str() {
             "basic" | "token" => {
+                let Some(secret) = secret else {
+                    return self.reply(Outcome::Malformed, id, None, cx);
+                };
                 self.auth_pending = true;
                 cx.out.push(SessionOut::Login { id: m.id, scheme, secret });
             }

@@ -1,0 +1,205 @@
+//! Wiring and lifecycle: opens the store, starts the writer and hash threads, builds the mesh,
+//! starts one pinned executor per shard with its SO_REUSEPORT listener, announces the address,
+//! and on SIGINT/SIGTERM stops the shards and drains the writer so nothing acknowledged is lost.
+//!
+//! The only module that imports every layer; only `main` imports it.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use base64::Engine as _;
+use glommio::{LocalExecutorBuilder, Placement};
+use socket2::{Domain, Socket, Type};
+
+use crate::auth::apikey::ApiKeyChecker;
+use crate::auth::hasher::HashPool;
+use crate::auth::keys::load_or_create_token_key;
+use crate::auth::token::TokenIssuer;
+use crate::config::Config;
+use crate::ids::ShardId;
+use crate::shard::{self, mesh, local, ShardCtx, ShardInit};
+use crate::stats::ShardStats;
+use crate::store::{RedbStore, Store, StoreWriter, WriterConfig};
+
+/// Protocol version reported in `{hi}`.
+pub const PROTOCOL_VERSION: &str = "0.25";
+
+/// Creates a listening socket with SO_REUSEPORT so every shard can bind the same port.
+fn reuseport_socket(addr: SocketAddr, backlog: Option<i32>) -> std::io::Result<Socket> {
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    sock.set_reuse_address(true)?;
+    sock.set_reuse_port(true)?;
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    if let Some(b) = backlog {
+        sock.listen(b)?;
+    }
+    Ok(sock)
+}
+
+/// The `params` of the first `{hi}` reply.
+fn hi_params(cfg: &Config) -> serde_json::Value {
+    serde_json::json!({
+        "ver": PROTOCOL_VERSION,
+        "build": format!("coretalk:{}", env!("CARGO_PKG_VERSION")),
+        "maxMessageSize": cfg.session.max_message_size,
+        "maxSubscriberCount": cfg.topic.max_subscriber_count,
+        "minTagLength": 2,
+        "maxTagLength": 96,
+        "maxTagCount": cfg.topic.max_tag_count,
+        "maxFileUploadSize": 0,
+        "msgDelAge": cfg.topic.msg_delete_age_secs as f64,
+    })
+}
+
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: plain libc calls on a zeroed, locally owned signal set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_signal(set: &libc::sigset_t) -> i32 {
+    let mut sig = 0;
+    // SAFETY: `set` was initialised by `block_signals`; sigwait writes one int.
+    unsafe { libc::sigwait(set, &mut sig) };
+    sig
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(cfg: Config) -> anyhow::Result<()> {
+    cfg.validate()?;
+    let cfg = Arc::new(cfg);
+    let data_dir = cfg.store.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(&data_dir, cfg.store.durable)?);
+    let (writer, writer_join) = StoreWriter::spawn(
+        store.clone(),
+        WriterConfig { max_batch_ops: cfg.store.max_batch_ops, queue_capacity: cfg.store.queue_capacity },
+    )?;
+    let (hasher, hasher_join) = HashPool::spawn(cfg.auth.hash_threads, cfg.auth.hash_queue);
+    let token_key = if cfg.auth.token_key.is_empty() {
+        load_or_create_token_key(&data_dir).context("token key")?
+    } else {
+        base64::engine::general_purpose::STANDARD
+            .decode(cfg.auth.token_key.trim())
+            .map_err(|e| anyhow!("auth.token_key is not standard base64: {e}"))?
+    };
+    if token_key.len() < 32 {
+        return Err(anyhow!("auth.token_key must be at least 32 bytes"));
+    }
+    let tokens = TokenIssuer::new(token_key, cfg.auth.token_serial, cfg.auth.token_lifetime_secs);
+    let api_keys = Arc::new(ApiKeyChecker::from_base64(&cfg.api.key_salt).ok_or_else(|| anyhow!("api.key_salt is not standard base64"))?);
+
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let n = if cfg.runtime.shards > 0 { cfg.runtime.shards } else { cores.len().max(1) };
+    let addr = cfg
+        .listen
+        .addr
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve listen address {}", cfg.listen.addr))?
+        .next()
+        .ok_or_else(|| anyhow!("listen address {} resolves to nothing", cfg.listen.addr))?;
+    // Holds the port (port 0 resolves here) until every shard has bound it too.
+    let placeholder = reuseport_socket(addr, None).with_context(|| format!("cannot bind {addr}"))?;
+    let addr: SocketAddr = placeholder
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| anyhow!("listener has no inet address"))?;
+
+    let sigset = block_signals();
+    let (links, services) = mesh::build(n, cfg.mesh.queue_capacity);
+    let all_stats: Arc<Vec<Arc<ShardStats>>> = Arc::new((0..n).map(|_| Arc::new(ShardStats::default())).collect());
+    let params = hi_params(&cfg);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let mut handles = Vec::with_capacity(n);
+    for (i, link) in links.into_iter().enumerate() {
+        let placement = if cfg.runtime.pin && !cores.is_empty() {
+            Placement::Fixed(cores[(cfg.runtime.first_core + i) % cores.len()].id)
+        } else {
+            Placement::Unbound
+        };
+        let init = ShardInit {
+            id: ShardId(i as u16),
+            n_shards: n,
+            cfg: cfg.clone(),
+            link,
+            service: services[i].clone(),
+            store: store.clone(),
+            writer: writer.clone(),
+            hasher: hasher.clone(),
+            tokens: tokens.clone(),
+            api_keys: api_keys.clone(),
+            stats: all_stats[i].clone(),
+            all_stats: all_stats.clone(),
+            hi_params: params.clone(),
+        };
+        let ready = ready_tx.clone();
+        let backlog = cfg.listen.backlog;
+        let shard_cfg = (*cfg).clone();
+        let builder = LocalExecutorBuilder::new(placement)
+            .name(&format!("coretalk-shard-{i}"))
+            .io_memory(cfg.runtime.io_memory_kib << 10)
+            .spin_before_park(Duration::from_micros(cfg.runtime.spin_before_park_us));
+        let handle = builder
+            .spawn(move || async move {
+                let listener = match reuseport_socket(addr, Some(backlog)) {
+                    // SAFETY: the fd comes from a socket we own and hand over exactly once.
+                    Ok(s) => unsafe { glommio::net::TcpListener::from_raw_fd(s.into_raw_fd()) },
+                    Err(e) => {
+                        let _ = ready.send(Err(format!("shard {i}: cannot listen on {addr}: {e}")));
+                        return;
+                    }
+                };
+                local::install(ShardCtx::new(init));
+                shard::spawn_tasks();
+                glommio::spawn_local(crate::transport::serve(listener, Rc::new(shard_cfg))).detach();
+                let _ = ready.send(Ok(()));
+                shard::run_tasks().await;
+                drop(local::uninstall());
+            })
+            .map_err(|e| anyhow!("cannot start shard {i}: {e}"))?;
+        handles.push(handle);
+    }
+    drop(ready_tx);
+    for _ in 0..n {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(anyhow!(e)),
+            Err(_) => return Err(anyhow!("a shard exited during start-up")),
+        }
+    }
+    drop(placeholder);
+    log::info!("{n} shards, data in {}", data_dir.display());
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "coretalk listening on {addr}");
+        let _ = out.flush();
+    }
+
+    let sig = wait_signal(&sigset);
+    log::info!("signal {sig}: shutting down");
+    for s in &services {
+        let _ = s.send(mesh::Envelope::Shutdown);
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    drop(services);
+    drop(writer);
+    drop(hasher);
+    writer_join.join()?;
+    hasher_join.join();
+    log::info!("stopped cleanly");
+    Ok(())
+}

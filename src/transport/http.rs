@@ -1,0 +1,182 @@
+//! Minimal HTTP/1.1 for the edge: reading one request head with httparse, the API key lookup
+//! the reference server uses, and small JSON responses in the protocol's `{ctrl}` shape.
+//!
+//! Only what the endpoints need: no keep-alive for plain HTTP responses (each answer closes the
+//! connection), no request bodies beyond what WebSocket upgrades and status pages use.
+
+use std::time::Duration;
+
+use futures_util::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+
+use crate::ids::UnixMillis;
+use crate::proto::time::rfc3339;
+
+/// A parsed request head.
+#[derive(Debug, Default)]
+pub struct RequestHead {
+    pub method: String,
+    /// Path without the query string.
+    pub path: String,
+    /// Raw query string (after `?`), possibly empty.
+    pub query: String,
+    /// Headers with lowercased names.
+    pub headers: Vec<(String, String)>,
+}
+
+impl RequestHead {
+    /// The first header named `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// A query parameter, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k == name).then(|| percent_decode(v))
+        })
+    }
+
+    /// The API key as the reference looks it up: header, then query, then cookie.
+    pub fn api_key(&self) -> Option<String> {
+        if let Some(v) = self.header("x-tinode-apikey") {
+            return Some(v.trim().to_owned());
+        }
+        if let Some(v) = self.query_param("apikey") {
+            return Some(v);
+        }
+        let cookies = self.header("cookie")?;
+        cookies.split(';').find_map(|c| {
+            let (k, v) = c.trim().split_once('=')?;
+            (k == "apikey").then(|| v.to_owned())
+        })
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Why a request head could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum HeadError {
+    #[error("connection closed before a complete request head")]
+    Closed,
+    #[error("request head larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("invalid request head: {0}")]
+    Invalid(String),
+    #[error("i/o: {0}")]
+    Io(String),
+}
+
+/// Reads one request head; returns it and any bytes read past it.
+pub async fn read_head(stream: &mut TcpStream, max: usize, timeout: Duration) -> Result<(RequestHead, Vec<u8>), HeadError> {
+    let _ = stream.set_read_timeout(Some(timeout));
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    loop {
+        let n = stream.read(&mut chunk).await.map_err(|e| HeadError::Io(e.to_string()))?;
+        if n == 0 {
+            return Err(HeadError::Closed);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(&buf) {
+            Ok(httparse::Status::Complete(len)) => {
+                let target = req.path.unwrap_or("/");
+                let (path, query) = target.split_once('?').unwrap_or((target, ""));
+                let head = RequestHead {
+                    method: req.method.unwrap_or("").to_owned(),
+                    path: path.to_owned(),
+                    query: query.to_owned(),
+                    headers: req
+                        .headers
+                        .iter()
+                        .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
+                        .collect(),
+                };
+                let _ = stream.set_read_timeout(None);
+                return Ok((head, buf[len..].to_vec()));
+            }
+            Ok(httparse::Status::Partial) => {
+                if buf.len() > max {
+                    return Err(HeadError::TooLarge(max));
+                }
+            }
+            Err(e) => return Err(HeadError::Invalid(e.to_string())),
+        }
+    }
+}
+
+/// The JSON body of a `{ctrl}` error at the HTTP level.
+pub fn ctrl_body(code: u16, text: &str, now: UnixMillis) -> String {
+    serde_json::json!({ "ctrl": { "code": code, "text": text, "ts": rfc3339(now) } }).to_string()
+}
+
+/// Writes a complete response and closes the write side.
+pub async fn respond(stream: &mut TcpStream, status: u16, reason: &str, content_type: &str, body: &str) {
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-cache, no-store, must-revalidate\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    let _ = stream.write_all(&out).await;
+    let _ = stream.flush().await;
+    let _ = stream.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_key_from_header_query_or_cookie() {
+        let mut h = RequestHead { query: "a=1&apikey=AQ%2DB&x".into(), ..RequestHead::default() };
+        assert_eq!(h.api_key().as_deref(), Some("AQ-B"));
+        h.headers.push(("x-tinode-apikey".into(), " K ".into()));
+        assert_eq!(h.api_key().as_deref(), Some("K"));
+        let c = RequestHead { headers: vec![("cookie".into(), "a=b; apikey=C".into())], ..RequestHead::default() };
+        assert_eq!(c.api_key().as_deref(), Some("C"));
+        assert_eq!(RequestHead::default().api_key(), None);
+    }
+
+    #[test]
+    fn percent_decoding_tolerates_garbage() {
+        assert_eq!(percent_decode("a%20b"), "a b");
+        assert_eq!(percent_decode("%"), "%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+        assert_eq!(percent_decode("%4"), "%4");
+    }
+}

@@ -1,0 +1,481 @@
+// Test harness for the coretalk end-to-end suite.
+//
+// Starts one coretalk server per test file (each `node --test` file runs in its own process) and
+// drives it with the official Tinode JS SDK (npm `tinode-sdk`) over WebSocket, exactly as a browser
+// client would. Node 20 has no WebSocket/XMLHttpRequest/indexedDB, so the SDK gets `ws`, `xhr2` and
+// a tiny indexedDB stub (with `persist: false` the SDK only calls `indexedDB.deleteDatabase()`).
+//
+// Environment:
+//   CORETALK_BIN   server binary (default <repo>/target/debug/coretalk)
+//   E2E_TRACE=1    print every wire frame (SDK "in:"/"out:" log lines) live
+//   E2E_KEEP=1     keep the server's temp dir (data + log) even when all tests pass
+
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { test, before, after } from 'node:test';
+
+import WebSocket from 'ws';
+import XMLHttpRequest from 'xhr2';
+import sdk from 'tinode-sdk';
+
+export const { Tinode, AccessMode, Drafty } = sdk;
+
+export const API_KEY = 'AQEAAAABAAD_rAp4DJh05a1HAwFT3A6K';
+export const DEFAULT_TIMEOUT_MS = 5000;
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REPO_ROOT = path.resolve(HERE, '..', '..');
+const SERVER_BIN = process.env.CORETALK_BIN || path.join(REPO_ROOT, 'target', 'debug', 'coretalk');
+const STARTUP_TIMEOUT_MS = 20000;
+const KILL_GRACE_MS = 3000;
+const TRACE_LIVE = !!process.env.E2E_TRACE;
+const TRACE_KEEP = 400; // wire lines kept for the failure dump
+
+// ---------------------------------------------------------------------------------------------------
+// SDK environment
+
+// Minimal indexedDB stand-in: with persist:false the SDK only deletes its database once.
+const fakeIndexedDB = {
+  open() {
+    throw new Error('indexedDB.open() is not available in the e2e harness (use persist:false)');
+  },
+  deleteDatabase() {
+    const req = {};
+    setTimeout(() => {
+      if (req.onsuccess) req.onsuccess({ target: req });
+    }, 0);
+    return req;
+  },
+};
+
+Tinode.setNetworkProviders(WebSocket, XMLHttpRequest);
+Tinode.setDatabaseProvider(fakeIndexedDB);
+
+// ---------------------------------------------------------------------------------------------------
+// Small utilities
+
+/** Random lowercase suffix for unique logins/tags within one run. */
+export function randomSuffix(bytes = 4) {
+  return randomBytes(bytes).toString('hex');
+}
+
+/** A login name that is unique per run: letters/digits only (basic-auth login policy). */
+export function uniqueLogin(base) {
+  return `${base}${randomSuffix()}`;
+}
+
+/** Resolve after `ms` milliseconds (used only to let already-queued SDK callbacks run). */
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Let already-arrived frames be processed: the SDK handles {meta}/{data}/{pres}/{info} in a
+ * setTimeout(0) while {ctrl} settles promises immediately, so after a request's promise resolves the
+ * frames that preceded its {ctrl} may still be queued.
+ */
+export function flush() {
+  return sleep(25);
+}
+
+/**
+ * Poll `predicate` until it returns a truthy value; resolve with that value. Rejects with a clear
+ * message after `timeoutMs`.
+ */
+export async function waitFor(predicate, what = 'condition', timeoutMs = DEFAULT_TIMEOUT_MS) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let value;
+    try {
+      value = await predicate();
+    } catch (err) {
+      value = undefined;
+      if (Date.now() >= deadline) throw err;
+    }
+    if (value) return value;
+    if (Date.now() >= deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+    }
+    await sleep(10);
+  }
+}
+
+/** Reject if `promise` does not settle within `timeoutMs`. */
+export function withTimeout(promise, what, timeoutMs = DEFAULT_TIMEOUT_MS) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)),
+      timeoutMs,
+    );
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Record every call of `target[handlerName]` (e.g. topic.onData, me.onPres, tinode.onMetaMessage)
+ * into the returned array, keeping any previously installed handler. Calls without arguments
+ * (the SDK calls onData() to mean "redraw") are not recorded.
+ */
+export function record(target, handlerName) {
+  const events = [];
+  const prev = target[handlerName];
+  target[handlerName] = function recorded(...args) {
+    if (args.length > 0 && args[0] !== undefined) {
+      events.push(args.length === 1 ? args[0] : args);
+    }
+    if (prev) return prev.apply(this, args);
+    return undefined;
+  };
+  return events;
+}
+
+/** Wait until an element of `events` (from record()) matches `match`; resolve with it. */
+export function waitForEvent(events, match, what, timeoutMs = DEFAULT_TIMEOUT_MS) {
+  return waitFor(() => events.find(match), what, timeoutMs);
+}
+
+/**
+ * Await an SDK request that must be refused with `{ctrl code}`; returns the CommError.
+ */
+export async function expectCode(promise, code, what) {
+  let result;
+  try {
+    result = await promise;
+  } catch (err) {
+    if (err && err.code === code) return err;
+    throw new Error(
+      `${what}: expected rejection with code ${code}, got ${err && err.code !== undefined ? `code ${err.code}: ` : ''}${err && err.message ? err.message : err}`,
+    );
+  }
+  throw new Error(`${what}: expected rejection with code ${code}, but it succeeded: ${JSON.stringify(result)}`);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Server lifecycle
+
+let server = null; // { proc, port, host, dir, logPath, exited }
+let anyFailure = false;
+const wireTrace = []; // last TRACE_KEEP wire lines of all clients in this file
+
+function traceLine(line) {
+  wireTrace.push(line);
+  if (wireTrace.length > TRACE_KEEP) wireTrace.splice(0, wireTrace.length - TRACE_KEEP);
+  if (TRACE_LIVE) console.log(line);
+}
+
+function tailOf(file, lines = 60) {
+  try {
+    const text = fs.readFileSync(file, 'utf8');
+    const all = text.split('\n');
+    return all.slice(-lines).join('\n');
+  } catch (err) {
+    return `<cannot read ${file}: ${err.message}>`;
+  }
+}
+
+/**
+ * Start coretalk on an ephemeral port with a fresh data dir and config. Resolves with
+ * { port, host, dir, logPath } once it prints "coretalk listening on 127.0.0.1:PORT".
+ */
+export async function startServer() {
+  if (!fs.existsSync(SERVER_BIN)) {
+    throw new Error(`coretalk binary not found at ${SERVER_BIN} (build it or set CORETALK_BIN)`);
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coretalk-e2e-'));
+  const dataDir = path.join(dir, 'data');
+  const configPath = path.join(dir, 'coretalk.toml');
+  const logPath = path.join(dir, 'server.log');
+  fs.writeFileSync(configPath, '[auth]\nbcrypt_cost = 4\n');
+  const logFd = fs.openSync(logPath, 'a');
+
+  const args = ['--listen', '127.0.0.1:0', '--data', dataDir, '--shards', '2', '--config', configPath];
+  const proc = spawn(SERVER_BIN, args, { stdio: ['ignore', 'pipe', logFd] });
+  fs.closeSync(logFd); // the child holds its own copy
+
+  const state = { proc, dir, logPath, port: 0, host: '', exited: null };
+  proc.on('exit', (code, signal) => {
+    state.exited = { code, signal };
+  });
+  // Never leave a server behind if the test process dies.
+  const killOnExit = () => {
+    try {
+      proc.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  };
+  process.on('exit', killOnExit);
+  state.killOnExit = killOnExit;
+
+  const port = await new Promise((resolve, reject) => {
+    let done = false;
+    const finish = (err, value) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (err) reject(err);
+      else resolve(value);
+    };
+    const timer = setTimeout(() => {
+      finish(
+        new Error(
+          `coretalk did not print "coretalk listening on 127.0.0.1:PORT" within ${STARTUP_TIMEOUT_MS} ms.\n` +
+            `command: ${SERVER_BIN} ${args.join(' ')}\n--- stderr (${logPath}) ---\n${tailOf(logPath)}`,
+        ),
+      );
+    }, STARTUP_TIMEOUT_MS);
+    const rl = readline.createInterface({ input: proc.stdout });
+    rl.on('line', (line) => {
+      fs.appendFileSync(logPath, `[stdout] ${line}\n`);
+      const m = /coretalk listening on 127\.0\.0\.1:(\d+)/.exec(line);
+      if (m) finish(null, Number(m[1]));
+    });
+    proc.on('error', (err) => finish(new Error(`cannot start ${SERVER_BIN}: ${err.message}`)));
+    proc.on('exit', (code, signal) => {
+      // Give the stderr file a moment to be complete before reading it.
+      setTimeout(
+        () =>
+          finish(
+            new Error(
+              `coretalk exited before listening (code ${code}, signal ${signal}).\n` +
+                `command: ${SERVER_BIN} ${args.join(' ')}\n--- stderr (${logPath}) ---\n${tailOf(logPath)}`,
+            ),
+          ),
+        50,
+      );
+    });
+  });
+
+  state.port = port;
+  state.host = `127.0.0.1:${port}`;
+  server = state;
+  return state;
+}
+
+/** SIGTERM, then SIGKILL after 3 s. Removes the temp dir unless something failed or E2E_KEEP. */
+export async function stopServer() {
+  const s = server;
+  server = null;
+  if (!s) return;
+  if (!s.exited) {
+    const exited = new Promise((resolve) => s.proc.once('exit', resolve));
+    s.proc.kill('SIGTERM');
+    const timer = setTimeout(() => {
+      if (!s.exited) s.proc.kill('SIGKILL');
+    }, KILL_GRACE_MS);
+    await exited;
+    clearTimeout(timer);
+  }
+  process.removeListener('exit', s.killOnExit);
+  s.proc.stdout?.destroy();
+  if (anyFailure || process.env.E2E_KEEP) {
+    console.log(`# coretalk data and log kept in ${s.dir}`);
+  } else {
+    fs.rmSync(s.dir, { recursive: true, force: true });
+  }
+}
+
+/** Register before/after hooks that start and stop one server for this test file. */
+export function useServer() {
+  before(async () => {
+    await startServer();
+  });
+  after(async () => {
+    await disconnectAll();
+    await stopServer();
+  });
+}
+
+export function currentServer() {
+  if (!server) throw new Error('server not started: call useServer() at the top of the test file');
+  return server;
+}
+
+function dumpDiagnostics(name, err) {
+  anyFailure = true;
+  const parts = [`\n===== e2e failure in "${name}": ${err && err.stack ? err.stack : err}`];
+  if (server) {
+    if (server.exited) {
+      parts.push(`server process has EXITED: ${JSON.stringify(server.exited)}`);
+    }
+    parts.push(`----- server log tail (${server.logPath}) -----\n${tailOf(server.logPath)}`);
+  }
+  parts.push(`----- last ${Math.min(wireTrace.length, 120)} wire frames -----\n${wireTrace.slice(-120).join('\n')}`);
+  parts.push('===== end of diagnostics');
+  console.log(parts.join('\n'));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Clients
+
+const openClients = new Set();
+
+/**
+ * New SDK instance connected over WebSocket, resolved once the server answered {hi}.
+ * `label` tags its frames in the wire trace.
+ */
+export async function connect(label = 'client') {
+  const srv = currentServer();
+  const tn = new Tinode({
+    appName: 'e2e',
+    host: srv.host,
+    apiKey: API_KEY,
+    transport: 'ws',
+    secure: false,
+    persist: false,
+  });
+  tn.label = label;
+  // Capture the SDK's own log (every frame in and out) into the wire trace.
+  tn.logger = (str, ...args) => {
+    traceLine(`[${label}] ${str}${args.length ? ' ' + args.join(' ') : ''}`);
+  };
+  openClients.add(tn);
+
+  const ready = new Promise((resolve, reject) => {
+    tn.onConnect = () => resolve();
+    tn.onDisconnect = (err) =>
+      reject(new Error(`[${label}] disconnected before {hi} was answered: ${err && err.message ? err.message : err}`));
+  });
+  tn.connect().catch(() => {
+    /* reported through onDisconnect / timeout */
+  });
+  try {
+    await withTimeout(ready, `[${label}] WebSocket connect + reply to {hi}`);
+  } catch (err) {
+    tn.disconnect();
+    openClients.delete(tn);
+    throw err;
+  }
+  tn.onConnect = undefined;
+  tn.onDisconnect = undefined;
+  return tn;
+}
+
+/** Close one client (no auto-reconnect). */
+export function disconnect(tn) {
+  if (!tn) return;
+  openClients.delete(tn);
+  try {
+    tn.disconnect();
+  } catch {
+    /* ignore */
+  }
+}
+
+/** Close every client opened so far. */
+export async function disconnectAll() {
+  for (const tn of [...openClients]) disconnect(tn);
+  await sleep(20);
+}
+
+function authResult(tn, ctrl) {
+  const tok = tn.getAuthToken();
+  return { tn, ctrl, uid: ctrl?.params?.user, token: tok ? tok.token : undefined, expires: tok?.expires };
+}
+
+/**
+ * createAccountBasic(login, password, {public:{fn}}) with login:true on a new connection.
+ * Resolves with { tn, ctrl, uid, token, expires }.
+ */
+export async function signUp(login, password, publicName, { label = login, tags } = {}) {
+  const tn = await connect(label);
+  const params = { public: { fn: publicName } };
+  if (tags) params.tags = tags;
+  const ctrl = await tn.createAccountBasic(login, password, params);
+  return authResult(tn, ctrl);
+}
+
+/** loginBasic on a new connection. */
+export async function login(loginName, password, { label = loginName } = {}) {
+  const tn = await connect(label);
+  const ctrl = await tn.loginBasic(loginName, password);
+  return authResult(tn, ctrl);
+}
+
+/** loginToken on a new connection. */
+export async function loginToken(token, { label = 'token' } = {}) {
+  const tn = await connect(label);
+  const ctrl = await tn.loginToken(token);
+  return authResult(tn, ctrl);
+}
+
+/**
+ * Convenience for scenarios: sign up a fresh user with a unique login.
+ * Returns { tn, uid, token, login, password, name }.
+ */
+export async function newUser(name) {
+  const loginName = uniqueLogin(name.toLowerCase());
+  const password = `pw-${name}-${randomSuffix(3)}`;
+  const res = await signUp(loginName, password, name, { label: name });
+  if (!res.uid) throw new Error(`sign-up of ${loginName} returned no user id: ${JSON.stringify(res.ctrl)}`);
+  return { ...res, login: loginName, password, name };
+}
+
+/** Subscribe to `me` of `tn`, asking for desc and the subscription list. Returns the me topic. */
+export async function attachMe(tn) {
+  const me = tn.getMeTopic();
+  await me.subscribe(me.startMetaQuery().withDesc().withSub().build());
+  return me;
+}
+
+/**
+ * Ask `me` for the subscription list; resolves with the raw sub array ([] when the server answers
+ * 204 "no content"). The SDK resolves a {get} with the first {meta} or {ctrl} carrying its id.
+ */
+export async function fetchMeSubs(tn) {
+  const me = tn.getMeTopic();
+  const reply = await me.getMeta(me.startMetaQuery().withSub().build());
+  await flush();
+  if (reply && Array.isArray(reply.sub)) return reply.sub;
+  if (reply && reply.code === 204) return [];
+  throw new Error(`unexpected reply to {get me what:"sub"}: ${JSON.stringify(reply)}`);
+}
+
+/** Same for a group topic's member list. */
+export async function fetchTopicSubs(topic) {
+  const reply = await topic.getMeta(topic.startMetaQuery().withSub().build());
+  await flush();
+  if (reply && Array.isArray(reply.sub)) return reply.sub;
+  if (reply && reply.code === 204) return [];
+  throw new Error(`unexpected reply to {get ${topic.name} what:"sub"}: ${JSON.stringify(reply)}`);
+}
+
+/**
+ * Publish through the SDK's Topic.publish(). The SDK swallows {pub} errors (it only marks the message
+ * failed and resolves with undefined), so turn that into a test failure here.
+ */
+export async function publish(topic, content) {
+  const ctrl = await topic.publish(content);
+  if (!ctrl || ctrl.code !== 202 || !ctrl.params || !Number.isInteger(ctrl.params.seq)) {
+    throw new Error(
+      `publish to ${topic.name} failed: expected {ctrl 202 params:{seq}}, got ${JSON.stringify(ctrl)} (see wire trace)`,
+    );
+  }
+  return ctrl;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Scenario wrapper
+
+/**
+ * A top-level test that, on failure, prints the server log tail and the recent wire frames, and
+ * always closes the clients it opened.
+ */
+export function scenario(name, fn, { timeout = 60000 } = {}) {
+  return test(name, { timeout }, async (t) => {
+    try {
+      await fn(t);
+    } catch (err) {
+      dumpDiagnostics(name, err);
+      throw err;
+    } finally {
+      await disconnectAll();
+    }
+  });
+}
