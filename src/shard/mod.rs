@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::ids::{SessionId, ShardId, UnixMillis, UserId};
 use crate::proto::{decode, encode, Outcome};
 use crate::routing::{home_shard, me_topic, SessionEvent, TopicRequest};
-use crate::session::{Session, SessionCx, SessionKind, SessionLimits, SessionOut};
+use crate::session::{Session, SessionCx, SessionLimits, SessionOut};
 use crate::stats::ShardStats;
 use crate::store::{Store, StoreError, StoreWriter, WriteBatch};
 use crate::topic::{Topic, TopicCx, TopicLimits, TopicOut};
@@ -35,6 +35,8 @@ use crate::topic::{Topic, TopicCx, TopicLimits, TopicOut};
 pub use mesh::{Envelope, ServiceSender, ShardLink};
 pub use outbox::{CloseReason, Outbox};
 pub use tasks::{run_tasks, spawn_tasks};
+/// Session kinds, re-exported for transports (which do not import the session layer).
+pub use crate::session::SessionKind;
 
 /// Wall-clock now in milliseconds; the only clock read of the protocol path.
 pub fn now() -> UnixMillis {

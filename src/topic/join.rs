@@ -308,11 +308,8 @@ impl Topic {
                 ctrl = ctrl.param("acs", serde_json::to_value(Topic::access_out(&m.sub)).unwrap_or_default());
             }
         }
-        let mut frames = vec![encode(&ctrl.msg())];
-        if let Some(get) = &p.get {
-            self.get_frames(&p.req, p.id.as_deref(), &p.as_seen, get, &mut frames, cx);
-        }
-        self.send(p.req.sid, frames, cx);
+        // Counted online before the `get` part is answered: the session is attached, so
+        // `desc.online` and its own `sub.online` already include it.
         let first = match self.members.get_mut(&uid) {
             Some(m) => {
                 m.online += 1;
@@ -320,6 +317,11 @@ impl Topic {
             }
             None => false,
         };
+        let mut frames = vec![encode(&ctrl.msg())];
+        if let Some(get) = &p.get {
+            self.get_frames(&p.req, p.id.as_deref(), &p.as_seen, get, &mut frames, cx);
+        }
+        self.send(p.req.sid, frames, cx);
         if first && self.kind == TopicKind::Group {
             self.announce(uid, "on", cx);
         }

@@ -19,7 +19,7 @@ use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Message, Utf8Bytes};
 
 use crate::config::Config;
-use crate::session::SessionKind;
+use crate::shard::SessionKind;
 use crate::shard::local::with;
 use crate::shard::{now, CloseReason, Outbox};
 use crate::transport::http::{ctrl_body, respond, RequestHead};

@@ -114,4 +114,9 @@ scenario('group: create, join with default access, publish both ways, presence o
   const d3 = await waitForEvent(dataB, (d) => d.seq === 3, 'B: {data} seq 3');
   assert.equal(d3.from, a.uid);
   assert.equal(d3.content, 'A is back');
+
+  // The owner is told about the new member with {pres what:"acs"} (the SDK then fetches the member).
+  // Checked last so that the checks above still run.
+  await waitForEvent(presA, (p) => p.what === 'acs' && p.src === b.uid,
+    `A (owner): {pres topic:${grp} src:${b.uid} what:"acs"} for B's new subscription`);
 });

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, Rust unit/integration/tidy tests, bench smoke runs,
+# and the end-to-end tests with the official tinode-sdk under Node (npm packages installed here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo build (server binary for integration and SDK tests)"
+cargo build --workspace --bins
+
+step "cargo test (unit, integration, tidy, bench smoke)"
+cargo test --workspace --all-targets
+
+step "SDK end-to-end tests (tests/e2e, tinode-sdk under Node)"
+command -v node >/dev/null || { echo "node is required for the SDK tests (apt-get install nodejs npm)"; exit 1; }
+(
+  cd tests/e2e
+  npm ci --no-audit --no-fund --loglevel=error
+  CORETALK_BIN="$PWD/../../target/debug/coretalk" npm test
+)
+
+step "all tests passed"
