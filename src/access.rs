@@ -169,7 +169,10 @@ mod tests {
 
     #[test]
     fn modes_parse_and_render_in_canonical_order() {
-        assert_eq!(AccessMode::parse("srwj").unwrap().unwrap().to_string(), "JRWS");
+        assert_eq!(
+            AccessMode::parse("srwj").unwrap().unwrap().to_string(),
+            "JRWS"
+        );
         assert_eq!(AccessMode::parse("N").unwrap(), Some(AccessMode::NONE));
         assert_eq!(AccessMode::parse("").unwrap(), None);
         assert!(AccessMode::parse("JX").is_err());

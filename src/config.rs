@@ -38,7 +38,10 @@ pub struct ListenConfig {
 
 impl Default for ListenConfig {
     fn default() -> Self {
-        ListenConfig { addr: "0.0.0.0:6060".into(), backlog: 1024 }
+        ListenConfig {
+            addr: "0.0.0.0:6060".into(),
+            backlog: 1024,
+        }
     }
 }
 
@@ -63,7 +66,13 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { shards: 0, pin: true, first_core: 0, spin_before_park_us: 0, io_memory_kib: 1024 }
+        RuntimeConfig {
+            shards: 0,
+            pin: true,
+            first_core: 0,
+            spin_before_park_us: 0,
+            io_memory_kib: 1024,
+        }
     }
 }
 
@@ -81,7 +90,10 @@ pub struct MeshConfig {
 
 impl Default for MeshConfig {
     fn default() -> Self {
-        MeshConfig { queue_capacity: 8192, backlog_pause: 4096 }
+        MeshConfig {
+            queue_capacity: 8192,
+            backlog_pause: 4096,
+        }
     }
 }
 
@@ -155,7 +167,9 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { key_salt: "T713/rYYgW7g4m3vG6zGRh7+FM1t0T8j13koXScOAj4=".into() }
+        ApiConfig {
+            key_salt: "T713/rYYgW7g4m3vG6zGRh7+FM1t0T8j13koXScOAj4=".into(),
+        }
     }
 }
 
@@ -214,7 +228,12 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { data_dir: "./data".into(), durable: true, max_batch_ops: 4096, queue_capacity: 65536 }
+        StoreConfig {
+            data_dir: "./data".into(),
+            durable: true,
+            max_batch_ops: 4096,
+            queue_capacity: 65536,
+        }
     }
 }
 
@@ -251,9 +270,15 @@ impl Default for TopicConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid config file {path}: {source}")]
-    Parse { path: PathBuf, source: toml::de::Error },
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
     #[error("invalid setting: {0}")]
     Invalid(String),
 }
@@ -261,9 +286,14 @@ pub enum ConfigError {
 impl Config {
     /// Reads a TOML file; missing keys take their defaults.
     pub fn from_file(path: &std::path::Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })
     }
 
     /// Checks cross-field constraints.

@@ -78,7 +78,9 @@ impl SessionId {
 
     /// Builds the id of the `serial`-th session of `shard`.
     pub fn new(shard: ShardId, serial: u64) -> SessionId {
-        SessionId(((shard.0 as u64) << Self::SHARD_SHIFT) | (serial & ((1 << Self::SHARD_SHIFT) - 1)))
+        SessionId(
+            ((shard.0 as u64) << Self::SHARD_SHIFT) | (serial & ((1 << Self::SHARD_SHIFT) - 1)),
+        )
     }
 
     /// The shard that owns this session.

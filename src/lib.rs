@@ -14,15 +14,15 @@
 //! - `server`: wiring and lifecycle.
 
 pub mod access;
+pub mod auth;
+pub mod config;
 pub mod ids;
 pub mod proto;
-pub mod config;
-pub mod stats;
 pub mod routing;
-pub mod store;
-pub mod auth;
-pub mod session;
-pub mod topic;
-pub mod shard;
-pub mod transport;
 pub mod server;
+pub mod session;
+pub mod shard;
+pub mod stats;
+pub mod store;
+pub mod topic;
+pub mod transport;

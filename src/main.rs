@@ -48,13 +48,21 @@ fn parse_args(args: Vec<String>) -> Result<Option<Config>, String> {
             Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
             _ => (arg.clone(), None),
         };
-        let mut value = |name: &str| inline.clone().or_else(|| it.next()).ok_or(format!("{name} needs a value"));
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or(format!("{name} needs a value"))
+        };
         match flag.as_str() {
             "--listen" => listen = Some(value("--listen")?),
             "--data" => data = Some(PathBuf::from(value("--data")?)),
             "--shards" => {
                 let v = value("--shards")?;
-                shards = Some(v.parse::<usize>().map_err(|_| format!("--shards: not a number: {v}"))?);
+                shards = Some(
+                    v.parse::<usize>()
+                        .map_err(|_| format!("--shards: not a number: {v}"))?,
+                );
             }
             "--config" => config = Some(PathBuf::from(value("--config")?)),
             "-h" | "--help" => {

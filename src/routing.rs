@@ -35,7 +35,10 @@ pub fn p2p_topic(a: UserId, b: UserId) -> String {
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&lo.0.to_le_bytes());
     bytes[8..].copy_from_slice(&hi.0.to_le_bytes());
-    format!("p2p{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    format!(
+        "p2p{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
 }
 
 /// The session on whose behalf a topic request is made.
@@ -65,12 +68,17 @@ pub enum TopicRequest {
         id: Option<String>,
         as_seen: String,
         create: Option<CreateSpec>,
-        set: Option<SetQuery>,
-        get: Option<GetQuery>,
+        set: Option<Box<SetQuery>>,
+        get: Option<Box<GetQuery>>,
         ua: String,
     },
     /// `{leave}`: detach, and with `unsub` delete the subscription.
-    Leave { req: Requester, id: Option<String>, as_seen: String, unsub: bool },
+    Leave {
+        req: Requester,
+        id: Option<String>,
+        as_seen: String,
+        unsub: bool,
+    },
     /// The session ended: detach silently.
     Detach { sid: SessionId },
     /// `{pub}`.
@@ -83,9 +91,21 @@ pub enum TopicRequest {
         content: RawJson,
     },
     /// `{get}` from an attached session.
-    Get { req: Requester, id: Option<String>, as_seen: String, query: GetQuery },
+    Get {
+        req: Requester,
+        id: Option<String>,
+        as_seen: String,
+        query: Box<GetQuery>,
+    },
     /// `{note}`: typing indicators and read/recv receipts.
-    Note { req: Requester, as_seen: String, what: String, seq: u64, event: Option<String>, payload: Option<RawJson> },
+    Note {
+        req: Requester,
+        as_seen: String,
+        what: String,
+        seq: u64,
+        event: Option<String>,
+        payload: Option<RawJson>,
+    },
     /// A pre-serialized `{pres}` for the user whose `me` topic this is, to be shown on every
     /// session attached to `me` except `skip` (those are attached to the source topic).
     UserPres { frame: Bytes, skip: Vec<SessionId> },

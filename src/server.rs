@@ -21,7 +21,7 @@ use crate::auth::keys::load_or_create_token_key;
 use crate::auth::token::TokenIssuer;
 use crate::config::Config;
 use crate::ids::ShardId;
-use crate::shard::{self, mesh, local, ShardCtx, ShardInit};
+use crate::shard::{self, local, mesh, ShardCtx, ShardInit};
 use crate::stats::ShardStats;
 use crate::store::{RedbStore, Store, StoreWriter, WriterConfig};
 
@@ -80,11 +80,15 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     cfg.validate()?;
     let cfg = Arc::new(cfg);
     let data_dir = cfg.store.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(&data_dir, cfg.store.durable)?);
     let (writer, writer_join) = StoreWriter::spawn(
         store.clone(),
-        WriterConfig { max_batch_ops: cfg.store.max_batch_ops, queue_capacity: cfg.store.queue_capacity },
+        WriterConfig {
+            max_batch_ops: cfg.store.max_batch_ops,
+            queue_capacity: cfg.store.queue_capacity,
+        },
     )?;
     let (hasher, hasher_join) = HashPool::spawn(cfg.auth.hash_threads, cfg.auth.hash_queue);
     let token_key = if cfg.auth.token_key.is_empty() {
@@ -97,11 +101,22 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     if token_key.len() < 32 {
         return Err(anyhow!("auth.token_key must be at least 32 bytes"));
     }
-    let tokens = TokenIssuer::new(token_key, cfg.auth.token_serial, cfg.auth.token_lifetime_secs);
-    let api_keys = Arc::new(ApiKeyChecker::from_base64(&cfg.api.key_salt).ok_or_else(|| anyhow!("api.key_salt is not standard base64"))?);
+    let tokens = TokenIssuer::new(
+        token_key,
+        cfg.auth.token_serial,
+        cfg.auth.token_lifetime_secs,
+    );
+    let api_keys = Arc::new(
+        ApiKeyChecker::from_base64(&cfg.api.key_salt)
+            .ok_or_else(|| anyhow!("api.key_salt is not standard base64"))?,
+    );
 
     let cores = core_affinity::get_core_ids().unwrap_or_default();
-    let n = if cfg.runtime.shards > 0 { cfg.runtime.shards } else { cores.len().max(1) };
+    let n = if cfg.runtime.shards > 0 {
+        cfg.runtime.shards
+    } else {
+        cores.len().max(1)
+    };
     let addr = cfg
         .listen
         .addr
@@ -110,7 +125,8 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         .next()
         .ok_or_else(|| anyhow!("listen address {} resolves to nothing", cfg.listen.addr))?;
     // Holds the port (port 0 resolves here) until every shard has bound it too.
-    let placeholder = reuseport_socket(addr, None).with_context(|| format!("cannot bind {addr}"))?;
+    let placeholder =
+        reuseport_socket(addr, None).with_context(|| format!("cannot bind {addr}"))?;
     let addr: SocketAddr = placeholder
         .local_addr()?
         .as_socket()
@@ -118,7 +134,8 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
 
     let sigset = block_signals();
     let (links, services) = mesh::build(n, cfg.mesh.queue_capacity);
-    let all_stats: Arc<Vec<Arc<ShardStats>>> = Arc::new((0..n).map(|_| Arc::new(ShardStats::default())).collect());
+    let all_stats: Arc<Vec<Arc<ShardStats>>> =
+        Arc::new((0..n).map(|_| Arc::new(ShardStats::default())).collect());
     let params = hi_params(&cfg);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let mut handles = Vec::with_capacity(n);
@@ -162,7 +179,8 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
                 };
                 local::install(ShardCtx::new(init));
                 shard::spawn_tasks();
-                glommio::spawn_local(crate::transport::serve(listener, Rc::new(shard_cfg))).detach();
+                glommio::spawn_local(crate::transport::serve(listener, Rc::new(shard_cfg)))
+                    .detach();
                 let _ = ready.send(Ok(()));
                 shard::run_tasks().await;
                 drop(local::uninstall());

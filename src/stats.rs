@@ -46,19 +46,33 @@ impl ShardStats {
 
     /// Sums all shards into one JSON object with the reference server's expvar names where
     /// one exists.
-    pub fn to_json(all: &[std::sync::Arc<ShardStats>], extra: serde_json::Map<String, serde_json::Value>) -> String {
-        let sum = |f: fn(&ShardStats) -> &AtomicU64| -> u64 { all.iter().map(|s| f(s).load(Relaxed)).sum() };
+    pub fn to_json(
+        all: &[std::sync::Arc<ShardStats>],
+        extra: serde_json::Map<String, serde_json::Value>,
+    ) -> String {
+        let sum = |f: fn(&ShardStats) -> &AtomicU64| -> u64 {
+            all.iter().map(|s| f(s).load(Relaxed)).sum()
+        };
         let mut m = serde_json::Map::new();
         m.insert("LiveSessions".into(), sum(|s| &s.live_sessions).into());
         m.insert("TotalSessions".into(), sum(|s| &s.total_sessions).into());
         m.insert("LiveTopics".into(), sum(|s| &s.live_topics).into());
         m.insert("Attachments".into(), sum(|s| &s.attachments).into());
         m.insert("PendingAuth".into(), sum(|s| &s.pending_auth).into());
-        m.insert("IncomingMessagesWebsockTotal".into(), sum(|s| &s.frames_in).into());
-        m.insert("OutgoingMessagesWebsockTotal".into(), sum(|s| &s.frames_out).into());
+        m.insert(
+            "IncomingMessagesWebsockTotal".into(),
+            sum(|s| &s.frames_in).into(),
+        );
+        m.insert(
+            "OutgoingMessagesWebsockTotal".into(),
+            sum(|s| &s.frames_out).into(),
+        );
         m.insert("MeshEnvelopesTotal".into(), sum(|s| &s.mesh_out).into());
         m.insert("MeshBacklog".into(), sum(|s| &s.mesh_backlog).into());
-        m.insert("SlowConsumersTotal".into(), sum(|s| &s.slow_consumers).into());
+        m.insert(
+            "SlowConsumersTotal".into(),
+            sum(|s| &s.slow_consumers).into(),
+        );
         m.insert("StoreErrorsTotal".into(), sum(|s| &s.store_errors).into());
         let per_shard: Vec<serde_json::Value> = all
             .iter()

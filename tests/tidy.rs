@@ -57,23 +57,120 @@ fn every_source_file_opens_with_a_charter() {
             }
         }
     }
-    assert!(missing.is_empty(), "files without a //! charter on line 1:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "files without a //! charter on line 1:\n{}",
+        missing.join("\n")
+    );
 }
 
 /// Forbidden crate-internal imports per module (the layer table in ARCHITECTURE.md).
 const LAYERS: &[(&str, &[&str])] = &[
     ("ids", &["crate::"]),
     ("access", &["crate::"]),
-    ("proto", &["crate::store", "crate::auth", "crate::session", "crate::topic", "crate::shard", "crate::transport", "crate::server", "crate::routing"]),
-    ("config", &["crate::store", "crate::auth", "crate::session", "crate::topic", "crate::shard", "crate::transport", "crate::server"]),
-    ("stats", &["crate::store", "crate::auth", "crate::session", "crate::topic", "crate::shard", "crate::transport", "crate::server"]),
-    ("routing", &["crate::store", "crate::auth", "crate::session", "crate::topic", "crate::shard", "crate::transport", "crate::server"]),
-    ("store", &["crate::proto", "crate::auth", "crate::session", "crate::topic", "crate::shard", "crate::transport", "crate::server"]),
-    ("auth", &["crate::proto", "crate::store", "crate::session", "crate::topic", "crate::shard", "crate::transport", "crate::server"]),
-    ("session", &["crate::topic", "crate::shard", "crate::transport", "crate::server", "crate::store::RedbStore"]),
-    ("topic", &["crate::session", "crate::shard", "crate::transport", "crate::server"]),
+    (
+        "proto",
+        &[
+            "crate::store",
+            "crate::auth",
+            "crate::session",
+            "crate::topic",
+            "crate::shard",
+            "crate::transport",
+            "crate::server",
+            "crate::routing",
+        ],
+    ),
+    (
+        "config",
+        &[
+            "crate::store",
+            "crate::auth",
+            "crate::session",
+            "crate::topic",
+            "crate::shard",
+            "crate::transport",
+            "crate::server",
+        ],
+    ),
+    (
+        "stats",
+        &[
+            "crate::store",
+            "crate::auth",
+            "crate::session",
+            "crate::topic",
+            "crate::shard",
+            "crate::transport",
+            "crate::server",
+        ],
+    ),
+    (
+        "routing",
+        &[
+            "crate::store",
+            "crate::auth",
+            "crate::session",
+            "crate::topic",
+            "crate::shard",
+            "crate::transport",
+            "crate::server",
+        ],
+    ),
+    (
+        "store",
+        &[
+            "crate::proto",
+            "crate::auth",
+            "crate::session",
+            "crate::topic",
+            "crate::shard",
+            "crate::transport",
+            "crate::server",
+        ],
+    ),
+    (
+        "auth",
+        &[
+            "crate::proto",
+            "crate::store",
+            "crate::session",
+            "crate::topic",
+            "crate::shard",
+            "crate::transport",
+            "crate::server",
+        ],
+    ),
+    (
+        "session",
+        &[
+            "crate::topic",
+            "crate::shard",
+            "crate::transport",
+            "crate::server",
+            "crate::store::RedbStore",
+        ],
+    ),
+    (
+        "topic",
+        &[
+            "crate::session",
+            "crate::shard",
+            "crate::transport",
+            "crate::server",
+        ],
+    ),
     ("shard", &["crate::transport", "crate::server"]),
-    ("transport", &["crate::session", "crate::topic", "crate::store", "crate::auth", "crate::server"]),
+    (
+        "transport",
+        &[
+            "crate::session",
+            "crate::topic",
+            "crate::store",
+            "crate::auth",
+            "crate::server",
+        ],
+    ),
 ];
 
 #[test]
@@ -91,7 +188,11 @@ fn imports_point_down_the_layers() {
             for (n, line) in code_lines(&text) {
                 for f in *forbidden {
                     if line.contains(f) {
-                        bad.push(format!("{}:{}: {module} must not use {f}", path.display(), n + 1));
+                        bad.push(format!(
+                            "{}:{}: {module} must not use {f}",
+                            path.display(),
+                            n + 1
+                        ));
                     }
                 }
             }
@@ -102,7 +203,19 @@ fn imports_point_down_the_layers() {
 
 #[test]
 fn the_protocol_core_is_runtime_free() {
-    let banned = ["glommio", "crossbeam", "tokio", "Instant::now", "SystemTime::now", "Mutex", "RwLock", "thread_local!", "std::thread", "std::net", "rand::"];
+    let banned = [
+        "glommio",
+        "crossbeam",
+        "tokio",
+        "Instant::now",
+        "SystemTime::now",
+        "Mutex",
+        "RwLock",
+        "thread_local!",
+        "std::thread",
+        "std::net",
+        "rand::",
+    ];
     let mut bad = Vec::new();
     for module in ["session", "topic"] {
         for (path, text) in sources(&format!("src/{module}")) {
@@ -115,20 +228,38 @@ fn the_protocol_core_is_runtime_free() {
             }
         }
     }
-    assert!(bad.is_empty(), "the runtime-free core uses runtime facilities:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "the runtime-free core uses runtime facilities:\n{}",
+        bad.join("\n")
+    );
 }
 
 #[test]
 fn only_the_mesh_names_crossbeam_and_only_local_has_thread_locals() {
     let mut bad = Vec::new();
     for (path, text) in sources("src") {
-        let rel = path.strip_prefix(root()).expect("under root").display().to_string();
+        let rel = path
+            .strip_prefix(root())
+            .expect("under root")
+            .display()
+            .to_string();
         for (n, line) in code_lines(&text) {
-            if line.contains("crossbeam") && !(rel.ends_with("shard/mesh.rs") || rel.starts_with("src/store/") || rel.starts_with("src/auth/")) {
-                bad.push(format!("{rel}:{}: crossbeam outside the mesh and service threads", n + 1));
+            if line.contains("crossbeam")
+                && !(rel.ends_with("shard/mesh.rs")
+                    || rel.starts_with("src/store/")
+                    || rel.starts_with("src/auth/"))
+            {
+                bad.push(format!(
+                    "{rel}:{}: crossbeam outside the mesh and service threads",
+                    n + 1
+                ));
             }
             if line.contains("thread_local!") && !rel.ends_with("shard/local.rs") {
-                bad.push(format!("{rel}:{}: thread_local! outside shard/local.rs", n + 1));
+                bad.push(format!(
+                    "{rel}:{}: thread_local! outside shard/local.rs",
+                    n + 1
+                ));
             }
         }
     }
@@ -160,7 +291,10 @@ fn every_config_field_is_documented_in_tuning() {
             }
             if let Some(rest) = t.strip_prefix("pub ") {
                 if let Some((name, ty)) = rest.split_once(':') {
-                    sections.insert(ty.trim().trim_end_matches(',').to_owned(), name.trim().to_owned());
+                    sections.insert(
+                        ty.trim().trim_end_matches(',').to_owned(),
+                        name.trim().to_owned(),
+                    );
                 }
             }
         }
@@ -188,12 +322,16 @@ fn every_config_field_is_documented_in_tuning() {
             }
         }
     }
-    assert!(missing.is_empty(), "config fields not documented under tuning/: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "config fields not documented under tuning/: {missing:?}"
+    );
 }
 
 #[test]
 fn the_example_config_parses_with_every_section() {
-    let text = fs::read_to_string(root().join("tuning/coretalk.example.toml")).expect("example config");
+    let text =
+        fs::read_to_string(root().join("tuning/coretalk.example.toml")).expect("example config");
     let cfg: coretalk::config::Config = toml::from_str(&text).expect("example config parses");
     cfg.validate().expect("example config is valid");
 }

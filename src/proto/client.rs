@@ -11,6 +11,8 @@ use serde_json::value::RawValue;
 pub type RawJson = Box<RawValue>;
 
 /// One decoded client message.
+// Transient: decoded and consumed within one step, never queued, so variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ClientMsg {
     Hi(MsgHi),
@@ -237,7 +239,13 @@ pub struct MsgGet {
 impl MsgGet {
     /// The query part.
     pub fn into_query(self) -> GetQuery {
-        GetQuery { what: self.what, desc: self.desc, sub: self.sub, data: self.data, del: self.del }
+        GetQuery {
+            what: self.what,
+            desc: self.desc,
+            sub: self.sub,
+            data: self.data,
+            del: self.del,
+        }
     }
 }
 
@@ -257,7 +265,13 @@ pub struct MsgSet {
 impl MsgSet {
     /// The set part.
     pub fn into_query(self) -> SetQuery {
-        SetQuery { desc: self.desc, sub: self.sub, tags: self.tags, cred: self.cred, aux: self.aux }
+        SetQuery {
+            desc: self.desc,
+            sub: self.sub,
+            tags: self.tags,
+            cred: self.cred,
+            aux: self.aux,
+        }
     }
 }
 

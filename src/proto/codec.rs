@@ -92,10 +92,12 @@ mod tests {
 
     #[test]
     fn picks_the_payload_by_reference_priority() {
-        let d = decode(br#"{"note":{"topic":"x","what":"kp"},"pub":{"topic":"grpA","content":"hi"}}"#)
-            .unwrap();
+        let d =
+            decode(br#"{"note":{"topic":"x","what":"kp"},"pub":{"topic":"grpA","content":"hi"}}"#)
+                .unwrap();
         assert!(matches!(d.msg, ClientMsg::Pub(_)));
-        let d = decode(br#"{"acc":{"id":"1"},"get":{"id":"2","topic":"me","what":"desc"}}"#).unwrap();
+        let d =
+            decode(br#"{"acc":{"id":"1"},"get":{"id":"2","topic":"me","what":"desc"}}"#).unwrap();
         assert!(matches!(d.msg, ClientMsg::Get(_)));
     }
 
@@ -112,9 +114,12 @@ mod tests {
 
     #[test]
     fn keeps_content_verbatim() {
-        let d = decode(br#"{"pub":{"id":"5","topic":"grpA","content":{"txt":"a","fmt":[{"at":0}]}}}"#)
-            .unwrap();
-        let ClientMsg::Pub(p) = d.msg else { panic!("not a pub") };
+        let d =
+            decode(br#"{"pub":{"id":"5","topic":"grpA","content":{"txt":"a","fmt":[{"at":0}]}}}"#)
+                .unwrap();
+        let ClientMsg::Pub(p) = d.msg else {
+            panic!("not a pub")
+        };
         assert_eq!(p.content.unwrap().get(), r#"{"txt":"a","fmt":[{"at":0}]}"#);
     }
 

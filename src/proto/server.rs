@@ -33,6 +33,8 @@ pub fn raw(text: &str) -> Raw {
 }
 
 /// One server message.
+// Transient: built and serialized at once, never queued (queues hold the encoded bytes).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ServerMsg {

@@ -113,16 +113,28 @@ mod tests {
     #[test]
     fn formats_like_go_rfc3339_nano_at_millisecond_precision() {
         assert_eq!(rfc3339(UnixMillis(0)), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(UnixMillis(1_735_787_045_120)), "2025-01-02T03:04:05.12Z");
-        assert_eq!(rfc3339(UnixMillis(1_735_787_045_123)), "2025-01-02T03:04:05.123Z");
-        assert_eq!(rfc3339(UnixMillis(1_735_787_045_000)), "2025-01-02T03:04:05Z");
+        assert_eq!(
+            rfc3339(UnixMillis(1_735_787_045_120)),
+            "2025-01-02T03:04:05.12Z"
+        );
+        assert_eq!(
+            rfc3339(UnixMillis(1_735_787_045_123)),
+            "2025-01-02T03:04:05.123Z"
+        );
+        assert_eq!(
+            rfc3339(UnixMillis(1_735_787_045_000)),
+            "2025-01-02T03:04:05Z"
+        );
         assert_eq!(rfc3339(UnixMillis(951_782_400_000)), "2000-02-29T00:00:00Z");
     }
 
     #[test]
     fn parses_what_it_formats_and_offsets() {
         for ms in [0u64, 1_735_787_045_123, 951_782_400_000, 4_102_444_799_999] {
-            assert_eq!(parse_rfc3339(&rfc3339(UnixMillis(ms))), Some(UnixMillis(ms)));
+            assert_eq!(
+                parse_rfc3339(&rfc3339(UnixMillis(ms))),
+                Some(UnixMillis(ms))
+            );
         }
         assert_eq!(
             parse_rfc3339("2025-01-02T04:04:05.123456+01:00"),

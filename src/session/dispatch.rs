@@ -9,8 +9,8 @@ use base64::Engine as _;
 
 use crate::access::AuthLevel;
 use crate::ids::{random_body, UserId};
-use crate::proto::client::*;
 use crate::proto::client::what;
+use crate::proto::client::*;
 use crate::proto::{Decoded, Outcome};
 use crate::routing::{me_topic, p2p_topic, CreateSpec, Requester, TopicRequest};
 use crate::session::{Lifecycle, Session, SessionCx, SessionOut, SubState};
@@ -93,11 +93,21 @@ impl Session {
                     }
                     ClientMsg::Del(m) => {
                         let topic = m.topic.clone();
-                        let known = matches!(m.what.as_str(), "" | "msg" | "topic" | "sub" | "user" | "cred");
-                        let outcome = if known { Outcome::NotImplemented } else { Outcome::Malformed };
+                        let known = matches!(
+                            m.what.as_str(),
+                            "" | "msg" | "topic" | "sub" | "user" | "cred"
+                        );
+                        let outcome = if known {
+                            Outcome::NotImplemented
+                        } else {
+                            Outcome::Malformed
+                        };
                         self.reply(outcome, m.id.as_deref(), Some(&topic), cx)
                     }
-                    ClientMsg::Hi(_) | ClientMsg::Login(_) | ClientMsg::Acc(_) | ClientMsg::Note(_) => {
+                    ClientMsg::Hi(_)
+                    | ClientMsg::Login(_)
+                    | ClientMsg::Acc(_)
+                    | ClientMsg::Note(_) => {
                         unreachable!("handled above")
                     }
                 }
@@ -105,12 +115,23 @@ impl Session {
         }
     }
 
-    fn reply(&self, outcome: Outcome, id: Option<&str>, topic: Option<&str>, cx: &mut SessionCx<'_>) {
+    fn reply(
+        &self,
+        outcome: Outcome,
+        id: Option<&str>,
+        topic: Option<&str>,
+        cx: &mut SessionCx<'_>,
+    ) {
         self.send(&outcome.ctrl(id, topic, cx.now).msg(), cx.out);
     }
 
     /// Requires a prior `{hi}`; otherwise replies 409.
-    fn gate_versioned(&self, id: Option<&str>, topic: Option<&str>, cx: &mut SessionCx<'_>) -> bool {
+    fn gate_versioned(
+        &self,
+        id: Option<&str>,
+        topic: Option<&str>,
+        cx: &mut SessionCx<'_>,
+    ) -> bool {
         if self.lifecycle == Lifecycle::New {
             self.reply(Outcome::CommandOutOfSequence, id, topic, cx);
             return false;
@@ -119,7 +140,11 @@ impl Session {
     }
 
     fn requester(&self) -> Option<Requester> {
-        self.user.map(|(uid, level)| Requester { sid: self.sid, uid, level })
+        self.user.map(|(uid, level)| Requester {
+            sid: self.sid,
+            uid,
+            level,
+        })
     }
 
     fn on_hi(&mut self, m: MsgHi, cx: &mut SessionCx<'_>) {
@@ -141,7 +166,11 @@ impl Session {
             self.platform = m.platf.unwrap_or_default();
             self.background = m.bkg;
             self.lifecycle = Lifecycle::Versioned;
-            let outcome = if self.kind == super::SessionKind::LongPoll { Outcome::Ok } else { Outcome::Created };
+            let outcome = if self.kind == super::SessionKind::LongPoll {
+                Outcome::Ok
+            } else {
+                Outcome::Created
+            };
             let msg = outcome.ctrl(id, None, cx.now);
             let mut msg = msg;
             if let serde_json::Value::Object(params) = &cx.limits.hi_params {
@@ -198,7 +227,11 @@ impl Session {
                     return self.reply(Outcome::Malformed, id, None, cx);
                 };
                 self.auth_pending = true;
-                cx.out.push(SessionOut::Login { id: m.id, scheme, secret });
+                cx.out.push(SessionOut::Login {
+                    id: m.id,
+                    scheme,
+                    secret,
+                });
             }
             "anonymous" | "reset" => self.reply(Outcome::NotImplemented, id, None, cx),
             _ => self.reply(Outcome::UnknownAuthScheme, id, None, cx),
@@ -223,7 +256,11 @@ impl Session {
         }
         let scheme = m.scheme.as_deref().unwrap_or("").to_ascii_lowercase();
         if scheme != "basic" {
-            let outcome = if scheme == "anonymous" { Outcome::NotImplemented } else { Outcome::Malformed };
+            let outcome = if scheme == "anonymous" {
+                Outcome::NotImplemented
+            } else {
+                Outcome::Malformed
+            };
             self.reply(outcome, id, None, cx);
             return;
         }
@@ -239,23 +276,31 @@ impl Session {
             None => (None, None, None, None),
         };
         self.auth_pending = m.login;
-        cx.out.push(SessionOut::CreateAccount(super::AccountRequest {
-            id: m.id,
-            scheme,
-            secret,
-            login: m.login,
-            tags: m.tags.unwrap_or_default(),
-            public,
-            private,
-            auth_defacs,
-            anon_defacs,
-        }));
+        cx.out
+            .push(SessionOut::CreateAccount(super::AccountRequest {
+                id: m.id,
+                scheme,
+                secret,
+                login: m.login,
+                tags: m.tags.unwrap_or_default(),
+                public,
+                private,
+                auth_defacs,
+                anon_defacs,
+            }));
     }
 
     /// Expands a client topic name into its routing name. `Err` is the reply to send.
     fn expand(&self, name: &str, for_sub: bool, entropy: u64) -> Result<Expanded, Outcome> {
-        let Some((uid, _)) = self.user else { return Err(Outcome::AuthRequired) };
-        let plain = |routing: String| Ok(Expanded { routing, create: None });
+        let Some((uid, _)) = self.user else {
+            return Err(Outcome::AuthRequired);
+        };
+        let plain = |routing: String| {
+            Ok(Expanded {
+                routing,
+                create: None,
+            })
+        };
         match name {
             "" => Err(Outcome::Malformed),
             "me" => plain(me_topic(uid)),
@@ -268,8 +313,14 @@ impl Session {
             },
             _ if for_sub && (name.starts_with("new") || name.starts_with("nch")) => {
                 let routing = format!("grp{}", random_body(entropy.to_le_bytes()));
-                let create = CreateSpec { tmpname: name.to_owned(), is_chan: name.starts_with("nch") };
-                Ok(Expanded { routing, create: Some(create) })
+                let create = CreateSpec {
+                    tmpname: name.to_owned(),
+                    is_chan: name.starts_with("nch"),
+                };
+                Ok(Expanded {
+                    routing,
+                    create: Some(create),
+                })
             }
             _ if name.starts_with("chn") => plain(format!("grp{}", &name[3..])),
             _ => plain(name.to_owned()),
@@ -289,7 +340,12 @@ impl Session {
             return self.reply(Outcome::PolicyViolation, id, Some(&m.topic), cx);
         }
         if let Some(set) = &m.set {
-            if set.sub.as_ref().and_then(|s| s.user.as_deref()).is_some_and(|u| !u.is_empty()) {
+            if set
+                .sub
+                .as_ref()
+                .and_then(|s| s.user.as_deref())
+                .is_some_and(|u| !u.is_empty())
+            {
                 return self.reply(Outcome::Malformed, id, Some(&m.topic), cx);
             }
         }
@@ -307,8 +363,8 @@ impl Session {
                 id: m.id,
                 as_seen: m.topic,
                 create: ex.create,
-                set: m.set,
-                get: m.get,
+                set: m.set.map(Box::new),
+                get: m.get.map(Box::new),
                 ua: self.ua.clone(),
             },
         });
@@ -324,13 +380,22 @@ impl Session {
             return self.reply(Outcome::PermissionDenied, id, Some(&m.topic), cx);
         }
         if self.subs.get(&ex.routing) != Some(&SubState::Attached) {
-            let outcome = if m.unsub { Outcome::AttachFirst } else { Outcome::NotJoined };
+            let outcome = if m.unsub {
+                Outcome::AttachFirst
+            } else {
+                Outcome::NotJoined
+            };
             return self.reply(outcome, id, Some(&m.topic), cx);
         }
         let Some(req) = self.requester() else { return };
         cx.out.push(SessionOut::Route {
             topic: ex.routing,
-            req: TopicRequest::Leave { req, id: m.id, as_seen: m.topic, unsub: m.unsub },
+            req: TopicRequest::Leave {
+                req,
+                id: m.id,
+                as_seen: m.topic,
+                unsub: m.unsub,
+            },
         });
     }
 
@@ -349,7 +414,14 @@ impl Session {
         let Some(req) = self.requester() else { return };
         cx.out.push(SessionOut::Route {
             topic: ex.routing,
-            req: TopicRequest::Publish { req, id: m.id, as_seen: m.topic, noecho: m.noecho, head: m.head, content },
+            req: TopicRequest::Publish {
+                req,
+                id: m.id,
+                as_seen: m.topic,
+                noecho: m.noecho,
+                head: m.head,
+                content,
+            },
         });
     }
 
@@ -371,12 +443,19 @@ impl Session {
         let id_owned = m.id.clone();
         cx.out.push(SessionOut::Route {
             topic: ex.routing,
-            req: TopicRequest::Get { req, id: id_owned, as_seen: topic, query: m.into_query() },
+            req: TopicRequest::Get {
+                req,
+                id: id_owned,
+                as_seen: topic,
+                query: Box::new(m.into_query()),
+            },
         });
     }
 
     fn on_note(&mut self, m: MsgNote, cx: &mut SessionCx<'_>) {
-        let Ok(ex) = self.expand(&m.topic, false, 0) else { return };
+        let Ok(ex) = self.expand(&m.topic, false, 0) else {
+            return;
+        };
         let valid = match m.what.as_str() {
             "kp" | "kpa" | "kpv" => m.seq == 0,
             "read" | "recv" => m.seq > 0,
@@ -389,7 +468,10 @@ impl Session {
         }
         if self.subs.get(&ex.routing) != Some(&SubState::Attached) {
             let topic = m.topic.clone();
-            self.send(&Outcome::AttachFirst.ctrl(None, Some(&topic), cx.now).msg(), cx.out);
+            self.send(
+                &Outcome::AttachFirst.ctrl(None, Some(&topic), cx.now).msg(),
+                cx.out,
+            );
             return;
         }
         let Some(req) = self.requester() else { return };
@@ -413,8 +495,9 @@ fn decode_secret(s: Option<&str>) -> Option<Vec<u8>> {
     if s.is_empty() {
         return None;
     }
-    STANDARD
-        .decode(s)
-        .ok()
-        .or_else(|| base64::engine::general_purpose::STANDARD_NO_PAD.decode(s.trim_end_matches('=')).ok())
+    STANDARD.decode(s).ok().or_else(|| {
+        base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(s.trim_end_matches('='))
+            .ok()
+    })
 }

@@ -28,9 +28,13 @@ pub enum SessionKind {
     LongPoll,
     Grpc,
     /// At a topic's home node: stands in for a client session of another node.
-    Proxy { node: String },
+    Proxy {
+        node: String,
+    },
     /// At a topic's home node: carries all traffic of one (topic, remote node) pair.
-    Multiplex { node: String },
+    Multiplex {
+        node: String,
+    },
 }
 
 /// Where a session is in its life.
@@ -87,6 +91,8 @@ pub struct AccountRequest {
 }
 
 /// What a session step produces.
+// Drained within the same step; never queued across cores.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum SessionOut {
     /// A frame for this session's client.
@@ -95,7 +101,11 @@ pub enum SessionOut {
     Route { topic: String, req: TopicRequest },
     /// Authenticate with `scheme` (`basic`, `token`); the shard answers with
     /// [`Session::authenticated`] or an error reply.
-    Login { id: Option<String>, scheme: String, secret: Vec<u8> },
+    Login {
+        id: Option<String>,
+        scheme: String,
+        secret: Vec<u8>,
+    },
     /// Create an account.
     CreateAccount(AccountRequest),
 }
@@ -184,7 +194,9 @@ impl Session {
 
     /// The reply to an undecodable frame: `{ctrl 400 "malformed"}` without id or topic.
     pub fn malformed(&self, now: UnixMillis, out: &mut Vec<SessionOut>) {
-        out.push(SessionOut::Send(encode(&Outcome::Malformed.ctrl(None, None, now).msg())));
+        out.push(SessionOut::Send(encode(
+            &Outcome::Malformed.ctrl(None, None, now).msg(),
+        )));
     }
 
     /// Applies an event from a topic.
@@ -217,7 +229,10 @@ impl Session {
     pub fn terminate(&mut self, out: &mut Vec<SessionOut>) {
         self.lifecycle = Lifecycle::Terminating;
         for (topic, _) in self.subs.drain() {
-            out.push(SessionOut::Route { topic, req: TopicRequest::Detach { sid: self.sid } });
+            out.push(SessionOut::Route {
+                topic,
+                req: TopicRequest::Detach { sid: self.sid },
+            });
         }
     }
 

@@ -23,7 +23,12 @@ use crate::store::{AuthRecord, StoreError, UserRecord, UserState, WriteOp};
 /// What waits for a password hash job.
 pub(crate) enum HashWaiter {
     /// A basic login: the password matched the stored hash or not.
-    Login { sid: SessionId, id: Option<String>, uid: UserId, level: AuthLevel },
+    Login {
+        sid: SessionId,
+        id: Option<String>,
+        uid: UserId,
+        level: AuthLevel,
+    },
     /// A new account: the hash to store.
     Create(Box<CreateWaiter>),
 }
@@ -48,7 +53,12 @@ impl ShardCtx {
     }
 
     /// Replies to a session of this shard and marks its auth attempt finished.
-    fn auth_reply(&mut self, sid: SessionId, frame: bytes::Bytes, authenticated: Option<(UserId, AuthLevel)>) {
+    fn auth_reply(
+        &mut self,
+        sid: SessionId,
+        frame: bytes::Bytes,
+        authenticated: Option<(UserId, AuthLevel)>,
+    ) {
         if let Some(slot) = self.sessions.get_mut(&sid) {
             match authenticated {
                 Some((uid, level)) => slot.session.authenticated(uid, level),
@@ -77,10 +87,18 @@ impl ShardCtx {
     }
 
     /// `{login}` with `basic` or `token`.
-    pub(crate) fn login(&mut self, sid: SessionId, id: Option<String>, scheme: String, secret: Vec<u8>) {
+    pub(crate) fn login(
+        &mut self,
+        sid: SessionId,
+        id: Option<String>,
+        scheme: String,
+        secret: Vec<u8>,
+    ) {
         if scheme == "token" {
             match self.tokens.verify(&secret, now()) {
-                Ok(claims) if !claims.no_login() => self.finish_login(sid, id, claims.uid, claims.level),
+                Ok(claims) if !claims.no_login() => {
+                    self.finish_login(sid, id, claims.uid, claims.level)
+                }
                 Ok(_) => self.auth_fail(sid, id.as_deref(), Outcome::AuthFailed),
                 Err(AuthError::Malformed) => self.auth_fail(sid, id.as_deref(), Outcome::Malformed),
                 Err(_) => self.auth_fail(sid, id.as_deref(), Outcome::AuthFailed),
@@ -101,8 +119,22 @@ impl ShardCtx {
         let Some(rec) = rec else {
             return self.auth_fail(sid, id.as_deref(), Outcome::AuthFailed);
         };
-        let waiter = HashWaiter::Login { sid, id: id.clone(), uid: rec.user, level: rec.level };
-        if self.submit_hash(HashJob::Verify { password, hash: rec.secret }, waiter).is_err() {
+        let waiter = HashWaiter::Login {
+            sid,
+            id: id.clone(),
+            uid: rec.user,
+            level: rec.level,
+        };
+        if self
+            .submit_hash(
+                HashJob::Verify {
+                    password,
+                    hash: rec.secret,
+                },
+                waiter,
+            )
+            .is_err()
+        {
             self.auth_fail(sid, id.as_deref(), Outcome::ServiceUnavailable);
         }
     }
@@ -163,14 +195,24 @@ impl ShardCtx {
                 return fail(self, Outcome::InternalError, None);
             }
         }
-        let mut access = DefaultAccess { auth: AccessMode::USER_AUTH_DEFAULT, anon: AccessMode::NONE };
-        for (text, slot) in [(&req.auth_defacs, &mut access.auth), (&req.anon_defacs, &mut access.anon)] {
+        let mut access = DefaultAccess {
+            auth: AccessMode::USER_AUTH_DEFAULT,
+            anon: AccessMode::NONE,
+        };
+        for (text, slot) in [
+            (&req.auth_defacs, &mut access.auth),
+            (&req.anon_defacs, &mut access.anon),
+        ] {
             if let Some(text) = text {
                 match AccessMode::parse(text) {
                     // User defaults are masked to the P2P mode; A is forced unless N.
                     Ok(Some(m)) => {
                         let masked = m.and(AccessMode::USER_AUTH_DEFAULT);
-                        *slot = if masked.0 == 0 { masked } else { masked.with(AccessMode::APPROVE) };
+                        *slot = if masked.0 == 0 {
+                            masked
+                        } else {
+                            masked.with(AccessMode::APPROVE)
+                        };
                     }
                     Ok(None) => {}
                     Err(_) => return fail(self, Outcome::Malformed, None),
@@ -178,7 +220,12 @@ impl ShardCtx {
             }
         }
         let now = now();
-        let mut tags: Vec<String> = req.tags.iter().map(|t| t.trim().to_lowercase()).filter(|t| (2..=96).contains(&t.chars().count())).collect();
+        let mut tags: Vec<String> = req
+            .tags
+            .iter()
+            .map(|t| t.trim().to_lowercase())
+            .filter(|t| (2..=96).contains(&t.chars().count()))
+            .collect();
         tags.sort();
         tags.dedup();
         tags.truncate(self.cfg.topic.max_tag_count);
@@ -193,9 +240,22 @@ impl ShardCtx {
             tags,
             last_seen: None,
         };
-        let waiter = CreateWaiter { sid, id: req.id, login: req.login, user, unique, hash: Vec::new() };
+        let waiter = CreateWaiter {
+            sid,
+            id: req.id,
+            login: req.login,
+            user,
+            unique,
+            hash: Vec::new(),
+        };
         if self
-            .submit_hash(HashJob::Hash { password, cost: self.cfg.auth.bcrypt_cost }, HashWaiter::Create(Box::new(waiter)))
+            .submit_hash(
+                HashJob::Hash {
+                    password,
+                    cost: self.cfg.auth.bcrypt_cost,
+                },
+                HashWaiter::Create(Box::new(waiter)),
+            )
             .is_err()
         {
             fail(self, Outcome::ServiceUnavailable, None);
@@ -205,7 +265,15 @@ impl ShardCtx {
     /// A hash job finished.
     pub(crate) fn hashed(&mut self, waiter: HashWaiter, outcome: HashOutcome) {
         match (waiter, outcome) {
-            (HashWaiter::Login { sid, id, uid, level }, HashOutcome::Verified(ok)) => {
+            (
+                HashWaiter::Login {
+                    sid,
+                    id,
+                    uid,
+                    level,
+                },
+                HashOutcome::Verified(ok),
+            ) => {
                 if ok {
                     self.finish_login(sid, id, uid, level);
                 } else {
@@ -235,8 +303,12 @@ impl ShardCtx {
                     self.auth_fail(sid, id.as_deref(), Outcome::ServiceUnavailable);
                 }
             }
-            (HashWaiter::Create(w), _) => self.auth_fail(w.sid, w.id.as_deref(), Outcome::InternalError),
-            (HashWaiter::Login { sid, id, .. }, _) => self.auth_fail(sid, id.as_deref(), Outcome::InternalError),
+            (HashWaiter::Create(w), _) => {
+                self.auth_fail(w.sid, w.id.as_deref(), Outcome::InternalError)
+            }
+            (HashWaiter::Login { sid, id, .. }, _) => {
+                self.auth_fail(sid, id.as_deref(), Outcome::InternalError)
+            }
         }
     }
 
@@ -255,7 +327,12 @@ impl ShardCtx {
         match res {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
-                let frame = encode(&Outcome::DuplicateCredential.ctrl(w.id.as_deref(), None, now()).param("what", "auth").msg());
+                let frame = encode(
+                    &Outcome::DuplicateCredential
+                        .ctrl(w.id.as_deref(), None, now())
+                        .param("what", "auth")
+                        .msg(),
+                );
                 return self.auth_reply(w.sid, frame, None);
             }
             Err(e) => {
@@ -299,7 +376,10 @@ fn desc_param(u: &UserRecord) -> Value {
         "defacs": { "auth": u.access.auth.to_string(), "anon": u.access.anon.to_string() },
     });
     if let (Some(p), Some(obj)) = (&u.public, d.as_object_mut()) {
-        obj.insert("public".into(), serde_json::from_str(p).unwrap_or(Value::Null));
+        obj.insert(
+            "public".into(),
+            serde_json::from_str(p).unwrap_or(Value::Null),
+        );
     }
     d
 }

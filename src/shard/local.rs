@@ -26,7 +26,9 @@ pub fn uninstall() -> Option<ShardCtx> {
 pub fn with<R>(f: impl FnOnce(&mut ShardCtx) -> R) -> R {
     CTX.with(|c| {
         let mut guard = c.borrow_mut();
-        let ctx = guard.as_mut().expect("shard context is installed on every executor thread");
+        let ctx = guard
+            .as_mut()
+            .expect("shard context is installed on every executor thread");
         f(ctx)
     })
 }

@@ -31,9 +31,15 @@ pub enum Envelope {
     /// An event for one session of the receiving shard.
     Session { sid: SessionId, ev: SessionEvent },
     /// A shared `{pres}` frame for the `me` topics (homed on the receiving shard) of users.
-    UserPres { frame: Bytes, targets: Vec<(UserId, Vec<SessionId>)> },
+    UserPres {
+        frame: Bytes,
+        targets: Vec<(UserId, Vec<SessionId>)>,
+    },
     /// A store write batch submitted by the receiving shard completed.
-    StoreDone { ticket: u64, res: Result<(), StoreError> },
+    StoreDone {
+        ticket: u64,
+        res: Result<(), StoreError>,
+    },
     /// A password hash job submitted by the receiving shard completed.
     HashDone { ticket: u64, outcome: HashOutcome },
     /// Stop: tell sessions, close connections, exit.
@@ -63,9 +69,10 @@ pub struct ServiceSender {
 }
 
 impl ServiceSender {
-    /// Posts an envelope and wakes the shard. Fails only when the shard has exited.
-    pub fn send(&self, env: Envelope) -> Result<(), Envelope> {
-        self.tx.send(env).map_err(|e| e.0)?;
+    /// Posts an envelope and wakes the shard. Fails (returning the envelope) only when the
+    /// shard has exited.
+    pub fn send(&self, env: Envelope) -> Result<(), Box<Envelope>> {
+        self.tx.send(env).map_err(|e| Box::new(e.0))?;
         self.bell.ring();
         Ok(())
     }
@@ -92,7 +99,8 @@ pub fn build(n: usize, capacity: usize) -> (Vec<ShardLink>, Vec<ServiceSender>) 
     let bells: Vec<Arc<Doorbell>> = (0..n).map(|_| Arc::new(Doorbell::default())).collect();
     // queues[src][dst]
     let mut senders: Vec<Vec<Sender<Envelope>>> = Vec::with_capacity(n);
-    let mut receivers: Vec<Vec<Receiver<Envelope>>> = (0..n).map(|_| Vec::with_capacity(n)).collect();
+    let mut receivers: Vec<Vec<Receiver<Envelope>>> =
+        (0..n).map(|_| Vec::with_capacity(n)).collect();
     for _src in 0..n {
         let mut row = Vec::with_capacity(n);
         for rx_row in receivers.iter_mut() {
@@ -107,7 +115,10 @@ pub fn build(n: usize, capacity: usize) -> (Vec<ShardLink>, Vec<ServiceSender>) 
     for (i, (to, from)) in senders.into_iter().zip(receivers).enumerate() {
         // Completions are bounded by the writer's and the hash pool's own queues.
         let (stx, srx) = crossbeam_channel::unbounded();
-        services.push(ServiceSender { tx: stx, bell: bells[i].clone() });
+        services.push(ServiceSender {
+            tx: stx,
+            bell: bells[i].clone(),
+        });
         links.push(ShardLink {
             id: ShardId(i as u16),
             to,
@@ -207,7 +218,9 @@ impl ShardLink {
         }
         if into.len() >= max {
             // More may be waiting: make sure the next poll drains again.
-            self.bells[self.id.idx()].rung.store(true, Ordering::Release);
+            self.bells[self.id.idx()]
+                .rung
+                .store(true, Ordering::Release);
         }
     }
 }
@@ -218,6 +231,16 @@ mod tests {
     use std::task::Waker;
 
     #[test]
+    fn envelopes_stay_small() {
+        // Queue slots are sized by the largest variant: keep bulky payloads boxed.
+        assert!(
+            std::mem::size_of::<Envelope>() <= 256,
+            "{}",
+            std::mem::size_of::<Envelope>()
+        );
+    }
+
+    #[test]
     fn envelopes_cross_and_ring_once_per_flush() {
         let (mut links, _svc) = build(2, 4);
         let mut b = links.pop().unwrap();
@@ -225,7 +248,13 @@ mod tests {
         let mut cx = Context::from_waker(Waker::noop());
         assert!(b.poll_ready(&mut cx).is_pending());
         for i in 0..3 {
-            a.send(ShardId(1), Envelope::Topic { topic: format!("t{i}"), req: TopicRequest::Detach { sid: SessionId(i) } });
+            a.send(
+                ShardId(1),
+                Envelope::Topic {
+                    topic: format!("t{i}"),
+                    req: TopicRequest::Detach { sid: SessionId(i) },
+                },
+            );
         }
         assert_eq!(a.flush(), 3);
         assert!(b.poll_ready(&mut cx).is_ready());
@@ -242,7 +271,13 @@ mod tests {
         let b = links.pop().unwrap();
         let mut a = links.pop().unwrap();
         for i in 0..5 {
-            a.send(ShardId(1), Envelope::Session { sid: SessionId(i), ev: SessionEvent::Frames(vec![]) });
+            a.send(
+                ShardId(1),
+                Envelope::Session {
+                    sid: SessionId(i),
+                    ev: SessionEvent::Frames(vec![]),
+                },
+            );
         }
         assert_eq!(a.flush(), 2);
         assert_eq!(a.backlog_len(), 3);

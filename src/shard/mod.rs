@@ -32,15 +32,20 @@ use crate::stats::ShardStats;
 use crate::store::{Store, StoreError, StoreWriter, WriteBatch};
 use crate::topic::{Topic, TopicCx, TopicLimits, TopicOut};
 
+/// Session kinds, re-exported for transports (which do not import the session layer).
+pub use crate::session::SessionKind;
 pub use mesh::{Envelope, ServiceSender, ShardLink};
 pub use outbox::{CloseReason, Outbox};
 pub use tasks::{run_tasks, spawn_tasks};
-/// Session kinds, re-exported for transports (which do not import the session layer).
-pub use crate::session::SessionKind;
 
 /// Wall-clock now in milliseconds; the only clock read of the protocol path.
 pub fn now() -> UnixMillis {
-    UnixMillis(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0))
+    UnixMillis(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+    )
 }
 
 /// Everything a shard is built from.
@@ -81,11 +86,20 @@ enum StoreWaiter {
 
 /// Work queued within one step.
 enum Work {
-    Topic { topic: String, req: TopicRequest },
-    Session { sid: SessionId, ev: SessionEvent },
+    Topic {
+        topic: String,
+        req: TopicRequest,
+    },
+    Session {
+        sid: SessionId,
+        ev: SessionEvent,
+    },
     /// A shared frame for local sessions, queued like everything else so that per-session
     /// order (a reply before a fan-out that followed it) is kept.
-    Deliver { frame: Bytes, sids: Vec<SessionId> },
+    Deliver {
+        frame: Bytes,
+        sids: Vec<SessionId>,
+    },
 }
 
 /// One shard's state. Reached through [`local::with`].
@@ -159,15 +173,28 @@ impl ShardCtx {
     // ---- entry points used by transports ----
 
     /// Opens a session; `None` while shutting down.
-    pub fn open_session(&mut self, kind: SessionKind, remote: String) -> Option<(SessionId, Rc<Outbox>)> {
+    pub fn open_session(
+        &mut self,
+        kind: SessionKind,
+        remote: String,
+    ) -> Option<(SessionId, Rc<Outbox>)> {
         if self.shutting_down {
             return None;
         }
         let sid = SessionId::new(self.id, self.next_serial);
         self.next_serial += 1;
-        let outbox = Rc::new(Outbox::new(self.cfg.session.outbound_max_frames, self.cfg.session.outbound_max_bytes));
+        let outbox = Rc::new(Outbox::new(
+            self.cfg.session.outbound_max_frames,
+            self.cfg.session.outbound_max_bytes,
+        ));
         let session = Session::new(sid, kind, remote, now());
-        self.sessions.insert(sid, SessionSlot { session, outbox: outbox.clone() });
+        self.sessions.insert(
+            sid,
+            SessionSlot {
+                session,
+                outbox: outbox.clone(),
+            },
+        );
         ShardStats::inc(&self.stats.total_sessions);
         ShardStats::set(&self.stats.live_sessions, self.sessions.len() as u64);
         Some((sid, outbox))
@@ -230,7 +257,9 @@ impl ShardCtx {
     // ---- internals ----
 
     fn end_session(&mut self, sid: SessionId, reason: CloseReason) {
-        let Some(mut slot) = self.sessions.remove(&sid) else { return };
+        let Some(mut slot) = self.sessions.remove(&sid) else {
+            return;
+        };
         slot.outbox.close(reason);
         let mut out = Vec::new();
         slot.session.terminate(&mut out);
@@ -256,7 +285,9 @@ impl ShardCtx {
 
     /// Queues a frame on a local session; an overflow ends the session (slow consumer).
     fn push_frame(&mut self, sid: SessionId, frame: Bytes) {
-        let Some(slot) = self.sessions.get(&sid) else { return };
+        let Some(slot) = self.sessions.get(&sid) else {
+            return;
+        };
         if slot.outbox.push(frame).is_err() {
             log::info!("session {sid}: outbound queue full, closing (slow consumer)");
             ShardStats::inc(&self.stats.slow_consumers);
@@ -276,7 +307,7 @@ impl ShardCtx {
         }
     }
 
-    fn to_session(&mut self, sid: SessionId, ev: SessionEvent) {
+    fn send_to_session(&mut self, sid: SessionId, ev: SessionEvent) {
         if sid.shard() == self.id {
             self.work.push_back(Work::Session { sid, ev });
         } else {
@@ -314,12 +345,26 @@ impl ShardCtx {
         if !self.topics.contains_key(&name) {
             match &req {
                 TopicRequest::Detach { .. } | TopicRequest::UserPres { .. } => return,
-                TopicRequest::Join { create: Some(_), .. } => {
-                    self.topics.insert(name.clone(), TopicSlot { topic: Topic::new_group(&name, self.n_shards), idle_since: None });
+                TopicRequest::Join {
+                    create: Some(_), ..
+                } => {
+                    self.topics.insert(
+                        name.clone(),
+                        TopicSlot {
+                            topic: Topic::new_group(&name, self.n_shards),
+                            idle_since: None,
+                        },
+                    );
                 }
                 _ => match Topic::load(&name, self.store.as_ref(), self.n_shards) {
                     Ok(Some(topic)) => {
-                        self.topics.insert(name.clone(), TopicSlot { topic, idle_since: None });
+                        self.topics.insert(
+                            name.clone(),
+                            TopicSlot {
+                                topic,
+                                idle_since: None,
+                            },
+                        );
                     }
                     Ok(None) => return self.topic_missing(&name, req, Outcome::TopicNotFound),
                     Err(e) => {
@@ -332,7 +377,12 @@ impl ShardCtx {
         }
         let mut out = std::mem::take(&mut self.topic_out);
         if let Some(slot) = self.topics.get_mut(&name) {
-            let mut cx = TopicCx { now: now(), store: self.store.as_ref(), limits: &self.topic_limits, out: &mut out };
+            let mut cx = TopicCx {
+                now: now(),
+                store: self.store.as_ref(),
+                limits: &self.topic_limits,
+                out: &mut out,
+            };
             slot.topic.handle(req, &mut cx);
             slot.idle_since = None;
         }
@@ -343,45 +393,87 @@ impl ShardCtx {
     /// A request for a topic that does not exist (or failed to load).
     fn topic_missing(&mut self, name: &str, req: TopicRequest, outcome: Outcome) {
         let (req_of, id, as_seen) = match req {
-            TopicRequest::Join { req, id, as_seen, .. } => (req, id, as_seen),
-            TopicRequest::Leave { req, id, as_seen, .. }
-            | TopicRequest::Publish { req, id, as_seen, .. }
-            | TopicRequest::Get { req, id, as_seen, .. } => {
-                let o = if outcome == Outcome::InternalError { outcome } else { Outcome::AttachFirst };
+            TopicRequest::Join {
+                req, id, as_seen, ..
+            } => (req, id, as_seen),
+            TopicRequest::Leave {
+                req, id, as_seen, ..
+            }
+            | TopicRequest::Publish {
+                req, id, as_seen, ..
+            }
+            | TopicRequest::Get {
+                req, id, as_seen, ..
+            } => {
+                let o = if outcome == Outcome::InternalError {
+                    outcome
+                } else {
+                    Outcome::AttachFirst
+                };
                 let frame = encode(&o.ctrl(id.as_deref(), Some(&as_seen), now()).msg());
-                self.to_session(req.sid, SessionEvent::Frames(vec![frame]));
-                self.to_session(req.sid, SessionEvent::Detached { topic: name.to_owned() });
+                self.send_to_session(req.sid, SessionEvent::Frames(vec![frame]));
+                self.send_to_session(
+                    req.sid,
+                    SessionEvent::Detached {
+                        topic: name.to_owned(),
+                    },
+                );
                 return;
             }
             TopicRequest::Note { req, .. } => {
-                self.to_session(req.sid, SessionEvent::Detached { topic: name.to_owned() });
+                self.send_to_session(
+                    req.sid,
+                    SessionEvent::Detached {
+                        topic: name.to_owned(),
+                    },
+                );
                 return;
             }
             TopicRequest::Detach { .. } | TopicRequest::UserPres { .. } => return,
         };
         let frame = encode(&outcome.ctrl(id.as_deref(), Some(&as_seen), now()).msg());
-        self.to_session(req_of.sid, SessionEvent::Frames(vec![frame]));
-        self.to_session(req_of.sid, SessionEvent::Detached { topic: name.to_owned() });
+        self.send_to_session(req_of.sid, SessionEvent::Frames(vec![frame]));
+        self.send_to_session(
+            req_of.sid,
+            SessionEvent::Detached {
+                topic: name.to_owned(),
+            },
+        );
     }
 
     /// Executes what a topic step produced.
     fn apply_topic_out(&mut self, topic: &str, out: &mut Vec<TopicOut>) {
         for o in out.drain(..) {
             match o {
-                TopicOut::ToSession { sid, ev } => self.to_session(sid, ev),
+                TopicOut::ToSession { sid, ev } => self.send_to_session(sid, ev),
                 TopicOut::Deliver { frame, batches } => {
                     for (shard, sids) in batches {
                         if shard == self.id {
-                            self.work.push_back(Work::Deliver { frame: frame.clone(), sids });
+                            self.work.push_back(Work::Deliver {
+                                frame: frame.clone(),
+                                sids,
+                            });
                         } else {
-                            self.link.send(shard, Envelope::Deliver { frame: frame.clone(), sids });
+                            self.link.send(
+                                shard,
+                                Envelope::Deliver {
+                                    frame: frame.clone(),
+                                    sids,
+                                },
+                            );
                         }
                     }
                 }
                 TopicOut::UserPres { frame, targets } => self.user_pres(frame, targets),
                 TopicOut::Persist { token, batch } => {
                     let ticket = self.ticket();
-                    self.store_waiters.insert(ticket, StoreWaiter::Topic { topic: topic.to_owned(), token });
+                    self.store_waiters.insert(
+                        ticket,
+                        StoreWaiter::Topic {
+                            topic: topic.to_owned(),
+                            token,
+                        },
+                    );
                     if let Err(e) = self.submit(ticket, batch) {
                         self.store_waiters.remove(&ticket);
                         self.topic_persisted(topic.to_owned(), token, Err(e));
@@ -421,7 +513,13 @@ impl ShardCtx {
             let home = home_shard(&me, self.n_shards);
             if home == self.id {
                 if self.topics.contains_key(&me) {
-                    self.work.push_back(Work::Topic { topic: me, req: TopicRequest::UserPres { frame: frame.clone(), skip } });
+                    self.work.push_back(Work::Topic {
+                        topic: me,
+                        req: TopicRequest::UserPres {
+                            frame: frame.clone(),
+                            skip,
+                        },
+                    });
                 }
             } else {
                 remote[home.idx()].push((uid, skip));
@@ -429,7 +527,13 @@ impl ShardCtx {
         }
         for (i, targets) in remote.into_iter().enumerate() {
             if !targets.is_empty() {
-                self.link.send(ShardId(i as u16), Envelope::UserPres { frame: frame.clone(), targets });
+                self.link.send(
+                    ShardId(i as u16),
+                    Envelope::UserPres {
+                        frame: frame.clone(),
+                        targets,
+                    },
+                );
             }
         }
     }
@@ -457,7 +561,12 @@ impl ShardCtx {
         }
         let mut out = std::mem::take(&mut self.topic_out);
         if let Some(slot) = self.topics.get_mut(&name) {
-            let mut cx = TopicCx { now: now(), store: self.store.as_ref(), limits: &self.topic_limits, out: &mut out };
+            let mut cx = TopicCx {
+                now: now(),
+                store: self.store.as_ref(),
+                limits: &self.topic_limits,
+                out: &mut out,
+            };
             slot.topic.handle_persisted(token, res, &mut cx);
         }
         self.apply_topic_out(&name, &mut out);
@@ -469,11 +578,15 @@ impl ShardCtx {
         for env in envs.drain(..) {
             match env {
                 Envelope::Topic { topic, req } => self.work.push_back(Work::Topic { topic, req }),
-                Envelope::Deliver { frame, sids } => self.work.push_back(Work::Deliver { frame, sids }),
+                Envelope::Deliver { frame, sids } => {
+                    self.work.push_back(Work::Deliver { frame, sids })
+                }
                 Envelope::Session { sid, ev } => self.work.push_back(Work::Session { sid, ev }),
                 Envelope::UserPres { frame, targets } => self.user_pres(frame, targets),
                 Envelope::StoreDone { ticket, res } => match self.store_waiters.remove(&ticket) {
-                    Some(StoreWaiter::Topic { topic, token }) => self.topic_persisted(topic, token, res),
+                    Some(StoreWaiter::Topic { topic, token }) => {
+                        self.topic_persisted(topic, token, res)
+                    }
                     Some(StoreWaiter::Account(w)) => self.account_stored(w, res),
                     None => {}
                 },
@@ -493,7 +606,9 @@ impl ShardCtx {
     pub fn flush(&mut self) {
         let n = self.link.flush();
         if n > 0 {
-            self.stats.mesh_out.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            self.stats
+                .mesh_out
+                .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         }
         ShardStats::set(&self.stats.mesh_backlog, self.link.backlog_len() as u64);
     }
@@ -515,7 +630,10 @@ impl ShardCtx {
         ShardStats::set(&self.stats.attachments, attachments);
         ShardStats::set(&self.stats.live_topics, self.topics.len() as u64);
         ShardStats::set(&self.stats.live_sessions, self.sessions.len() as u64);
-        ShardStats::set(&self.stats.pending_auth, (self.hash_waiters.len() + self.store_waiters.len()) as u64);
+        ShardStats::set(
+            &self.stats.pending_auth,
+            (self.hash_waiters.len() + self.store_waiters.len()) as u64,
+        );
         self.flush();
     }
 

@@ -93,7 +93,11 @@ impl Outbox {
 
     /// Moves every queued frame into `into` (the writer then writes them in one go). Ready
     /// with `Some(reason)` once closed and drained; `Pending` while empty and open.
-    pub fn poll_drain(&self, cx: &mut Context<'_>, into: &mut Vec<Bytes>) -> Poll<Option<CloseReason>> {
+    pub fn poll_drain(
+        &self,
+        cx: &mut Context<'_>,
+        into: &mut Vec<Bytes>,
+    ) -> Poll<Option<CloseReason>> {
         let mut i = self.inner.borrow_mut();
         if !i.frames.is_empty() {
             into.extend(i.frames.drain(..));
@@ -133,9 +137,15 @@ mod tests {
         let mut cx = Context::from_waker(Waker::noop());
         let mut got = Vec::new();
         assert_eq!(o.poll_drain(&mut cx, &mut got), Poll::Ready(None));
-        assert_eq!(got, vec![Bytes::from_static(b"abc"), Bytes::from_static(b"de")]);
+        assert_eq!(
+            got,
+            vec![Bytes::from_static(b"abc"), Bytes::from_static(b"de")]
+        );
         assert!(o.poll_drain(&mut cx, &mut got).is_pending());
         o.close(CloseReason::Ended);
-        assert_eq!(o.poll_drain(&mut cx, &mut got), Poll::Ready(Some(CloseReason::Ended)));
+        assert_eq!(
+            o.poll_drain(&mut cx, &mut got),
+            Poll::Ready(Some(CloseReason::Ended))
+        );
     }
 }

@@ -49,7 +49,11 @@ async fn housekeeping_loop() {
             ctx.housekeeping();
             ctx.should_retry_soon()
         });
-        let pause = if backlog { Duration::from_millis(1) } else { Duration::from_secs(1) };
+        let pause = if backlog {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_secs(1)
+        };
         glommio::timer::sleep(pause).await;
     }
 }

@@ -139,7 +139,12 @@ pub enum WriteOp {
     DeleteSub { topic: String, user: UserId },
     /// Raise the read/recv markers of a subscription (never lowers them; recv ≥ read).
     /// Missing subscription: no-op.
-    Markers { topic: String, user: UserId, read: u64, recv: u64 },
+    Markers {
+        topic: String,
+        user: UserId,
+        read: u64,
+        recv: u64,
+    },
     /// Append a message. Fails with [`StoreError::Conflict`] if (topic, seq) exists.
     AppendMessage(MessageRecord),
 }

@@ -7,7 +7,10 @@ use crate::ids::{SessionId, ShardId};
 
 /// Groups session ids by their home shard (encoded in the id). Shards without recipients are
 /// left out; order within a batch follows the input order.
-pub fn group_by_shard(sids: impl IntoIterator<Item = SessionId>, n_shards: usize) -> Vec<(ShardId, Vec<SessionId>)> {
+pub fn group_by_shard(
+    sids: impl IntoIterator<Item = SessionId>,
+    n_shards: usize,
+) -> Vec<(ShardId, Vec<SessionId>)> {
     let mut buckets: Vec<Vec<SessionId>> = vec![Vec::new(); n_shards.max(1)];
     for sid in sids {
         let idx = sid.shard().idx();

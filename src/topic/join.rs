@@ -41,14 +41,22 @@ impl Topic {
     pub(crate) fn on_join(&mut self, a: JoinArgs, cx: &mut TopicCx<'_>) {
         let _ = &a.ua;
         if self.attached.contains_key(&a.req.sid) {
-            let msg = Outcome::AlreadySubscribed.ctrl(a.id.as_deref(), Some(&a.as_seen), cx.now).msg();
+            let msg = Outcome::AlreadySubscribed
+                .ctrl(a.id.as_deref(), Some(&a.as_seen), cx.now)
+                .msg();
             self.reply(a.req.sid, &msg, cx);
             return;
         }
         match self.kind {
             TopicKind::Me(uid) => {
                 if uid != a.req.uid {
-                    self.reply_err(&a.req, Outcome::PermissionDenied, a.id.as_deref(), &a.as_seen, cx);
+                    self.reply_err(
+                        &a.req,
+                        Outcome::PermissionDenied,
+                        a.id.as_deref(),
+                        &a.as_seen,
+                        cx,
+                    );
                     return;
                 }
                 let p = PendingJoin {
@@ -84,7 +92,9 @@ impl Topic {
         let (mut access, mut public, mut private, mut want) = (
             DefaultAccess {
                 auth: if spec.is_chan {
-                    AccessMode(AccessMode::READ | AccessMode::WRITE | AccessMode::PRES | AccessMode::SHARE)
+                    AccessMode(
+                        AccessMode::READ | AccessMode::WRITE | AccessMode::PRES | AccessMode::SHARE,
+                    )
                 } else {
                     AccessMode::PUBLIC
                 },
@@ -99,7 +109,13 @@ impl Topic {
             if let Some(desc) = set.desc {
                 if desc.trusted.is_some() && req.level != AuthLevel::Root {
                     self.broken = true;
-                    self.reply_err(&req, Outcome::PermissionDenied, id.as_deref(), &spec.tmpname, cx);
+                    self.reply_err(
+                        &req,
+                        Outcome::PermissionDenied,
+                        id.as_deref(),
+                        &spec.tmpname,
+                        cx,
+                    );
                     return;
                 }
                 if let Some(d) = desc.defacs {
@@ -107,7 +123,13 @@ impl Topic {
                         Some(acc) => access = acc,
                         None => {
                             self.broken = true;
-                            self.reply_err(&req, Outcome::Malformed, id.as_deref(), &spec.tmpname, cx);
+                            self.reply_err(
+                                &req,
+                                Outcome::Malformed,
+                                id.as_deref(),
+                                &spec.tmpname,
+                                cx,
+                            );
                             return;
                         }
                     }
@@ -156,7 +178,13 @@ impl Topic {
             private,
         };
         self.rec = Some(rec.clone());
-        self.members.insert(req.uid, Member { sub: sub.clone(), online: 0 });
+        self.members.insert(
+            req.uid,
+            Member {
+                sub: sub.clone(),
+                online: 0,
+            },
+        );
         let pending = PendingJoin {
             req,
             id,
@@ -165,7 +193,11 @@ impl Topic {
             tmpname: Some(spec.tmpname),
             acs_changed: true,
         };
-        self.persist(vec![WriteOp::CreateTopic(rec), WriteOp::PutSub(sub)], Pending::Join(pending), cx);
+        self.persist(
+            vec![WriteOp::CreateTopic(rec), WriteOp::PutSub(sub)],
+            Pending::Join(pending),
+            cx,
+        );
     }
 
     fn join_group(
@@ -186,7 +218,11 @@ impl Topic {
             self.reply_err(&req, Outcome::NotFound, id.as_deref(), &as_seen, cx);
             return;
         }
-        let requested_want = match set.as_ref().and_then(|s| s.sub.as_ref()).and_then(|s| s.mode.as_deref()) {
+        let requested_want = match set
+            .as_ref()
+            .and_then(|s| s.sub.as_ref())
+            .and_then(|s| s.mode.as_deref())
+        {
             Some(m) => match AccessMode::parse(m) {
                 Ok(w) => w,
                 Err(_) => {
@@ -196,7 +232,10 @@ impl Topic {
             },
             None => None,
         };
-        let private = set.and_then(|s| s.desc).and_then(|d| d.private).map(|r| r.get().to_owned());
+        let private = set
+            .and_then(|s| s.desc)
+            .and_then(|d| d.private)
+            .map(|r| r.get().to_owned());
         let default_given = self.default_given(req.level);
         let now = cx.now;
         let existing = self.members.get(&req.uid).cloned();
@@ -205,7 +244,11 @@ impl Topic {
                 let mut sub = m.sub.clone();
                 let mut changed = false;
                 if let Some(w) = requested_want {
-                    let w = if sub.given.has(AccessMode::OWNER) { w.with(AccessMode::JOIN | AccessMode::OWNER) } else { w.without(AccessMode::OWNER) };
+                    let w = if sub.given.has(AccessMode::OWNER) {
+                        w.with(AccessMode::JOIN | AccessMode::OWNER)
+                    } else {
+                        w.without(AccessMode::OWNER)
+                    };
                     if w != sub.want {
                         sub.want = w;
                         changed = true;
@@ -227,7 +270,10 @@ impl Topic {
                     return;
                 }
                 // A deleted subscription keeps its `given`, so a ban survives re-subscribing.
-                let given = previous.as_ref().map(|m| m.sub.given).unwrap_or(default_given);
+                let given = previous
+                    .as_ref()
+                    .map(|m| m.sub.given)
+                    .unwrap_or(default_given);
                 let want = requested_want.unwrap_or(given).without(AccessMode::OWNER);
                 let sub = SubRecord {
                     topic: self.name.clone(),
@@ -251,41 +297,84 @@ impl Topic {
         }
         let self_banned = !sub.want.has(AccessMode::JOIN);
         let online = self.members.get(&req.uid).map(|m| m.online).unwrap_or(0);
-        self.members.insert(req.uid, Member { sub: sub.clone(), online });
-        let pending = PendingJoin { req, id, as_seen, get, tmpname: None, acs_changed: changed };
+        self.members.insert(
+            req.uid,
+            Member {
+                sub: sub.clone(),
+                online,
+            },
+        );
+        let pending = PendingJoin {
+            req,
+            id,
+            as_seen,
+            get,
+            tmpname: None,
+            acs_changed: changed,
+        };
         if changed {
             self.persist(vec![WriteOp::PutSub(sub)], Pending::Join(pending), cx);
         } else if self_banned {
-            let msg = Outcome::Ok.ctrl(pending.id.as_deref(), Some(&pending.as_seen), cx.now).msg();
+            let msg = Outcome::Ok
+                .ctrl(pending.id.as_deref(), Some(&pending.as_seen), cx.now)
+                .msg();
             self.reply(pending.req.sid, &msg, cx);
             cx.out.push(TopicOut::ToSession {
                 sid: pending.req.sid,
-                ev: SessionEvent::Detached { topic: self.name.clone() },
+                ev: SessionEvent::Detached {
+                    topic: self.name.clone(),
+                },
             });
         } else {
             self.complete_join(pending, cx);
         }
     }
 
-    pub(crate) fn join_persisted(&mut self, p: PendingJoin, res: Result<(), StoreError>, cx: &mut TopicCx<'_>) {
+    pub(crate) fn join_persisted(
+        &mut self,
+        p: PendingJoin,
+        res: Result<(), StoreError>,
+        cx: &mut TopicCx<'_>,
+    ) {
         if let Err(e) = res {
-            log::error!("topic {}: join of {} not persisted: {e}", self.name, p.req.uid);
+            log::error!(
+                "topic {}: join of {} not persisted: {e}",
+                self.name,
+                p.req.uid
+            );
             let as_seen = p.tmpname.clone().unwrap_or(p.as_seen.clone());
             if p.tmpname.is_some() {
                 self.broken = true;
             }
-            self.reply_err(&p.req, Outcome::InternalError, p.id.as_deref(), &as_seen, cx);
+            self.reply_err(
+                &p.req,
+                Outcome::InternalError,
+                p.id.as_deref(),
+                &as_seen,
+                cx,
+            );
             return;
         }
-        let want_join = self.members.get(&p.req.uid).is_none_or(|m| m.sub.want.has(AccessMode::JOIN));
+        let want_join = self
+            .members
+            .get(&p.req.uid)
+            .is_none_or(|m| m.sub.want.has(AccessMode::JOIN));
         if !want_join {
             // Self-ban: the subscription is saved but the session does not attach.
             let mut msg = Outcome::Ok.ctrl(p.id.as_deref(), Some(&p.as_seen), cx.now);
             if let Some(m) = self.members.get(&p.req.uid) {
-                msg = msg.param("acs", serde_json::to_value(Topic::access_out(&m.sub)).unwrap_or_default());
+                msg = msg.param(
+                    "acs",
+                    serde_json::to_value(Topic::access_out(&m.sub)).unwrap_or_default(),
+                );
             }
             self.reply(p.req.sid, &msg.msg(), cx);
-            cx.out.push(TopicOut::ToSession { sid: p.req.sid, ev: SessionEvent::Detached { topic: self.name.clone() } });
+            cx.out.push(TopicOut::ToSession {
+                sid: p.req.sid,
+                ev: SessionEvent::Detached {
+                    topic: self.name.clone(),
+                },
+            });
             return;
         }
         self.complete_join(p, cx);
@@ -295,7 +384,12 @@ impl Topic {
     fn complete_join(&mut self, p: PendingJoin, cx: &mut TopicCx<'_>) {
         let uid = p.req.uid;
         self.attached.insert(p.req.sid, Attachment { uid });
-        cx.out.push(TopicOut::ToSession { sid: p.req.sid, ev: SessionEvent::Attached { topic: self.name.clone() } });
+        cx.out.push(TopicOut::ToSession {
+            sid: p.req.sid,
+            ev: SessionEvent::Attached {
+                topic: self.name.clone(),
+            },
+        });
         let mut ctrl = Outcome::Ok.ctrl(p.id.as_deref(), Some(&p.as_seen), cx.now);
         if let Some(tmp) = &p.tmpname {
             if let Some(rec) = &self.rec {
@@ -305,7 +399,10 @@ impl Topic {
         }
         if p.acs_changed {
             if let Some(m) = self.members.get(&uid) {
-                ctrl = ctrl.param("acs", serde_json::to_value(Topic::access_out(&m.sub)).unwrap_or_default());
+                ctrl = ctrl.param(
+                    "acs",
+                    serde_json::to_value(Topic::access_out(&m.sub)).unwrap_or_default(),
+                );
             }
         }
         // Counted online before the `get` part is answered: the session is attached, so
@@ -361,50 +458,93 @@ impl Topic {
     pub(crate) fn detach(&mut self, sid: SessionId, cx: &mut TopicCx<'_>) {
         self.remove_session(sid, cx);
         // A join still waiting for its write must not attach a session that has gone.
-        self.pending.retain(|_, p| !matches!(p, Pending::Join(j) if j.req.sid == sid));
+        self.pending
+            .retain(|_, p| !matches!(p, Pending::Join(j) if j.req.sid == sid));
     }
 
-    pub(crate) fn on_leave(&mut self, req: Requester, id: Option<String>, as_seen: String, unsub: bool, cx: &mut TopicCx<'_>) {
+    pub(crate) fn on_leave(
+        &mut self,
+        req: Requester,
+        id: Option<String>,
+        as_seen: String,
+        unsub: bool,
+        cx: &mut TopicCx<'_>,
+    ) {
         if !self.attached.contains_key(&req.sid) {
-            let outcome = if unsub { Outcome::AttachFirst } else { Outcome::NotJoined };
+            let outcome = if unsub {
+                Outcome::AttachFirst
+            } else {
+                Outcome::NotJoined
+            };
             self.reply_err(&req, outcome, id.as_deref(), &as_seen, cx);
             return;
         }
         if unsub {
             let is_owner = self.rec.as_ref().is_some_and(|r| r.owner == Some(req.uid));
             if matches!(self.kind, TopicKind::Me(_)) || is_owner {
-                let msg = Outcome::PermissionDenied.ctrl(id.as_deref(), Some(&as_seen), cx.now).msg();
+                let msg = Outcome::PermissionDenied
+                    .ctrl(id.as_deref(), Some(&as_seen), cx.now)
+                    .msg();
                 self.reply(req.sid, &msg, cx);
                 return;
             }
         }
         self.remove_session(req.sid, cx);
-        let msg = Outcome::Ok.ctrl(id.as_deref(), Some(&as_seen), cx.now).msg();
+        let msg = Outcome::Ok
+            .ctrl(id.as_deref(), Some(&as_seen), cx.now)
+            .msg();
         self.reply(req.sid, &msg, cx);
-        cx.out.push(TopicOut::ToSession { sid: req.sid, ev: SessionEvent::Detached { topic: self.name.clone() } });
+        cx.out.push(TopicOut::ToSession {
+            sid: req.sid,
+            ev: SessionEvent::Detached {
+                topic: self.name.clone(),
+            },
+        });
         if !unsub {
             return;
         }
         let now = cx.now;
-        let Some(m) = self.members.get_mut(&req.uid) else { return };
+        let Some(m) = self.members.get_mut(&req.uid) else {
+            return;
+        };
         m.sub.deleted = Some(now);
         m.sub.updated = now;
         let sub = m.sub.clone();
-        cx.out.push(TopicOut::Write { batch: vec![WriteOp::PutSub(sub)] });
+        cx.out.push(TopicOut::Write {
+            batch: vec![WriteOp::PutSub(sub)],
+        });
         // Every other session of the user attached here is evicted.
-        let others: Vec<SessionId> =
-            self.attached.iter().filter(|(_, a)| a.uid == req.uid).map(|(sid, _)| *sid).collect();
+        let others: Vec<SessionId> = self
+            .attached
+            .iter()
+            .filter(|(_, a)| a.uid == req.uid)
+            .map(|(sid, _)| *sid)
+            .collect();
         for sid in others {
             self.remove_session(sid, cx);
-            let frame = encode(&Outcome::Evicted.ctrl(None, Some(&as_seen), now).param("unsub", true).msg());
+            let frame = encode(
+                &Outcome::Evicted
+                    .ctrl(None, Some(&as_seen), now)
+                    .param("unsub", true)
+                    .msg(),
+            );
             self.send(sid, vec![frame], cx);
-            cx.out.push(TopicOut::ToSession { sid, ev: SessionEvent::Detached { topic: self.name.clone() } });
+            cx.out.push(TopicOut::ToSession {
+                sid,
+                ev: SessionEvent::Detached {
+                    topic: self.name.clone(),
+                },
+            });
         }
     }
 }
 
 /// Parses `defacs` strings over a base; `None` if either is invalid or asks for O.
-fn parse_defacs(auth: Option<&str>, anon: Option<&str>, base: DefaultAccess) -> Option<DefaultAccess> {
+fn parse_defacs(
+    auth: Option<&str>,
+    anon: Option<&str>,
+    base: DefaultAccess,
+) -> Option<DefaultAccess> {
     let mut out = base;
     if let Some(s) = auth {
         if let Some(m) = AccessMode::parse(s).ok()? {

@@ -8,19 +8,32 @@
 use bytes::Bytes;
 
 use crate::access::AccessMode;
+use crate::proto::client::what;
 use crate::proto::client::GetQuery;
 use crate::proto::server::{raw, DefAcsOut, DescOut, Meta, ServerMsg, SubOut, Ts};
 use crate::proto::{encode, Outcome};
 use crate::routing::Requester;
-use crate::proto::client::what;
 use crate::store::MessageQuery;
 use crate::topic::publish::data_frame;
 use crate::topic::{Topic, TopicCx, TopicKind};
 
 impl Topic {
-    pub(crate) fn on_get(&mut self, req: Requester, id: Option<String>, as_seen: String, query: GetQuery, cx: &mut TopicCx<'_>) {
+    pub(crate) fn on_get(
+        &mut self,
+        req: Requester,
+        id: Option<String>,
+        as_seen: String,
+        query: GetQuery,
+        cx: &mut TopicCx<'_>,
+    ) {
         if !self.attached.contains_key(&req.sid) {
-            self.reply_err(&req, crate::proto::Outcome::AttachFirst, id.as_deref(), &as_seen, cx);
+            self.reply_err(
+                &req,
+                crate::proto::Outcome::AttachFirst,
+                id.as_deref(),
+                &as_seen,
+                cx,
+            );
             return;
         }
         let mut frames = Vec::new();
@@ -49,11 +62,24 @@ impl Topic {
         }
         if bits & what::TAGS != 0 {
             let tags = match self.kind {
-                TopicKind::Me(_) => self.user.as_ref().map(|u| u.tags.clone()).unwrap_or_default(),
-                TopicKind::Group => self.rec.as_ref().map(|r| r.tags.clone()).unwrap_or_default(),
+                TopicKind::Me(_) => self
+                    .user
+                    .as_ref()
+                    .map(|u| u.tags.clone())
+                    .unwrap_or_default(),
+                TopicKind::Group => self
+                    .rec
+                    .as_ref()
+                    .map(|r| r.tags.clone())
+                    .unwrap_or_default(),
             };
             if tags.is_empty() {
-                frames.push(encode(&Outcome::NoContent.ctrl(id, Some(as_seen), cx.now).param("what", "tags").msg()));
+                frames.push(encode(
+                    &Outcome::NoContent
+                        .ctrl(id, Some(as_seen), cx.now)
+                        .param("what", "tags")
+                        .msg(),
+                ));
             } else {
                 frames.push(encode(&ServerMsg::Meta(Meta {
                     id: id.map(str::to_owned),
@@ -68,18 +94,33 @@ impl Topic {
             self.data_frames(req, id, as_seen, query, frames, cx);
         }
         if bits & what::DEL != 0 {
-            frames.push(encode(&Outcome::NoContent.ctrl(id, Some(as_seen), cx.now).param("what", "del").msg()));
+            frames.push(encode(
+                &Outcome::NoContent
+                    .ctrl(id, Some(as_seen), cx.now)
+                    .param("what", "del")
+                    .msg(),
+            ));
         }
     }
 
     fn mode_of(&self, req: &Requester) -> AccessMode {
         match self.kind {
             TopicKind::Me(_) => AccessMode::SELF_ME,
-            TopicKind::Group => self.members.get(&req.uid).map(|m| m.mode()).unwrap_or_default(),
+            TopicKind::Group => self
+                .members
+                .get(&req.uid)
+                .map(|m| m.mode())
+                .unwrap_or_default(),
         }
     }
 
-    fn desc_frame(&self, req: &Requester, id: Option<&str>, as_seen: &str, cx: &mut TopicCx<'_>) -> Bytes {
+    fn desc_frame(
+        &self,
+        req: &Requester,
+        id: Option<&str>,
+        as_seen: &str,
+        cx: &mut TopicCx<'_>,
+    ) -> Bytes {
         let mut desc = DescOut::default();
         match self.kind {
             TopicKind::Me(_) => {
@@ -87,23 +128,37 @@ impl Topic {
                     desc.created = Some(Ts(u.created));
                     desc.updated = Some(Ts(u.updated));
                     desc.touched = Some(Ts(u.updated));
-                    desc.defacs = Some(DefAcsOut { auth: u.access.auth.to_string(), anon: u.access.anon.to_string() });
+                    desc.defacs = Some(DefAcsOut {
+                        auth: u.access.auth.to_string(),
+                        anon: u.access.anon.to_string(),
+                    });
                     desc.public = u.public.as_deref().map(raw);
                     desc.trusted = u.trusted.as_deref().map(raw);
                 }
                 let m = AccessMode::SELF_ME.to_string();
-                desc.acs = Some(crate::proto::server::AccessOut { want: m.clone(), given: m.clone(), mode: m });
+                desc.acs = Some(crate::proto::server::AccessOut {
+                    want: m.clone(),
+                    given: m.clone(),
+                    mode: m,
+                });
             }
             TopicKind::Group => {
                 let mode = self.mode_of(req);
                 if let Some(r) = &self.rec {
                     desc.created = Some(Ts(r.created));
                     desc.updated = Some(Ts(r.updated));
-                    let touched = if mode.has(AccessMode::READ) { self.touched.unwrap_or(r.updated) } else { r.updated };
+                    let touched = if mode.has(AccessMode::READ) {
+                        self.touched.unwrap_or(r.updated)
+                    } else {
+                        r.updated
+                    };
                     desc.touched = Some(Ts(touched));
                     desc.chan = r.is_chan;
                     if mode.0 & (AccessMode::SHARE | AccessMode::APPROVE | AccessMode::OWNER) != 0 {
-                        desc.defacs = Some(DefAcsOut { auth: r.access.auth.to_string(), anon: r.access.anon.to_string() });
+                        desc.defacs = Some(DefAcsOut {
+                            auth: r.access.auth.to_string(),
+                            anon: r.access.anon.to_string(),
+                        });
                     }
                     desc.public = r.public.as_deref().map(raw);
                     desc.trusted = r.trusted.as_deref().map(raw);
@@ -134,13 +189,24 @@ impl Topic {
         }))
     }
 
-    fn sub_frame(&self, req: &Requester, id: Option<&str>, as_seen: &str, cx: &mut TopicCx<'_>) -> Bytes {
+    fn sub_frame(
+        &self,
+        req: &Requester,
+        id: Option<&str>,
+        as_seen: &str,
+        cx: &mut TopicCx<'_>,
+    ) -> Bytes {
         let subs = match self.kind {
             TopicKind::Me(uid) => self.me_subs(uid, cx),
             TopicKind::Group => self.group_subs(req, cx),
         };
         if subs.is_empty() {
-            return encode(&Outcome::NoContent.ctrl(id, Some(as_seen), cx.now).param("what", "sub").msg());
+            return encode(
+                &Outcome::NoContent
+                    .ctrl(id, Some(as_seen), cx.now)
+                    .param("what", "sub")
+                    .msg(),
+            );
         }
         encode(&ServerMsg::Meta(Meta {
             id: id.map(str::to_owned),
@@ -168,12 +234,17 @@ impl Topic {
                     user: Some(m.sub.user.usr()),
                     updated: Some(Ts(m.sub.updated)),
                     online: m.online > 0 && req_mode.has(AccessMode::PRES),
-                    acs: (own || is_admin || req_mode.has(AccessMode::SHARE)).then(|| Topic::access_out(&m.sub)),
+                    acs: (own || is_admin || req_mode.has(AccessMode::SHARE))
+                        .then(|| Topic::access_out(&m.sub)),
                     read: if readable { m.sub.read } else { 0 },
                     recv: if readable { m.sub.recv } else { 0 },
                     public: user.as_ref().and_then(|u| u.public.as_deref()).map(raw),
                     trusted: user.as_ref().and_then(|u| u.trusted.as_deref()).map(raw),
-                    private: if own { m.sub.private.as_deref().map(raw) } else { None },
+                    private: if own {
+                        m.sub.private.as_deref().map(raw)
+                    } else {
+                        None
+                    },
                     ..SubOut::default()
                 }
             })
@@ -194,22 +265,36 @@ impl Topic {
             if !sub.topic.starts_with("grp") {
                 continue;
             }
-            let Ok(Some(rec)) = cx.store.topic(&sub.topic) else { continue };
+            let Ok(Some(rec)) = cx.store.topic(&sub.topic) else {
+                continue;
+            };
             let last = cx.store.last_message(&sub.topic).ok().flatten();
             let readable = sub.want.and(sub.given).has(AccessMode::READ);
-            let subcnt = cx.store.subs_of_topic(&sub.topic).map(|v| v.iter().filter(|s| s.deleted.is_none()).count()).unwrap_or(0);
+            let subcnt = cx
+                .store
+                .subs_of_topic(&sub.topic)
+                .map(|v| v.iter().filter(|s| s.deleted.is_none()).count())
+                .unwrap_or(0);
             out.push(SubOut {
-                topic: Some(if rec.is_chan && sub.given.0 == (AccessMode::JOIN | AccessMode::READ | AccessMode::PRES) {
-                    format!("chn{}", &sub.topic[3..])
-                } else {
-                    sub.topic.clone()
-                }),
+                topic: Some(
+                    if rec.is_chan
+                        && sub.given.0 == (AccessMode::JOIN | AccessMode::READ | AccessMode::PRES)
+                    {
+                        format!("chn{}", &sub.topic[3..])
+                    } else {
+                        sub.topic.clone()
+                    },
+                ),
                 updated: Some(Ts(sub.updated.max(rec.updated))),
                 touched: last.map(|l| Ts(l.ts)).or(Some(Ts(rec.updated))),
                 acs: Some(Topic::access_out(&sub)),
                 read: if readable { sub.read } else { 0 },
                 recv: if readable { sub.recv } else { 0 },
-                seq: if readable { last.map(|l| l.seq).unwrap_or(0) } else { 0 },
+                seq: if readable {
+                    last.map(|l| l.seq).unwrap_or(0)
+                } else {
+                    0
+                },
                 public: rec.public.as_deref().map(raw),
                 trusted: rec.trusted.as_deref().map(raw),
                 private: sub.private.as_deref().map(raw),
@@ -230,12 +315,18 @@ impl Topic {
         cx: &mut TopicCx<'_>,
     ) {
         if !self.mode_of(req).has(AccessMode::READ) || self.kind != TopicKind::Group {
-            frames.push(encode(&Outcome::PermissionDenied.ctrl(id, Some(as_seen), cx.now).msg()));
+            frames.push(encode(
+                &Outcome::PermissionDenied
+                    .ctrl(id, Some(as_seen), cx.now)
+                    .msg(),
+            ));
             return;
         }
         let opts = query.data.clone().unwrap_or_default();
         if opts.ims.is_some() || opts.user.is_some() || opts.topic.is_some() {
-            frames.push(encode(&Outcome::Malformed.ctrl(id, Some(as_seen), cx.now).msg()));
+            frames.push(encode(
+                &Outcome::Malformed.ctrl(id, Some(as_seen), cx.now).msg(),
+            ));
             return;
         }
         let max = cx.limits.max_history;
@@ -252,17 +343,27 @@ impl Topic {
             Ok(m) => m,
             Err(e) => {
                 log::error!("topic {}: history read failed: {e}", self.name);
-                frames.push(encode(&Outcome::InternalError.ctrl(id, Some(as_seen), cx.now).msg()));
+                frames.push(encode(
+                    &Outcome::InternalError.ctrl(id, Some(as_seen), cx.now).msg(),
+                ));
                 return;
             }
         };
         if msgs.is_empty() {
-            frames.push(encode(&Outcome::NoContent.ctrl(id, Some(as_seen), cx.now).param("what", "data").msg()));
+            frames.push(encode(
+                &Outcome::NoContent
+                    .ctrl(id, Some(as_seen), cx.now)
+                    .param("what", "data")
+                    .msg(),
+            ));
             return;
         }
         let count = msgs.len();
         frames.extend(msgs.iter().map(|m| data_frame(as_seen, m)));
-        let done = Outcome::Delivered.ctrl(id, Some(as_seen), cx.now).param("what", "data").param("count", count);
+        let done = Outcome::Delivered
+            .ctrl(id, Some(as_seen), cx.now)
+            .param("what", "data")
+            .param("count", count);
         frames.push(encode(&done.msg()));
     }
 }

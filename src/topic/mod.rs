@@ -70,10 +70,16 @@ pub enum TopicOut {
     /// An event for one session.
     ToSession { sid: SessionId, ev: SessionEvent },
     /// One shared frame for many sessions, already grouped by destination shard.
-    Deliver { frame: Bytes, batches: Vec<(ShardId, Vec<SessionId>)> },
+    Deliver {
+        frame: Bytes,
+        batches: Vec<(ShardId, Vec<SessionId>)>,
+    },
     /// One shared `{pres}` frame for the `me` topics of many users; each user's sessions in
     /// the list are attached to the source topic and are skipped.
-    UserPres { frame: Bytes, targets: Vec<(UserId, Vec<SessionId>)> },
+    UserPres {
+        frame: Bytes,
+        targets: Vec<(UserId, Vec<SessionId>)>,
+    },
     /// A durable write; the runtime calls [`Topic::handle_persisted`] with `token` when done.
     Persist { token: u64, batch: WriteBatch },
     /// A write nobody waits for (read markers); failures are only logged.
@@ -105,6 +111,8 @@ pub(crate) struct Attachment {
 }
 
 /// Work waiting for a durable write.
+// Few per topic (one per write in flight); boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Pending {
     Join(join::PendingJoin),
@@ -157,16 +165,26 @@ impl Topic {
     }
 
     /// Loads a topic from the store. `Ok(None)`: no such topic (or not a kind hosted here).
-    pub fn load(name: &str, store: &dyn Store, n_shards: usize) -> Result<Option<Topic>, StoreError> {
-        let Some(kind) = TopicKind::of(name) else { return Ok(None) };
+    pub fn load(
+        name: &str,
+        store: &dyn Store,
+        n_shards: usize,
+    ) -> Result<Option<Topic>, StoreError> {
+        let Some(kind) = TopicKind::of(name) else {
+            return Ok(None);
+        };
         let mut topic = Topic::empty(name, kind, n_shards);
         match kind {
             TopicKind::Me(uid) => {
-                let Some(user) = store.user(uid)? else { return Ok(None) };
+                let Some(user) = store.user(uid)? else {
+                    return Ok(None);
+                };
                 topic.user = Some(user);
             }
             TopicKind::Group => {
-                let Some(rec) = store.topic(name)? else { return Ok(None) };
+                let Some(rec) = store.topic(name)? else {
+                    return Ok(None);
+                };
                 topic.rec = Some(rec);
                 for sub in store.subs_of_topic(name)? {
                     topic.members.insert(sub.user, Member { sub, online: 0 });
@@ -198,31 +216,99 @@ impl Topic {
     /// Handles one request.
     pub fn handle(&mut self, req: TopicRequest, cx: &mut TopicCx<'_>) {
         if self.broken {
-            if let Some(r) = req.requester() {
-                let r = r.clone();
-                self.reply_err(&r, Outcome::Locked, None, &self.name.clone(), cx);
-            }
+            let (r, id, as_seen) = match req {
+                TopicRequest::Join {
+                    req, id, as_seen, ..
+                }
+                | TopicRequest::Leave {
+                    req, id, as_seen, ..
+                }
+                | TopicRequest::Publish {
+                    req, id, as_seen, ..
+                }
+                | TopicRequest::Get {
+                    req, id, as_seen, ..
+                } => (req, id, as_seen),
+                TopicRequest::Note { req, as_seen, .. } => (req, None, as_seen),
+                TopicRequest::Detach { .. } | TopicRequest::UserPres { .. } => return,
+            };
+            self.reply_err(&r, Outcome::Locked, id.as_deref(), &as_seen, cx);
             return;
         }
         match req {
-            TopicRequest::Join { req, id, as_seen, create, set, get, ua } => {
-                self.on_join(join::JoinArgs { req, id, as_seen, create, set, get, ua }, cx)
+            TopicRequest::Join {
+                req,
+                id,
+                as_seen,
+                create,
+                set,
+                get,
+                ua,
+            } => {
+                let (set, get) = (set.map(|b| *b), get.map(|b| *b));
+                self.on_join(
+                    join::JoinArgs {
+                        req,
+                        id,
+                        as_seen,
+                        create,
+                        set,
+                        get,
+                        ua,
+                    },
+                    cx,
+                )
             }
-            TopicRequest::Leave { req, id, as_seen, unsub } => self.on_leave(req, id, as_seen, unsub, cx),
+            TopicRequest::Leave {
+                req,
+                id,
+                as_seen,
+                unsub,
+            } => self.on_leave(req, id, as_seen, unsub, cx),
             TopicRequest::Detach { sid } => self.detach(sid, cx),
-            TopicRequest::Publish { req, id, as_seen, noecho, head, content } => {
-                self.on_publish(publish::PublishArgs { req, id, as_seen, noecho, head, content }, cx)
-            }
-            TopicRequest::Get { req, id, as_seen, query } => self.on_get(req, id, as_seen, query, cx),
-            TopicRequest::Note { req, as_seen, what, seq, event, payload } => {
-                self.on_note(req, as_seen, what, seq, event, payload, cx)
-            }
+            TopicRequest::Publish {
+                req,
+                id,
+                as_seen,
+                noecho,
+                head,
+                content,
+            } => self.on_publish(
+                publish::PublishArgs {
+                    req,
+                    id,
+                    as_seen,
+                    noecho,
+                    head,
+                    content,
+                },
+                cx,
+            ),
+            TopicRequest::Get {
+                req,
+                id,
+                as_seen,
+                query,
+            } => self.on_get(req, id, as_seen, *query, cx),
+            TopicRequest::Note {
+                req,
+                as_seen,
+                what,
+                seq,
+                event,
+                payload,
+            } => self.on_note(req, as_seen, what, seq, event, payload, cx),
             TopicRequest::UserPres { frame, skip } => self.on_user_pres(frame, skip, cx),
         }
     }
 
     /// A durable write emitted as [`TopicOut::Persist`] finished.
-    pub fn handle_persisted(&mut self, token: u64, res: Result<(), StoreError>, cx: &mut TopicCx<'_>) {
+    pub fn handle_persisted(
+        &mut self,
+        token: u64,
+        res: Result<(), StoreError>,
+        cx: &mut TopicCx<'_>,
+    ) {
         match self.pending.remove(&token) {
             Some(Pending::Join(p)) => self.join_persisted(p, res, cx),
             Some(Pending::Publish(p)) => self.publish_persisted(p, res, cx),
@@ -240,7 +326,10 @@ impl Topic {
 
     /// Sends frames to one session.
     pub(crate) fn send(&self, sid: SessionId, frames: Vec<Bytes>, cx: &mut TopicCx<'_>) {
-        cx.out.push(TopicOut::ToSession { sid, ev: SessionEvent::Frames(frames) });
+        cx.out.push(TopicOut::ToSession {
+            sid,
+            ev: SessionEvent::Frames(frames),
+        });
     }
 
     /// Replies with an error and tells the session it is not attached (when it thought it was
@@ -258,7 +347,9 @@ impl Topic {
         if !self.attached.contains_key(&req.sid) {
             cx.out.push(TopicOut::ToSession {
                 sid: req.sid,
-                ev: SessionEvent::Detached { topic: self.name.clone() },
+                ev: SessionEvent::Detached {
+                    topic: self.name.clone(),
+                },
             });
         }
     }
@@ -290,7 +381,12 @@ impl Topic {
     }
 
     /// Sends one frame to the given batches (no-op when empty).
-    pub(crate) fn deliver(&self, frame: Bytes, batches: Vec<(ShardId, Vec<SessionId>)>, cx: &mut TopicCx<'_>) {
+    pub(crate) fn deliver(
+        &self,
+        frame: Bytes,
+        batches: Vec<(ShardId, Vec<SessionId>)>,
+        cx: &mut TopicCx<'_>,
+    ) {
         if !batches.is_empty() {
             cx.out.push(TopicOut::Deliver { frame, batches });
         }
@@ -298,7 +394,9 @@ impl Topic {
 
     /// Default access for a new subscriber of `level`.
     pub(crate) fn default_given(&self, level: AuthLevel) -> AccessMode {
-        let Some(rec) = &self.rec else { return AccessMode::NONE };
+        let Some(rec) = &self.rec else {
+            return AccessMode::NONE;
+        };
         match level {
             AuthLevel::Anon => rec.access.anon,
             AuthLevel::Root => AccessMode::OWNER_FULL.without(AccessMode::OWNER),

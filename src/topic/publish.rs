@@ -44,11 +44,16 @@ impl Topic {
             return;
         }
         let allowed = match self.kind {
-            TopicKind::Group => self.members.get(&a.req.uid).is_some_and(|m| m.mode().has(AccessMode::WRITE)),
+            TopicKind::Group => self
+                .members
+                .get(&a.req.uid)
+                .is_some_and(|m| m.mode().has(AccessMode::WRITE)),
             TopicKind::Me(_) => false,
         };
         if !allowed {
-            let msg = Outcome::PermissionDenied.ctrl(id, Some(&a.as_seen), cx.now).msg();
+            let msg = Outcome::PermissionDenied
+                .ctrl(id, Some(&a.as_seen), cx.now)
+                .msg();
             self.reply(a.req.sid, &msg, cx);
             return;
         }
@@ -81,21 +86,43 @@ impl Topic {
         }
         let batch = vec![
             WriteOp::AppendMessage(record),
-            WriteOp::Markers { topic: self.name.clone(), user: a.req.uid, read: seq, recv: seq },
+            WriteOp::Markers {
+                topic: self.name.clone(),
+                user: a.req.uid,
+                read: seq,
+                recv: seq,
+            },
         ];
-        let pending = PendingPublish { req: a.req, id: a.id, as_seen: a.as_seen, noecho: a.noecho, seq, frame };
+        let pending = PendingPublish {
+            req: a.req,
+            id: a.id,
+            as_seen: a.as_seen,
+            noecho: a.noecho,
+            seq,
+            frame,
+        };
         self.persist(batch, Pending::Publish(pending), cx);
     }
 
-    pub(crate) fn publish_persisted(&mut self, p: PendingPublish, res: Result<(), StoreError>, cx: &mut TopicCx<'_>) {
+    pub(crate) fn publish_persisted(
+        &mut self,
+        p: PendingPublish,
+        res: Result<(), StoreError>,
+        cx: &mut TopicCx<'_>,
+    ) {
         if let Err(e) = res {
             log::error!("topic {}: message {} not persisted: {e}", self.name, p.seq);
-            let msg = Outcome::InternalError.ctrl(p.id.as_deref(), Some(&p.as_seen), cx.now).msg();
+            let msg = Outcome::InternalError
+                .ctrl(p.id.as_deref(), Some(&p.as_seen), cx.now)
+                .msg();
             self.reply(p.req.sid, &msg, cx);
             return;
         }
         if let Some(id) = p.id.as_deref() {
-            let ack = Outcome::Accepted.ctrl(Some(id), Some(&p.as_seen), cx.now).param("seq", p.seq).msg();
+            let ack = Outcome::Accepted
+                .ctrl(Some(id), Some(&p.as_seen), cx.now)
+                .param("seq", p.seq)
+                .msg();
             self.reply(p.req.sid, &ack, cx);
         }
         self.notify_unattached(p.seq, p.req.uid, cx);
@@ -115,27 +142,40 @@ impl Topic {
             let skip: Vec<SessionId> = if m.online == 0 {
                 Vec::new()
             } else {
-                self.attached.iter().filter(|(_, a)| a.uid == *uid).map(|(sid, _)| *sid).collect()
+                self.attached
+                    .iter()
+                    .filter(|(_, a)| a.uid == *uid)
+                    .map(|(sid, _)| *sid)
+                    .collect()
             };
             targets.push((*uid, skip));
         }
-        if targets.is_empty() {
-            return;
+        // `act` is omitted for the actor's own sessions (it equals the recipient).
+        let (own, others): (Vec<_>, Vec<_>) =
+            targets.into_iter().partition(|(uid, _)| *uid == actor);
+        for (targets, act) in [(others, Some(actor.usr())), (own, None)] {
+            if targets.is_empty() {
+                continue;
+            }
+            let frame = encode(&ServerMsg::Pres(Pres {
+                topic: "me".into(),
+                src: Some(self.name.clone()),
+                what: "msg",
+                seq,
+                act,
+                ..Pres::default()
+            }));
+            cx.out.push(TopicOut::UserPres { frame, targets });
         }
-        let frame = encode(&ServerMsg::Pres(Pres {
-            topic: "me".into(),
-            src: Some(self.name.clone()),
-            what: "msg",
-            seq,
-            act: Some(actor.usr()),
-            ..Pres::default()
-        }));
-        cx.out.push(TopicOut::UserPres { frame, targets });
     }
 
     /// A `me` topic shows a user-level `{pres}` on its sessions except those in `skip`.
     pub(crate) fn on_user_pres(&self, frame: Bytes, skip: Vec<SessionId>, cx: &mut TopicCx<'_>) {
-        let sids = self.attached.keys().copied().filter(|sid| !skip.contains(sid));
+        let sids = self
+            .attached
+            .keys()
+            .copied()
+            .filter(|sid| !skip.contains(sid));
         let batches = group_by_shard(sids, self.n_shards);
         self.deliver(frame, batches, cx);
     }
@@ -152,14 +192,18 @@ impl Topic {
         cx: &mut TopicCx<'_>,
     ) {
         if !self.attached.contains_key(&req.sid) {
-            let msg = Outcome::AttachFirst.ctrl(None, Some(&as_seen), cx.now).msg();
+            let msg = Outcome::AttachFirst
+                .ctrl(None, Some(&as_seen), cx.now)
+                .msg();
             self.reply(req.sid, &msg, cx);
             return;
         }
         if self.kind != TopicKind::Group {
             return;
         }
-        let Some(member) = self.members.get_mut(&req.uid) else { return };
+        let Some(member) = self.members.get_mut(&req.uid) else {
+            return;
+        };
         let mode = member.mode();
         let what_static: &'static str = match what.as_str() {
             "kp" | "kpa" | "kpv" => {
@@ -189,7 +233,12 @@ impl Topic {
                     }
                     sub.recv = seq;
                 }
-                let batch = vec![WriteOp::Markers { topic: self.name.clone(), user: req.uid, read: sub.read, recv: sub.recv }];
+                let batch = vec![WriteOp::Markers {
+                    topic: self.name.clone(),
+                    user: req.uid,
+                    read: sub.read,
+                    recv: sub.recv,
+                }];
                 cx.out.push(TopicOut::Write { batch });
                 if what == "read" {
                     "read"
@@ -233,4 +282,3 @@ pub(crate) fn data_frame(as_seen: &str, rec: &MessageRecord) -> Bytes {
         content: raw(&rec.content),
     }))
 }
-

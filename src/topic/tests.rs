@@ -240,7 +240,7 @@ impl Sim {
                 tmpname: "newG".into(),
                 is_chan: false,
             });
-            *s = set.map(set_query);
+            *s = set.map(|v| Box::new(set_query(v)));
         }
         self.run(GROUP, r);
     }
@@ -300,12 +300,12 @@ fn raw_json(text: &str) -> RawJsonBox {
 
 type RawJsonBox = crate::proto::client::RawJson;
 
-fn get_query(v: Value) -> GetQuery {
-    serde_json::from_str(&v.to_string()).expect("a get query")
+fn get_query(v: Value) -> Box<GetQuery> {
+    Box::new(serde_json::from_str(&v.to_string()).expect("a get query"))
 }
 
-fn set_query(v: Value) -> SetQuery {
-    serde_json::from_str(&v.to_string()).expect("a set query")
+fn set_query(v: Value) -> Box<SetQuery> {
+    Box::new(serde_json::from_str(&v.to_string()).expect("a set query"))
 }
 
 fn join(sid: SessionId, uid: UserId, as_seen: &str, id: Option<&str>) -> TopicRequest {
@@ -323,7 +323,7 @@ fn join(sid: SessionId, uid: UserId, as_seen: &str, id: Option<&str>) -> TopicRe
 fn join_get(sid: SessionId, uid: UserId, id: &str, get: Value) -> TopicRequest {
     let mut r = join(sid, uid, GROUP, Some(id));
     if let TopicRequest::Join { get: g, .. } = &mut r {
-        *g = Some(get_query(get));
+        *g = Some(Box::new(get_query(get)));
     }
     r
 }
@@ -364,7 +364,7 @@ fn get(sid: SessionId, uid: UserId, id: &str, query: Value) -> TopicRequest {
         req: rq(sid, uid),
         id: Some(id.into()),
         as_seen: GROUP.into(),
-        query: get_query(query),
+        query: Box::new(get_query(query)),
     }
 }
 
@@ -411,10 +411,10 @@ fn creating_a_group_replies_only_after_the_write_in_reference_order() {
             tmpname: "newG".into(),
             is_chan: false,
         });
-        *set = Some(set_query(
+        *set = Some(Box::new(set_query(
             json!({"desc": {"public": {"fn": "Group"}, "private": "mine"}, "tags": ["Tag1", "tag1", "x"]}),
-        ));
-        *get = Some(get_query(json!({"what": "desc sub"})));
+        )));
+        *get = Some(Box::new(get_query(json!({"what": "desc sub"}))));
     }
     sim.now = UnixMillis(T0.0 + 5);
     sim.req(GROUP, r);
@@ -542,7 +542,11 @@ fn a_failed_creation_write_is_reported_on_the_tmpname_and_locks_the_topic() {
     let Rec::Frame(f) = &recs[0] else {
         panic!("{recs:?}")
     };
-    ctrl(f, 503, "locked");
+    let c = ctrl(f, 503, "locked");
+    assert_eq!(
+        (c["id"].as_str(), c["topic"].as_str()),
+        (Some("j"), Some(GROUP))
+    );
     assert_eq!(recs[1], Rec::Detached(GROUP.into()));
     assert!(sim.topic(GROUP).is_idle());
 }
@@ -863,6 +867,23 @@ fn pres_msg_goes_to_members_me_sessions_not_attached_to_the_topic() {
     // Alice's `me` is not loaded: nothing for her beyond the ack and the data.
     assert_eq!(sim.frames(a1).len(), 2);
 
+    // The publisher's own sessions elsewhere are notified too, without `act` (it is them).
+    let a_me = sid(1, 4);
+    sim.attach_me(a_me, ALICE);
+    sim.attach_me(a1, ALICE);
+    sim.clear();
+    sim.publish(a1, ALICE, None, "\"mine\"");
+    assert_eq!(
+        sim.frames(a_me),
+        [json!({"pres": {"topic": "me", "src": GROUP, "what": "msg", "seq": 2}})]
+    );
+    assert_eq!(
+        data_seqs(&sim.frames(a1)),
+        [2],
+        "attached to the group: data only"
+    );
+    assert_eq!(sim.frames(b_me)[0]["pres"]["act"], ALICE.usr());
+
     // A member without P gets no notification.
     sim.clear();
     if let Some(m) = sim
@@ -1055,6 +1076,17 @@ fn typing_notes_reach_other_users_only() {
             "{what}"
         );
     }
+    // Generic data notes carry their payload and event to every other session.
+    let mut n = note(b1, BOB, "data", 0);
+    if let TopicRequest::Note { payload, event, .. } = &mut n {
+        *payload = Some(raw_json(r#"{"x":1}"#));
+        *event = Some("ev".into());
+    }
+    sim.run(GROUP, n);
+    let info = json!({"info": {"topic": GROUP, "from": BOB.usr(), "what": "data", "event": "ev", "payload": {"x": 1}}});
+    assert_eq!(sim.frames(a1), [info.clone()]);
+    assert_eq!(sim.frames(a2), [info]);
+    assert!(sim.frames(b1).is_empty());
     assert!(sim.in_flight.is_empty());
 }
 
@@ -1261,7 +1293,7 @@ fn me_topics_admit_only_their_user() {
 
     let mut r = join(sid(0, 1), ALICE, "me", Some("m"));
     if let TopicRequest::Join { get, .. } = &mut r {
-        *get = Some(get_query(json!({"what": "desc sub"})));
+        *get = Some(Box::new(get_query(json!({"what": "desc sub"}))));
     }
     sim.req(&me, r);
     assert!(sim.in_flight.is_empty(), "attaching to me writes nothing");
@@ -1303,7 +1335,7 @@ fn the_me_topic_lists_the_users_groups() {
     assert!(sim.load(&me));
     let mut r = join(sid(0, 3), BOB, "me", Some("m"));
     if let TopicRequest::Join { get, .. } = &mut r {
-        *get = Some(get_query(json!({"what": "sub"})));
+        *get = Some(Box::new(get_query(json!({"what": "sub"}))));
     }
     sim.run(&me, r);
     let f = sim.frames(sid(0, 3));

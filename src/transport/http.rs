@@ -27,7 +27,10 @@ pub struct RequestHead {
 impl RequestHead {
     /// The first header named `name` (lowercase).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A query parameter, percent-decoded.
@@ -61,7 +64,9 @@ fn percent_decode(s: &str) -> String {
     while i < b.len() {
         match b[i] {
             b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(v) => {
                         out.push(v);
@@ -100,12 +105,19 @@ pub enum HeadError {
 }
 
 /// Reads one request head; returns it and any bytes read past it.
-pub async fn read_head(stream: &mut TcpStream, max: usize, timeout: Duration) -> Result<(RequestHead, Vec<u8>), HeadError> {
+pub async fn read_head(
+    stream: &mut TcpStream,
+    max: usize,
+    timeout: Duration,
+) -> Result<(RequestHead, Vec<u8>), HeadError> {
     let _ = stream.set_read_timeout(Some(timeout));
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
     loop {
-        let n = stream.read(&mut chunk).await.map_err(|e| HeadError::Io(e.to_string()))?;
+        let n = stream
+            .read(&mut chunk)
+            .await
+            .map_err(|e| HeadError::Io(e.to_string()))?;
         if n == 0 {
             return Err(HeadError::Closed);
         }
@@ -123,7 +135,12 @@ pub async fn read_head(stream: &mut TcpStream, max: usize, timeout: Duration) ->
                     headers: req
                         .headers
                         .iter()
-                        .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
+                        .map(|h| {
+                            (
+                                h.name.to_ascii_lowercase(),
+                                String::from_utf8_lossy(h.value).into_owned(),
+                            )
+                        })
                         .collect(),
                 };
                 let _ = stream.set_read_timeout(None);
@@ -145,7 +162,13 @@ pub fn ctrl_body(code: u16, text: &str, now: UnixMillis) -> String {
 }
 
 /// Writes a complete response and closes the write side.
-pub async fn respond(stream: &mut TcpStream, status: u16, reason: &str, content_type: &str, body: &str) {
+pub async fn respond(
+    stream: &mut TcpStream,
+    status: u16,
+    reason: &str,
+    content_type: &str,
+    body: &str,
+) {
     let head = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-cache, no-store, must-revalidate\r\nConnection: close\r\n\r\n",
         body.len()
@@ -163,11 +186,17 @@ mod tests {
 
     #[test]
     fn api_key_from_header_query_or_cookie() {
-        let mut h = RequestHead { query: "a=1&apikey=AQ%2DB&x".into(), ..RequestHead::default() };
+        let mut h = RequestHead {
+            query: "a=1&apikey=AQ%2DB&x".into(),
+            ..RequestHead::default()
+        };
         assert_eq!(h.api_key().as_deref(), Some("AQ-B"));
         h.headers.push(("x-tinode-apikey".into(), " K ".into()));
         assert_eq!(h.api_key().as_deref(), Some("K"));
-        let c = RequestHead { headers: vec![("cookie".into(), "a=b; apikey=C".into())], ..RequestHead::default() };
+        let c = RequestHead {
+            headers: vec![("cookie".into(), "a=b; apikey=C".into())],
+            ..RequestHead::default()
+        };
         assert_eq!(c.api_key().as_deref(), Some("C"));
         assert_eq!(RequestHead::default().api_key(), None);
     }

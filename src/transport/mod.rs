@@ -38,13 +38,23 @@ pub async fn serve(listener: TcpListener, cfg: Rc<Config>) {
 }
 
 async fn connection(mut stream: TcpStream, cfg: &Config) {
-    let remote = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let remote = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let timeout = Duration::from_millis(cfg.ws.handshake_timeout_ms);
     let (head, leftover) = match read_head(&mut stream, cfg.ws.max_header_bytes, timeout).await {
         Ok(v) => v,
         Err(http::HeadError::TooLarge(_)) => {
             let body = ctrl_body(431, "request header fields too large", now());
-            return respond(&mut stream, 431, "Request Header Fields Too Large", "application/json", &body).await;
+            return respond(
+                &mut stream,
+                431,
+                "Request Header Fields Too Large",
+                "application/json",
+                &body,
+            )
+            .await;
         }
         Err(http::HeadError::Invalid(_)) => {
             let body = ctrl_body(400, "malformed", now());

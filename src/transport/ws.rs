@@ -19,8 +19,8 @@ use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Message, Utf8Bytes};
 
 use crate::config::Config;
-use crate::shard::SessionKind;
 use crate::shard::local::with;
+use crate::shard::SessionKind;
 use crate::shard::{now, CloseReason, Outbox};
 use crate::transport::http::{ctrl_body, respond, RequestHead};
 
@@ -35,18 +35,37 @@ enum Event {
 }
 
 /// Validates the upgrade request and answers it; then runs the session.
-pub async fn serve(mut stream: TcpStream, head: RequestHead, leftover: Vec<u8>, remote: String, cfg: &Config) {
+pub async fn serve(
+    mut stream: TcpStream,
+    head: RequestHead,
+    leftover: Vec<u8>,
+    remote: String,
+    cfg: &Config,
+) {
     if head.method != "GET" {
         let body = ctrl_body(405, "operation or method not allowed", now());
-        return respond(&mut stream, 405, "Method Not Allowed", "application/json", &body).await;
+        return respond(
+            &mut stream,
+            405,
+            "Method Not Allowed",
+            "application/json",
+            &body,
+        )
+        .await;
     }
-    let key_ok = head.api_key().is_some_and(|k| with(|ctx| ctx.api_key_ok(&k)));
+    let key_ok = head
+        .api_key()
+        .is_some_and(|k| with(|ctx| ctx.api_key_ok(&k)));
     if !key_ok {
         let body = ctrl_body(403, "valid API key required", now());
         return respond(&mut stream, 403, "Forbidden", "application/json", &body).await;
     }
-    let is_upgrade = head.header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-        && head.header("connection").is_some_and(|v| v.to_ascii_lowercase().contains("upgrade"));
+    let is_upgrade = head
+        .header("upgrade")
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+        && head
+            .header("connection")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("upgrade"));
     let Some(ws_key) = head.header("sec-websocket-key").filter(|_| is_upgrade) else {
         let body = ctrl_body(400, "malformed", now());
         return respond(&mut stream, 400, "Bad Request", "application/json", &body).await;
@@ -68,13 +87,19 @@ pub async fn serve(mut stream: TcpStream, head: RequestHead, leftover: Vec<u8>, 
         .read_buffer_size(cfg.ws.read_buffer)
         .max_message_size(Some(max))
         .max_frame_size(Some(max));
-    let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(ws_cfg)).await;
+    let ws =
+        WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(ws_cfg)).await;
     run(ws, &outbox, sid, cfg).await;
     outbox.close(CloseReason::Ended);
     with(|ctx| ctx.close_session(sid));
 }
 
-async fn run(mut ws: WebSocketStream<TcpStream>, outbox: &Rc<Outbox>, sid: crate::ids::SessionId, cfg: &Config) {
+async fn run(
+    mut ws: WebSocketStream<TcpStream>,
+    outbox: &Rc<Outbox>,
+    sid: crate::ids::SessionId,
+    cfg: &Config,
+) {
     let ping_every = Duration::from_millis(cfg.ws.ping_interval_ms);
     let pong_timeout = Duration::from_millis(cfg.ws.pong_timeout_ms);
     let mut ticker = glommio::timer::Timer::new(ping_every);
@@ -161,7 +186,10 @@ fn on_frame(sid: crate::ids::SessionId, outbox: &Outbox, data: &[u8]) {
 }
 
 /// Writes every drained frame, then flushes once: one write for the whole batch.
-async fn write_all(ws: &mut WebSocketStream<TcpStream>, frames: &mut Vec<Bytes>) -> Result<(), tungstenite::Error> {
+async fn write_all(
+    ws: &mut WebSocketStream<TcpStream>,
+    frames: &mut Vec<Bytes>,
+) -> Result<(), tungstenite::Error> {
     for f in frames.drain(..) {
         let text = Utf8Bytes::try_from(f).unwrap_or_else(|_| Utf8Bytes::from_static("{}"));
         ws.feed(Message::Text(text)).await?;
