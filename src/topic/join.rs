@@ -7,7 +7,7 @@
 use crate::access::{AccessMode, AuthLevel, DefaultAccess};
 use crate::ids::{SessionId, UserId};
 use crate::proto::client::{GetQuery, SetQuery};
-use crate::proto::server::{Pres, ServerMsg};
+use crate::proto::server::{DeltaAcs, Pres, ServerMsg};
 use crate::proto::{encode, Outcome};
 use crate::routing::{CreateSpec, Requester, SessionEvent};
 use crate::store::{StoreError, SubRecord, TopicRecord, WriteOp};
@@ -418,6 +418,12 @@ impl Topic {
         if let Some(get) = &p.get {
             self.get_frames(&p.req, p.id.as_deref(), &p.as_seen, get, &mut frames, cx);
         }
+        if p.acs_changed && p.tmpname.is_none() {
+            if let Some(m) = self.members.get(&uid) {
+                let (want, given) = (m.sub.want.to_string(), m.sub.given.to_string());
+                self.notify_acs(uid, want, given, p.req.sid, cx);
+            }
+        }
         self.send(p.req.sid, frames, cx);
         if first && self.kind == TopicKind::Group {
             self.announce(uid, "on", cx);
@@ -513,6 +519,17 @@ impl Topic {
         cx.out.push(TopicOut::Write {
             batch: vec![WriteOp::PutSub(sub)],
         });
+        self.notify_acs(req.uid, "N".into(), "N".into(), req.sid, cx);
+        let gone = encode(&ServerMsg::Pres(Pres {
+            topic: "me".into(),
+            src: Some(self.name.clone()),
+            what: "gone",
+            ..Pres::default()
+        }));
+        cx.out.push(TopicOut::UserPres {
+            frame: gone,
+            targets: vec![(req.uid, vec![req.sid])],
+        });
         // Every other session of the user attached here is evicted.
         let others: Vec<SessionId> = self
             .attached
@@ -536,6 +553,53 @@ impl Topic {
                 },
             });
         }
+    }
+}
+
+impl Topic {
+    /// A subscription of `uid` was created, changed or deleted: `{pres acs}` with the new
+    /// `dacs` to the topic's attached admins (A or O) other than the user, and on `me` to the
+    /// user's other sessions (not `origin`).
+    fn notify_acs(
+        &self,
+        uid: UserId,
+        want: String,
+        given: String,
+        origin: SessionId,
+        cx: &mut TopicCx<'_>,
+    ) {
+        let dacs = DeltaAcs {
+            want: Some(want),
+            given: Some(given),
+        };
+        let admins = self.recipients(0, None, |u| {
+            u != uid
+                && self
+                    .members
+                    .get(&u)
+                    .is_some_and(|m| m.mode().0 & (AccessMode::APPROVE | AccessMode::OWNER) != 0)
+        });
+        if !admins.is_empty() {
+            let frame = encode(&ServerMsg::Pres(Pres {
+                topic: self.name.clone(),
+                src: Some(uid.usr()),
+                what: "acs",
+                dacs: Some(dacs.clone()),
+                ..Pres::default()
+            }));
+            self.deliver(frame, admins, cx);
+        }
+        let frame = encode(&ServerMsg::Pres(Pres {
+            topic: "me".into(),
+            src: Some(self.name.clone()),
+            what: "acs",
+            dacs: Some(dacs),
+            ..Pres::default()
+        }));
+        cx.out.push(TopicOut::UserPres {
+            frame,
+            targets: vec![(uid, vec![origin])],
+        });
     }
 }
 

@@ -90,6 +90,31 @@ impl Topic {
                 })));
             }
         }
+        if bits & what::CRED != 0 {
+            // No credential validation is configured: there are no credentials to list.
+            let o = if matches!(self.kind, TopicKind::Me(_)) {
+                Outcome::NoContent
+            } else {
+                Outcome::OperationNotAllowed
+            };
+            let mut c = o.ctrl(id, Some(as_seen), cx.now);
+            if o == Outcome::NoContent {
+                c = c.param("what", "creds");
+            }
+            frames.push(encode(&c.msg()));
+        }
+        if bits & what::AUX != 0 {
+            let o = if matches!(self.kind, TopicKind::Me(_)) {
+                Outcome::OperationNotAllowed
+            } else {
+                Outcome::NoContent
+            };
+            let mut c = o.ctrl(id, Some(as_seen), cx.now);
+            if o == Outcome::NoContent {
+                c = c.param("what", "aux");
+            }
+            frames.push(encode(&c.msg()));
+        }
         if bits & what::DATA != 0 {
             self.data_frames(req, id, as_seen, query, frames, cx);
         }
@@ -339,7 +364,11 @@ impl Topic {
             before: opts.before.filter(|s| *s > 0).map(|s| s as u64),
             limit,
         };
-        let msgs = match cx.store.messages(&self.name, q) {
+        let msgs = match &opts.ranges {
+            Some(ranges) if !ranges.is_empty() => self.ranged_history(ranges, q, cx),
+            _ => cx.store.messages(&self.name, q),
+        };
+        let msgs = match msgs {
             Ok(m) => m,
             Err(e) => {
                 log::error!("topic {}: history read failed: {e}", self.name);
@@ -365,5 +394,35 @@ impl Topic {
             .param("what", "data")
             .param("count", count);
         frames.push(encode(&done.msg()));
+    }
+
+    /// History within `[low, hi)` ranges (also bounded by since/before), newest first, at
+    /// most `q.limit` messages.
+    fn ranged_history(
+        &self,
+        ranges: &[crate::proto::client::SeqRange],
+        q: MessageQuery,
+        cx: &mut TopicCx<'_>,
+    ) -> Result<Vec<crate::store::MessageRecord>, crate::store::StoreError> {
+        let mut out = Vec::new();
+        for r in ranges.iter().filter(|r| r.low > 0) {
+            let low = r.low as u64;
+            let hi = if r.hi > r.low { r.hi as u64 } else { low + 1 };
+            let since = q.since.map_or(low, |s| s.max(low));
+            let before = q.before.map_or(hi, |b| b.min(hi));
+            if since >= before {
+                continue;
+            }
+            let part = MessageQuery {
+                since: Some(since),
+                before: Some(before),
+                limit: q.limit,
+            };
+            out.extend(cx.store.messages(&self.name, part)?);
+        }
+        out.sort_by(|a, b| b.seq.cmp(&a.seq));
+        out.dedup_by_key(|m| m.seq);
+        out.truncate(q.limit);
+        Ok(out)
     }
 }
