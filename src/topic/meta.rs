@@ -420,7 +420,7 @@ impl Topic {
             };
             out.extend(cx.store.messages(&self.name, part)?);
         }
-        out.sort_by(|a, b| b.seq.cmp(&a.seq));
+        out.sort_by_key(|m| std::cmp::Reverse(m.seq));
         out.dedup_by_key(|m| m.seq);
         out.truncate(q.limit);
         Ok(out)

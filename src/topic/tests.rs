@@ -16,6 +16,9 @@ const BOB: UserId = UserId(0xb0b0_0000_0000_0002);
 const CAROL: UserId = UserId(0xca50_1000_0000_0003);
 const GROUP: &str = "grpTestGroup001";
 
+/// Recipients of one `Deliver`, one entry per destination shard.
+type Batches = Vec<(ShardId, Vec<SessionId>)>;
+
 /// What one session was told, in order.
 #[derive(Clone, Debug, PartialEq)]
 enum Rec {
@@ -35,7 +38,7 @@ struct Sim {
     topics: HashMap<String, Topic>,
     inbox: HashMap<SessionId, Vec<Rec>>,
     /// Every `Deliver`: the parsed frame and its per-shard batches.
-    delivers: Vec<(Value, Vec<(ShardId, Vec<SessionId>)>)>,
+    delivers: Vec<(Value, Batches)>,
     /// `Persist` outputs not yet applied: (topic, token, batch).
     in_flight: Vec<(String, u64, WriteBatch)>,
     /// Makes every later `Persist` fail (the batch is not applied).
@@ -240,7 +243,7 @@ impl Sim {
                 tmpname: "newG".into(),
                 is_chan: false,
             });
-            *s = set.map(|v| Box::new(set_query(v)));
+            *s = set.map(set_query);
         }
         self.run(GROUP, r);
     }
@@ -323,7 +326,7 @@ fn join(sid: SessionId, uid: UserId, as_seen: &str, id: Option<&str>) -> TopicRe
 fn join_get(sid: SessionId, uid: UserId, id: &str, get: Value) -> TopicRequest {
     let mut r = join(sid, uid, GROUP, Some(id));
     if let TopicRequest::Join { get: g, .. } = &mut r {
-        *g = Some(Box::new(get_query(get)));
+        *g = Some(get_query(get));
     }
     r
 }
@@ -364,7 +367,7 @@ fn get(sid: SessionId, uid: UserId, id: &str, query: Value) -> TopicRequest {
         req: rq(sid, uid),
         id: Some(id.into()),
         as_seen: GROUP.into(),
-        query: Box::new(get_query(query)),
+        query: get_query(query),
     }
 }
 
@@ -378,6 +381,18 @@ fn ctrl(v: &Value, code: u16, text: &str) -> Value {
         "{v}"
     );
     c.clone()
+}
+
+/// The `{pres}` frames among `frames` whose `what` is one of `whats`.
+fn pres_of(frames: Vec<Value>, whats: &[&str]) -> Vec<Value> {
+    frames
+        .into_iter()
+        .filter(|f| {
+            f["pres"]["what"]
+                .as_str()
+                .is_some_and(|w| whats.contains(&w))
+        })
+        .collect()
 }
 
 fn data_seqs(frames: &[Value]) -> Vec<u64> {
@@ -411,10 +426,10 @@ fn creating_a_group_replies_only_after_the_write_in_reference_order() {
             tmpname: "newG".into(),
             is_chan: false,
         });
-        *set = Some(Box::new(set_query(
+        *set = Some(set_query(
             json!({"desc": {"public": {"fn": "Group"}, "private": "mine"}, "tags": ["Tag1", "tag1", "x"]}),
-        )));
-        *get = Some(Box::new(get_query(json!({"what": "desc sub"}))));
+        ));
+        *get = Some(get_query(json!({"what": "desc sub"})));
     }
     sim.now = UnixMillis(T0.0 + 5);
     sim.req(GROUP, r);
@@ -692,7 +707,7 @@ fn publish_is_acknowledged_and_fanned_out_only_after_the_write() {
     let data = json!({"data": {"topic": GROUP, "from": ALICE.usr(), "ts": "2025-01-02T03:04:05.25Z", "seq": 1, "content": {"txt": "hello"}}});
     assert_eq!(f[1], data);
     for s in [a2, b1, b2] {
-        assert_eq!(sim.frames(s), [data.clone()], "{s:?}");
+        assert_eq!(sim.frames(s), vec![data.clone()], "{s:?}");
     }
     // One shared frame, one batch per destination shard.
     assert_eq!(sim.delivers.len(), 1);
@@ -859,7 +874,7 @@ fn pres_msg_goes_to_members_me_sessions_not_attached_to_the_topic() {
     let pres =
         json!({"pres": {"topic": "me", "src": GROUP, "what": "msg", "seq": 1, "act": ALICE.usr()}});
     // Bob's session only on `me` gets the notification; the one attached to the group gets data.
-    assert_eq!(sim.frames(b_me), [pres.clone()]);
+    assert_eq!(sim.frames(b_me), vec![pres.clone()]);
     let f = sim.frames(b_both);
     assert_eq!((f.len(), data_seqs(&f)), (1, vec![1]), "{f:?}");
     // Carol is a member with no session on the group.
@@ -908,7 +923,9 @@ fn presence_on_and_off_follow_the_first_and_last_session_of_a_user() {
     let off = json!({"pres": {"topic": GROUP, "src": BOB.usr(), "what": "off"}});
 
     sim.attach(b1, BOB);
-    assert_eq!(sim.frames(a1), [on.clone()]);
+    let f = sim.frames(a1);
+    assert_eq!(pres_of(f.clone(), &["on", "off"]), vec![on.clone()]);
+    assert!(f.iter().all(|v| v.get("pres").is_some()), "{f:?}");
     let f = sim.frames(b1);
     assert!(
         f.iter().all(|v| v.get("pres").is_none()),
@@ -916,17 +933,20 @@ fn presence_on_and_off_follow_the_first_and_last_session_of_a_user() {
     );
     sim.attach(b2, BOB);
     assert!(
-        sim.frames(a1).is_empty(),
+        pres_of(sim.frames(a1), &["on", "off"]).is_empty(),
         "the second session is not announced"
     );
     sim.run(GROUP, TopicRequest::Detach { sid: b1 });
-    assert!(sim.frames(a1).is_empty(), "one session remains");
+    assert!(
+        pres_of(sim.frames(a1), &["on", "off"]).is_empty(),
+        "one session remains"
+    );
     assert!(sim.take(b1).is_empty(), "a silent detach replies nothing");
     sim.run(GROUP, leave(b2, BOB, "l", false));
-    assert_eq!(sim.frames(a1), [off.clone()]);
+    assert_eq!(pres_of(sim.frames(a1), &["on", "off"]), vec![off.clone()]);
     // And back.
     sim.attach(b1, BOB);
-    assert_eq!(sim.frames(a1), [on]);
+    assert_eq!(pres_of(sim.frames(a1), &["on", "off"]), [on]);
     // Members without P are not told.
     if let Some(m) = sim
         .topics
@@ -936,7 +956,7 @@ fn presence_on_and_off_follow_the_first_and_last_session_of_a_user() {
         m.sub.want = m.sub.want.without(AccessMode::PRES);
     }
     sim.run(GROUP, TopicRequest::Detach { sid: b1 });
-    assert!(sim.frames(a1).is_empty());
+    assert!(pres_of(sim.frames(a1), &["on", "off"]).is_empty());
 }
 
 #[test]
@@ -1084,7 +1104,7 @@ fn typing_notes_reach_other_users_only() {
     }
     sim.run(GROUP, n);
     let info = json!({"info": {"topic": GROUP, "from": BOB.usr(), "what": "data", "event": "ev", "payload": {"x": 1}}});
-    assert_eq!(sim.frames(a1), [info.clone()]);
+    assert_eq!(sim.frames(a1), vec![info.clone()]);
     assert_eq!(sim.frames(a2), [info]);
     assert!(sim.frames(b1).is_empty());
     assert!(sim.in_flight.is_empty());
@@ -1101,7 +1121,7 @@ fn receipts_reach_other_sessions_and_markers_only_rise() {
 
     sim.run(GROUP, note(b1, BOB, "read", 1));
     let info = json!({"info": {"topic": GROUP, "from": BOB.usr(), "what": "read", "seq": 1}});
-    assert_eq!(sim.frames(a1), [info.clone()]);
+    assert_eq!(sim.frames(a1), vec![info.clone()]);
     assert_eq!(
         sim.frames(b2),
         [info],
@@ -1223,11 +1243,17 @@ fn unsubscribing_deletes_the_subscription_and_evicts_the_users_other_sessions() 
         [Rec::Frame(evicted), Rec::Detached(GROUP.into())]
     );
     assert_eq!(
-        sim.frames(a1),
+        pres_of(sim.frames(a1), &["on", "off"]),
         [json!({"pres": {"topic": GROUP, "src": BOB.usr(), "what": "off"}})]
     );
     assert_eq!(sim.topic(GROUP).n_attached(), 1);
     assert_eq!(sim.stored_sub(BOB).deleted, Some(sim.now));
+    // The user's `me` learns the subscription is gone.
+    let gone = pres_of(sim.frames(b_me), &["gone"]);
+    assert_eq!(
+        gone,
+        [json!({"pres": {"topic": "me", "src": GROUP, "what": "gone"}})]
+    );
 
     // A deleted subscriber is no longer notified of messages.
     sim.publish(a1, ALICE, None, "\"after\"");
@@ -1293,7 +1319,7 @@ fn me_topics_admit_only_their_user() {
 
     let mut r = join(sid(0, 1), ALICE, "me", Some("m"));
     if let TopicRequest::Join { get, .. } = &mut r {
-        *get = Some(Box::new(get_query(json!({"what": "desc sub"}))));
+        *get = Some(get_query(json!({"what": "desc sub"})));
     }
     sim.req(&me, r);
     assert!(sim.in_flight.is_empty(), "attaching to me writes nothing");
@@ -1335,7 +1361,7 @@ fn the_me_topic_lists_the_users_groups() {
     assert!(sim.load(&me));
     let mut r = join(sid(0, 3), BOB, "me", Some("m"));
     if let TopicRequest::Join { get, .. } = &mut r {
-        *get = Some(Box::new(get_query(json!({"what": "sub"}))));
+        *get = Some(get_query(json!({"what": "sub"})));
     }
     sim.run(&me, r);
     let f = sim.frames(sid(0, 3));
@@ -1361,7 +1387,10 @@ fn a_session_detached_while_its_join_is_pending_never_attaches() {
         sim.take(b1).is_empty(),
         "no reply and no Attached for a session that has gone"
     );
-    assert!(sim.take(a1).is_empty(), "no presence either");
+    assert!(
+        pres_of(sim.frames(a1), &["on"]).is_empty(),
+        "no presence either"
+    );
     assert_eq!(sim.topic(GROUP).n_attached(), 1);
 
     // The same for the creator of a group.
@@ -1415,4 +1444,34 @@ fn an_empty_topic_is_idle_and_reloading_restores_its_seq() {
     assert_eq!(data_seqs(&f), [4]);
     assert!(!sim.load("grpNoSuchGroup1"));
     assert!(!sim.load("p2pNotHostedHere"));
+}
+
+#[test]
+fn a_self_ban_saves_the_subscription_without_attaching() {
+    let (a1, b1) = (sid(0, 1), sid(1, 1));
+    let mut sim = Sim::new(2);
+    sim.create_group(a1, ALICE, None);
+    sim.clear();
+    let mut r = join(b1, BOB, GROUP, Some("n"));
+    if let TopicRequest::Join { set, .. } = &mut r {
+        *set = Some(set_query(json!({"sub": {"mode": "N"}})));
+    }
+    sim.run(GROUP, r);
+    let recs = sim.take(b1);
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    let Rec::Frame(f) = &recs[0] else {
+        panic!("{recs:?}")
+    };
+    let c = ctrl(f, 200, "ok");
+    assert_eq!(
+        c["params"]["acs"],
+        json!({"want": "N", "given": "JRWPS", "mode": "N"})
+    );
+    assert_eq!(recs[1], Rec::Detached(GROUP.into()));
+    assert_eq!(sim.stored_sub(BOB).want, AccessMode::NONE);
+    assert_eq!(sim.topic(GROUP).n_attached(), 1);
+    assert!(
+        pres_of(sim.frames(a1), &["on"]).is_empty(),
+        "no presence for a session that never attached"
+    );
 }
