@@ -1,0 +1,171 @@
+//! Acknowledged means durable: every `{pub}` answered with `ctrl 202` is in the history after a
+//! `kill -9` and restart on the same data directory, tokens still work, and seq carries on.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::support::{code, data, is_ctrl_for, unique_login, Client, Server};
+
+/// Messages published and acknowledged before the kill.
+const ACKED: usize = 200;
+/// Messages sent right before the kill; the kill comes after a third of them are acknowledged.
+const UNACKED: usize = 30;
+/// Pipelined publishes per burst.
+const BURST: usize = 50;
+
+fn content(i: usize) -> Value {
+    json!({"i": i, "txt": format!("durable message {i}")})
+}
+
+/// Reads the whole history of `grp` newest first, page by page: the page in `first` (a sub or
+/// get reply), then `{get data before}` until `ctrl 204`. Returns seq → data.
+async fn read_history(c: &mut Client, grp: &str, first: Vec<Value>) -> BTreeMap<u64, Value> {
+    let mut all = BTreeMap::new();
+    let mut page = first;
+    loop {
+        let seqs: Vec<u64> = page
+            .iter()
+            .filter_map(data)
+            .map(|d| d["seq"].as_u64().expect("seq"))
+            .collect();
+        let last = page.last().expect("a reply").clone();
+        if seqs.is_empty() {
+            assert_eq!(
+                code(&last),
+                Some(204),
+                "an empty page ends with ctrl 204: {last}"
+            );
+            return all;
+        }
+        assert_eq!(code(&last), Some(208), "a page ends with ctrl 208: {last}");
+        assert_eq!(last["ctrl"]["params"]["count"], seqs.len(), "{last}");
+        // History is gap-free (checked below), so 1..=newest are left to read.
+        let (newest, oldest) = (seqs[0], *seqs.last().expect("non-empty"));
+        assert_eq!(
+            seqs.len() as u64,
+            newest.min(100),
+            "a page holds 100 messages or all that are left: {seqs:?}"
+        );
+        assert!(
+            seqs.windows(2).all(|w| w[0] > w[1]),
+            "a page is newest first: {seqs:?}"
+        );
+        for d in page.iter().filter_map(data) {
+            let seq = d["seq"].as_u64().expect("seq");
+            assert!(
+                all.insert(seq, d.clone()).is_none(),
+                "seq {seq} returned twice"
+            );
+        }
+        page = c.get(grp, "data", Some(json!({ "before": oldest }))).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_messages_survive_kill_9() {
+    let mut server = Server::start(2, "");
+    let mut a = Client::connect(&server, "dur").await;
+    a.hi().await;
+    let (uid, token) = a.sign_up(&unique_login("dur")).await;
+    let grp = a.create_group().await;
+
+    // Publish in pipelined bursts and collect every ack.
+    let mut acked: BTreeMap<u64, Value> = BTreeMap::new();
+    for start in (0..ACKED).step_by(BURST) {
+        let mut ids = Vec::new();
+        for i in start..start + BURST {
+            ids.push((a.publish_nowait(&grp, content(i), true).await, i));
+        }
+        let mut got = 0;
+        while got < BURST {
+            let v = a.recv().await;
+            if let Some((_, i)) = ids.iter().find(|(id, _)| is_ctrl_for(&v, id)) {
+                assert_eq!(v["ctrl"]["code"], 202, "{v}");
+                let seq = v["ctrl"]["params"]["seq"].as_u64().expect("seq");
+                assert_eq!(
+                    seq,
+                    *i as u64 + 1,
+                    "one publisher in order: message {i} gets seq {}",
+                    i + 1
+                );
+                acked.insert(seq, content(*i));
+                got += 1;
+            }
+        }
+    }
+    assert_eq!(acked.len(), ACKED);
+    // More messages; once the first few of them are acknowledged (the rest still in flight)
+    // the process dies without any shutdown path.
+    let mut ids = Vec::new();
+    for i in ACKED..ACKED + UNACKED {
+        ids.push(a.publish_nowait(&grp, content(i), true).await);
+    }
+    for (k, id) in ids.iter().take(UNACKED / 3).enumerate() {
+        let c = a.ctrl_for(id).await;
+        assert_eq!(c["code"], 202, "{c}");
+        assert_eq!(c["params"]["seq"], ACKED + k + 1);
+        acked.insert((ACKED + k + 1) as u64, content(ACKED + k));
+    }
+    server.kill9();
+    drop(a);
+
+    server.restart();
+    let mut b = Client::connect(&server, "dur-after").await;
+    b.hi().await;
+    assert_eq!(
+        b.login_token(&token).await,
+        uid,
+        "the token minted before the crash is still valid"
+    );
+    let first = b.sub_get(&grp, Some("desc data"), None).await;
+    let desc = first
+        .iter()
+        .find_map(|f| f["meta"].get("desc"))
+        .cloned()
+        .expect("meta desc");
+    let stored = read_history(&mut b, &grp, first).await;
+
+    for (seq, want) in &acked {
+        let d = stored
+            .get(seq)
+            .unwrap_or_else(|| panic!("acknowledged seq {seq} lost after kill -9"));
+        assert_eq!(&d["content"], want, "content of seq {seq}");
+        assert_eq!(d["from"], uid.as_str());
+    }
+    // Whatever else survived is a gap-free continuation with the right contents.
+    let max = *stored.keys().last().expect("history");
+    assert_eq!(
+        stored.keys().copied().collect::<Vec<_>>(),
+        (1..=max).collect::<Vec<_>>(),
+        "history has no holes"
+    );
+    assert!(
+        max as usize <= ACKED + UNACKED,
+        "no more messages than were sent: {max}"
+    );
+    for (seq, d) in &stored {
+        assert_eq!(d["content"], content(*seq as usize - 1), "seq {seq}");
+    }
+    assert_eq!(desc["seq"], max, "desc.seq after restart: {desc}");
+    println!("{} acknowledged, {max} stored after kill -9", acked.len());
+
+    // Seq carries on from the stored history.
+    let next = b.publish(&grp, json!("after restart")).await;
+    assert_eq!(next, max + 1);
+
+    // A clean stop keeps everything as well.
+    let status = server.stop().expect("server was running");
+    assert!(status.success(), "SIGTERM exit status {status}");
+    server.restart();
+    let mut c = Client::login(&server, "dur-clean", &token).await;
+    let frames = c
+        .sub_get(&grp, Some("data"), Some(json!({"since": next})))
+        .await;
+    let d = frames
+        .iter()
+        .find_map(data)
+        .unwrap_or_else(|| panic!("seq {next} after a clean restart: {frames:?}"));
+    assert_eq!(d["seq"], next);
+    assert_eq!(d["content"], "after restart");
+}
