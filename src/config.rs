@@ -217,8 +217,9 @@ impl Default for AuthConfig {
 pub struct StoreConfig {
     /// Directory of the embedded database and the token key.
     pub data_dir: PathBuf,
-    /// fsync every group commit. `false` trades crash durability (an OS crash or power loss may
-    /// lose recent acknowledged messages; a process crash does not) for latency.
+    /// fsync every group commit before acknowledging it. `false` is for benchmarks only: redb
+    /// then keeps commits in memory until a clean shutdown, so any crash (even `kill -9`)
+    /// loses every write since the last clean close.
     pub durable: bool,
     /// Most operations in one group commit (one fsync).
     pub max_batch_ops: usize,

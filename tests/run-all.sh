@@ -23,7 +23,7 @@ command -v node >/dev/null || { echo "node is required for the SDK tests (apt-ge
 (
   cd tests/e2e
   npm ci --no-audit --no-fund --loglevel=error
-  CORETALK_BIN="$PWD/../../target/debug/coretalk" npm test
+  CORETALK_BIN="${CARGO_TARGET_DIR:-$PWD/../../target}/debug/coretalk" npm test
 )
 
 step "all tests passed"
