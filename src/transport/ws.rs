@@ -102,8 +102,11 @@ async fn run(
 ) {
     let ping_every = Duration::from_millis(cfg.ws.ping_interval_ms);
     let pong_timeout = Duration::from_millis(cfg.ws.pong_timeout_ms);
+    // The ticker fires at the next ping or at the pong deadline, whichever comes first, so a
+    // silent client is dropped `pong_timeout` after its last pong, not a ping period later.
     let mut ticker = glommio::timer::Timer::new(ping_every);
     let mut last_pong = Instant::now();
+    let mut next_ping = last_pong + ping_every;
     let mut frames: Vec<Bytes> = Vec::new();
     loop {
         let paused = with(|ctx| ctx.should_pause_reading());
@@ -162,15 +165,24 @@ async fn run(
             },
             Event::In(_) => return,
             Event::Tick => {
-                if last_pong.elapsed() > pong_timeout {
+                let now = Instant::now();
+                if now.duration_since(last_pong) >= pong_timeout {
                     log::debug!("session {sid}: no pong for {pong_timeout:?}, closing");
                     let _ = ws.close(None).await;
                     return;
                 }
-                ticker.reset(ping_every);
-                if ws.send(Message::Ping(Bytes::new())).await.is_err() {
-                    return;
+                if now >= next_ping {
+                    next_ping = now + ping_every;
+                    if ws.send(Message::Ping(Bytes::new())).await.is_err() {
+                        return;
+                    }
                 }
+                let deadline = last_pong + pong_timeout;
+                ticker.reset(
+                    next_ping
+                        .min(deadline)
+                        .saturating_duration_since(Instant::now()),
+                );
             }
         }
     }
