@@ -90,30 +90,13 @@ impl Topic {
                 })));
             }
         }
+        let is_me = matches!(self.kind, TopicKind::Me(_));
         if bits & what::CRED != 0 {
             // No credential validation is configured: there are no credentials to list.
-            let o = if matches!(self.kind, TopicKind::Me(_)) {
-                Outcome::NoContent
-            } else {
-                Outcome::OperationNotAllowed
-            };
-            let mut c = o.ctrl(id, Some(as_seen), cx.now);
-            if o == Outcome::NoContent {
-                c = c.param("what", "creds");
-            }
-            frames.push(encode(&c.msg()));
+            frames.push(empty_or_not_allowed(is_me, "creds", id, as_seen, cx));
         }
         if bits & what::AUX != 0 {
-            let o = if matches!(self.kind, TopicKind::Me(_)) {
-                Outcome::OperationNotAllowed
-            } else {
-                Outcome::NoContent
-            };
-            let mut c = o.ctrl(id, Some(as_seen), cx.now);
-            if o == Outcome::NoContent {
-                c = c.param("what", "aux");
-            }
-            frames.push(encode(&c.msg()));
+            frames.push(empty_or_not_allowed(!is_me, "aux", id, as_seen, cx));
         }
         if bits & what::DATA != 0 {
             self.data_frames(req, id, as_seen, query, frames, cx);
@@ -425,4 +408,25 @@ impl Topic {
         out.truncate(q.limit);
         Ok(out)
     }
+}
+
+/// `{ctrl 204 what}` where the section applies (and is empty), else 405.
+fn empty_or_not_allowed(
+    applies: bool,
+    what: &str,
+    id: Option<&str>,
+    as_seen: &str,
+    cx: &TopicCx<'_>,
+) -> Bytes {
+    let msg = if applies {
+        Outcome::NoContent
+            .ctrl(id, Some(as_seen), cx.now)
+            .param("what", what)
+            .msg()
+    } else {
+        Outcome::OperationNotAllowed
+            .ctrl(id, Some(as_seen), cx.now)
+            .msg()
+    };
+    encode(&msg)
 }
