@@ -41,6 +41,16 @@ pub struct UserRecord {
     pub tags: Vec<String>,
     /// Last time the user went offline and the user agent of that session.
     pub last_seen: Option<(UnixMillis, String)>,
+    /// Credentials (`email`, `tel`, …) the user added, validated or not.
+    pub creds: Vec<CredRecord>,
+}
+
+/// One credential of a user: `method:value`, and whether it was confirmed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredRecord {
+    pub method: String,
+    pub value: String,
+    pub done: bool,
 }
 
 /// An authentication record: one per (scheme, unique login).
@@ -72,6 +82,8 @@ pub struct TopicRecord {
     pub is_chan: bool,
     /// Delete-transaction counter (`clear`).
     pub del_id: u64,
+    /// Application data attached to the topic (`{set aux}`), a JSON object.
+    pub aux: Option<JsonText>,
 }
 
 /// A user's subscription to a topic.
@@ -101,14 +113,34 @@ pub struct MessageRecord {
     pub from: UserId,
     pub head: Option<JsonText>,
     pub content: JsonText,
+    /// Hard-deleted for everyone: a tombstone that keeps the seq taken (content is empty).
+    pub deleted: bool,
 }
 
 /// A range query over message seq ids: `since` inclusive, `before` exclusive, newest first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Tombstones (hard-deleted messages) and seqs inside any of the `exclude` ranges
+/// (`[low, hi)`, the caller's soft deletions) are skipped and do not count toward `limit`.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct MessageQuery {
     pub since: Option<u64>,
     pub before: Option<u64>,
     pub limit: usize,
+    pub exclude: Vec<(u64, u64)>,
+}
+
+/// One delete transaction on a topic's messages (`{del msg}`), kept as history for
+/// `{get del}` and for hiding soft-deleted messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DelRecord {
+    pub topic: String,
+    /// The topic's delete id taken by this transaction: every `{del msg}`, hard or soft, takes
+    /// the topic's next one, so it is unique per topic (the store's key is `(topic, del_id)`).
+    pub del_id: u64,
+    /// `None`: deleted for everyone (hard). `Some(user)`: hidden for that user only (soft).
+    pub user: Option<UserId>,
+    pub ts: UnixMillis,
+    /// `[low, hi)` ranges, merged and sorted.
+    pub ranges: Vec<(u64, u64)>,
 }
 
 /// The newest message of a topic: its seq and timestamp (`touched`).
@@ -147,6 +179,15 @@ pub enum WriteOp {
     },
     /// Append a message. Fails with [`StoreError::Conflict`] if (topic, seq) exists.
     AppendMessage(MessageRecord),
+    /// Remove an auth record (and its by-user index entry). Missing: no-op.
+    DeleteAuth { unique: String },
+    /// Record a delete transaction. For a hard delete (`user: None`) every stored message in
+    /// the ranges becomes a tombstone (`deleted`, empty content and head); a soft delete only
+    /// records the ranges. The caller updates the topic's or subscription's `del_id` itself.
+    DeleteMessages(DelRecord),
+    /// Remove a topic entirely: its record, subscriptions (both indexes), messages, delete
+    /// history and tag index entries. Missing: no-op.
+    DeleteTopic { name: String },
 }
 
 /// Ops applied atomically, all or none. Preconditions (conflicts) are checked before any op of
@@ -182,8 +223,25 @@ pub trait Store: Send + Sync + 'static {
     fn subs_of_user(&self, uid: UserId) -> Result<Vec<SubRecord>, StoreError>;
     /// Messages matching the query, newest first.
     fn messages(&self, topic: &str, q: MessageQuery) -> Result<Vec<MessageRecord>, StoreError>;
-    /// The newest message of a topic, if any.
+    /// The newest message of a topic (tombstones included, so seqs are never reused).
     fn last_message(&self, topic: &str) -> Result<Option<LastMessage>, StoreError>;
+    /// Delete transactions of a topic with `since <= del_id < before`, ascending by del_id,
+    /// at most `limit`; both hard and every user's soft ones (callers filter by user).
+    fn del_log(
+        &self,
+        topic: &str,
+        since: u64,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<DelRecord>, StoreError>;
+    /// Tag search: for every user (`usr…`) or topic (`grp…`) carrying at least one of `tags`,
+    /// its name and the subset of `tags` it carries, at most `limit` owners. The index is kept
+    /// by the store from `UserRecord::tags` and `TopicRecord::tags` on every write.
+    fn find_tags(
+        &self,
+        tags: &[String],
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<String>)>, StoreError>;
     /// Applies many batches in ONE durable transaction. Returns one result per batch: a batch
     /// whose precondition fails is skipped (`Err`), the others commit. A backend failure fails
     /// every batch.
