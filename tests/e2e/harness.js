@@ -179,11 +179,35 @@ function tailOf(file, lines = 60) {
   }
 }
 
+function tomlValue(v) {
+  if (Array.isArray(v)) return `[${v.map(tomlValue).join(', ')}]`;
+  if (typeof v === 'string') return JSON.stringify(v);
+  return String(v);
+}
+
+/**
+ * The server config file for a test file: `[auth] bcrypt_cost = 4` plus `config`, an object of
+ * sections, e.g. `{ auth: { root_users: ['root1'] }, topic: { max_subscriber_count: 3 } }`.
+ */
+export function configToml(config = {}) {
+  const sections = { auth: { bcrypt_cost: 4 } };
+  for (const [name, values] of Object.entries(config)) {
+    sections[name] = { ...(sections[name] || {}), ...values };
+  }
+  let out = '';
+  for (const [name, values] of Object.entries(sections)) {
+    out += `[${name}]\n`;
+    for (const [key, value] of Object.entries(values)) out += `${key} = ${tomlValue(value)}\n`;
+  }
+  return out;
+}
+
 /**
  * Start coretalk on an ephemeral port with a fresh data dir and config. Resolves with
  * { port, host, dir, logPath } once it prints "coretalk listening on 127.0.0.1:PORT".
+ * `config`: extra config sections (see configToml).
  */
-export async function startServer() {
+export async function startServer({ config } = {}) {
   if (!fs.existsSync(SERVER_BIN)) {
     throw new Error(`coretalk binary not found at ${SERVER_BIN} (build it or set CORETALK_BIN)`);
   }
@@ -191,7 +215,7 @@ export async function startServer() {
   const dataDir = path.join(dir, 'data');
   const configPath = path.join(dir, 'coretalk.toml');
   const logPath = path.join(dir, 'server.log');
-  fs.writeFileSync(configPath, '[auth]\nbcrypt_cost = 4\n');
+  fs.writeFileSync(configPath, configToml(config));
   const logFd = fs.openSync(logPath, 'a');
 
   const args = ['--listen', '127.0.0.1:0', '--data', dataDir, '--shards', '2', '--config', configPath];
@@ -281,10 +305,13 @@ export async function stopServer() {
   }
 }
 
-/** Register before/after hooks that start and stop one server for this test file. */
-export function useServer() {
+/**
+ * Register before/after hooks that start and stop one server for this test file.
+ * `options.config`: extra config sections (see configToml).
+ */
+export function useServer(options = {}) {
   before(async () => {
-    await startServer();
+    await startServer(options);
   });
   after(async () => {
     await disconnectAll();
@@ -331,6 +358,18 @@ export async function connect(label = 'client') {
     persist: false,
   });
   tn.label = label;
+  // Every frame received, raw (tn.rawIn, strings) and parsed without the SDK's reviver (tn.wire,
+  // plain JSON: timestamps stay strings, acs stays {want,given,mode}). See frames()/waitForFrame().
+  tn.rawIn = [];
+  tn.wire = [];
+  tn.onRawMessage = (data) => {
+    tn.rawIn.push(data);
+    try {
+      tn.wire.push(JSON.parse(data));
+    } catch {
+      /* the probe answer "0" is not JSON */
+    }
+  };
   // Capture the SDK's own log (every frame in and out) into the wire trace.
   tn.logger = (str, ...args) => {
     traceLine(`[${label}] ${str}${args.length ? ' ' + args.join(' ') : ''}`);
@@ -458,6 +497,101 @@ export async function publish(topic, content) {
     );
   }
   return ctrl;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Wire-level helpers: every client records what it receives in tn.wire (parsed JSON, no reviver) and
+// tn.rawIn (the text frames), so tests can check frames the SDK would swallow or reshape.
+
+/** Payloads of `type` ('ctrl', 'data', 'meta', 'pres', 'info') received by `tn` from index `since` on. */
+export function frames(tn, type, match = () => true, since = 0) {
+  const out = [];
+  for (let i = since; i < tn.wire.length; i++) {
+    const p = tn.wire[i][type];
+    if (p && match(p)) out.push(p);
+  }
+  return out;
+}
+
+/** Position in tn.wire; pass it as `since` to look only at frames that arrive later. */
+export function mark(tn) {
+  return tn.wire.length;
+}
+
+/** Wait until `tn` has received a `{type}` frame matching `match` (from `since` on); resolve with it. */
+export function waitForFrame(tn, type, match, what, { since = 0, timeout = DEFAULT_TIMEOUT_MS } = {}) {
+  return waitFor(() => frames(tn, type, match, since)[0], `[${tn.label}] {${type}} ${what}`, timeout);
+}
+
+/** Wait `ms`, then fail if `tn` received a `{type}` frame matching `match` (from `since` on). */
+export async function expectNoFrame(tn, type, match, what, { since = 0, ms = 300 } = {}) {
+  await sleep(ms);
+  const got = frames(tn, type, match, since);
+  if (got.length > 0) {
+    throw new Error(`[${tn.label}] must not receive {${type}} ${what}, got ${JSON.stringify(got)}`);
+  }
+}
+
+let rawIdCounter = 0;
+
+/**
+ * Send one client message as written (no SDK normalisation: the SDK lowercases tags, merges delete
+ * ranges, has no API for some fields such as {acc status}) with a fresh id, and resolve with the
+ * first reply carrying that id: the whole packet, `{ctrl:{...}}` or `{meta:{...}}`.
+ * Example: await request(tn, { set: { topic: 'me', tags: ['A'] } }).
+ */
+export async function request(tn, msg, { timeout = DEFAULT_TIMEOUT_MS } = {}) {
+  const [type] = Object.keys(msg);
+  const id = `raw${++rawIdCounter}`;
+  const pkt = { [type]: { id, ...msg[type] } };
+  const since = tn.wire.length;
+  const text = JSON.stringify(pkt);
+  traceLine(`[${tn.label}] out(raw): ${text}`);
+  tn._connection.sendText(text);
+  return waitFor(
+    () => tn.wire.slice(since).find((p) => (p.ctrl && p.ctrl.id === id) || (p.meta && p.meta.id === id)),
+    `[${tn.label}] reply to ${text}`,
+    timeout,
+  );
+}
+
+/** Like request(), but resolves with the reply's ctrl code (200 for a {meta} reply). */
+export async function requestCode(tn, msg, opts) {
+  const reply = await request(tn, msg, opts);
+  return reply.ctrl ? reply.ctrl.code : 200;
+}
+
+/** Send one message without an id and without waiting (e.g. a {note}). */
+export function sendRaw(tn, msg) {
+  const text = JSON.stringify(msg);
+  traceLine(`[${tn.label}] out(raw): ${text}`);
+  tn._connection.sendText(text);
+}
+
+/** Create a group topic ("new..." sub) owned by `tn`; resolves with the attached Topic. */
+export async function createGroup(tn, { name = 'Group', defacs, tags, channel = false } = {}) {
+  const topic = tn.getTopic(tn.newGroupTopicName(channel));
+  const desc = { public: { fn: name } };
+  if (defacs) desc.defacs = defacs;
+  const setParams = { desc };
+  if (tags) setParams.tags = tags;
+  const ctrl = await topic.subscribe(topic.startMetaQuery().withDesc().withSub().build(), setParams);
+  if (!ctrl || ctrl.code !== 200 || !/^grp[A-Za-z0-9_-]{11}$/.test(topic.name)) {
+    throw new Error(`creating a group failed: ${JSON.stringify(ctrl)}, topic name ${topic.name}`);
+  }
+  await flush();
+  return topic;
+}
+
+/** Attach `tn` to the topic `name` asking for desc and members; resolves with the Topic. */
+export async function join(tn, name, setParams) {
+  const topic = tn.getTopic(name);
+  const ctrl = await topic.subscribe(topic.startMetaQuery().withDesc().withSub().build(), setParams);
+  if (!ctrl || ctrl.code !== 200) {
+    throw new Error(`[${tn.label}] {sub ${name}} answered ${JSON.stringify(ctrl)}`);
+  }
+  await flush();
+  return topic;
 }
 
 // ---------------------------------------------------------------------------------------------------
