@@ -262,8 +262,8 @@ mod tests {
     use super::*;
     use crate::ids::{UnixMillis, UserId};
     use crate::store::{
-        AuthRecord, LastMessage, MessageQuery, MessageRecord, RedbStore, SubRecord, TopicRecord,
-        UserRecord, WriteOp,
+        AuthRecord, DelRecord, LastMessage, MessageQuery, MessageRecord, RedbStore, SubRecord,
+        TopicRecord, UserRecord, WriteOp,
     };
 
     fn msg(topic: &str, seq: u64) -> WriteOp {
@@ -274,6 +274,7 @@ mod tests {
             from: UserId(1),
             head: None,
             content: format!("\"m{seq}\""),
+            deleted: false,
         })
     }
 
@@ -332,6 +333,22 @@ mod tests {
         fn last_message(&self, topic: &str) -> Result<Option<LastMessage>, StoreError> {
             self.inner.last_message(topic)
         }
+        fn del_log(
+            &self,
+            topic: &str,
+            since: u64,
+            before: Option<u64>,
+            limit: usize,
+        ) -> Result<Vec<DelRecord>, StoreError> {
+            self.inner.del_log(topic, since, before, limit)
+        }
+        fn find_tags(
+            &self,
+            tags: &[String],
+            limit: usize,
+        ) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+            self.inner.find_tags(tags, limit)
+        }
         fn apply(&self, batches: &[WriteBatch]) -> Vec<Result<(), StoreError>> {
             let _ = self.entered.send(());
             let _ = self.gate.recv();
@@ -372,6 +389,7 @@ mod tests {
             since: None,
             before: None,
             limit: 1000,
+            exclude: vec![],
         };
         assert_eq!(store.messages("grpA", q).unwrap().len(), 180);
     }
@@ -494,6 +512,7 @@ mod tests {
             since: None,
             before: None,
             limit: 10,
+            exclude: vec![],
         };
         assert_eq!(store.messages("grpA", q).unwrap().len(), 4);
     }
