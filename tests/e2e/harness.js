@@ -345,12 +345,13 @@ const openClients = new Set();
 
 /**
  * New SDK instance connected over WebSocket, resolved once the server answered {hi}.
- * `label` tags its frames in the wire trace.
+ * `label` tags its frames in the wire trace; `appName` becomes the first word of the session's
+ * user agent ("e2e (Node; ...); tinodejs/0.25.3" by default).
  */
-export async function connect(label = 'client') {
+export async function connect(label = 'client', { appName = 'e2e' } = {}) {
   const srv = currentServer();
   const tn = new Tinode({
-    appName: 'e2e',
+    appName,
     host: srv.host,
     apiKey: API_KEY,
     transport: 'ws',
@@ -431,15 +432,15 @@ export async function signUp(login, password, publicName, { label = login, tags 
 }
 
 /** loginBasic on a new connection. */
-export async function login(loginName, password, { label = loginName } = {}) {
-  const tn = await connect(label);
+export async function login(loginName, password, { label = loginName, appName } = {}) {
+  const tn = await connect(label, { appName });
   const ctrl = await tn.loginBasic(loginName, password);
   return authResult(tn, ctrl);
 }
 
 /** loginToken on a new connection. */
-export async function loginToken(token, { label = 'token' } = {}) {
-  const tn = await connect(label);
+export async function loginToken(token, { label = 'token', appName } = {}) {
+  const tn = await connect(label, { appName });
   const ctrl = await tn.loginToken(token);
   return authResult(tn, ctrl);
 }
