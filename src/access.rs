@@ -30,6 +30,10 @@ impl AccessMode {
     pub const USER_AUTH_DEFAULT: AccessMode = AccessMode(0x01 | 0x02 | 0x04 | 0x08 | 0x10 | 0x20);
     /// A `me`/`fnd` subscription: `JPS`.
     pub const SELF_ME: AccessMode = AccessMode(0x01 | 0x08 | 0x20);
+    /// A channel reader's fixed access: `JRP`.
+    pub const CHAN_READER: AccessMode = AccessMode(0x01 | 0x02 | 0x08);
+    /// What root gets on `sys`: `JRWPD`.
+    pub const SYS_ROOT: AccessMode = AccessMode(0x01 | 0x02 | 0x04 | 0x08 | 0x40);
 
     const LETTERS: [(u8, char); 8] = [
         (Self::JOIN, 'J'),
@@ -81,6 +85,36 @@ impl AccessMode {
     pub fn without(self, bits: u8) -> AccessMode {
         AccessMode(self.0 & !bits)
     }
+
+    /// The change from `old` to `self` as the reference writes it in `{pres dacs}`:
+    /// `"+ADDED-REMOVED"` (either part omitted when empty), the full mode when `old` had no
+    /// bits, and `None` when nothing changed.
+    pub fn delta_from(self, old: AccessMode) -> Option<String> {
+        if self == old {
+            return None;
+        }
+        if old.0 == 0 {
+            return Some(self.to_string());
+        }
+        let letters = |bits: u8| -> String {
+            Self::LETTERS
+                .iter()
+                .filter(|(b, _)| bits & b != 0)
+                .map(|(_, l)| *l)
+                .collect()
+        };
+        let (added, removed) = (self.0 & !old.0, old.0 & !self.0);
+        let mut out = String::new();
+        if added != 0 {
+            out.push('+');
+            out.push_str(&letters(added));
+        }
+        if removed != 0 {
+            out.push('-');
+            out.push_str(&letters(removed));
+        }
+        Some(out)
+    }
 }
 
 impl fmt::Display for AccessMode {
@@ -103,7 +137,7 @@ impl fmt::Display for AccessMode {
 pub struct InvalidMode;
 
 /// Default access of a user or topic for authenticated and anonymous users.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct DefaultAccess {
     pub auth: AccessMode,
     pub anon: AccessMode,
@@ -166,6 +200,16 @@ impl AuthLevel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deltas_read_like_the_reference() {
+        let m = |s: &str| AccessMode::parse(s).unwrap().unwrap();
+        assert_eq!(m("JRWP").delta_from(m("JRP")), Some("+W".into()));
+        assert_eq!(m("JRP").delta_from(m("JRWPA")), Some("-WA".into()));
+        assert_eq!(m("JRS").delta_from(m("JRWP")), Some("+S-WP".into()));
+        assert_eq!(m("JRW").delta_from(AccessMode::NONE), Some("JRW".into()));
+        assert_eq!(m("JRW").delta_from(m("JRW")), None);
+    }
 
     #[test]
     fn modes_parse_and_render_in_canonical_order() {

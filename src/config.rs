@@ -194,6 +194,9 @@ pub struct AuthConfig {
     pub min_login_len: usize,
     /// Shortest accepted password, characters.
     pub min_password_len: usize,
+    /// Basic logins that authenticate at the `root` level (administrators: account
+    /// suspension, `sys`, `trusted` fields). Empty: nobody is root.
+    pub root_users: Vec<String>,
 }
 
 impl Default for AuthConfig {
@@ -207,6 +210,7 @@ impl Default for AuthConfig {
             hash_queue: 4096,
             min_login_len: 2,
             min_password_len: 3,
+            root_users: Vec::new(),
         }
     }
 }
@@ -251,8 +255,15 @@ pub struct TopicConfig {
     pub max_history: usize,
     /// Most tags per user or topic (reference: 16).
     pub max_tag_count: usize,
-    /// Hard-delete age limit advertised as `msgDelAge`, seconds.
+    /// Hard-delete age limit advertised as `msgDelAge`, seconds: older messages cannot be
+    /// deleted for everyone (0: no limit).
     pub msg_delete_age_secs: u64,
+    /// Tag namespaces only the server sets (credentials, logins): users cannot add or remove
+    /// `namespace:value` tags in these.
+    pub restricted_tags: Vec<String>,
+    /// Most items in a list answer (`fnd` results, subscriber lists), as the reference's
+    /// `max_results`.
+    pub max_results: usize,
 }
 
 impl Default for TopicConfig {
@@ -263,6 +274,8 @@ impl Default for TopicConfig {
             max_history: 100,
             max_tag_count: 16,
             msg_delete_age_secs: 600,
+            restricted_tags: vec!["basic".into(), "email".into(), "tel".into()],
+            max_results: 1024,
         }
     }
 }

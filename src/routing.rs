@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::access::AuthLevel;
 use crate::ids::{SessionId, ShardId, UserId};
-use crate::proto::client::{GetQuery, RawJson, SetQuery};
+use crate::proto::client::{Credential, GetQuery, RawJson, SeqRange, SetQuery};
 
 /// The home shard of a topic (internal routing name): FNV-1a 64 of the name, modulo the shard
 /// count. Pure, so every shard computes the same answer without coordination.
@@ -90,7 +90,7 @@ pub enum TopicRequest {
         head: Option<serde_json::Map<String, serde_json::Value>>,
         content: RawJson,
     },
-    /// `{get}` from an attached session.
+    /// `{get}` (the topic answers a limited query when the session is not attached).
     Get {
         req: Requester,
         id: Option<String>,
@@ -106,9 +106,63 @@ pub enum TopicRequest {
         event: Option<String>,
         payload: Option<RawJson>,
     },
+    /// `{set}` (the topic allows only `desc.private` and the own `sub.mode` when the session
+    /// is not attached).
+    Set {
+        req: Requester,
+        id: Option<String>,
+        as_seen: String,
+        query: Box<SetQuery>,
+    },
+    /// `{del}` of messages, the topic, a subscription, or (on `me`) a credential.
+    Del {
+        req: Requester,
+        id: Option<String>,
+        as_seen: String,
+        what: DelWhat,
+    },
     /// A pre-serialized `{pres}` for the user whose `me` topic this is, to be shown on every
     /// session attached to `me` except `skip` (those are attached to the source topic).
     UserPres { frame: Bytes, skip: Vec<SessionId> },
+    /// Something happened to one of the contacts of the user whose `me` topic this is;
+    /// `topic` is the contact's routing name (`p2p…` or `grp…`). Dropped when `me` is not
+    /// loaded (the user is offline).
+    Contact { topic: String, ev: ContactEvent },
+}
+
+/// What a `{del}` deletes.
+#[derive(Debug)]
+pub enum DelWhat {
+    /// Messages in `[low, hi)` ranges; `hard` deletes them for everyone.
+    Msg { ranges: Vec<SeqRange>, hard: bool },
+    /// The topic (owner) or the own subscription (others).
+    Topic { hard: bool },
+    /// Another user's subscription.
+    Sub { user: String },
+    /// A credential of the user (`me` only).
+    Cred(Box<Credential>),
+}
+
+/// Presence and subscription changes between a contact topic and a user's `me`.
+#[derive(Debug, Clone)]
+pub enum ContactEvent {
+    /// The contact came online. For P2P contacts `peer` is the other user; `reply` asks the
+    /// receiving `me` to answer with its own `On` (so both sides learn of each other).
+    On {
+        peer: Option<UserId>,
+        ua: String,
+        reply: bool,
+    },
+    /// The contact went offline; for users, `ua` was their last user agent.
+    Off { ua: String },
+    /// The contact's most recent user agent changed.
+    Ua { ua: String },
+    /// The contact's description changed (`{pres upd}`).
+    Upd,
+    /// The user's subscription to the contact topic was created or changed: re-read it.
+    SubChanged,
+    /// The user's subscription to the contact topic is gone (unsubscribed, evicted, deleted).
+    SubGone,
 }
 
 impl TopicRequest {
@@ -119,8 +173,12 @@ impl TopicRequest {
             | TopicRequest::Leave { req, .. }
             | TopicRequest::Publish { req, .. }
             | TopicRequest::Get { req, .. }
+            | TopicRequest::Set { req, .. }
+            | TopicRequest::Del { req, .. }
             | TopicRequest::Note { req, .. } => Some(req),
-            TopicRequest::Detach { .. } | TopicRequest::UserPres { .. } => None,
+            TopicRequest::Detach { .. }
+            | TopicRequest::UserPres { .. }
+            | TopicRequest::Contact { .. } => None,
         }
     }
 }
@@ -134,6 +192,8 @@ pub enum SessionEvent {
     Attached { topic: String },
     /// The session is no longer attached to `topic` (leave, eviction, failed join).
     Detached { topic: String },
+    /// The session must end after writing what is queued (account suspended or deleted).
+    End,
 }
 
 #[cfg(test)]

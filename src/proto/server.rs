@@ -75,7 +75,9 @@ pub struct Data {
 /// `{want, given, mode}`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct AccessOut {
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub want: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub given: String,
     pub mode: String,
 }

@@ -12,8 +12,10 @@ use crate::ids::{random_body, UserId};
 use crate::proto::client::what;
 use crate::proto::client::*;
 use crate::proto::{Decoded, Outcome};
-use crate::routing::{me_topic, p2p_topic, CreateSpec, Requester, TopicRequest};
-use crate::session::{Lifecycle, Session, SessionCx, SessionOut, SubState};
+use crate::routing::{me_topic, p2p_topic, CreateSpec, DelWhat, Requester, TopicRequest};
+use crate::session::{
+    AccountChange, AccountWhat, Lifecycle, Session, SessionCx, SessionOut, SubState,
+};
 
 /// Lowest accepted client version, 0.20.
 const MIN_VERSION: u32 = 20 << 8;
@@ -87,23 +89,8 @@ impl Session {
                     ClientMsg::Leave(m) => self.on_leave(m, cx),
                     ClientMsg::Pub(m) => self.on_pub(m, cx),
                     ClientMsg::Get(m) => self.on_get(m, cx),
-                    ClientMsg::Set(m) => {
-                        let topic = m.topic.clone();
-                        self.reply(Outcome::NotImplemented, m.id.as_deref(), Some(&topic), cx)
-                    }
-                    ClientMsg::Del(m) => {
-                        let topic = m.topic.clone();
-                        let known = matches!(
-                            m.what.as_str(),
-                            "" | "msg" | "topic" | "sub" | "user" | "cred"
-                        );
-                        let outcome = if known {
-                            Outcome::NotImplemented
-                        } else {
-                            Outcome::Malformed
-                        };
-                        self.reply(outcome, m.id.as_deref(), Some(&topic), cx)
-                    }
+                    ClientMsg::Set(m) => self.on_set(m, cx),
+                    ClientMsg::Del(m) => self.on_del(m, cx),
                     ClientMsg::Hi(_)
                     | ClientMsg::Login(_)
                     | ClientMsg::Acc(_)
@@ -242,9 +229,7 @@ impl Session {
         let id = m.id.as_deref();
         let user = m.user.as_deref().unwrap_or("");
         if !user.starts_with("new") {
-            // Account updates (password change, credentials, state) are not supported yet.
-            self.reply(Outcome::NotImplemented, id, None, cx);
-            return;
+            return self.on_acc_update(m, cx);
         }
         if m.login && self.user.is_some() {
             self.reply(Outcome::AlreadyAuthenticated, id, None, cx);
@@ -255,19 +240,27 @@ impl Session {
             return;
         }
         let scheme = m.scheme.as_deref().unwrap_or("").to_ascii_lowercase();
-        if scheme != "basic" {
-            let outcome = if scheme == "anonymous" {
-                Outcome::NotImplemented
-            } else {
-                Outcome::Malformed
-            };
-            self.reply(outcome, id, None, cx);
-            return;
-        }
-        let Some(secret) = decode_secret(m.secret.as_deref()) else {
-            self.reply(Outcome::Malformed, id, None, cx);
-            return;
+        let secret = match scheme.as_str() {
+            "basic" => match decode_secret(m.secret.as_deref()) {
+                Some(secret) => secret,
+                None => return self.reply(Outcome::Malformed, id, None, cx),
+            },
+            // Anonymous accounts have no secret: the token issued at creation is the way back.
+            "anonymous" => Vec::new(),
+            _ => return self.reply(Outcome::Malformed, id, None, cx),
         };
+        let creds = m
+            .cred
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| {
+                let val = match c.val? {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (!c.meth.is_empty() && !val.is_empty()).then_some((c.meth, val))
+            })
+            .collect();
         let (public, private, auth_defacs, anon_defacs) = match m.desc {
             Some(d) => {
                 let (auth, anon) = d.defacs.map(|a| (a.auth, a.anon)).unwrap_or_default();
@@ -283,6 +276,7 @@ impl Session {
                 secret,
                 login: m.login,
                 tags: m.tags.unwrap_or_default(),
+                creds,
                 public,
                 private,
                 auth_defacs,
@@ -405,7 +399,8 @@ impl Session {
             Ok(ex) => ex,
             Err(outcome) => return self.reply(outcome, id, Some(&m.topic), cx),
         };
-        if self.subs.get(&ex.routing) != Some(&SubState::Attached) {
+        // `sys` takes messages from anyone without a subscription.
+        if ex.routing != "sys" && self.subs.get(&ex.routing) != Some(&SubState::Attached) {
             return self.reply(Outcome::AttachFirst, id, Some(&m.topic), cx);
         }
         let Some(content) = m.content else {
@@ -434,10 +429,7 @@ impl Session {
             Ok(ex) => ex,
             Err(outcome) => return self.reply(outcome, id, Some(&m.topic), cx),
         };
-        if self.subs.get(&ex.routing) != Some(&SubState::Attached) {
-            // Reading without attaching (limited desc/sub queries) is not supported yet.
-            return self.reply(Outcome::AttachFirst, id, Some(&m.topic), cx);
-        }
+        // Not attached: the topic answers the limited desc/sub query the reference allows.
         let Some(req) = self.requester() else { return };
         let topic = m.topic.clone();
         let id_owned = m.id.clone();
@@ -486,6 +478,156 @@ impl Session {
                 payload: m.payload,
             },
         });
+    }
+}
+
+impl Session {
+    fn on_set(&mut self, m: MsgSet, cx: &mut SessionCx<'_>) {
+        let id = m.id.as_deref();
+        if m.desc.is_none()
+            && m.sub.is_none()
+            && m.tags.is_none()
+            && m.cred.is_none()
+            && m.aux.is_none()
+        {
+            return self.reply(Outcome::Malformed, id, Some(&m.topic), cx);
+        }
+        let ex = match self.expand(&m.topic, false, 0) {
+            Ok(ex) => ex,
+            Err(outcome) => return self.reply(outcome, id, Some(&m.topic), cx),
+        };
+        let Some(req) = self.requester() else { return };
+        let (id, as_seen) = (m.id.clone(), m.topic.clone());
+        cx.out.push(SessionOut::Route {
+            topic: ex.routing,
+            req: TopicRequest::Set {
+                req,
+                id,
+                as_seen,
+                query: Box::new(m.into_query()),
+            },
+        });
+    }
+
+    fn on_del(&mut self, m: MsgDel, cx: &mut SessionCx<'_>) {
+        let id = m.id.as_deref();
+        let what = match m.what.as_str() {
+            "" | "msg" => {
+                let ranges = m.delseq.unwrap_or_default();
+                if ranges.is_empty() {
+                    return self.reply(Outcome::Malformed, id, Some(&m.topic), cx);
+                }
+                DelWhat::Msg {
+                    ranges,
+                    hard: m.hard,
+                }
+            }
+            "topic" => DelWhat::Topic { hard: m.hard },
+            "sub" => match m.user.filter(|u| !u.is_empty()) {
+                Some(user) => DelWhat::Sub { user },
+                None => return self.reply(Outcome::Malformed, id, Some(&m.topic), cx),
+            },
+            "cred" => {
+                if m.topic != "me" {
+                    return self.reply(Outcome::PermissionDenied, id, Some(&m.topic), cx);
+                }
+                match m.cred {
+                    Some(c) if !c.meth.is_empty() && c.val.is_some() => DelWhat::Cred(Box::new(c)),
+                    _ => return self.reply(Outcome::Malformed, id, Some(&m.topic), cx),
+                }
+            }
+            "user" => {
+                let Some((uid, level)) = self.user else {
+                    return;
+                };
+                let target = match m.user.as_deref().filter(|u| !u.is_empty()) {
+                    None => uid,
+                    Some(u) => match UserId::parse_usr(u) {
+                        Some(t) if t == uid => t,
+                        Some(t) if level == AuthLevel::Root => t,
+                        Some(_) => {
+                            return self.reply(Outcome::PermissionDenied, id, None, cx);
+                        }
+                        None => return self.reply(Outcome::Malformed, id, None, cx),
+                    },
+                };
+                cx.out.push(SessionOut::Account(AccountChange {
+                    id: m.id,
+                    actor: (uid, level),
+                    target,
+                    what: AccountWhat::Delete,
+                }));
+                return;
+            }
+            _ => return self.reply(Outcome::Malformed, id, Some(&m.topic), cx),
+        };
+        let ex = match self.expand(&m.topic, false, 0) {
+            Ok(ex) => ex,
+            Err(outcome) => return self.reply(outcome, id, Some(&m.topic), cx),
+        };
+        let Some(req) = self.requester() else { return };
+        cx.out.push(SessionOut::Route {
+            topic: ex.routing,
+            req: TopicRequest::Del {
+                req,
+                id: m.id,
+                as_seen: m.topic,
+                what,
+            },
+        });
+    }
+
+    /// `{acc}` on an existing account: change the secret, or (root) the account state.
+    fn on_acc_update(&mut self, m: MsgAcc, cx: &mut SessionCx<'_>) {
+        let id = m.id.as_deref();
+        let Some((uid, level)) = self.user else {
+            // Unauthenticated updates need `tmpscheme` (password reset), not supported.
+            let outcome = if m.tmpscheme.is_some() {
+                Outcome::NotImplemented
+            } else {
+                Outcome::PermissionDenied
+            };
+            return self.reply(outcome, id, None, cx);
+        };
+        let target = match m.user.as_deref().filter(|u| !u.is_empty()) {
+            None => uid,
+            Some(u) => match UserId::parse_usr(u) {
+                Some(t) if t == uid => t,
+                Some(t) if level == AuthLevel::Root => t,
+                Some(_) => return self.reply(Outcome::PermissionDenied, id, None, cx),
+                None => return self.reply(Outcome::Malformed, id, None, cx),
+            },
+        };
+        let what = if let Some(scheme) = m.scheme.as_deref().filter(|s| !s.is_empty()) {
+            let scheme = scheme.to_ascii_lowercase();
+            match scheme.as_str() {
+                "basic" => match decode_secret(m.secret.as_deref()) {
+                    Some(secret) => AccountWhat::Secret { scheme, secret },
+                    None => return self.reply(Outcome::Malformed, id, None, cx),
+                },
+                // Nothing to change for an anonymous account.
+                "anonymous" => return self.reply(Outcome::Ok, id, None, cx),
+                "token" => return self.reply(Outcome::NotImplemented, id, None, cx),
+                _ => return self.reply(Outcome::Malformed, id, None, cx),
+            }
+        } else if let Some(status) = m.status.as_deref().filter(|s| !s.is_empty()) {
+            if level != AuthLevel::Root {
+                return self.reply(Outcome::PermissionDenied, id, None, cx);
+            }
+            match status {
+                "ok" => AccountWhat::State { suspend: false },
+                "susp" | "suspended" => AccountWhat::State { suspend: true },
+                _ => return self.reply(Outcome::Malformed, id, None, cx),
+            }
+        } else {
+            return self.reply(Outcome::Malformed, id, None, cx);
+        };
+        cx.out.push(SessionOut::Account(AccountChange {
+            id: m.id,
+            actor: (uid, level),
+            target,
+            what,
+        }));
     }
 }
 

@@ -84,6 +84,8 @@ pub struct AccountRequest {
     pub secret: Vec<u8>,
     pub login: bool,
     pub tags: Vec<String>,
+    /// Credentials given at sign-up: (method, value).
+    pub creds: Vec<(String, String)>,
     pub public: Option<RawJson>,
     pub private: Option<RawJson>,
     pub auth_defacs: Option<String>,
@@ -108,6 +110,32 @@ pub enum SessionOut {
     },
     /// Create an account.
     CreateAccount(AccountRequest),
+    /// An account change (`{acc}` on an existing account, `{del user}`).
+    Account(AccountChange),
+    /// End this session once what is queued has been written.
+    End,
+}
+
+/// An `{acc}` update or a `{del what:"user"}`, carried out by the shard.
+#[derive(Debug)]
+pub struct AccountChange {
+    pub id: Option<String>,
+    /// The acting user and level.
+    pub actor: (UserId, AuthLevel),
+    /// The target user (the actor unless root names another).
+    pub target: UserId,
+    pub what: AccountWhat,
+}
+
+/// What an account change does.
+#[derive(Debug)]
+pub enum AccountWhat {
+    /// Change the basic login and/or password (`secret` = `login:password`, login optional).
+    Secret { scheme: String, secret: Vec<u8> },
+    /// Suspend (`susp`) or restore (`ok`) the account (root only).
+    State { suspend: bool },
+    /// Delete the account.
+    Delete,
 }
 
 /// The protocol state of one client session.
@@ -221,6 +249,7 @@ impl Session {
             SessionEvent::Detached { topic } => {
                 self.subs.remove(&topic);
             }
+            SessionEvent::End => out.push(SessionOut::End),
         }
     }
 

@@ -325,11 +325,6 @@ fn messages_to_a_topic_not_attached_must_attach_first() {
             r#"{"pub":{"id":"5","topic":"grpAbc","content":"x"}}"#,
             Some("5"),
         ),
-        (
-            r#"{"get":{"id":"5","topic":"grpAbc","what":"desc"}}"#,
-            Some("5"),
-        ),
-        (r#"{"get":{"id":"5","topic":"me","what":"sub"}}"#, Some("5")),
         (r#"{"note":{"topic":"grpAbc","what":"read","seq":5}}"#, None),
         (r#"{"note":{"topic":"grpAbc","what":"kp"}}"#, None),
     ];
@@ -695,12 +690,7 @@ fn acc_new_becomes_an_account_request() {
             "malformed",
         ),
         (
-            r#"{"acc":{"id":"a","user":"newQ","scheme":"anonymous"}}"#,
-            501,
-            "not implemented",
-        ),
-        (
-            r#"{"acc":{"id":"a","scheme":"basic","secret":"YTpi"}}"#,
+            r#"{"acc":{"id":"a","scheme":"token","secret":"YTpi"}}"#,
             501,
             "not implemented",
         ),
@@ -944,31 +934,72 @@ fn frames_from_topics_are_passed_through_in_order() {
 }
 
 #[test]
-fn set_and_del_are_validated_then_not_implemented() {
+fn set_del_and_unattached_get_are_validated_then_routed() {
     let mut h = Harness::attached(&["grpAbc"]);
-    let cases: &[(&str, u16)] = &[
+    // Malformed requests are answered by the session itself.
+    let cases: &[(&str, u16, Option<&str>)] = &[
         (
-            r#"{"set":{"id":"1","topic":"grpAbc","desc":{"public":"x"}}}"#,
-            501,
+            r#"{"set":{"id":"1","topic":"grpAbc"}}"#,
+            400,
+            Some("grpAbc"),
         ),
         (
-            r#"{"del":{"id":"1","topic":"grpAbc","what":"msg","delseq":[{"low":3,"hi":4}],"hard":true}}"#,
-            501,
+            r#"{"del":{"id":"1","topic":"grpAbc"}}"#,
+            400,
+            Some("grpAbc"),
         ),
-        (r#"{"del":{"id":"1","topic":"grpAbc"}}"#, 501),
         (
             r#"{"del":{"id":"1","topic":"grpAbc","what":"everything"}}"#,
             400,
+            Some("grpAbc"),
+        ),
+        (
+            r#"{"del":{"id":"1","topic":"grpAbc","what":"sub"}}"#,
+            400,
+            Some("grpAbc"),
+        ),
+        (
+            r#"{"del":{"id":"1","topic":"grpAbc","what":"cred","cred":{"meth":"email","val":"a@b.c"}}}"#,
+            403,
+            Some("grpAbc"),
         ),
     ];
-    for (frame, code) in cases {
+    let other_user = format!(
+        r#"{{"del":{{"id":"1","topic":"me","what":"user","user":"{}"}}}}"#,
+        BOB.usr()
+    );
+    assert_ctrl(
+        &h.feed(&other_user),
+        403,
+        "permission denied",
+        Some("1"),
+        None,
+    );
+    for (frame, code, topic) in cases {
         let c = ctrl(&h.feed(frame));
         assert_eq!(
             (c["code"].as_u64(), c["id"].as_str(), c["topic"].as_str()),
-            (Some(u64::from(*code)), Some("1"), Some("grpAbc")),
+            (Some(u64::from(*code)), Some("1"), *topic),
             "{frame}"
         );
     }
+    // Valid ones go to the topic, attached or not (the topic decides what is allowed).
+    for frame in [
+        r#"{"set":{"id":"1","topic":"grpAbc","desc":{"public":"x"}}}"#,
+        r#"{"set":{"id":"1","topic":"grpOther","desc":{"private":"x"}}}"#,
+        r#"{"del":{"id":"1","topic":"grpAbc","what":"msg","delseq":[{"low":3,"hi":4}],"hard":true}}"#,
+        r#"{"del":{"id":"1","topic":"grpAbc","what":"topic"}}"#,
+        r#"{"get":{"id":"1","topic":"grpOther","what":"desc"}}"#,
+    ] {
+        let (topic, _) = route(h.feed(frame));
+        assert!(topic.starts_with("grp"), "{frame}");
+    }
+    // Deleting one's own account is an account change.
+    let out = h.feed(r#"{"del":{"id":"1","topic":"me","what":"user"}}"#);
+    assert!(
+        matches!(&out[..], [SessionOut::Account(c)] if c.target == ALICE),
+        "{out:?}"
+    );
 }
 
 #[test]

@@ -16,9 +16,9 @@ use crate::auth::AuthError;
 use crate::ids::{SessionId, UnixMillis, UserId};
 use crate::proto::time::rfc3339;
 use crate::proto::{encode, Outcome};
-use crate::session::AccountRequest;
+use crate::session::{AccountChange, AccountRequest, AccountWhat};
 use crate::shard::{now, Envelope, ShardCtx, StoreWaiter};
-use crate::store::{AuthRecord, StoreError, UserRecord, UserState, WriteOp};
+use crate::store::{AuthRecord, CredRecord, StoreError, UserRecord, UserState, WriteOp};
 
 /// What waits for a password hash job.
 pub(crate) enum HashWaiter {
@@ -31,6 +31,17 @@ pub(crate) enum HashWaiter {
     },
     /// A new account: the hash to store.
     Create(Box<CreateWaiter>),
+    /// A password change: the new hash for the auth record.
+    Rehash(Box<RehashWaiter>),
+}
+
+/// A password (and maybe login) change waiting for its hash.
+pub(crate) struct RehashWaiter {
+    waiter: ChangeWaiter,
+    /// The auth record with the new unique key (and old secret).
+    rec: AuthRecord,
+    /// The old unique key when the login changes.
+    old_unique: Option<String>,
 }
 
 /// A new account on its way to the store.
@@ -41,6 +52,18 @@ pub(crate) struct CreateWaiter {
     user: UserRecord,
     unique: String,
     hash: Vec<u8>,
+    scheme: &'static str,
+    level: AuthLevel,
+}
+
+/// An account change waiting for its write.
+pub(crate) struct ChangeWaiter {
+    sid: SessionId,
+    id: Option<String>,
+    /// Sessions of this user to evict once durable (suspension, deletion).
+    evict: Option<UserId>,
+    /// The requesting session ends too (it deleted its own account).
+    end_self: bool,
 }
 
 impl ShardCtx {
@@ -119,11 +142,16 @@ impl ShardCtx {
         let Some(rec) = rec else {
             return self.auth_fail(sid, id.as_deref(), Outcome::AuthFailed);
         };
+        let level = if self.cfg.auth.root_users.iter().any(|r| *r == login) {
+            AuthLevel::Root
+        } else {
+            rec.level
+        };
         let waiter = HashWaiter::Login {
             sid,
             id: id.clone(),
             uid: rec.user,
-            level: rec.level,
+            level,
         };
         if self
             .submit_hash(
@@ -178,15 +206,22 @@ impl ShardCtx {
             let frame = encode(&c.msg());
             ctx.auth_reply(sid, frame, None);
         };
-        let (login, password) = match basic::parse_secret(&req.secret) {
-            Ok(v) => v,
-            Err(_) => return fail(self, Outcome::Malformed, None),
+        let anonymous = req.scheme == "anonymous";
+        let (login, password, unique) = if anonymous {
+            let unique = format!("anonymous:{:016x}", rand::random::<u64>());
+            (String::new(), String::new(), unique)
+        } else {
+            let (login, password) = match basic::parse_secret(&req.secret) {
+                Ok(v) => v,
+                Err(_) => return fail(self, Outcome::Malformed, None),
+            };
+            let policy = self.policy();
+            if policy.check_login(&login).is_err() || policy.check_password(&password).is_err() {
+                return fail(self, Outcome::PolicyViolation, Some("auth"));
+            }
+            let unique = basic::unique_key(&login);
+            (login, password, unique)
         };
-        let policy = self.policy();
-        if policy.check_login(&login).is_err() || policy.check_password(&password).is_err() {
-            return fail(self, Outcome::PolicyViolation, Some("auth"));
-        }
-        let unique = basic::unique_key(&login);
         match self.store.auth(&unique) {
             Ok(Some(_)) => return fail(self, Outcome::DuplicateCredential, Some("auth")),
             Ok(None) => {}
@@ -220,15 +255,41 @@ impl ShardCtx {
             }
         }
         let now = now();
-        let mut tags: Vec<String> = req
-            .tags
+        let restricted = &self.cfg.topic.restricted_tags;
+        let mut tags = crate::topic::tags::normalize(req.tags.clone(), usize::MAX);
+        if tags
             .iter()
-            .map(|t| t.trim().to_lowercase())
-            .filter(|t| (2..=96).contains(&t.chars().count()))
-            .collect();
-        tags.sort();
-        tags.dedup();
+            .any(|t| crate::topic::tags::is_restricted(t, restricted))
+        {
+            return fail(self, Outcome::PermissionDenied, Some("tags"));
+        }
+        // The login and confirmed credentials are searchable, in namespaces users cannot edit.
+        if !login.is_empty() {
+            tags.push(format!("basic:{login}"));
+        }
+        let mut creds = Vec::new();
+        for (method, value) in &req.creds {
+            let (method, value) = (method.trim().to_lowercase(), value.trim().to_lowercase());
+            if !matches!(method.as_str(), "email" | "tel") || value.is_empty() {
+                return fail(self, Outcome::Malformed, Some(method.as_str()));
+            }
+            // No validator is configured: credentials are confirmed at once.
+            tags.push(format!("{method}:{value}"));
+            creds.push(CredRecord {
+                method,
+                value,
+                done: true,
+            });
+        }
+        let mut tags = crate::topic::tags::normalize(tags, usize::MAX);
         tags.truncate(self.cfg.topic.max_tag_count);
+        let level = if anonymous {
+            AuthLevel::Anon
+        } else if self.cfg.auth.root_users.iter().any(|r| *r == login) {
+            AuthLevel::Root
+        } else {
+            AuthLevel::Auth
+        };
         let user = UserRecord {
             id: UserId(0),
             created: now,
@@ -239,6 +300,7 @@ impl ShardCtx {
             trusted: None,
             tags,
             last_seen: None,
+            creds,
         };
         let waiter = CreateWaiter {
             sid,
@@ -247,7 +309,13 @@ impl ShardCtx {
             user,
             unique,
             hash: Vec::new(),
+            scheme: if anonymous { "anonymous" } else { "basic" },
+            level,
         };
+        if anonymous {
+            // Nothing to hash: the token issued at creation is the only way back in.
+            return self.store_account(Box::new(waiter));
+        }
         if self
             .submit_hash(
                 HashJob::Hash {
@@ -259,6 +327,30 @@ impl ShardCtx {
             .is_err()
         {
             fail(self, Outcome::ServiceUnavailable, None);
+        }
+    }
+
+    /// Writes the records of a new account.
+    fn store_account(&mut self, mut w: Box<CreateWaiter>) {
+        w.user.id = self.fresh_uid();
+        let batch = vec![
+            WriteOp::CreateUser(w.user.clone()),
+            WriteOp::CreateAuth(AuthRecord {
+                unique: w.unique.clone(),
+                user: w.user.id,
+                scheme: w.scheme.into(),
+                level: w.level,
+                secret: w.hash.clone(),
+                expires: None,
+            }),
+        ];
+        let ticket = self.ticket();
+        let (sid, id) = (w.sid, w.id.clone());
+        self.store_waiters.insert(ticket, StoreWaiter::Account(*w));
+        if let Err(e) = self.submit(ticket, batch) {
+            self.store_waiters.remove(&ticket);
+            log::error!("account creation refused by the store: {e}");
+            self.auth_fail(sid, id.as_deref(), Outcome::ServiceUnavailable);
         }
     }
 
@@ -281,27 +373,26 @@ impl ShardCtx {
                 }
             }
             (HashWaiter::Create(mut w), HashOutcome::Hashed(Ok(hash))) => {
-                w.user.id = self.fresh_uid();
                 w.hash = hash;
-                let batch = vec![
-                    WriteOp::CreateUser(w.user.clone()),
-                    WriteOp::CreateAuth(AuthRecord {
-                        unique: w.unique.clone(),
-                        user: w.user.id,
-                        scheme: "basic".into(),
-                        level: AuthLevel::Auth,
-                        secret: w.hash.clone(),
-                        expires: None,
-                    }),
-                ];
-                let ticket = self.ticket();
-                let (sid, id) = (w.sid, w.id.clone());
-                self.store_waiters.insert(ticket, StoreWaiter::Account(*w));
-                if let Err(e) = self.submit(ticket, batch) {
-                    self.store_waiters.remove(&ticket);
-                    log::error!("account creation refused by the store: {e}");
-                    self.auth_fail(sid, id.as_deref(), Outcome::ServiceUnavailable);
+                self.store_account(w);
+            }
+            (HashWaiter::Rehash(w), HashOutcome::Hashed(Ok(hash))) => {
+                let mut batch = Vec::new();
+                let mut rec = w.rec;
+                if let Some(old) = w.old_unique {
+                    batch.push(WriteOp::DeleteAuth { unique: old });
+                    batch.push(WriteOp::CreateAuth(AuthRecord {
+                        secret: hash,
+                        ..rec
+                    }));
+                } else {
+                    rec.secret = hash;
+                    batch.push(WriteOp::PutAuth(rec));
                 }
+                self.submit_change(w.waiter, batch);
+            }
+            (HashWaiter::Rehash(w), _) => {
+                self.auth_fail(w.waiter.sid, w.waiter.id.as_deref(), Outcome::InternalError)
             }
             (HashWaiter::Create(w), _) => {
                 self.auth_fail(w.sid, w.id.as_deref(), Outcome::InternalError)
@@ -343,26 +434,201 @@ impl ShardCtx {
         let now = now();
         let uid = w.user.id;
         let desc = desc_param(&w.user);
-        if w.login {
-            let (token, expires) = self.tokens.mint(uid, AuthLevel::Auth, now);
+        let level = w.level;
+        if w.login || w.scheme == "anonymous" {
+            let (token, expires) = self.tokens.mint(uid, level, now);
             let msg = Outcome::Ok
                 .ctrl(w.id.as_deref(), None, now)
                 .param("user", uid.usr())
-                .param("authlvl", "auth")
+                .param("authlvl", level.as_str())
                 .param("token", STANDARD.encode(token))
                 .param("expires", rfc3339(expires))
                 .param("desc", desc)
                 .msg();
-            self.auth_reply(w.sid, encode(&msg), Some((uid, AuthLevel::Auth)));
+            let auth = w.login.then_some((uid, level));
+            self.auth_reply(w.sid, encode(&msg), auth);
         } else {
             let msg = Outcome::Created
                 .ctrl(w.id.as_deref(), None, now)
                 .param("user", uid.usr())
-                .param("authlvl", "auth")
+                .param("authlvl", level.as_str())
                 .param("desc", desc)
                 .msg();
             // Creating an account without login leaves this session as it was.
             self.auth_reply(w.sid, encode(&msg), None);
+        }
+    }
+}
+
+impl ShardCtx {
+    /// `{acc}` updates and `{del user}`.
+    pub(crate) fn account_change(&mut self, sid: SessionId, c: AccountChange) {
+        let id = c.id.clone();
+        let fail = |ctx: &mut ShardCtx, o: Outcome| {
+            let frame = encode(&o.ctrl(id.as_deref(), None, now()).msg());
+            ctx.push_frame(sid, frame);
+        };
+        let user = match self.store.user(c.target) {
+            Ok(Some(u)) if u.state != UserState::Deleted => u,
+            Ok(_) => return fail(self, Outcome::UserNotFound),
+            Err(e) => {
+                log::error!("account change: user read failed: {e}");
+                return fail(self, Outcome::InternalError);
+            }
+        };
+        let waiter = ChangeWaiter {
+            sid,
+            id: c.id.clone(),
+            evict: None,
+            end_self: false,
+        };
+        match c.what {
+            AccountWhat::Secret { secret, .. } => {
+                let Some((login, password)) = secret
+                    .iter()
+                    .position(|b| *b == b':')
+                    .map(|i| (&secret[..i], &secret[i + 1..]))
+                    .and_then(|(l, p)| {
+                        Some((std::str::from_utf8(l).ok()?, std::str::from_utf8(p).ok()?))
+                    })
+                else {
+                    return fail(self, Outcome::Malformed);
+                };
+                let auths = match self.store.auths_of_user(c.target) {
+                    Ok(a) => a,
+                    Err(_) => return fail(self, Outcome::InternalError),
+                };
+                let Some(current) = auths.into_iter().find(|a| a.scheme == "basic") else {
+                    return fail(self, Outcome::NotFound);
+                };
+                let policy = self.policy();
+                let login = login.trim().to_lowercase();
+                if policy.check_password(password).is_err()
+                    || (!login.is_empty() && policy.check_login(&login).is_err())
+                {
+                    return fail(self, Outcome::PolicyViolation);
+                }
+                let mut rec = current.clone();
+                let mut old_unique = None;
+                if !login.is_empty() && basic::unique_key(&login) != current.unique {
+                    let unique = basic::unique_key(&login);
+                    if matches!(self.store.auth(&unique), Ok(Some(_))) {
+                        return fail(self, Outcome::DuplicateCredential);
+                    }
+                    old_unique = Some(current.unique.clone());
+                    rec.unique = unique;
+                }
+                let job = HashJob::Hash {
+                    password: password.to_owned(),
+                    cost: self.cfg.auth.bcrypt_cost,
+                };
+                let w = RehashWaiter {
+                    waiter,
+                    rec,
+                    old_unique,
+                };
+                if self
+                    .submit_hash(job, HashWaiter::Rehash(Box::new(w)))
+                    .is_err()
+                {
+                    fail(self, Outcome::ServiceUnavailable);
+                }
+            }
+            AccountWhat::State { suspend } => {
+                let state = if suspend {
+                    UserState::Suspended
+                } else {
+                    UserState::Ok
+                };
+                if user.state == state {
+                    return fail(self, Outcome::NotModified);
+                }
+                let mut user = user;
+                user.state = state;
+                user.updated = now();
+                let w = ChangeWaiter {
+                    evict: suspend.then_some(c.target),
+                    ..waiter
+                };
+                self.submit_change(w, vec![WriteOp::PutUser(user)]);
+            }
+            AccountWhat::Delete => {
+                let auths = match self.store.auths_of_user(c.target) {
+                    Ok(a) => a,
+                    Err(_) => return fail(self, Outcome::InternalError),
+                };
+                let mut user = user;
+                user.state = UserState::Deleted;
+                user.updated = now();
+                user.tags.clear();
+                let mut batch = vec![WriteOp::PutUser(user)];
+                batch.extend(
+                    auths
+                        .into_iter()
+                        .map(|a| WriteOp::DeleteAuth { unique: a.unique }),
+                );
+                // Contacts learn the user is gone.
+                if let Ok(subs) = self.store.subs_of_user(c.target) {
+                    for s in subs.iter().filter(|s| s.deleted.is_none()) {
+                        if let Some(crate::topic::TopicKind::P2p(a, b)) =
+                            crate::topic::TopicKind::of(&s.topic)
+                        {
+                            let peer = if a == c.target { b } else { a };
+                            let frame = encode(&crate::proto::ServerMsg::Pres(
+                                crate::proto::server::Pres {
+                                    topic: "me".into(),
+                                    src: Some(c.target.usr()),
+                                    what: "gone",
+                                    ..Default::default()
+                                },
+                            ));
+                            self.user_pres(frame, vec![(peer, Vec::new())]);
+                        }
+                    }
+                }
+                let w = ChangeWaiter {
+                    evict: Some(c.target),
+                    end_self: c.target == c.actor.0,
+                    ..waiter
+                };
+                self.submit_change(w, batch);
+            }
+        }
+    }
+
+    fn submit_change(&mut self, w: ChangeWaiter, batch: Vec<WriteOp>) {
+        let ticket = self.ticket();
+        let (sid, id) = (w.sid, w.id.clone());
+        self.store_waiters.insert(ticket, StoreWaiter::Change(w));
+        if let Err(e) = self.submit(ticket, batch) {
+            self.store_waiters.remove(&ticket);
+            log::error!("account change refused by the store: {e}");
+            let frame = encode(
+                &Outcome::ServiceUnavailable
+                    .ctrl(id.as_deref(), None, now())
+                    .msg(),
+            );
+            self.push_frame(sid, frame);
+        }
+    }
+
+    /// An account change is durable (or failed).
+    pub(crate) fn change_stored(&mut self, w: ChangeWaiter, res: Result<(), StoreError>) {
+        let outcome = match res {
+            Ok(()) => Outcome::Ok,
+            Err(StoreError::Conflict(_)) => Outcome::DuplicateCredential,
+            Err(e) => {
+                log::error!("account change failed: {e}");
+                Outcome::InternalError
+            }
+        };
+        let frame = encode(&outcome.ctrl(w.id.as_deref(), None, now()).msg());
+        self.push_frame(w.sid, frame);
+        if outcome != Outcome::Ok {
+            return;
+        }
+        if let Some(uid) = w.evict {
+            self.evict_everywhere(uid, (!w.end_self).then_some(w.sid));
         }
     }
 }

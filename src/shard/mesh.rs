@@ -42,6 +42,12 @@ pub enum Envelope {
     },
     /// A password hash job submitted by the receiving shard completed.
     HashDone { ticket: u64, outcome: HashOutcome },
+    /// End every session of `uid` on the receiving shard (but `except`) with
+    /// `{ctrl 205 "evicted"}`: the account was suspended or deleted.
+    EvictUser {
+        uid: UserId,
+        except: Option<SessionId>,
+    },
     /// Stop: tell sessions, close connections, exit.
     Shutdown,
 }

@@ -82,6 +82,7 @@ struct TopicSlot {
 enum StoreWaiter {
     Topic { topic: String, token: u64 },
     Account(account::CreateWaiter),
+    Change(account::ChangeWaiter),
 }
 
 /// Work queued within one step.
@@ -146,6 +147,10 @@ impl ShardCtx {
             topic_limits: TopicLimits {
                 max_history: cfg.topic.max_history,
                 max_subscriber_count: cfg.topic.max_subscriber_count,
+                max_tag_count: cfg.topic.max_tag_count,
+                msg_delete_age_ms: cfg.topic.msg_delete_age_secs.saturating_mul(1000),
+                max_results: cfg.topic.max_results,
+                restricted_tags: cfg.topic.restricted_tags.clone(),
             },
             cfg,
             link: init.link,
@@ -279,6 +284,8 @@ impl ShardCtx {
                 SessionOut::Route { topic, req } => self.route(topic, req),
                 SessionOut::Login { id, scheme, secret } => self.login(sid, id, scheme, secret),
                 SessionOut::CreateAccount(req) => self.create_account(sid, req),
+                SessionOut::Account(change) => self.account_change(sid, change),
+                SessionOut::End => self.end_session(sid, CloseReason::Ended),
             }
         }
     }
@@ -344,7 +351,9 @@ impl ShardCtx {
     fn topic_request(&mut self, name: String, req: TopicRequest) {
         if !self.topics.contains_key(&name) {
             match &req {
-                TopicRequest::Detach { .. } | TopicRequest::UserPres { .. } => return,
+                TopicRequest::Detach { .. }
+                | TopicRequest::UserPres { .. }
+                | TopicRequest::Contact { .. } => return,
                 TopicRequest::Join {
                     create: Some(_), ..
                 } => {
@@ -429,7 +438,24 @@ impl ShardCtx {
                 );
                 return;
             }
-            TopicRequest::Detach { .. } | TopicRequest::UserPres { .. } => return,
+            TopicRequest::Set {
+                req, id, as_seen, ..
+            }
+            | TopicRequest::Del {
+                req, id, as_seen, ..
+            } => {
+                let o = if outcome == Outcome::InternalError {
+                    outcome
+                } else {
+                    Outcome::TopicNotFound
+                };
+                let frame = encode(&o.ctrl(id.as_deref(), Some(&as_seen), now()).msg());
+                self.send_to_session(req.sid, SessionEvent::Frames(vec![frame]));
+                return;
+            }
+            TopicRequest::Detach { .. }
+            | TopicRequest::UserPres { .. }
+            | TopicRequest::Contact { .. } => return,
         };
         let frame = encode(&outcome.ctrl(id.as_deref(), Some(&as_seen), now()).msg());
         self.send_to_session(req_of.sid, SessionEvent::Frames(vec![frame]));
@@ -465,6 +491,7 @@ impl ShardCtx {
                     }
                 }
                 TopicOut::UserPres { frame, targets } => self.user_pres(frame, targets),
+                TopicOut::ToTopic { topic, req } => self.route(topic, req),
                 TopicOut::Persist { token, batch } => {
                     let ticket = self.ticket();
                     self.store_waiters.insert(
@@ -588,6 +615,7 @@ impl ShardCtx {
                         self.topic_persisted(topic, token, res)
                     }
                     Some(StoreWaiter::Account(w)) => self.account_stored(w, res),
+                    Some(StoreWaiter::Change(w)) => self.change_stored(w, res),
                     None => {}
                 },
                 Envelope::HashDone { ticket, outcome } => {
@@ -595,6 +623,7 @@ impl ShardCtx {
                         self.hashed(w, outcome);
                     }
                 }
+                Envelope::EvictUser { uid, except } => self.evict_local(uid, except),
                 Envelope::Shutdown => self.begin_shutdown(),
             }
             self.run_work();
@@ -613,20 +642,40 @@ impl ShardCtx {
         ShardStats::set(&self.stats.mesh_backlog, self.link.backlog_len() as u64);
     }
 
-    /// Unloads topics idle for longer than the configured delay; refreshes gauges.
+    /// Unloads topics idle for longer than the configured delay (each says goodbye first:
+    /// `off` to contacts, last-seen); refreshes gauges.
     pub fn housekeeping(&mut self) {
         let now = now();
         let delay = self.cfg.topic.idle_unload_ms;
         let mut attachments = 0u64;
-        self.topics.retain(|_, slot| {
+        let mut expired = Vec::new();
+        for (name, slot) in self.topics.iter_mut() {
             attachments += slot.topic.n_attached() as u64;
             if !slot.topic.is_idle() {
                 slot.idle_since = None;
-                return true;
+                continue;
             }
             let since = *slot.idle_since.get_or_insert(now);
-            now.0.saturating_sub(since.0) < delay
-        });
+            if now.0.saturating_sub(since.0) >= delay {
+                expired.push(name.clone());
+            }
+        }
+        for name in expired {
+            let Some(mut slot) = self.topics.remove(&name) else {
+                continue;
+            };
+            let mut out = std::mem::take(&mut self.topic_out);
+            let mut cx = TopicCx {
+                now,
+                store: self.store.as_ref(),
+                limits: &self.topic_limits,
+                out: &mut out,
+            };
+            slot.topic.on_unload(&mut cx);
+            self.apply_topic_out(&name, &mut out);
+            self.topic_out = out;
+        }
+        self.run_work();
         ShardStats::set(&self.stats.attachments, attachments);
         ShardStats::set(&self.stats.live_topics, self.topics.len() as u64);
         ShardStats::set(&self.stats.live_sessions, self.sessions.len() as u64);
@@ -635,6 +684,37 @@ impl ShardCtx {
             (self.hash_waiters.len() + self.store_waiters.len()) as u64,
         );
         self.flush();
+    }
+
+    /// Ends every local session of `uid` (but `except`) with `{ctrl 205 "evicted"}`.
+    fn evict_local(&mut self, uid: UserId, except: Option<SessionId>) {
+        let sids: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(sid, slot)| {
+                Some(**sid) != except && slot.session.user().is_some_and(|(u, _)| u == uid)
+            })
+            .map(|(sid, _)| *sid)
+            .collect();
+        let frame = encode(&Outcome::Evicted.ctrl(None, None, now()).msg());
+        for sid in sids {
+            if let Some(slot) = self.sessions.get(&sid) {
+                let _ = slot.outbox.push(frame.clone());
+            }
+            self.end_session(sid, CloseReason::Ended);
+        }
+    }
+
+    /// Sends an eviction of `uid` to every shard, this one included.
+    pub(crate) fn evict_everywhere(&mut self, uid: UserId, except: Option<SessionId>) {
+        for i in 0..self.n_shards {
+            let shard = ShardId(i as u16);
+            if shard == self.id {
+                self.evict_local(uid, except);
+            } else {
+                self.link.send(shard, Envelope::EvictUser { uid, except });
+            }
+        }
     }
 
     /// Tells every session the server is stopping and closes them.

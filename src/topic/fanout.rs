@@ -1,9 +1,47 @@
 //! Recipient grouping for fan-out: session ids → one batch per destination shard, so the
-//! runtime sends one envelope per shard rather than one per subscriber.
+//! runtime sends one envelope per shard rather than one per subscriber; and per-view fan-out
+//! for topics whose name differs between recipients (P2P peers, channel readers).
 //!
-//! Pure functions; the frame itself is serialized once by the caller and shared.
+//! A frame is serialized once per distinct view, never once per recipient.
 
-use crate::ids::{SessionId, ShardId};
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use crate::ids::{SessionId, ShardId, UserId};
+use crate::topic::{Topic, TopicCx, TopicOut};
+
+impl Topic {
+    /// Sends a frame to every attached session (except `skip`) whose user passes `filter` and
+    /// has all of `need`. `make(view, reader)` builds the frame for recipients who see the
+    /// topic as `view` (`reader`: a channel reader); `None` skips them.
+    pub(crate) fn fan(
+        &self,
+        need: u8,
+        skip: Option<SessionId>,
+        filter: impl Fn(UserId) -> bool,
+        mut make: impl FnMut(&str, bool) -> Option<Bytes>,
+        cx: &mut TopicCx<'_>,
+    ) {
+        let mut by_view: BTreeMap<(String, bool), Vec<SessionId>> = BTreeMap::new();
+        for (sid, a) in &self.attached {
+            if Some(*sid) == skip || !filter(a.uid) {
+                continue;
+            }
+            if self.kind.has_members() && !self.mode_of_user(a.uid).has(need) {
+                continue;
+            }
+            let key = (self.view_of(a.uid), self.is_reader(a.uid));
+            by_view.entry(key).or_default().push(*sid);
+        }
+        for ((view, reader), sids) in by_view {
+            if let Some(frame) = make(&view, reader) {
+                let batches = group_by_shard(sids, self.n_shards);
+                cx.out.push(TopicOut::Deliver { frame, batches });
+            }
+        }
+    }
+}
 
 /// Groups session ids by their home shard (encoded in the id). Shards without recipients are
 /// left out; order within a batch follows the input order.

@@ -27,19 +27,22 @@ pub(crate) struct JoinArgs {
 /// A join waiting for its subscription (and maybe topic) to be durable.
 #[derive(Debug)]
 pub(crate) struct PendingJoin {
-    req: Requester,
-    id: Option<String>,
+    pub(crate) req: Requester,
+    pub(crate) id: Option<String>,
     /// Name in replies: the new `grp…` name for creations, else what the client sent.
-    as_seen: String,
-    get: Option<GetQuery>,
-    tmpname: Option<String>,
+    pub(crate) as_seen: String,
+    pub(crate) get: Option<GetQuery>,
+    pub(crate) tmpname: Option<String>,
     /// The subscription is new or its mode changed: report `params.acs`.
-    acs_changed: bool,
+    pub(crate) acs_changed: bool,
+    /// The user agent of the joining session (`me`).
+    pub(crate) ua: String,
+    /// Notifications to release once the join is durable (the P2P peer's `pres acs`).
+    pub(crate) after: Vec<TopicOut>,
 }
 
 impl Topic {
     pub(crate) fn on_join(&mut self, a: JoinArgs, cx: &mut TopicCx<'_>) {
-        let _ = &a.ua;
         if self.attached.contains_key(&a.req.sid) {
             let msg = Outcome::AlreadySubscribed
                 .ctrl(a.id.as_deref(), Some(&a.as_seen), cx.now)
@@ -48,15 +51,10 @@ impl Topic {
             return;
         }
         match self.kind {
-            TopicKind::Me(uid) => {
+            TopicKind::Me(uid) | TopicKind::Fnd(uid) => {
                 if uid != a.req.uid {
-                    self.reply_err(
-                        &a.req,
-                        Outcome::PermissionDenied,
-                        a.id.as_deref(),
-                        &a.as_seen,
-                        cx,
-                    );
+                    let id = a.id.as_deref();
+                    self.reply_err(&a.req, Outcome::PermissionDenied, id, &a.as_seen, cx);
                     return;
                 }
                 let p = PendingJoin {
@@ -66,16 +64,166 @@ impl Topic {
                     get: a.get,
                     tmpname: None,
                     acs_changed: false,
+                    ua: a.ua,
+                    after: Vec::new(),
                 };
                 self.complete_join(p, cx);
             }
+            TopicKind::Sys => self.join_sys(a, cx),
+            TopicKind::P2p(..) => self.join_p2p(a, cx),
             TopicKind::Group => {
                 if let Some(spec) = a.create {
                     self.create_group(a.req, a.id, spec, a.set, a.get, cx);
+                } else if a.as_seen.starts_with("chn") {
+                    self.join_channel(a, cx);
                 } else {
                     self.join_group(a.req, a.id, a.as_seen, a.set, a.get, cx);
                 }
             }
+        }
+    }
+
+    /// `{sub sys}`: root only, with the fixed root access.
+    fn join_sys(&mut self, a: JoinArgs, cx: &mut TopicCx<'_>) {
+        if a.req.level != AuthLevel::Root {
+            let id = a.id.as_deref();
+            self.reply_err(&a.req, Outcome::PermissionDenied, id, &a.as_seen, cx);
+            return;
+        }
+        let existing = self.members.get(&a.req.uid).filter(|m| m.is_active());
+        let changed = existing.is_none();
+        let sub = match existing {
+            Some(m) => m.sub.clone(),
+            None => SubRecord {
+                topic: self.name.clone(),
+                user: a.req.uid,
+                created: cx.now,
+                updated: cx.now,
+                deleted: None,
+                want: AccessMode::SYS_ROOT,
+                given: AccessMode::SYS_ROOT,
+                read: 0,
+                recv: 0,
+                del_id: 0,
+                private: None,
+            },
+        };
+        self.members.insert(
+            a.req.uid,
+            Member {
+                sub: sub.clone(),
+                online: 0,
+            },
+        );
+        let p = PendingJoin {
+            req: a.req,
+            id: a.id,
+            as_seen: a.as_seen,
+            get: a.get,
+            tmpname: None,
+            acs_changed: changed,
+            ua: a.ua,
+            after: Vec::new(),
+        };
+        if changed {
+            self.persist(vec![WriteOp::PutSub(sub)], Pending::Join(p), cx);
+        } else {
+            self.complete_join(p, cx);
+        }
+    }
+
+    /// `{sub chn…}`: a channel reader, with the fixed reader access and no member limit.
+    fn join_channel(&mut self, a: JoinArgs, cx: &mut TopicCx<'_>) {
+        let id = a.id.as_deref();
+        let Some(rec) = &self.rec else {
+            self.reply_err(&a.req, Outcome::TopicNotFound, id, &a.as_seen, cx);
+            return;
+        };
+        if !rec.is_chan {
+            self.reply_err(&a.req, Outcome::NotFound, id, &a.as_seen, cx);
+            return;
+        }
+        let existing = self.members.get(&a.req.uid).cloned();
+        if let Some(m) = existing.as_ref().filter(|m| m.is_active()) {
+            if m.sub.given != AccessMode::CHAN_READER {
+                // Members use the group's own name.
+                let msg = Outcome::UseOther
+                    .ctrl(id, Some(&a.as_seen), cx.now)
+                    .param("topic", self.name.as_str())
+                    .msg();
+                self.reply(a.req.sid, &msg, cx);
+                cx.out.push(TopicOut::ToSession {
+                    sid: a.req.sid,
+                    ev: SessionEvent::Detached {
+                        topic: self.name.clone(),
+                    },
+                });
+                return;
+            }
+        }
+        let requested = a
+            .set
+            .as_ref()
+            .and_then(|s| s.sub.as_ref())
+            .and_then(|s| s.mode.as_deref())
+            .map(AccessMode::parse);
+        let want = match requested {
+            Some(Err(_)) => {
+                self.reply_err(&a.req, Outcome::Malformed, id, &a.as_seen, cx);
+                return;
+            }
+            Some(Ok(Some(m))) => m
+                .and(AccessMode::CHAN_READER)
+                .with(AccessMode::JOIN | AccessMode::READ),
+            _ => AccessMode::CHAN_READER,
+        };
+        let (sub, changed) = match existing.filter(|m| m.is_active()) {
+            Some(m) if m.sub.want == want => (m.sub, false),
+            Some(m) => {
+                let mut sub = m.sub;
+                sub.want = want;
+                sub.updated = cx.now;
+                (sub, true)
+            }
+            None => (
+                SubRecord {
+                    topic: self.name.clone(),
+                    user: a.req.uid,
+                    created: cx.now,
+                    updated: cx.now,
+                    deleted: None,
+                    want,
+                    given: AccessMode::CHAN_READER,
+                    read: 0,
+                    recv: 0,
+                    del_id: 0,
+                    private: None,
+                },
+                true,
+            ),
+        };
+        let online = self.members.get(&a.req.uid).map(|m| m.online).unwrap_or(0);
+        self.members.insert(
+            a.req.uid,
+            Member {
+                sub: sub.clone(),
+                online,
+            },
+        );
+        let p = PendingJoin {
+            req: a.req,
+            id: a.id,
+            as_seen: a.as_seen,
+            get: a.get,
+            tmpname: None,
+            acs_changed: changed,
+            ua: a.ua,
+            after: Vec::new(),
+        };
+        if changed {
+            self.persist(vec![WriteOp::PutSub(sub)], Pending::Join(p), cx);
+        } else {
+            self.complete_join(p, cx);
         }
     }
 
@@ -149,7 +297,21 @@ impl Topic {
                 }
             }
             if let Some(t) = set.tags {
-                tags = normalize_tags(t);
+                tags = super::tags::normalize(t, cx.limits.max_tag_count);
+                if tags
+                    .iter()
+                    .any(|t| super::tags::is_restricted(t, &cx.limits.restricted_tags))
+                {
+                    self.broken = true;
+                    self.reply_err(
+                        &req,
+                        Outcome::PermissionDenied,
+                        id.as_deref(),
+                        &spec.tmpname,
+                        cx,
+                    );
+                    return;
+                }
             }
         }
         let rec = TopicRecord {
@@ -163,6 +325,7 @@ impl Topic {
             tags,
             is_chan: spec.is_chan,
             del_id: 0,
+            aux: None,
         };
         let sub = SubRecord {
             topic: self.name.clone(),
@@ -192,6 +355,8 @@ impl Topic {
             get,
             tmpname: Some(spec.tmpname),
             acs_changed: true,
+            ua: String::new(),
+            after: Vec::new(),
         };
         self.persist(
             vec![WriteOp::CreateTopic(rec), WriteOp::PutSub(sub)],
@@ -264,7 +429,7 @@ impl Topic {
                 (sub, changed)
             }
             previous => {
-                let active = self.members.values().filter(|m| m.is_active()).count();
+                let active = self.member_count();
                 if active >= cx.limits.max_subscriber_count {
                     self.reply_err(&req, Outcome::PolicyViolation, id.as_deref(), &as_seen, cx);
                     return;
@@ -311,6 +476,8 @@ impl Topic {
             get,
             tmpname: None,
             acs_changed: changed,
+            ua: String::new(),
+            after: Vec::new(),
         };
         if changed {
             self.persist(vec![WriteOp::PutSub(sub)], Pending::Join(pending), cx);
@@ -381,8 +548,11 @@ impl Topic {
     }
 
     /// Attaches the session and sends the reply sequence.
-    fn complete_join(&mut self, p: PendingJoin, cx: &mut TopicCx<'_>) {
+    pub(crate) fn complete_join(&mut self, p: PendingJoin, cx: &mut TopicCx<'_>) {
         let uid = p.req.uid;
+        if matches!(self.kind, TopicKind::Group | TopicKind::P2p(..)) {
+            self.check_read_only(cx);
+        }
         self.attached.insert(p.req.sid, Attachment { uid });
         cx.out.push(TopicOut::ToSession {
             sid: p.req.sid,
@@ -424,30 +594,54 @@ impl Topic {
                 self.notify_acs(uid, want, given, p.req.sid, cx);
             }
         }
+        if p.acs_changed {
+            self.subs_changed(&[uid], false, cx);
+        }
         self.send(p.req.sid, frames, cx);
-        if first && self.kind == TopicKind::Group {
-            self.announce(uid, "on", cx);
+        cx.out.extend(p.after);
+        match self.kind {
+            TopicKind::Me(_) => self.me_attached(p.req.sid, &p.ua, cx),
+            TopicKind::Group => {
+                self.group_online(cx);
+                if first && !self.is_reader(uid) {
+                    self.announce(uid, "on", cx);
+                }
+            }
+            TopicKind::P2p(..) if first => self.announce(uid, "on", cx),
+            _ => {}
         }
     }
 
-    /// `{pres on|off}` about `uid` to other users' attached sessions that have P.
-    fn announce(&self, uid: UserId, what: &'static str, cx: &mut TopicCx<'_>) {
-        let batches = self.recipients(AccessMode::PRES, None, |u| u != uid);
-        if batches.is_empty() {
-            return;
-        }
-        let frame = encode(&ServerMsg::Pres(Pres {
-            topic: self.name.clone(),
-            src: Some(uid.usr()),
-            what,
-            ..Pres::default()
-        }));
-        self.deliver(frame, batches, cx);
+    /// `{pres on|off}` about `uid` to other users' attached sessions that have P (channel
+    /// readers neither cause nor see member presence).
+    pub(crate) fn announce(&self, uid: UserId, what: &'static str, cx: &mut TopicCx<'_>) {
+        let src = uid.usr();
+        self.fan(
+            AccessMode::PRES,
+            None,
+            |u| u != uid,
+            |view, reader| {
+                (!reader).then(|| {
+                    encode(&ServerMsg::Pres(Pres {
+                        topic: view.to_owned(),
+                        src: Some(src.clone()),
+                        what,
+                        ..Pres::default()
+                    }))
+                })
+            },
+            cx,
+        );
     }
 
     /// Removes one session; announces `off` if it was the user's last.
-    fn remove_session(&mut self, sid: SessionId, cx: &mut TopicCx<'_>) -> Option<UserId> {
+    pub(crate) fn remove_session(
+        &mut self,
+        sid: SessionId,
+        cx: &mut TopicCx<'_>,
+    ) -> Option<UserId> {
         let a = self.attached.remove(&sid)?;
+        self.queries.remove(&sid);
         let last = match self.members.get_mut(&a.uid) {
             Some(m) => {
                 m.online = m.online.saturating_sub(1);
@@ -455,8 +649,12 @@ impl Topic {
             }
             None => false,
         };
-        if last && self.kind == TopicKind::Group {
-            self.announce(a.uid, "off", cx);
+        match self.kind {
+            TopicKind::Me(_) => self.me_detached(sid),
+            TopicKind::Group | TopicKind::P2p(..) if last && !self.is_reader(a.uid) => {
+                self.announce(a.uid, "off", cx)
+            }
+            _ => {}
         }
         Some(a.uid)
     }
@@ -487,7 +685,7 @@ impl Topic {
         }
         if unsub {
             let is_owner = self.rec.as_ref().is_some_and(|r| r.owner == Some(req.uid));
-            if matches!(self.kind, TopicKind::Me(_)) || is_owner {
+            if matches!(self.kind, TopicKind::Me(_) | TopicKind::Fnd(_)) || is_owner {
                 let msg = Outcome::PermissionDenied
                     .ctrl(id.as_deref(), Some(&as_seen), cx.now)
                     .msg();
@@ -509,8 +707,22 @@ impl Topic {
         if !unsub {
             return;
         }
+        self.unsubscribe(req.uid, Some(req.sid), &as_seen, cx);
+    }
+
+    /// Deletes `uid`'s subscription (kept as a deleted row so `given` survives), tells the
+    /// user's other sessions (`pres gone` on `me`, `205 evicted` here), the admins, and the
+    /// user's `me` contact list. `origin` already got its reply.
+    pub(crate) fn unsubscribe(
+        &mut self,
+        uid: UserId,
+        origin: Option<SessionId>,
+        as_seen: &str,
+        cx: &mut TopicCx<'_>,
+    ) {
         let now = cx.now;
-        let Some(m) = self.members.get_mut(&req.uid) else {
+        let view = self.view_of(uid);
+        let Some(m) = self.members.get_mut(&uid) else {
             return;
         };
         m.sub.deleted = Some(now);
@@ -519,30 +731,53 @@ impl Topic {
         cx.out.push(TopicOut::Write {
             batch: vec![WriteOp::PutSub(sub)],
         });
-        self.notify_acs(req.uid, "N".into(), "N".into(), req.sid, cx);
+        let skip: Vec<SessionId> = origin.into_iter().collect();
+        self.notify_acs(
+            uid,
+            "N".into(),
+            "N".into(),
+            origin.unwrap_or(SessionId(0)),
+            cx,
+        );
         let gone = encode(&ServerMsg::Pres(Pres {
             topic: "me".into(),
-            src: Some(self.name.clone()),
+            src: Some(view),
             what: "gone",
             ..Pres::default()
         }));
         cx.out.push(TopicOut::UserPres {
             frame: gone,
-            targets: vec![(req.uid, vec![req.sid])],
+            targets: vec![(uid, skip)],
         });
-        // Every other session of the user attached here is evicted.
-        let others: Vec<SessionId> = self
+        self.subs_changed(&[uid], true, cx);
+        self.evict_user(uid, as_seen, true, cx);
+    }
+
+    /// Detaches every session of `uid` with `{ctrl 205 "evicted"}`.
+    pub(crate) fn evict_user(
+        &mut self,
+        uid: UserId,
+        as_seen: &str,
+        unsub: bool,
+        cx: &mut TopicCx<'_>,
+    ) {
+        let view = if as_seen.is_empty() {
+            self.view_of(uid)
+        } else {
+            as_seen.to_owned()
+        };
+        let sids: Vec<SessionId> = self
             .attached
             .iter()
-            .filter(|(_, a)| a.uid == req.uid)
+            .filter(|(_, a)| a.uid == uid)
             .map(|(sid, _)| *sid)
             .collect();
-        for sid in others {
+        for sid in sids {
             self.remove_session(sid, cx);
             let frame = encode(
                 &Outcome::Evicted
-                    .ctrl(None, Some(&as_seen), now)
-                    .param("unsub", true)
+                    .ctrl(None, Some(&view), cx.now)
+                    .param("unsub", unsub)
                     .msg(),
             );
             self.send(sid, vec![frame], cx);
@@ -560,7 +795,7 @@ impl Topic {
     /// A subscription of `uid` was created, changed or deleted: `{pres acs}` with the new
     /// `dacs` to the topic's attached admins (A or O) other than the user, and on `me` to the
     /// user's other sessions (not `origin`).
-    fn notify_acs(
+    pub(crate) fn notify_acs(
         &self,
         uid: UserId,
         want: String,
@@ -572,26 +807,31 @@ impl Topic {
             want: Some(want),
             given: Some(given),
         };
-        let admins = self.recipients(0, None, |u| {
-            u != uid
-                && self
-                    .members
-                    .get(&u)
-                    .is_some_and(|m| m.mode().0 & (AccessMode::APPROVE | AccessMode::OWNER) != 0)
-        });
-        if !admins.is_empty() {
-            let frame = encode(&ServerMsg::Pres(Pres {
-                topic: self.name.clone(),
-                src: Some(uid.usr()),
-                what: "acs",
-                dacs: Some(dacs.clone()),
-                ..Pres::default()
-            }));
-            self.deliver(frame, admins, cx);
-        }
+        let is_admin = |u: UserId| {
+            self.members
+                .get(&u)
+                .is_some_and(|m| m.mode().0 & (AccessMode::APPROVE | AccessMode::OWNER) != 0)
+        };
+        let src = uid.usr();
+        let d = dacs.clone();
+        self.fan(
+            0,
+            None,
+            |u| u != uid && is_admin(u),
+            |view, _| {
+                Some(encode(&ServerMsg::Pres(Pres {
+                    topic: view.to_owned(),
+                    src: Some(src.clone()),
+                    what: "acs",
+                    dacs: Some(d.clone()),
+                    ..Pres::default()
+                })))
+            },
+            cx,
+        );
         let frame = encode(&ServerMsg::Pres(Pres {
             topic: "me".into(),
-            src: Some(self.name.clone()),
+            src: Some(self.view_of(uid)),
             what: "acs",
             dacs: Some(dacs),
             ..Pres::default()
@@ -601,10 +841,18 @@ impl Topic {
             targets: vec![(uid, vec![origin])],
         });
     }
+
+    /// Active subscribers counted against `topic.max_subscriber_count` (not channel readers).
+    pub(crate) fn member_count(&self) -> usize {
+        self.members
+            .values()
+            .filter(|m| m.is_active() && !self.is_reader(m.sub.user))
+            .count()
+    }
 }
 
 /// Parses `defacs` strings over a base; `None` if either is invalid or asks for O.
-fn parse_defacs(
+pub(crate) fn parse_defacs(
     auth: Option<&str>,
     anon: Option<&str>,
     base: DefaultAccess,
@@ -627,17 +875,4 @@ fn parse_defacs(
         }
     }
     Some(out)
-}
-
-/// Tag normalisation: trimmed, lowercased, 2..=96 characters, de-duplicated, sorted, at most 16.
-pub(crate) fn normalize_tags(tags: Vec<String>) -> Vec<String> {
-    let mut out: Vec<String> = tags
-        .into_iter()
-        .map(|t| t.trim().to_lowercase())
-        .filter(|t| (2..=96).contains(&t.chars().count()))
-        .collect();
-    out.sort();
-    out.dedup();
-    out.truncate(16);
-    out
 }

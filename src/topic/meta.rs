@@ -1,19 +1,21 @@
-//! Queries: `{get}` and the `get` part of `{sub}` — `desc`, `sub` and `data` — answered from
-//! the topic's memory and inline store reads, in the reference order
-//! (desc, sub, data + closing ctrl).
-//!
-//! Tags, credentials, aux and deletion history are not served yet; asking only for them yields
-//! the reference's empty answers.
+//! Queries: `{get}` and the `get` part of `{sub}` — `desc`, `sub`, `tags`, `cred`, `aux`,
+//! `data` and `del` — answered from the topic's memory and inline store reads, in the
+//! reference order, with If-Modified-Since (`ims`) semantics for `desc` and `sub`. A session
+//! that is not attached gets the limited answers the reference allows.
 
 use bytes::Bytes;
 
 use crate::access::AccessMode;
+use crate::ids::UnixMillis;
 use crate::proto::client::what;
 use crate::proto::client::GetQuery;
-use crate::proto::server::{raw, DefAcsOut, DescOut, Meta, ServerMsg, SubOut, Ts};
+use crate::proto::server::{
+    raw, CredOut, DefAcsOut, DelOut, DescOut, Meta, SeenOut, ServerMsg, SubOut, Ts,
+};
 use crate::proto::{encode, Outcome};
 use crate::routing::Requester;
 use crate::store::MessageQuery;
+use crate::topic::del::ranges_out;
 use crate::topic::publish::data_frame;
 use crate::topic::{Topic, TopicCx, TopicKind};
 
@@ -27,14 +29,7 @@ impl Topic {
         cx: &mut TopicCx<'_>,
     ) {
         if !self.attached.contains_key(&req.sid) {
-            self.reply_err(
-                &req,
-                crate::proto::Outcome::AttachFirst,
-                id.as_deref(),
-                &as_seen,
-                cx,
-            );
-            return;
+            return self.get_unattached(req, id, as_seen, query, cx);
         }
         let mut frames = Vec::new();
         self.get_frames(&req, id.as_deref(), &as_seen, &query, &mut frames, cx);
@@ -54,72 +49,37 @@ impl Topic {
         cx: &mut TopicCx<'_>,
     ) {
         let bits = what::parse(&query.what);
+        let ims_of = |o: &Option<crate::proto::client::GetOptsDesc>| {
+            o.as_ref()
+                .and_then(|d| d.ims.as_deref())
+                .and_then(crate::proto::time::parse_rfc3339)
+        };
         if bits & what::DESC != 0 {
-            frames.push(self.desc_frame(req, id, as_seen, cx));
+            frames.push(self.desc_frame(req, id, as_seen, ims_of(&query.desc), cx));
         }
         if bits & what::SUB != 0 {
-            frames.push(self.sub_frame(req, id, as_seen, cx));
+            let opts = query.sub.clone().unwrap_or_default();
+            frames.push(self.sub_frame(req, id, as_seen, ims_of(&query.sub), opts.limit, cx));
         }
         if bits & what::TAGS != 0 {
-            let tags = match self.kind {
-                TopicKind::Me(_) => self
-                    .user
-                    .as_ref()
-                    .map(|u| u.tags.clone())
-                    .unwrap_or_default(),
-                TopicKind::Group => self
-                    .rec
-                    .as_ref()
-                    .map(|r| r.tags.clone())
-                    .unwrap_or_default(),
-            };
-            if tags.is_empty() {
-                frames.push(encode(
-                    &Outcome::NoContent
-                        .ctrl(id, Some(as_seen), cx.now)
-                        .param("what", "tags")
-                        .msg(),
-                ));
-            } else {
-                frames.push(encode(&ServerMsg::Meta(Meta {
-                    id: id.map(str::to_owned),
-                    topic: as_seen.to_owned(),
-                    ts: Ts(cx.now),
-                    tags: Some(tags),
-                    ..Meta::default()
-                })));
-            }
+            frames.push(self.tags_frame(req, id, as_seen, cx));
         }
-        let is_me = matches!(self.kind, TopicKind::Me(_));
         if bits & what::CRED != 0 {
-            // No credential validation is configured: there are no credentials to list.
-            frames.push(empty_or_not_allowed(is_me, "creds", id, as_seen, cx));
+            frames.push(self.cred_frame(id, as_seen, cx));
         }
         if bits & what::AUX != 0 {
-            frames.push(empty_or_not_allowed(!is_me, "aux", id, as_seen, cx));
+            frames.push(self.aux_frame(id, as_seen, cx));
         }
         if bits & what::DATA != 0 {
             self.data_frames(req, id, as_seen, query, frames, cx);
         }
         if bits & what::DEL != 0 {
-            frames.push(encode(
-                &Outcome::NoContent
-                    .ctrl(id, Some(as_seen), cx.now)
-                    .param("what", "del")
-                    .msg(),
-            ));
+            frames.push(self.del_frame(req, id, as_seen, query, cx));
         }
     }
 
     fn mode_of(&self, req: &Requester) -> AccessMode {
-        match self.kind {
-            TopicKind::Me(_) => AccessMode::SELF_ME,
-            TopicKind::Group => self
-                .members
-                .get(&req.uid)
-                .map(|m| m.mode())
-                .unwrap_or_default(),
-        }
+        self.mode_of_user(req.uid)
     }
 
     fn desc_frame(
@@ -127,21 +87,32 @@ impl Topic {
         req: &Requester,
         id: Option<&str>,
         as_seen: &str,
+        ims: Option<UnixMillis>,
         cx: &mut TopicCx<'_>,
     ) -> Bytes {
         let mut desc = DescOut::default();
+        let fresh = |updated: UnixMillis| ims.is_none_or(|t| updated.0 > t.0);
         match self.kind {
-            TopicKind::Me(_) => {
+            TopicKind::Me(_) | TopicKind::Fnd(_) => {
                 if let Some(u) = &self.user {
-                    desc.created = Some(Ts(u.created));
+                    if ims.is_none() {
+                        desc.created = Some(Ts(u.created));
+                    }
                     desc.updated = Some(Ts(u.updated));
                     desc.touched = Some(Ts(u.updated));
-                    desc.defacs = Some(DefAcsOut {
-                        auth: u.access.auth.to_string(),
-                        anon: u.access.anon.to_string(),
-                    });
-                    desc.public = u.public.as_deref().map(raw);
-                    desc.trusted = u.trusted.as_deref().map(raw);
+                    if matches!(self.kind, TopicKind::Me(_)) {
+                        desc.defacs = Some(DefAcsOut {
+                            auth: u.access.auth.to_string(),
+                            anon: u.access.anon.to_string(),
+                        });
+                        if fresh(u.updated) {
+                            desc.public = u.public.as_deref().map(raw);
+                            desc.trusted = u.trusted.as_deref().map(raw);
+                        }
+                        if req.level == crate::access::AuthLevel::Root {
+                            desc.state = Some("ok".into());
+                        }
+                    }
                 }
                 let m = AccessMode::SELF_ME.to_string();
                 desc.acs = Some(crate::proto::server::AccessOut {
@@ -150,42 +121,86 @@ impl Topic {
                     mode: m,
                 });
             }
-            TopicKind::Group => {
+            TopicKind::Group | TopicKind::P2p(..) | TopicKind::Sys => {
                 let mode = self.mode_of(req);
+                let peer = match self.kind {
+                    TopicKind::P2p(a, b) => {
+                        let p = if req.uid == a { b } else { a };
+                        cx.store.user(p).ok().flatten()
+                    }
+                    _ => None,
+                };
                 if let Some(r) = &self.rec {
-                    desc.created = Some(Ts(r.created));
-                    desc.updated = Some(Ts(r.updated));
+                    let updated = peer
+                        .as_ref()
+                        .map_or(r.updated, |p| p.updated.max(r.updated));
+                    if ims.is_none() {
+                        desc.created = Some(Ts(r.created));
+                    }
+                    desc.updated = Some(Ts(updated));
                     let touched = if mode.has(AccessMode::READ) {
                         self.touched.unwrap_or(r.updated)
                     } else {
                         r.updated
                     };
                     desc.touched = Some(Ts(touched));
-                    desc.chan = r.is_chan;
-                    if mode.0 & (AccessMode::SHARE | AccessMode::APPROVE | AccessMode::OWNER) != 0 {
+                    desc.chan = r.is_chan && self.kind == TopicKind::Group;
+                    if self.kind == TopicKind::Group
+                        && mode.0 & (AccessMode::SHARE | AccessMode::APPROVE | AccessMode::OWNER)
+                            != 0
+                    {
                         desc.defacs = Some(DefAcsOut {
                             auth: r.access.auth.to_string(),
                             anon: r.access.anon.to_string(),
                         });
                     }
-                    desc.public = r.public.as_deref().map(raw);
-                    desc.trusted = r.trusted.as_deref().map(raw);
+                    if fresh(updated) {
+                        match &peer {
+                            Some(p) => {
+                                desc.public = p.public.as_deref().map(raw);
+                                desc.trusted = p.trusted.as_deref().map(raw);
+                            }
+                            None => {
+                                desc.public = r.public.as_deref().map(raw);
+                                desc.trusted = r.trusted.as_deref().map(raw);
+                            }
+                        }
+                    }
+                    if mode.has(AccessMode::READ) {
+                        desc.clear = r.del_id;
+                    }
                 }
-                if let Some(m) = self.members.get(&req.uid) {
+                if let Some(m) = self.members.get(&req.uid).filter(|m| m.is_active()) {
                     desc.acs = Some(Topic::access_out(&m.sub));
-                    desc.private = m.sub.private.as_deref().map(raw);
+                    if fresh(m.sub.updated) {
+                        desc.private = m.sub.private.as_deref().map(raw);
+                    }
                     if mode.has(AccessMode::READ) {
                         desc.read = m.sub.read;
                         desc.recv = m.sub.recv;
+                        desc.clear = desc.clear.max(m.sub.del_id);
                     }
                 }
                 if mode.has(AccessMode::READ) {
                     desc.seq = self.seq;
                 }
-                if mode.has(AccessMode::PRES) {
-                    desc.online = self.members.values().any(|m| m.online > 0);
+                if mode.has(AccessMode::PRES) && !self.is_reader(req.uid) {
+                    desc.online = self.members.iter().any(|(u, m)| {
+                        m.online > 0 && (*u != req.uid || self.kind == TopicKind::Group)
+                    });
+                    if let (TopicKind::P2p(..), Some(p)) = (self.kind, &peer) {
+                        desc.online = self.members.get(&p.id).is_some_and(|m| m.online > 0);
+                        if let Some((when, ua)) = &p.last_seen {
+                            desc.seen = Some(SeenOut {
+                                when: Ts(*when),
+                                ua: (!ua.is_empty()).then(|| ua.clone()),
+                            });
+                        }
+                    }
                 }
-                desc.subcnt = self.members.values().filter(|m| m.is_active()).count() as u64;
+                if self.kind == TopicKind::Group {
+                    desc.subcnt = self.member_count() as u64;
+                }
             }
         }
         encode(&ServerMsg::Meta(Meta {
@@ -202,12 +217,22 @@ impl Topic {
         req: &Requester,
         id: Option<&str>,
         as_seen: &str,
+        ims: Option<UnixMillis>,
+        limit: Option<i64>,
         cx: &mut TopicCx<'_>,
     ) -> Bytes {
-        let subs = match self.kind {
-            TopicKind::Me(uid) => self.me_subs(uid, cx),
-            TopicKind::Group => self.group_subs(req, cx),
+        let mut subs = match self.kind {
+            TopicKind::Me(uid) => self.me_subs(uid, ims, cx),
+            TopicKind::Fnd(_) => self.fnd_results(req, cx),
+            TopicKind::Group | TopicKind::P2p(..) => self.group_subs(req, ims, cx),
+            TopicKind::Sys => Vec::new(),
         };
+        let max = cx.limits.max_results;
+        let limit = match limit {
+            Some(l) if l > 0 => (l as usize).min(max),
+            _ => max,
+        };
+        subs.truncate(limit);
         if subs.is_empty() {
             return encode(
                 &Outcome::NoContent
@@ -225,17 +250,44 @@ impl Topic {
         }))
     }
 
-    /// Members of a group as `{meta sub}` items.
-    fn group_subs(&self, req: &Requester, cx: &mut TopicCx<'_>) -> Vec<SubOut> {
+    /// Members of a group (or the two users of a P2P topic) as `{meta sub}` items. Channel
+    /// readers see only themselves; readers are never listed to others.
+    fn group_subs(
+        &self,
+        req: &Requester,
+        ims: Option<UnixMillis>,
+        cx: &mut TopicCx<'_>,
+    ) -> Vec<SubOut> {
         let req_mode = self.mode_of(req);
         let is_admin = req_mode.0 & (AccessMode::APPROVE | AccessMode::OWNER) != 0;
-        let mut members: Vec<_> = self.members.values().filter(|m| m.is_active()).collect();
+        let reader = self.is_reader(req.uid);
+        let mut members: Vec<_> = self
+            .members
+            .values()
+            .filter(|m| m.is_active() || ims.is_some_and(|t| m.sub.updated.0 > t.0))
+            .filter(|m| ims.is_none_or(|t| m.sub.updated.0 > t.0))
+            .filter(|m| {
+                if reader {
+                    m.sub.user == req.uid
+                } else {
+                    !self.is_reader(m.sub.user) || m.sub.user == req.uid
+                }
+            })
+            .collect();
         members.sort_by_key(|m| m.sub.created);
         members
             .into_iter()
             .map(|m| {
                 let user = cx.store.user(m.sub.user).ok().flatten();
                 let own = m.sub.user == req.uid;
+                if m.sub.deleted.is_some() {
+                    return SubOut {
+                        user: Some(m.sub.user.usr()),
+                        updated: Some(Ts(m.sub.updated)),
+                        deleted: m.sub.deleted.map(Ts),
+                        ..SubOut::default()
+                    };
+                }
                 let mode = m.mode();
                 let readable = mode.has(AccessMode::READ);
                 SubOut {
@@ -259,8 +311,14 @@ impl Topic {
             .collect()
     }
 
-    /// The user's subscriptions (contact list) as `{meta sub}` items on `me`.
-    fn me_subs(&self, uid: crate::ids::UserId, cx: &mut TopicCx<'_>) -> Vec<SubOut> {
+    /// The user's subscriptions (contact list) as `{meta sub}` items on `me`: groups by name,
+    /// P2P conversations by the peer's id, channels (as a reader) by their `chn…` name.
+    fn me_subs(
+        &self,
+        uid: crate::ids::UserId,
+        ims: Option<UnixMillis>,
+        cx: &mut TopicCx<'_>,
+    ) -> Vec<SubOut> {
         let subs = match cx.store.subs_of_user(uid) {
             Ok(s) => s,
             Err(e) => {
@@ -269,32 +327,80 @@ impl Topic {
             }
         };
         let mut out = Vec::new();
-        for sub in subs.into_iter().filter(|s| s.deleted.is_none()) {
-            if !sub.topic.starts_with("grp") {
-                continue;
-            }
+        for sub in subs {
+            let kind = TopicKind::of(&sub.topic);
+            let peer = match kind {
+                Some(TopicKind::P2p(a, b)) => Some(if a == uid { b } else { a }),
+                Some(TopicKind::Group) => None,
+                _ => continue,
+            };
             let Ok(Some(rec)) = cx.store.topic(&sub.topic) else {
                 continue;
             };
+            let peer_user = peer.and_then(|p| cx.store.user(p).ok().flatten());
+            if peer.is_some() && peer_user.is_none() {
+                continue;
+            }
+            let public_updated = peer_user.as_ref().map_or(rec.updated, |u| u.updated);
+            let updated = sub.updated.max(public_updated);
+            let contact = self.contacts.get(&sub.topic);
+            let online = contact.is_some_and(|c| c.online);
+            if let Some(t) = ims {
+                if updated.0 <= t.0 && !online {
+                    continue;
+                }
+            }
+            let view = match (peer, contact) {
+                (Some(p), _) => p.usr(),
+                (None, Some(c)) => c.view.clone(),
+                (None, None) => sub.topic.clone(),
+            };
+            if let Some(deleted) = sub.deleted {
+                if ims.is_some_and(|t| deleted.0 > t.0) {
+                    out.push(SubOut {
+                        topic: Some(view),
+                        updated: Some(Ts(sub.updated)),
+                        deleted: Some(Ts(deleted)),
+                        ..SubOut::default()
+                    });
+                }
+                continue;
+            }
             let last = cx.store.last_message(&sub.topic).ok().flatten();
-            let readable = sub.want.and(sub.given).has(AccessMode::READ);
-            let subcnt = cx
-                .store
-                .subs_of_topic(&sub.topic)
-                .map(|v| v.iter().filter(|s| s.deleted.is_none()).count())
-                .unwrap_or(0);
+            let mode = sub.want.and(sub.given);
+            let readable = mode.has(AccessMode::READ);
+            let subcnt = if peer.is_none() {
+                cx.store
+                    .subs_of_topic(&sub.topic)
+                    .map(|v| {
+                        v.iter()
+                            .filter(|s| {
+                                s.deleted.is_none()
+                                    && !(rec.is_chan && s.given == AccessMode::CHAN_READER)
+                            })
+                            .count()
+                    })
+                    .unwrap_or(0)
+            } else {
+                0
+            };
+            let fresh = ims.is_none_or(|t| public_updated.0 > t.0);
+            let (public, trusted) = match &peer_user {
+                Some(u) => (u.public.as_deref(), u.trusted.as_deref()),
+                None => (rec.public.as_deref(), rec.trusted.as_deref()),
+            };
+            let seen = match (&peer_user, online) {
+                (Some(u), false) => u.last_seen.as_ref().map(|(when, ua)| SeenOut {
+                    when: Ts(*when),
+                    ua: (!ua.is_empty()).then(|| ua.clone()),
+                }),
+                _ => None,
+            };
             out.push(SubOut {
-                topic: Some(
-                    if rec.is_chan
-                        && sub.given.0 == (AccessMode::JOIN | AccessMode::READ | AccessMode::PRES)
-                    {
-                        format!("chn{}", &sub.topic[3..])
-                    } else {
-                        sub.topic.clone()
-                    },
-                ),
-                updated: Some(Ts(sub.updated.max(rec.updated))),
+                topic: Some(view),
+                updated: Some(Ts(updated)),
                 touched: last.map(|l| Ts(l.ts)).or(Some(Ts(rec.updated))),
+                online: online && mode.has(AccessMode::PRES),
                 acs: Some(Topic::access_out(&sub)),
                 read: if readable { sub.read } else { 0 },
                 recv: if readable { sub.recv } else { 0 },
@@ -303,9 +409,15 @@ impl Topic {
                 } else {
                     0
                 },
-                public: rec.public.as_deref().map(raw),
-                trusted: rec.trusted.as_deref().map(raw),
+                clear: if readable {
+                    rec.del_id.max(sub.del_id)
+                } else {
+                    0
+                },
+                public: if fresh { public.map(raw) } else { None },
+                trusted: if fresh { trusted.map(raw) } else { None },
                 private: sub.private.as_deref().map(raw),
+                seen,
                 subcnt: subcnt as u64,
                 ..SubOut::default()
             });
@@ -322,7 +434,7 @@ impl Topic {
         frames: &mut Vec<Bytes>,
         cx: &mut TopicCx<'_>,
     ) {
-        if !self.mode_of(req).has(AccessMode::READ) || self.kind != TopicKind::Group {
+        if !self.mode_of(req).has(AccessMode::READ) || !self.kind.has_members() {
             frames.push(encode(
                 &Outcome::PermissionDenied
                     .ctrl(id, Some(as_seen), cx.now)
@@ -346,6 +458,7 @@ impl Topic {
             since: opts.since.filter(|s| *s > 0).map(|s| s as u64),
             before: opts.before.filter(|s| *s > 0).map(|s| s as u64),
             limit,
+            exclude: self.soft_deleted(req.uid, cx),
         };
         let msgs = match &opts.ranges {
             Some(ranges) if !ranges.is_empty() => self.ranged_history(ranges, q, cx),
@@ -371,7 +484,8 @@ impl Topic {
             return;
         }
         let count = msgs.len();
-        frames.extend(msgs.iter().map(|m| data_frame(as_seen, m)));
+        let reader = self.is_reader(req.uid);
+        frames.extend(msgs.iter().map(|m| data_frame(as_seen, m, reader)));
         let done = Outcome::Delivered
             .ctrl(id, Some(as_seen), cx.now)
             .param("what", "data")
@@ -400,6 +514,7 @@ impl Topic {
                 since: Some(since),
                 before: Some(before),
                 limit: q.limit,
+                exclude: q.exclude.clone(),
             };
             out.extend(cx.store.messages(&self.name, part)?);
         }
@@ -410,23 +525,243 @@ impl Topic {
     }
 }
 
-/// `{ctrl 204 what}` where the section applies (and is empty), else 405.
-fn empty_or_not_allowed(
-    applies: bool,
-    what: &str,
-    id: Option<&str>,
-    as_seen: &str,
-    cx: &TopicCx<'_>,
-) -> Bytes {
-    let msg = if applies {
-        Outcome::NoContent
+impl Topic {
+    /// The `[low, hi)` ranges `uid` soft-deleted here.
+    pub(crate) fn soft_deleted(
+        &self,
+        uid: crate::ids::UserId,
+        cx: &mut TopicCx<'_>,
+    ) -> Vec<(u64, u64)> {
+        let has_any = self.members.get(&uid).is_some_and(|m| m.sub.del_id > 0);
+        if !has_any {
+            return Vec::new();
+        }
+        match cx.store.del_log(&self.name, 0, None, usize::MAX) {
+            Ok(log) => log
+                .into_iter()
+                .filter(|d| d.user == Some(uid))
+                .flat_map(|d| d.ranges)
+                .collect(),
+            Err(e) => {
+                log::error!("topic {}: delete log read failed: {e}", self.name);
+                Vec::new()
+            }
+        }
+    }
+
+    fn tags_frame(
+        &self,
+        req: &Requester,
+        id: Option<&str>,
+        as_seen: &str,
+        cx: &mut TopicCx<'_>,
+    ) -> Bytes {
+        let tags = match self.kind {
+            TopicKind::Me(_) => self
+                .user
+                .as_ref()
+                .map(|u| u.tags.clone())
+                .unwrap_or_default(),
+            TopicKind::Group => {
+                if self.owner() != Some(req.uid) {
+                    return encode(
+                        &Outcome::PermissionDenied
+                            .ctrl(id, Some(as_seen), cx.now)
+                            .msg(),
+                    );
+                }
+                self.rec
+                    .as_ref()
+                    .map(|r| r.tags.clone())
+                    .unwrap_or_default()
+            }
+            TopicKind::Fnd(_) => Vec::new(),
+            _ => {
+                return encode(
+                    &Outcome::OperationNotAllowed
+                        .ctrl(id, Some(as_seen), cx.now)
+                        .msg(),
+                )
+            }
+        };
+        if tags.is_empty() {
+            return no_content(id, as_seen, "tags", cx);
+        }
+        encode(&ServerMsg::Meta(Meta {
+            id: id.map(str::to_owned),
+            topic: as_seen.to_owned(),
+            ts: Ts(cx.now),
+            tags: Some(tags),
+            ..Meta::default()
+        }))
+    }
+
+    fn cred_frame(&self, id: Option<&str>, as_seen: &str, cx: &mut TopicCx<'_>) -> Bytes {
+        if !matches!(self.kind, TopicKind::Me(_)) {
+            return encode(
+                &Outcome::OperationNotAllowed
+                    .ctrl(id, Some(as_seen), cx.now)
+                    .msg(),
+            );
+        }
+        let creds: Vec<CredOut> = self
+            .user
+            .as_ref()
+            .map(|u| {
+                u.creds
+                    .iter()
+                    .map(|c| CredOut {
+                        meth: c.method.clone(),
+                        val: c.value.clone(),
+                        done: c.done,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if creds.is_empty() {
+            return no_content(id, as_seen, "creds", cx);
+        }
+        encode(&ServerMsg::Meta(Meta {
+            id: id.map(str::to_owned),
+            topic: as_seen.to_owned(),
+            ts: Ts(cx.now),
+            cred: Some(creds),
+            ..Meta::default()
+        }))
+    }
+
+    fn aux_frame(&self, id: Option<&str>, as_seen: &str, cx: &mut TopicCx<'_>) -> Bytes {
+        if !matches!(self.kind, TopicKind::Group | TopicKind::P2p(..)) {
+            return encode(
+                &Outcome::OperationNotAllowed
+                    .ctrl(id, Some(as_seen), cx.now)
+                    .msg(),
+            );
+        }
+        match self.rec.as_ref().and_then(|r| r.aux.as_deref()) {
+            Some(aux) if aux != "{}" => encode(&ServerMsg::Meta(Meta {
+                id: id.map(str::to_owned),
+                topic: as_seen.to_owned(),
+                ts: Ts(cx.now),
+                aux: Some(raw(aux)),
+                ..Meta::default()
+            })),
+            _ => no_content(id, as_seen, "aux", cx),
+        }
+    }
+
+    /// `{meta del}`: the delete transactions visible to the caller (hard ones and its own
+    /// soft ones) within `since..before`, or 204.
+    fn del_frame(
+        &self,
+        req: &Requester,
+        id: Option<&str>,
+        as_seen: &str,
+        query: &GetQuery,
+        cx: &mut TopicCx<'_>,
+    ) -> Bytes {
+        let opts = query.del.clone().unwrap_or_default();
+        if opts.ims.is_some() || opts.user.is_some() || opts.topic.is_some() {
+            return encode(&Outcome::Malformed.ctrl(id, Some(as_seen), cx.now).msg());
+        }
+        if !self.kind.has_members() || !self.mode_of(req).has(AccessMode::READ) {
+            return no_content(id, as_seen, "del", cx);
+        }
+        let since = opts.since.filter(|s| *s > 0).unwrap_or(0) as u64;
+        let before = opts.before.filter(|b| *b > 0).map(|b| b as u64);
+        let limit = match opts.limit {
+            Some(l) if l > 0 => (l as usize).min(cx.limits.max_results),
+            _ => cx.limits.max_results,
+        };
+        let log = match cx.store.del_log(&self.name, since, before, usize::MAX) {
+            Ok(l) => l,
+            Err(e) => {
+                log::error!("topic {}: delete log read failed: {e}", self.name);
+                return encode(&Outcome::InternalError.ctrl(id, Some(as_seen), cx.now).msg());
+            }
+        };
+        let mine: Vec<_> = log
+            .into_iter()
+            .filter(|d| d.user.is_none() || d.user == Some(req.uid))
+            .take(limit)
+            .collect();
+        let Some(clear) = mine.iter().map(|d| d.del_id).max() else {
+            return no_content(id, as_seen, "del", cx);
+        };
+        let mut ranges: Vec<(u64, u64)> = mine.into_iter().flat_map(|d| d.ranges).collect();
+        ranges.sort();
+        encode(&ServerMsg::Meta(Meta {
+            id: id.map(str::to_owned),
+            topic: as_seen.to_owned(),
+            ts: Ts(cx.now),
+            del: Some(DelOut {
+                clear,
+                delseq: ranges_out(&ranges),
+            }),
+            ..Meta::default()
+        }))
+    }
+
+    /// `{get}` from a session that is not attached: `desc` alone gets a limited description;
+    /// any other query with `desc` or `sub` gets the caller's own subscription; the rest 403.
+    fn get_unattached(
+        &mut self,
+        req: Requester,
+        id: Option<String>,
+        as_seen: String,
+        query: GetQuery,
+        cx: &mut TopicCx<'_>,
+    ) {
+        let idr = id.as_deref();
+        let bits = what::parse(&query.what);
+        let frame = if matches!(self.kind, TopicKind::Me(_) | TopicKind::Fnd(_)) {
+            encode(&Outcome::AttachFirst.ctrl(idr, Some(&as_seen), cx.now).msg())
+        } else if bits == what::DESC {
+            self.desc_frame(&req, idr, &as_seen, None, cx)
+        } else if bits & (what::DESC | what::SUB) != 0 {
+            if let Some(u) = query.sub.as_ref().and_then(|s| s.user.as_deref()) {
+                if !u.is_empty() && u != req.uid.usr() {
+                    let msg = Outcome::PermissionDenied
+                        .ctrl(idr, Some(&as_seen), cx.now)
+                        .msg();
+                    return self.reply(req.sid, &msg, cx);
+                }
+            }
+            match self.members.get(&req.uid).filter(|m| m.is_active()) {
+                Some(m) => encode(&ServerMsg::Meta(Meta {
+                    id: id.clone(),
+                    topic: as_seen.clone(),
+                    ts: Ts(cx.now),
+                    sub: Some(vec![SubOut {
+                        user: Some(req.uid.usr()),
+                        updated: Some(Ts(m.sub.updated)),
+                        acs: Some(Topic::access_out(&m.sub)),
+                        read: m.sub.read,
+                        recv: m.sub.recv,
+                        private: m.sub.private.as_deref().map(raw),
+                        ..SubOut::default()
+                    }]),
+                    ..Meta::default()
+                })),
+                None => encode(&Outcome::NotFound.ctrl(idr, Some(&as_seen), cx.now).msg()),
+            }
+        } else {
+            encode(
+                &Outcome::PermissionDenied
+                    .ctrl(idr, Some(&as_seen), cx.now)
+                    .msg(),
+            )
+        };
+        self.send(req.sid, vec![frame], cx);
+    }
+}
+
+/// `{ctrl 204 params:{what}}`.
+fn no_content(id: Option<&str>, as_seen: &str, what: &str, cx: &TopicCx<'_>) -> Bytes {
+    encode(
+        &Outcome::NoContent
             .ctrl(id, Some(as_seen), cx.now)
             .param("what", what)
-            .msg()
-    } else {
-        Outcome::OperationNotAllowed
-            .ctrl(id, Some(as_seen), cx.now)
-            .msg()
-    };
-    encode(&msg)
+            .msg(),
+    )
 }

@@ -7,10 +7,16 @@
 //! session directly. Writes it needs acknowledged are emitted as [`TopicOut::Persist`] and the
 //! dependent replies wait for the completion, so nothing is acknowledged before it is durable.
 
+mod contacts;
+mod del;
 mod fanout;
+mod fnd;
 mod join;
 mod meta;
+mod p2p;
 mod publish;
+mod set;
+pub mod tags;
 #[cfg(test)]
 mod tests;
 
@@ -23,7 +29,7 @@ use crate::ids::{SessionId, ShardId, UnixMillis, UserId};
 use crate::proto::server::AccessOut;
 use crate::proto::{encode, Outcome, ServerMsg};
 use crate::routing::{Requester, SessionEvent, TopicRequest};
-use crate::store::{Store, StoreError, SubRecord, TopicRecord, UserRecord, WriteBatch};
+use crate::store::{Store, StoreError, SubRecord, TopicRecord, UserRecord, UserState, WriteBatch};
 
 pub use fanout::group_by_shard;
 
@@ -32,8 +38,14 @@ pub use fanout::group_by_shard;
 pub enum TopicKind {
     /// A user's `me` topic (`usr…`).
     Me(UserId),
+    /// A user's search topic (`fnd…`): per-session queries, nothing stored.
+    Fnd(UserId),
     /// A group or channel (`grp…`).
     Group,
+    /// A conversation between two users (`p2p…`), the smaller id first.
+    P2p(UserId, UserId),
+    /// The system topic `sys`: anyone may publish, only root may subscribe.
+    Sys,
 }
 
 impl TopicKind {
@@ -42,10 +54,30 @@ impl TopicKind {
         if let Some(uid) = UserId::parse_usr(name) {
             return Some(TopicKind::Me(uid));
         }
+        if let Some(body) = name.strip_prefix("fnd") {
+            return UserId::decode_body(body).map(TopicKind::Fnd);
+        }
         if name.starts_with("grp") && name.len() > 3 {
             return Some(TopicKind::Group);
         }
+        if let Some(body) = name.strip_prefix("p2p") {
+            use base64::Engine as _;
+            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(body)
+                .ok()?;
+            let lo = UserId(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?));
+            let hi = UserId(u64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?));
+            return (bytes.len() == 16 && lo.0 < hi.0).then_some(TopicKind::P2p(lo, hi));
+        }
+        if name == "sys" {
+            return Some(TopicKind::Sys);
+        }
         None
+    }
+
+    /// Kinds with stored subscribers (`members`).
+    pub fn has_members(self) -> bool {
+        matches!(self, TopicKind::Group | TopicKind::P2p(..) | TopicKind::Sys)
     }
 }
 
@@ -54,6 +86,26 @@ impl TopicKind {
 pub struct TopicLimits {
     pub max_history: usize,
     pub max_subscriber_count: usize,
+    pub max_tag_count: usize,
+    /// Hard deletes of messages older than this are refused (0: no limit).
+    pub msg_delete_age_ms: u64,
+    /// Results of a `fnd` search and of other lists.
+    pub max_results: usize,
+    /// Tag namespaces users cannot add or remove themselves (`email`, `tel`, `basic`).
+    pub restricted_tags: Vec<String>,
+}
+
+impl Default for TopicLimits {
+    fn default() -> TopicLimits {
+        TopicLimits {
+            max_history: 100,
+            max_subscriber_count: 128,
+            max_tag_count: 16,
+            msg_delete_age_ms: 0,
+            max_results: 1024,
+            restricted_tags: vec!["basic".into(), "email".into(), "tel".into()],
+        }
+    }
 }
 
 /// Everything a topic needs from its caller for one step.
@@ -84,6 +136,8 @@ pub enum TopicOut {
     Persist { token: u64, batch: WriteBatch },
     /// A write nobody waits for (read markers); failures are only logged.
     Write { batch: WriteBatch },
+    /// A request for another topic (a user's `me`), routed to its home shard.
+    ToTopic { topic: String, req: TopicRequest },
 }
 
 /// A subscriber of this topic and how many of its sessions are attached.
@@ -117,6 +171,19 @@ pub(crate) struct Attachment {
 pub(crate) enum Pending {
     Join(join::PendingJoin),
     Publish(publish::PendingPublish),
+    /// A reply (and notifications) to send once a `{set}`/`{del}` write is durable.
+    Reply(Reply),
+}
+
+/// What a durable write of a `{set}`/`{del}` releases: frames for the requester, then
+/// frames for other sessions and presence for users' `me` topics.
+#[derive(Debug, Default)]
+pub(crate) struct Reply {
+    pub(crate) sid: Option<SessionId>,
+    pub(crate) id: Option<String>,
+    pub(crate) as_seen: String,
+    pub(crate) frames: Vec<Bytes>,
+    pub(crate) after: Vec<TopicOut>,
 }
 
 /// One loaded topic.
@@ -139,6 +206,20 @@ pub struct Topic {
     next_token: u64,
     /// Set when a creation failed to persist: the topic only waits to be unloaded.
     pub(crate) broken: bool,
+    /// `me`: the user's contacts (routing name → state).
+    pub(crate) contacts: HashMap<String, contacts::Contact>,
+    /// `me`: user agents of attached sessions, most recently attached last.
+    pub(crate) uas: Vec<(SessionId, String)>,
+    /// `fnd`: each attached session's search query.
+    pub(crate) queries: HashMap<SessionId, String>,
+    /// Set once `on_unload` ran.
+    pub(crate) unloaded: bool,
+    /// `me`/group: the topic announced itself online (first attachment since loading).
+    pub(crate) announced: bool,
+    /// `me`: user agent of the last session that detached (recorded as last seen).
+    pub(crate) last_ua: String,
+    /// P2P/group: a participant or the owner is suspended; `{pub}` is refused.
+    pub(crate) read_only: bool,
 }
 
 impl Topic {
@@ -156,6 +237,13 @@ impl Topic {
             pending: HashMap::new(),
             next_token: 1,
             broken: false,
+            contacts: HashMap::new(),
+            uas: Vec::new(),
+            queries: HashMap::new(),
+            unloaded: false,
+            announced: false,
+            last_ua: String::new(),
+            read_only: false,
         }
     }
 
@@ -174,18 +262,37 @@ impl Topic {
             return Ok(None);
         };
         let mut topic = Topic::empty(name, kind, n_shards);
+        let active =
+            |u: &Option<UserRecord>| u.as_ref().is_some_and(|u| u.state != UserState::Deleted);
         match kind {
             TopicKind::Me(uid) => {
-                let Some(user) = store.user(uid)? else {
+                let user = store.user(uid)?;
+                if !active(&user) {
                     return Ok(None);
-                };
-                topic.user = Some(user);
+                }
+                topic.user = user;
+                topic.load_contacts(store)?;
             }
-            TopicKind::Group => {
-                let Some(rec) = store.topic(name)? else {
+            TopicKind::Fnd(uid) => {
+                let user = store.user(uid)?;
+                if !active(&user) {
                     return Ok(None);
-                };
-                topic.rec = Some(rec);
+                }
+                topic.user = user;
+            }
+            TopicKind::Group | TopicKind::P2p(..) | TopicKind::Sys => {
+                if let TopicKind::P2p(a, b) = kind {
+                    // Both users must exist; the topic itself is created by the first `{sub}`.
+                    if !active(&store.user(a)?) || !active(&store.user(b)?) {
+                        return Ok(None);
+                    }
+                }
+                match store.topic(name)? {
+                    Some(rec) => topic.rec = Some(rec),
+                    None if kind == TopicKind::Group => return Ok(None),
+                    None if kind == TopicKind::Sys => topic.rec = Some(sys_record()),
+                    None => {}
+                }
                 for sub in store.subs_of_topic(name)? {
                     topic.members.insert(sub.user, Member { sub, online: 0 });
                 }
@@ -228,9 +335,17 @@ impl Topic {
                 }
                 | TopicRequest::Get {
                     req, id, as_seen, ..
+                }
+                | TopicRequest::Set {
+                    req, id, as_seen, ..
+                }
+                | TopicRequest::Del {
+                    req, id, as_seen, ..
                 } => (req, id, as_seen),
                 TopicRequest::Note { req, as_seen, .. } => (req, None, as_seen),
-                TopicRequest::Detach { .. } | TopicRequest::UserPres { .. } => return,
+                TopicRequest::Detach { .. }
+                | TopicRequest::UserPres { .. }
+                | TopicRequest::Contact { .. } => return,
             };
             self.reply_err(&r, Outcome::Locked, id.as_deref(), &as_seen, cx);
             return;
@@ -298,7 +413,20 @@ impl Topic {
                 event,
                 payload,
             } => self.on_note(req, as_seen, what, seq, event, payload, cx),
+            TopicRequest::Set {
+                req,
+                id,
+                as_seen,
+                query,
+            } => self.on_set(req, id, as_seen, *query, cx),
+            TopicRequest::Del {
+                req,
+                id,
+                as_seen,
+                what,
+            } => self.on_del(req, id, as_seen, what, cx),
             TopicRequest::UserPres { frame, skip } => self.on_user_pres(frame, skip, cx),
+            TopicRequest::Contact { topic, ev } => self.on_contact(topic, ev, cx),
         }
     }
 
@@ -312,7 +440,35 @@ impl Topic {
         match self.pending.remove(&token) {
             Some(Pending::Join(p)) => self.join_persisted(p, res, cx),
             Some(Pending::Publish(p)) => self.publish_persisted(p, res, cx),
+            Some(Pending::Reply(r)) => self.reply_persisted(r, res, cx),
             None => {}
+        }
+    }
+
+    /// Releases a `{set}`/`{del}` reply once its write is durable (or reports the failure).
+    fn reply_persisted(&mut self, r: Reply, res: Result<(), StoreError>, cx: &mut TopicCx<'_>) {
+        let Some(sid) = r.sid else {
+            if res.is_ok() {
+                cx.out.extend(r.after);
+            }
+            return;
+        };
+        match res {
+            Ok(()) => {
+                if !r.frames.is_empty() {
+                    self.send(sid, r.frames, cx);
+                }
+                cx.out.extend(r.after);
+            }
+            Err(e) => {
+                log::error!("topic {}: change not persisted: {e}", self.name);
+                let frame = encode(
+                    &Outcome::InternalError
+                        .ctrl(r.id.as_deref(), Some(&r.as_seen), cx.now)
+                        .msg(),
+                );
+                self.send(sid, vec![frame], cx);
+            }
         }
     }
 
@@ -359,27 +515,6 @@ impl Topic {
         self.send(sid, vec![encode(msg)], cx);
     }
 
-    /// Attached sessions (excluding `skip`) whose user's mode has all of `need`, grouped by
-    /// shard, with an optional filter on the user.
-    pub(crate) fn recipients(
-        &self,
-        need: u8,
-        skip: Option<SessionId>,
-        user_filter: impl Fn(UserId) -> bool,
-    ) -> Vec<(ShardId, Vec<SessionId>)> {
-        let sids = self.attached.iter().filter_map(|(sid, a)| {
-            if Some(*sid) == skip || !user_filter(a.uid) {
-                return None;
-            }
-            let ok = match self.kind {
-                TopicKind::Me(_) => true,
-                TopicKind::Group => self.members.get(&a.uid).is_some_and(|m| m.mode().has(need)),
-            };
-            ok.then_some(*sid)
-        });
-        group_by_shard(sids, self.n_shards)
-    }
-
     /// Sends one frame to the given batches (no-op when empty).
     pub(crate) fn deliver(
         &self,
@@ -404,6 +539,55 @@ impl Topic {
         }
     }
 
+    /// Queues a reply that must wait for `batch` to be durable.
+    pub(crate) fn persist_reply(&mut self, batch: WriteBatch, reply: Reply, cx: &mut TopicCx<'_>) {
+        self.persist(batch, Pending::Reply(reply), cx);
+    }
+
+    /// The mode `uid` has on this topic (`me`: `JPS`; not subscribed: none).
+    pub(crate) fn mode_of_user(&self, uid: UserId) -> AccessMode {
+        match self.kind {
+            TopicKind::Me(_) | TopicKind::Fnd(_) => AccessMode::SELF_ME,
+            _ => self
+                .members
+                .get(&uid)
+                .filter(|m| m.is_active())
+                .map(|m| m.mode())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// True for a channel reader: subscribed with the fixed reader access `JRP` to a channel.
+    pub(crate) fn is_reader(&self, uid: UserId) -> bool {
+        self.rec.as_ref().is_some_and(|r| r.is_chan)
+            && self
+                .members
+                .get(&uid)
+                .is_some_and(|m| m.sub.given == AccessMode::CHAN_READER)
+    }
+
+    /// The topic's name as `uid` sees it: the peer's id in P2P, `chn…` for channel readers.
+    pub(crate) fn view_of(&self, uid: UserId) -> String {
+        match self.kind {
+            TopicKind::Me(_) => "me".into(),
+            TopicKind::Fnd(_) => "fnd".into(),
+            TopicKind::Sys => "sys".into(),
+            TopicKind::P2p(a, b) => if uid == a { b } else { a }.usr(),
+            TopicKind::Group => {
+                if self.is_reader(uid) {
+                    format!("chn{}", &self.name[3..])
+                } else {
+                    self.name.clone()
+                }
+            }
+        }
+    }
+
+    /// The owner (groups) or `None`.
+    pub(crate) fn owner(&self) -> Option<UserId> {
+        self.rec.as_ref().and_then(|r| r.owner)
+    }
+
     /// `{want, given, mode}` of a subscription.
     pub(crate) fn access_out(sub: &SubRecord) -> AccessOut {
         AccessOut {
@@ -411,5 +595,25 @@ impl Topic {
             given: sub.given.to_string(),
             mode: sub.want.and(sub.given).to_string(),
         }
+    }
+}
+
+/// The in-memory record of `sys` before anything about it was stored.
+fn sys_record() -> TopicRecord {
+    TopicRecord {
+        name: "sys".into(),
+        created: UnixMillis(0),
+        updated: UnixMillis(0),
+        owner: None,
+        access: crate::access::DefaultAccess {
+            auth: AccessMode(AccessMode::WRITE),
+            anon: AccessMode(AccessMode::WRITE),
+        },
+        public: None,
+        trusted: None,
+        tags: Vec::new(),
+        is_chan: false,
+        del_id: 0,
+        aux: None,
     }
 }

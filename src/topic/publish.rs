@@ -33,22 +33,24 @@ pub(crate) struct PendingPublish {
     as_seen: String,
     noecho: bool,
     seq: u64,
-    frame: Bytes,
+    record: MessageRecord,
 }
 
 impl Topic {
     pub(crate) fn on_publish(&mut self, a: PublishArgs, cx: &mut TopicCx<'_>) {
         let id = a.id.as_deref();
-        if !self.attached.contains_key(&a.req.sid) {
+        let is_sys = self.kind == TopicKind::Sys;
+        if !is_sys && !self.attached.contains_key(&a.req.sid) {
             self.reply_err(&a.req, Outcome::AttachFirst, id, &a.as_seen, cx);
             return;
         }
         let allowed = match self.kind {
-            TopicKind::Group => self
-                .members
-                .get(&a.req.uid)
-                .is_some_and(|m| m.mode().has(AccessMode::WRITE)),
-            TopicKind::Me(_) => false,
+            // Anyone may write to `sys`.
+            TopicKind::Sys => true,
+            TopicKind::Group | TopicKind::P2p(..) => {
+                self.mode_of_user(a.req.uid).has(AccessMode::WRITE) && !self.read_only
+            }
+            TopicKind::Me(_) | TopicKind::Fnd(_) => false,
         };
         if !allowed {
             let msg = Outcome::PermissionDenied
@@ -71,21 +73,14 @@ impl Topic {
             from: a.req.uid,
             head: head_text.clone(),
             content: a.content.get().to_owned(),
+            deleted: false,
         };
-        let frame = encode(&ServerMsg::Data(Data {
-            topic: a.as_seen.clone(),
-            from: Some(a.req.uid.usr()),
-            ts: Ts(cx.now),
-            seq,
-            head: head_text.as_deref().map(raw),
-            content: a.content,
-        }));
         if let Some(m) = self.members.get_mut(&a.req.uid) {
             m.sub.read = m.sub.read.max(seq);
             m.sub.recv = m.sub.recv.max(seq);
         }
         let batch = vec![
-            WriteOp::AppendMessage(record),
+            WriteOp::AppendMessage(record.clone()),
             WriteOp::Markers {
                 topic: self.name.clone(),
                 user: a.req.uid,
@@ -99,7 +94,7 @@ impl Topic {
             as_seen: a.as_seen,
             noecho: a.noecho,
             seq,
-            frame,
+            record: record.clone(),
         };
         self.persist(batch, Pending::Publish(pending), cx);
     }
@@ -127,16 +122,51 @@ impl Topic {
         }
         self.notify_unattached(p.seq, p.req.uid, cx);
         let skip = p.noecho.then_some(p.req.sid);
-        let batches = self.recipients(AccessMode::READ, skip, |_| true);
-        self.deliver(p.frame, batches, cx);
+        // One frame per view: P2P peers name the topic differently, channel readers get no
+        // `from`.
+        let rec = p.record;
+        self.fan(
+            AccessMode::READ,
+            skip,
+            |_| true,
+            |view, reader| Some(data_frame(view, &rec, reader)),
+            cx,
+        );
+    }
+
+    /// A P2P topic with a suspended or deleted participant, or a group whose owner is
+    /// suspended, takes no messages. Checked when a session attaches (not per message: store
+    /// reads stay off the publish path); a suspension evicts the user's sessions anyway.
+    pub(crate) fn check_read_only(&mut self, cx: &mut TopicCx<'_>) {
+        self.read_only = self.compute_read_only(cx);
+    }
+
+    fn compute_read_only(&self, cx: &mut TopicCx<'_>) -> bool {
+        let users: Vec<UserId> = match self.kind {
+            TopicKind::P2p(a, b) => vec![a, b],
+            TopicKind::Group => self.owner().into_iter().collect(),
+            _ => Vec::new(),
+        };
+        users.into_iter().any(|u| {
+            cx.store
+                .user(u)
+                .ok()
+                .flatten()
+                .is_some_and(|u| u.state != crate::store::UserState::Ok)
+        })
     }
 
     /// `{pres topic:"me" src what:"msg" seq act}` to every member with R and P, for their
     /// sessions that are not attached here.
     fn notify_unattached(&self, seq: u64, actor: UserId, cx: &mut TopicCx<'_>) {
-        let mut targets: Vec<(UserId, Vec<SessionId>)> = Vec::new();
+        // Grouped by (view, is the actor): one frame for each.
+        let mut groups: std::collections::BTreeMap<(String, bool), Vec<(UserId, Vec<SessionId>)>> =
+            Default::default();
         for (uid, m) in &self.members {
-            if !m.is_active() || !m.mode().has(AccessMode::READ | AccessMode::PRES) {
+            if !m.is_active()
+                || !m.mode().has(AccessMode::READ | AccessMode::PRES)
+                || self.is_reader(*uid)
+            {
                 continue;
             }
             let skip: Vec<SessionId> = if m.online == 0 {
@@ -148,21 +178,19 @@ impl Topic {
                     .map(|(sid, _)| *sid)
                     .collect()
             };
-            targets.push((*uid, skip));
+            groups
+                .entry((self.view_of(*uid), *uid == actor))
+                .or_default()
+                .push((*uid, skip));
         }
-        // `act` is omitted for the actor's own sessions (it equals the recipient).
-        let (own, others): (Vec<_>, Vec<_>) =
-            targets.into_iter().partition(|(uid, _)| *uid == actor);
-        for (targets, act) in [(others, Some(actor.usr())), (own, None)] {
-            if targets.is_empty() {
-                continue;
-            }
+        for ((view, own), targets) in groups {
+            // `act` is omitted for the actor's own sessions (it equals the recipient).
             let frame = encode(&ServerMsg::Pres(Pres {
                 topic: "me".into(),
-                src: Some(self.name.clone()),
+                src: Some(view),
                 what: "msg",
                 seq,
-                act,
+                act: (!own).then(|| actor.usr()),
                 ..Pres::default()
             }));
             cx.out.push(TopicOut::UserPres { frame, targets });
@@ -198,9 +226,17 @@ impl Topic {
             self.reply(req.sid, &msg, cx);
             return;
         }
-        if self.kind != TopicKind::Group {
+        if !self.kind.has_members() || self.is_reader(req.uid) && what.starts_with("kp") {
             return;
         }
+        let reader = self.is_reader(req.uid);
+        let view = self.view_of(req.uid);
+        let own_other: Vec<SessionId> = self
+            .attached
+            .iter()
+            .filter(|(_, a)| a.uid == req.uid)
+            .map(|(s, _)| *s)
+            .collect();
         let Some(member) = self.members.get_mut(&req.uid) else {
             return;
         };
@@ -240,6 +276,22 @@ impl Topic {
                     recv: sub.recv,
                 }];
                 cx.out.push(TopicOut::Write { batch });
+                // The user's other sessions not attached here see it on `me`.
+                let frame = encode(&ServerMsg::Pres(Pres {
+                    topic: "me".into(),
+                    src: Some(view.clone()),
+                    what: if what == "read" { "read" } else { "recv" },
+                    seq,
+                    ..Pres::default()
+                }));
+                cx.out.push(TopicOut::UserPres {
+                    frame,
+                    targets: vec![(req.uid, own_other.clone())],
+                });
+                if reader {
+                    // Channel receipts are stored, never forwarded.
+                    return;
+                }
                 if what == "read" {
                     "read"
                 } else {
@@ -255,27 +307,44 @@ impl Topic {
             _ => return,
         };
         let typing = what_static.starts_with("kp");
-        let frame = encode(&ServerMsg::Info(Info {
-            topic: as_seen,
-            src: None,
-            from: req.uid.usr(),
-            what: what_static.to_owned(),
-            seq,
-            event: if what_static == "data" { event } else { None },
-            payload: if what_static == "data" { payload } else { None },
-        }));
         let sender = req.uid;
-        // Typing indicators never go to the same user's other sessions; receipts do.
-        let batches = self.recipients(AccessMode::READ, Some(req.sid), |u| !typing || u != sender);
-        self.deliver(frame, batches, cx);
+        let from = sender.usr();
+        let (event, payload) = if what_static == "data" {
+            (event, payload)
+        } else {
+            (None, None)
+        };
+        let payload_text = payload.map(|p| p.get().to_owned());
+        // Typing indicators never go to the same user's other sessions; receipts do. Channel
+        // readers never receive them.
+        self.fan(
+            AccessMode::READ,
+            Some(req.sid),
+            |u| !typing || u != sender,
+            |view, reader| {
+                (!reader).then(|| {
+                    encode(&ServerMsg::Info(Info {
+                        topic: view.to_owned(),
+                        src: None,
+                        from: from.clone(),
+                        what: what_static.to_owned(),
+                        seq,
+                        event: event.clone(),
+                        payload: payload_text.as_deref().map(raw),
+                    }))
+                })
+            },
+            cx,
+        );
     }
 }
 
-/// A `{data}` frame for a stored message, as `as_seen` names the topic.
-pub(crate) fn data_frame(as_seen: &str, rec: &MessageRecord) -> Bytes {
+/// A `{data}` frame for a stored message, as `as_seen` names the topic (channel readers see
+/// no `from`).
+pub(crate) fn data_frame(as_seen: &str, rec: &MessageRecord, reader: bool) -> Bytes {
     encode(&ServerMsg::Data(Data {
         topic: as_seen.to_owned(),
-        from: Some(rec.from.usr()),
+        from: (!reader).then(|| rec.from.usr()),
         ts: Ts(rec.ts),
         seq: rec.seq,
         head: rec.head.as_deref().map(raw),

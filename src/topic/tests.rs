@@ -53,6 +53,7 @@ impl Sim {
             limits: TopicLimits {
                 max_history: 100,
                 max_subscriber_count: 8,
+                ..TopicLimits::default()
             },
             n_shards,
             topics: HashMap::new(),
@@ -78,6 +79,7 @@ impl Sim {
             trusted: None,
             tags: Vec::new(),
             last_seen: None,
+            creds: Vec::new(),
         };
         self.write(vec![WriteOp::CreateUser(rec)]);
     }
@@ -116,7 +118,7 @@ impl Sim {
             f(topic, &mut cx);
         }
         for o in out {
-            self.absorb(o);
+            self.absorb(name, o);
         }
     }
 
@@ -145,7 +147,7 @@ impl Sim {
         }
     }
 
-    fn absorb(&mut self, out: TopicOut) {
+    fn absorb(&mut self, origin: &str, out: TopicOut) {
         match out {
             TopicOut::ToSession { sid, ev } => {
                 let recs = match ev {
@@ -154,6 +156,7 @@ impl Sim {
                     }
                     SessionEvent::Attached { topic } => vec![Rec::Attached(topic)],
                     SessionEvent::Detached { topic } => vec![Rec::Detached(topic)],
+                    SessionEvent::End => Vec::new(),
                 };
                 self.inbox.entry(sid).or_default().extend(recs);
             }
@@ -184,8 +187,13 @@ impl Sim {
                 }
             }
             TopicOut::Persist { token, batch } => {
-                let name = self.in_flight_owner(&batch);
-                self.in_flight.push((name, token, batch));
+                self.in_flight.push((origin.to_owned(), token, batch));
+            }
+            TopicOut::ToTopic { topic, req } => {
+                // Like the runtime: a contact event for a `me` that is not loaded is dropped.
+                if self.topics.contains_key(&topic) {
+                    self.req(&topic, req);
+                }
             }
             TopicOut::Write { batch } => {
                 if !self.fail_writes {
@@ -193,22 +201,6 @@ impl Sim {
                 }
             }
         }
-    }
-
-    /// The topic a durable write belongs to (every op of a topic's batch names it).
-    fn in_flight_owner(&self, batch: &WriteBatch) -> String {
-        let name = match batch.first() {
-            Some(WriteOp::CreateTopic(t)) => t.name.clone(),
-            Some(WriteOp::PutSub(s)) => s.topic.clone(),
-            Some(WriteOp::AppendMessage(m)) => m.topic.clone(),
-            Some(WriteOp::Markers { topic, .. }) => topic.clone(),
-            other => panic!("unexpected durable write {other:?}"),
-        };
-        assert!(
-            self.topics.contains_key(&name),
-            "write for unknown topic {name}"
-        );
-        name
     }
 
     /// Everything `sid` was told since the last take.
@@ -729,6 +721,7 @@ fn publish_is_acknowledged_and_fanned_out_only_after_the_write() {
         .messages(
             GROUP,
             MessageQuery {
+                exclude: Vec::new(),
                 since: None,
                 before: None,
                 limit: 10,
@@ -797,6 +790,7 @@ fn head_is_passed_through_without_sender() {
                     since: None,
                     before: None,
                     limit: 1,
+                    exclude: Vec::new(),
                 },
             )
             .unwrap();

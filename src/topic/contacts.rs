@@ -1,0 +1,312 @@
+//! Presence between users and the topics they belong to, as seen on `me`: the contact list a
+//! `me` topic keeps, the `on`/`off`/`ua`/`upd` it shows to its sessions, and the handshake
+//! with P2P peers' `me` topics (each side announces itself and asks the other to answer, so
+//! both learn who is online without a shared table).
+//!
+//! A user is online from the first session attaching to `me` until `me` unloads (the linger,
+//! `topic.idle_unload_ms`, 4 s by default); re-attaching within the linger produces nothing.
+//! Group topics announce themselves to their members' `me` when loaded and unloaded.
+
+use bytes::Bytes;
+
+use crate::access::AccessMode;
+use crate::ids::{SessionId, UserId};
+use crate::proto::encode;
+use crate::proto::server::{Pres, ServerMsg};
+use crate::routing::{me_topic, ContactEvent, TopicRequest};
+use crate::store::{Store, StoreError, SubRecord, WriteOp};
+use crate::topic::{group_by_shard, Topic, TopicCx, TopicKind, TopicOut};
+
+/// One contact of a user: a P2P conversation or a group the user is subscribed to.
+#[derive(Clone, Debug)]
+pub(crate) struct Contact {
+    /// The contact's name as the user sees it (`usr…` peer, `grp…`, `chn…`).
+    pub(crate) view: String,
+    /// The other user of a P2P contact.
+    pub(crate) peer: Option<UserId>,
+    /// The user's own access mode on the subscription.
+    pub(crate) mode: AccessMode,
+    pub(crate) online: bool,
+    pub(crate) ua: String,
+}
+
+impl Contact {
+    fn from_sub(uid: UserId, sub: &SubRecord) -> Option<Contact> {
+        let peer = match TopicKind::of(&sub.topic)? {
+            TopicKind::P2p(a, b) => Some(if a == uid { b } else { a }),
+            TopicKind::Group => None,
+            _ => return None,
+        };
+        let view = match peer {
+            Some(p) => p.usr(),
+            None if sub.given == AccessMode::CHAN_READER => format!("chn{}", &sub.topic[3..]),
+            None => sub.topic.clone(),
+        };
+        Some(Contact {
+            view,
+            peer,
+            mode: sub.want.and(sub.given),
+            online: false,
+            ua: String::new(),
+        })
+    }
+}
+
+impl Topic {
+    /// `me`: reads the user's active subscriptions into the contact list.
+    pub(crate) fn load_contacts(&mut self, store: &dyn Store) -> Result<(), StoreError> {
+        let TopicKind::Me(uid) = self.kind else {
+            return Ok(());
+        };
+        for sub in store.subs_of_user(uid)? {
+            if sub.deleted.is_some() {
+                continue;
+            }
+            if let Some(c) = Contact::from_sub(uid, &sub) {
+                self.contacts.insert(sub.topic.clone(), c);
+            }
+        }
+        Ok(())
+    }
+
+    /// The user agent of the most recently attached session of `me`.
+    pub(crate) fn current_ua(&self) -> String {
+        self.uas
+            .last()
+            .map(|(_, ua)| ua.clone())
+            .unwrap_or_default()
+    }
+
+    /// Asks the `me` topic of `user` to process a contact event about `topic`.
+    fn tell_me(&self, user: UserId, topic: &str, ev: ContactEvent, cx: &mut TopicCx<'_>) {
+        cx.out.push(TopicOut::ToTopic {
+            topic: me_topic(user),
+            req: TopicRequest::Contact {
+                topic: topic.to_owned(),
+                ev,
+            },
+        });
+    }
+
+    /// `me`: a session attached. The first one since loading announces the user online to
+    /// P2P peers; a different user agent than the current one is announced as `ua`.
+    pub(crate) fn me_attached(&mut self, sid: SessionId, ua: &str, cx: &mut TopicCx<'_>) {
+        let TopicKind::Me(uid) = self.kind else {
+            return;
+        };
+        let previous = self.current_ua();
+        self.uas.retain(|(s, _)| *s != sid);
+        self.uas.push((sid, ua.to_owned()));
+        if !self.announced {
+            self.announced = true;
+            for (topic, c) in &self.contacts {
+                if let Some(peer) = c.peer {
+                    let ev = ContactEvent::On {
+                        peer: Some(uid),
+                        ua: ua.to_owned(),
+                        reply: true,
+                    };
+                    self.tell_me(peer, topic, ev, cx);
+                }
+            }
+        } else if !ua.is_empty() && ua != previous {
+            for (topic, c) in &self.contacts {
+                if let Some(peer) = c.peer {
+                    self.tell_me(peer, topic, ContactEvent::Ua { ua: ua.to_owned() }, cx);
+                }
+            }
+        }
+    }
+
+    /// `me`: a session detached; the UA falls back to the previous session's.
+    pub(crate) fn me_detached(&mut self, sid: SessionId) {
+        if let Some(i) = self.uas.iter().position(|(s, _)| *s == sid) {
+            let (_, ua) = self.uas.remove(i);
+            if self.uas.is_empty() {
+                self.last_ua = ua;
+            }
+        }
+    }
+
+    /// Group: the topic came online (first attachment since loading): members' `me` show
+    /// `{pres on src:grp…}`.
+    pub(crate) fn group_online(&mut self, cx: &mut TopicCx<'_>) {
+        if self.announced || self.kind != TopicKind::Group {
+            return;
+        }
+        self.announced = true;
+        for (uid, m) in &self.members {
+            if m.is_active() {
+                let ev = ContactEvent::On {
+                    peer: None,
+                    ua: String::new(),
+                    reply: false,
+                };
+                self.tell_me(*uid, &self.name, ev, cx);
+            }
+        }
+    }
+
+    /// The topic is about to be dropped from memory: `me` announces the user offline to P2P
+    /// peers and records last-seen; a group announces itself offline to its members.
+    pub(crate) fn on_unload(&mut self, cx: &mut TopicCx<'_>) {
+        if self.unloaded || !self.announced {
+            self.unloaded = true;
+            return;
+        }
+        self.unloaded = true;
+        match self.kind {
+            TopicKind::Me(_) => {
+                let ua = self.last_ua.clone();
+                for (topic, c) in &self.contacts {
+                    if let Some(peer) = c.peer {
+                        self.tell_me(peer, topic, ContactEvent::Off { ua: ua.clone() }, cx);
+                    }
+                }
+                if let Some(user) = &self.user {
+                    let mut user = user.clone();
+                    user.last_seen = Some((cx.now, ua));
+                    cx.out.push(TopicOut::Write {
+                        batch: vec![WriteOp::PutUser(user)],
+                    });
+                }
+            }
+            TopicKind::Group => {
+                for (uid, m) in &self.members {
+                    if m.is_active() {
+                        let ev = ContactEvent::Off { ua: String::new() };
+                        self.tell_me(*uid, &self.name, ev, cx);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `me`: a `{pres}` about a contact to every attached session.
+    fn show(&self, frame: Bytes, cx: &mut TopicCx<'_>) {
+        let batches = group_by_shard(self.attached.keys().copied(), self.n_shards);
+        self.deliver(frame, batches, cx);
+    }
+
+    fn contact_pres(view: &str, what: &'static str, ua: Option<String>) -> Bytes {
+        encode(&ServerMsg::Pres(Pres {
+            topic: "me".into(),
+            src: Some(view.to_owned()),
+            what,
+            ua,
+            ..Pres::default()
+        }))
+    }
+
+    /// `me`: handles an event about one of the user's contacts.
+    pub(crate) fn on_contact(&mut self, topic: String, ev: ContactEvent, cx: &mut TopicCx<'_>) {
+        let TopicKind::Me(uid) = self.kind else {
+            return;
+        };
+        match ev {
+            ContactEvent::SubGone => {
+                self.contacts.remove(&topic);
+                return;
+            }
+            ContactEvent::SubChanged => {
+                match cx.store.sub(&topic, uid) {
+                    Ok(Some(sub)) if sub.deleted.is_none() => {
+                        if let Some(mut c) = Contact::from_sub(uid, &sub) {
+                            if let Some(old) = self.contacts.get(&topic) {
+                                c.online = old.online;
+                                c.ua = old.ua.clone();
+                            }
+                            let new_p2p = c.peer.filter(|_| !self.contacts.contains_key(&topic));
+                            self.contacts.insert(topic.clone(), c);
+                            // A new P2P contact: learn whether the peer is online.
+                            if let Some(peer) = new_p2p {
+                                let ev = ContactEvent::On {
+                                    peer: Some(uid),
+                                    ua: self.current_ua(),
+                                    reply: true,
+                                };
+                                self.tell_me(peer, &topic, ev, cx);
+                            }
+                        }
+                    }
+                    Ok(_) => {
+                        self.contacts.remove(&topic);
+                    }
+                    Err(e) => log::error!("me {uid}: cannot read subscription {topic}: {e}"),
+                }
+                return;
+            }
+            _ => {}
+        }
+        let Some(c) = self.contacts.get_mut(&topic) else {
+            return;
+        };
+        let sees_presence = c.mode.has(AccessMode::PRES);
+        let view = c.view.clone();
+        match ev {
+            ContactEvent::On { peer, ua, reply } => {
+                let was = c.online;
+                c.online = true;
+                c.ua = ua.clone();
+                if reply {
+                    if let Some(peer) = peer {
+                        let ev = ContactEvent::On {
+                            peer: Some(uid),
+                            ua: self.current_ua(),
+                            reply: false,
+                        };
+                        self.tell_me(peer, &topic, ev, cx);
+                    }
+                }
+                if !was && sees_presence {
+                    let ua = (!ua.is_empty()).then_some(ua);
+                    self.show(Topic::contact_pres(&view, "on", ua), cx);
+                }
+            }
+            ContactEvent::Off { ua } => {
+                let was = c.online;
+                c.online = false;
+                if !ua.is_empty() {
+                    c.ua = ua;
+                }
+                if was && sees_presence {
+                    self.show(Topic::contact_pres(&view, "off", None), cx);
+                }
+            }
+            ContactEvent::Ua { ua } => {
+                c.ua = ua.clone();
+                if c.online && sees_presence {
+                    self.show(Topic::contact_pres(&view, "ua", Some(ua)), cx);
+                }
+            }
+            ContactEvent::Upd => {
+                if c.mode.has(AccessMode::JOIN) {
+                    self.show(Topic::contact_pres(&view, "upd", None), cx);
+                }
+            }
+            ContactEvent::SubChanged | ContactEvent::SubGone => {}
+        }
+    }
+
+    /// Tells the `me` topics of `users` that their subscription here changed (or is gone).
+    pub(crate) fn subs_changed(&self, users: &[UserId], gone: bool, cx: &mut TopicCx<'_>) {
+        for u in users {
+            let ev = if gone {
+                ContactEvent::SubGone
+            } else {
+                ContactEvent::SubChanged
+            };
+            self.tell_me(*u, &self.name, ev, cx);
+        }
+    }
+
+    /// `me`: the user's `public` changed: online P2P peers show `{pres upd}`.
+    pub(crate) fn me_public_changed(&self, cx: &mut TopicCx<'_>) {
+        for (topic, c) in &self.contacts {
+            if let Some(peer) = c.peer {
+                self.tell_me(peer, topic, ContactEvent::Upd, cx);
+            }
+        }
+    }
+}

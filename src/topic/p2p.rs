@@ -1,0 +1,241 @@
+//! P2P conversations: `{sub usrX}` creates the `p2p…` topic and both subscriptions on first
+//! use, or attaches to it. Each user names the topic by the other's id; the internal name is
+//! never shown to clients.
+//!
+//! Default access follows the reference (tinode-protocol.md §4.2): the requester gets what the
+//! peer's `defacs` gives users of the requester's level; the peer gets what the requester's
+//! `defacs.auth` (or `set.desc.defacs.auth`) gives, masked to the P2P mode and keeping `A`.
+
+use crate::access::{AccessMode, AuthLevel};
+use crate::ids::UserId;
+use crate::proto::encode;
+use crate::proto::server::{DeltaAcs, Pres, ServerMsg};
+use crate::proto::Outcome;
+use crate::store::{SubRecord, TopicRecord, UserRecord, UserState, WriteOp};
+use crate::topic::join::{JoinArgs, PendingJoin};
+use crate::topic::{Member, Pending, Topic, TopicCx, TopicKind, TopicOut};
+
+/// A P2P mode: masked to `JRWPA` (plus `D`, which P2P deletion would add), keeping `A`
+/// unless it is `N`.
+fn p2p_mask(m: AccessMode) -> AccessMode {
+    let m = m.and(AccessMode::P2P.with(AccessMode::DELETE));
+    if m.0 == 0 {
+        m
+    } else {
+        m.with(AccessMode::APPROVE)
+    }
+}
+
+/// What `user`'s defaults give a user of `level`.
+fn given_by(user: &UserRecord, level: AuthLevel) -> AccessMode {
+    match level {
+        AuthLevel::Anon => user.access.anon,
+        AuthLevel::Root => AccessMode::P2P,
+        _ => user.access.auth,
+    }
+}
+
+impl Topic {
+    pub(crate) fn join_p2p(&mut self, a: JoinArgs, cx: &mut TopicCx<'_>) {
+        let TopicKind::P2p(lo, hi) = self.kind else {
+            return;
+        };
+        let me = a.req.uid;
+        let id = a.id.clone();
+        let id = id.as_deref();
+        let peer = if me == lo { hi } else { lo };
+        if me != lo && me != hi {
+            self.reply_err(&a.req, Outcome::PermissionDenied, id, &a.as_seen, cx);
+            return;
+        }
+        let requested = a
+            .set
+            .as_ref()
+            .and_then(|s| s.sub.as_ref())
+            .and_then(|s| s.mode.as_deref())
+            .map(AccessMode::parse);
+        let requested = match requested {
+            Some(Err(_)) => {
+                self.reply_err(&a.req, Outcome::Malformed, id, &a.as_seen, cx);
+                return;
+            }
+            Some(Ok(m)) => m.map(|m| p2p_mask(m).with(AccessMode::JOIN)),
+            None => None,
+        };
+        let private = a
+            .set
+            .as_ref()
+            .and_then(|s| s.desc.as_ref())
+            .and_then(|d| d.private.as_ref())
+            .map(|r| r.get().to_owned());
+        let now = cx.now;
+        let mut batch = Vec::new();
+        let mut after = Vec::new();
+        let mine = self.members.get(&me).cloned();
+        let changed;
+        match mine {
+            Some(m) if m.is_active() => {
+                let mut sub = m.sub;
+                let mut c = false;
+                if let Some(w) = requested.filter(|w| *w != sub.want) {
+                    sub.want = w;
+                    c = true;
+                }
+                if private.is_some() && private != sub.private {
+                    sub.private = private;
+                    c = true;
+                }
+                if c {
+                    sub.updated = now;
+                    batch.push(WriteOp::PutSub(sub.clone()));
+                    self.members.insert(
+                        me,
+                        Member {
+                            sub,
+                            online: m.online,
+                        },
+                    );
+                }
+                changed = c;
+            }
+            previous => {
+                let users = (cx.store.user(me), cx.store.user(peer));
+                let (my_user, peer_user) = match users {
+                    (Ok(Some(u)), Ok(Some(p))) => (u, p),
+                    (Err(e), _) | (_, Err(e)) => {
+                        log::error!("p2p {}: user lookup failed: {e}", self.name);
+                        self.reply_err(&a.req, Outcome::InternalError, id, &a.as_seen, cx);
+                        return;
+                    }
+                    _ => {
+                        self.reply_err(&a.req, Outcome::UserNotFound, id, &a.as_seen, cx);
+                        return;
+                    }
+                };
+                if peer_user.state == UserState::Deleted {
+                    self.reply_err(&a.req, Outcome::UserNotFound, id, &a.as_seen, cx);
+                    return;
+                }
+                // A deleted subscription keeps its `given`, so a block survives.
+                let given = match &previous {
+                    Some(m) => m.sub.given,
+                    None => p2p_mask(given_by(&peer_user, a.req.level)),
+                };
+                if !given.has(AccessMode::JOIN) {
+                    self.reply_err(&a.req, Outcome::PermissionDenied, id, &a.as_seen, cx);
+                    return;
+                }
+                let want = requested
+                    .unwrap_or_else(|| p2p_mask(my_user.access.auth).with(AccessMode::JOIN));
+                let sub = SubRecord {
+                    topic: self.name.clone(),
+                    user: me,
+                    created: previous.as_ref().map_or(now, |m| m.sub.created),
+                    updated: now,
+                    deleted: None,
+                    want,
+                    given,
+                    read: previous.as_ref().map_or(0, |m| m.sub.read),
+                    recv: previous.as_ref().map_or(0, |m| m.sub.recv),
+                    del_id: previous.as_ref().map_or(0, |m| m.sub.del_id),
+                    private,
+                };
+                if self.rec.is_none() {
+                    let rec = TopicRecord {
+                        name: self.name.clone(),
+                        created: now,
+                        updated: now,
+                        owner: None,
+                        access: Default::default(),
+                        public: None,
+                        trusted: None,
+                        tags: Vec::new(),
+                        is_chan: false,
+                        del_id: 0,
+                        aux: None,
+                    };
+                    batch.push(WriteOp::CreateTopic(rec.clone()));
+                    self.rec = Some(rec);
+                }
+                batch.push(WriteOp::PutSub(sub.clone()));
+                self.members.insert(me, Member { sub, online: 0 });
+                if !self.members.contains_key(&peer) {
+                    let peer_defacs = a
+                        .set
+                        .as_ref()
+                        .and_then(|s| s.desc.as_ref())
+                        .and_then(|d| d.defacs.as_ref())
+                        .and_then(|d| d.auth.as_deref())
+                        .and_then(|s| AccessMode::parse(s).ok().flatten());
+                    let peer_given = p2p_mask(peer_defacs.unwrap_or(my_user.access.auth));
+                    let peer_want = p2p_mask(given_by(&peer_user, a.req.level));
+                    let psub = SubRecord {
+                        topic: self.name.clone(),
+                        user: peer,
+                        created: now,
+                        updated: now,
+                        deleted: None,
+                        want: peer_want,
+                        given: peer_given,
+                        read: 0,
+                        recv: 0,
+                        del_id: 0,
+                        private: None,
+                    };
+                    batch.push(WriteOp::PutSub(psub.clone()));
+                    self.members.insert(
+                        peer,
+                        Member {
+                            sub: psub.clone(),
+                            online: 0,
+                        },
+                    );
+                    // The peer learns of the new conversation on `me`.
+                    let frame = encode(&ServerMsg::Pres(Pres {
+                        topic: "me".into(),
+                        src: Some(me.usr()),
+                        what: "acs",
+                        act: Some(me.usr()),
+                        dacs: Some(DeltaAcs {
+                            want: Some(psub.want.to_string()),
+                            given: Some(psub.given.to_string()),
+                        }),
+                        ..Pres::default()
+                    }));
+                    after.push(TopicOut::UserPres {
+                        frame,
+                        targets: vec![(peer, Vec::new())],
+                    });
+                    after.push(self.contact_changed_out(peer));
+                }
+                changed = true;
+            }
+        }
+        let p = PendingJoin {
+            req: a.req,
+            id: a.id,
+            as_seen: a.as_seen,
+            get: a.get,
+            tmpname: None,
+            acs_changed: changed,
+            ua: a.ua,
+            after,
+        };
+        if batch.is_empty() {
+            self.complete_join(p, cx);
+        } else {
+            self.persist(batch, Pending::Join(p), cx);
+        }
+    }
+
+    /// A `SubChanged` contact event for `user`'s `me`, as an output.
+    pub(crate) fn contact_changed_out(&self, user: UserId) -> TopicOut {
+        TopicOut::ToTopic {
+            topic: crate::routing::me_topic(user),
+            req: crate::routing::TopicRequest::Contact {
+                topic: self.name.clone(),
+                ev: crate::routing::ContactEvent::SubChanged,
+            },
+        }
+    }
+}

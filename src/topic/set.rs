@@ -1,0 +1,809 @@
+//! `{set}`: descriptions (public, private, trusted, default access, the `fnd` query),
+//! subscriptions (own want, invitations, approvals, bans, ownership transfer), tags,
+//! credentials and aux data — processed in the reference order desc → sub → tags → cred →
+//! aux, one `{ctrl}` each, all released together once the one write batch is durable.
+
+use serde_json::{Map, Value};
+
+use crate::access::{AccessMode, AuthLevel};
+use crate::ids::UserId;
+use crate::proto::client::{Credential, SetDesc, SetQuery, SetSub};
+use crate::proto::server::{DeltaAcs, Pres, ServerMsg};
+use crate::proto::{encode, Outcome};
+use crate::routing::Requester;
+use crate::store::{CredRecord, JsonText, SubRecord, UserState, WriteOp};
+use crate::topic::tags::{merge_user_tags, normalize, TagError};
+use crate::topic::{Member, Reply, Topic, TopicCx, TopicKind, TopicOut};
+
+/// The "delete this value" marker, U+2421.
+pub(crate) const DEL_CHAR: &str = "\u{2421}";
+
+/// Applies a client value over a stored one: `␡` clears, objects merge key by key (a `␡`
+/// value removes the key), anything else replaces. `None`: nothing changes.
+pub(crate) fn merge_json(old: Option<&JsonText>, new: &str) -> Option<Option<JsonText>> {
+    let new_v: Value = serde_json::from_str(new).ok()?;
+    if new_v.as_str() == Some(DEL_CHAR) {
+        return old.is_some().then_some(None);
+    }
+    let merged = match (
+        old.and_then(|o| serde_json::from_str::<Value>(o).ok()),
+        new_v,
+    ) {
+        (Some(Value::Object(mut base)), Value::Object(patch)) => {
+            merge_map(&mut base, patch);
+            Value::Object(base)
+        }
+        (_, v) => v,
+    };
+    let text = merged.to_string();
+    (old.map(String::as_str) != Some(text.as_str())).then_some(Some(text))
+}
+
+fn merge_map(base: &mut Map<String, Value>, patch: Map<String, Value>) {
+    for (k, v) in patch {
+        if v.as_str() == Some(DEL_CHAR) {
+            base.remove(&k);
+        } else if let (Some(Value::Object(b)), Value::Object(p)) = (base.get_mut(&k), &v) {
+            merge_map(b, p.clone());
+        } else {
+            base.insert(k, v);
+        }
+    }
+}
+
+/// What one `{set}` step accumulates.
+struct Acc {
+    frames: Vec<bytes::Bytes>,
+    batch: Vec<WriteOp>,
+    after: Vec<TopicOut>,
+}
+
+impl Topic {
+    pub(crate) fn on_set(
+        &mut self,
+        req: Requester,
+        id: Option<String>,
+        as_seen: String,
+        q: SetQuery,
+        cx: &mut TopicCx<'_>,
+    ) {
+        let idr = id.as_deref();
+        let attached = self.attached.contains_key(&req.sid);
+        if !attached {
+            // Not attached: only the own `desc.private` and own `sub.mode` may change.
+            let desc_ok = q
+                .desc
+                .as_ref()
+                .is_none_or(|d| d.public.is_none() && d.trusted.is_none() && d.defacs.is_none());
+            let sub_ok = q.sub.as_ref().is_none_or(|s| {
+                s.user
+                    .as_deref()
+                    .is_none_or(|u| u.is_empty() || u == req.uid.usr())
+            });
+            let known = self.kind.has_members() && self.members.contains_key(&req.uid);
+            if !known
+                || !desc_ok
+                || !sub_ok
+                || q.tags.is_some()
+                || q.cred.is_some()
+                || q.aux.is_some()
+            {
+                let outcome = if known {
+                    Outcome::PermissionDenied
+                } else {
+                    Outcome::AttachFirst
+                };
+                let msg = outcome.ctrl(idr, Some(&as_seen), cx.now).msg();
+                self.reply(req.sid, &msg, cx);
+                return;
+            }
+        }
+        let mut acc = Acc {
+            frames: Vec::new(),
+            batch: Vec::new(),
+            after: Vec::new(),
+        };
+        let ctrl =
+            |o: Outcome, cx: &TopicCx<'_>| encode(&o.ctrl(idr, Some(&as_seen), cx.now).msg());
+        if let Some(desc) = q.desc {
+            let o = self.set_desc(&req, desc, &mut acc, cx);
+            acc.frames.push(ctrl(o, cx));
+        }
+        if let Some(sub) = q.sub {
+            match self.set_sub(&req, sub, &mut acc, cx) {
+                Ok(Some((acs, user))) => {
+                    let mut c = Outcome::Ok
+                        .ctrl(idr, Some(&as_seen), cx.now)
+                        .param("acs", serde_json::to_value(acs).unwrap_or_default());
+                    if let Some(u) = user {
+                        c = c.param("user", u);
+                    }
+                    acc.frames.push(encode(&c.msg()));
+                }
+                Ok(None) => acc.frames.push(ctrl(Outcome::NotModified, cx)),
+                Err(o) => acc.frames.push(ctrl(o, cx)),
+            }
+        }
+        if let Some(tags) = q.tags {
+            match self.set_tags(&req, tags, &mut acc, cx) {
+                Ok(Some((added, removed))) => {
+                    let mut c = Outcome::Ok.ctrl(idr, Some(&as_seen), cx.now);
+                    if added > 0 {
+                        c = c.param("added", added);
+                    }
+                    if removed > 0 {
+                        c = c.param("removed", removed);
+                    }
+                    acc.frames.push(encode(&c.msg()));
+                }
+                Ok(None) => acc.frames.push(ctrl(Outcome::NotModified, cx)),
+                Err(o) => acc.frames.push(ctrl(o, cx)),
+            }
+        }
+        if let Some(cred) = q.cred {
+            let o = self.set_cred(&req, &cred, &mut acc, cx);
+            acc.frames.push(ctrl(o, cx));
+        }
+        if let Some(aux) = q.aux {
+            let o = self.set_aux(&req, aux.get(), &mut acc, cx);
+            acc.frames.push(ctrl(o, cx));
+        }
+        let reply = Reply {
+            sid: Some(req.sid),
+            id: id.clone(),
+            as_seen,
+            frames: acc.frames,
+            after: acc.after,
+        };
+        if acc.batch.is_empty() {
+            self.send(req.sid, reply.frames, cx);
+            cx.out.extend(reply.after);
+        } else {
+            self.persist_reply(acc.batch, reply, cx);
+        }
+    }
+
+    fn set_desc(
+        &mut self,
+        req: &Requester,
+        d: SetDesc,
+        acc: &mut Acc,
+        cx: &mut TopicCx<'_>,
+    ) -> Outcome {
+        if d.trusted.is_some() && req.level != AuthLevel::Root {
+            return Outcome::PermissionDenied;
+        }
+        let now = cx.now;
+        match self.kind {
+            TopicKind::Fnd(_) => {
+                let Some(public) = d.public else {
+                    return if d.private.is_some() {
+                        Outcome::Ok
+                    } else {
+                        Outcome::NotModified
+                    };
+                };
+                let query = serde_json::from_str::<String>(public.get()).unwrap_or_default();
+                if query == DEL_CHAR || query.is_empty() {
+                    self.queries.remove(&req.sid);
+                } else {
+                    self.queries.insert(req.sid, query);
+                }
+                Outcome::Ok
+            }
+            TopicKind::Me(_) => {
+                let Some(mut user) = self.user.clone() else {
+                    return Outcome::InternalError;
+                };
+                let mut changed = false;
+                let mut public_changed = false;
+                if let Some(defacs) = d.defacs {
+                    let auth = defacs.auth.as_deref().map(AccessMode::parse);
+                    let anon = defacs.anon.as_deref().map(AccessMode::parse);
+                    let fix = |m: AccessMode, mask: AccessMode| {
+                        let m = m.and(mask);
+                        if m.0 == 0 {
+                            m
+                        } else {
+                            m.with(AccessMode::APPROVE)
+                        }
+                    };
+                    match (auth, anon) {
+                        (Some(Err(_)), _) | (_, Some(Err(_))) => return Outcome::Malformed,
+                        (a, n) => {
+                            if let Some(Ok(Some(m))) = a {
+                                let m = fix(m, AccessMode::USER_AUTH_DEFAULT);
+                                changed |= m != user.access.auth;
+                                user.access.auth = m;
+                            }
+                            if let Some(Ok(Some(m))) = n {
+                                let m = fix(m, AccessMode::P2P);
+                                changed |= m != user.access.anon;
+                                user.access.anon = m;
+                            }
+                        }
+                    }
+                }
+                if let Some(p) = d.public {
+                    if let Some(v) = merge_json(user.public.as_ref(), p.get()) {
+                        user.public = v;
+                        changed = true;
+                        public_changed = true;
+                    }
+                }
+                if let Some(t) = d.trusted {
+                    if let Some(v) = merge_json(user.trusted.as_ref(), t.get()) {
+                        user.trusted = v;
+                        changed = true;
+                    }
+                }
+                if !changed {
+                    return Outcome::NotModified;
+                }
+                user.updated = now;
+                acc.batch.push(WriteOp::PutUser(user.clone()));
+                self.user = Some(user);
+                if public_changed {
+                    self.me_public_changed(cx);
+                }
+                self.pres_to_own_sessions(req, "upd", acc);
+                Outcome::Ok
+            }
+            _ => {
+                let mode = self.mode_of_user(req.uid);
+                let is_owner = self.owner() == Some(req.uid) || mode.has(AccessMode::OWNER);
+                let wants_topic_change =
+                    d.public.is_some() || d.trusted.is_some() || d.defacs.is_some();
+                if wants_topic_change && (!is_owner || matches!(self.kind, TopicKind::P2p(..))) {
+                    let root_trusted = req.level == AuthLevel::Root
+                        && d.public.is_none()
+                        && d.defacs.is_none()
+                        && self.kind == TopicKind::Group;
+                    if !root_trusted {
+                        return Outcome::PermissionDenied;
+                    }
+                }
+                let mut topic_changed = false;
+                if let Some(mut rec) = self.rec.clone() {
+                    if let Some(defacs) = &d.defacs {
+                        match super::join::parse_defacs(
+                            defacs.auth.as_deref(),
+                            defacs.anon.as_deref(),
+                            rec.access,
+                        ) {
+                            Some(a) if a != rec.access => {
+                                rec.access = a;
+                                topic_changed = true;
+                            }
+                            Some(_) => {}
+                            None => return Outcome::Malformed,
+                        }
+                    }
+                    if let Some(p) = &d.public {
+                        if let Some(v) = merge_json(rec.public.as_ref(), p.get()) {
+                            rec.public = v;
+                            topic_changed = true;
+                        }
+                    }
+                    if let Some(t) = &d.trusted {
+                        if let Some(v) = merge_json(rec.trusted.as_ref(), t.get()) {
+                            rec.trusted = v;
+                            topic_changed = true;
+                        }
+                    }
+                    if topic_changed {
+                        rec.updated = now;
+                        acc.batch.push(WriteOp::PutTopic(rec.clone()));
+                        self.rec = Some(rec);
+                    }
+                }
+                let mut sub_changed = false;
+                if let Some(p) = d.private {
+                    if let Some(m) = self.members.get_mut(&req.uid).filter(|m| m.is_active()) {
+                        if let Some(v) = merge_json(m.sub.private.as_ref(), p.get()) {
+                            m.sub.private = v;
+                            m.sub.updated = now;
+                            acc.batch.push(WriteOp::PutSub(m.sub.clone()));
+                            sub_changed = true;
+                        }
+                    } else {
+                        return Outcome::PermissionDenied;
+                    }
+                }
+                if topic_changed {
+                    for (uid, m) in &self.members {
+                        if m.is_active() && *uid != req.uid {
+                            acc.after.push(TopicOut::ToTopic {
+                                topic: crate::routing::me_topic(*uid),
+                                req: crate::routing::TopicRequest::Contact {
+                                    topic: self.name.clone(),
+                                    ev: crate::routing::ContactEvent::Upd,
+                                },
+                            });
+                        }
+                    }
+                }
+                if topic_changed || sub_changed {
+                    self.pres_to_own_sessions(req, "upd", acc);
+                    Outcome::Ok
+                } else {
+                    Outcome::NotModified
+                }
+            }
+        }
+    }
+
+    /// `{pres topic:"me" src:<view> what}` to the requester's other sessions.
+    fn pres_to_own_sessions(&self, req: &Requester, what: &'static str, acc: &mut Acc) {
+        let src = match self.kind {
+            TopicKind::Me(_) => None,
+            _ => Some(self.view_of(req.uid)),
+        };
+        let frame = encode(&ServerMsg::Pres(Pres {
+            topic: "me".into(),
+            src,
+            what,
+            ..Pres::default()
+        }));
+        acc.after.push(TopicOut::UserPres {
+            frame,
+            targets: vec![(req.uid, vec![req.sid])],
+        });
+    }
+
+    /// Returns the new `{want, given, mode}` and, for another user, their id; `None` when
+    /// nothing changed.
+    #[allow(clippy::type_complexity)]
+    fn set_sub(
+        &mut self,
+        req: &Requester,
+        s: SetSub,
+        acc: &mut Acc,
+        cx: &mut TopicCx<'_>,
+    ) -> Result<Option<(crate::proto::server::AccessOut, Option<String>)>, Outcome> {
+        if !self.kind.has_members() || self.kind == TopicKind::Sys {
+            return Err(Outcome::OperationNotAllowed);
+        }
+        let mode = match s.mode.as_deref().map(AccessMode::parse) {
+            Some(Err(_)) => return Err(Outcome::Malformed),
+            Some(Ok(m)) => m,
+            None => None,
+        };
+        let target = match s.user.as_deref().filter(|u| !u.is_empty()) {
+            None => req.uid,
+            Some(u) => UserId::parse_usr(u).ok_or(Outcome::Malformed)?,
+        };
+        let now = cx.now;
+        let is_p2p = matches!(self.kind, TopicKind::P2p(..));
+        let p2p_fix = |m: AccessMode| {
+            let m = m.and(AccessMode::P2P.with(AccessMode::DELETE));
+            if m.0 == 0 {
+                m
+            } else {
+                m.with(AccessMode::APPROVE)
+            }
+        };
+        if target == req.uid {
+            // Own want.
+            let Some(m) = self
+                .members
+                .get(&req.uid)
+                .filter(|m| m.is_active())
+                .cloned()
+            else {
+                return Err(Outcome::AttachFirst);
+            };
+            let Some(mut want) = mode else {
+                return Ok(None);
+            };
+            let mut sub = m.sub.clone();
+            if is_p2p {
+                want = p2p_fix(want);
+            } else if sub.given.has(AccessMode::OWNER) {
+                want = want.with(AccessMode::JOIN | AccessMode::OWNER);
+            }
+            let admin = sub.given.0 & AccessMode::APPROVE != 0 && !is_p2p;
+            if admin {
+                // An admin may raise its own given to anything but O and D.
+                let extra = want.without(AccessMode::OWNER | AccessMode::DELETE);
+                sub.given = sub.given.with(extra.0);
+            }
+            let mut after_owner = None;
+            if want.has(AccessMode::OWNER) && !sub.given.has(AccessMode::OWNER) {
+                return Err(Outcome::PermissionDenied);
+            }
+            if want.has(AccessMode::OWNER) && self.owner() != Some(req.uid) && !is_p2p {
+                // Accepting ownership: the old owner loses O.
+                after_owner = self.owner();
+            }
+            if want == sub.want && after_owner.is_none() && sub.given == m.sub.given {
+                return Ok(None);
+            }
+            let old_want = sub.want;
+            sub.want = want;
+            sub.updated = now;
+            acc.batch.push(WriteOp::PutSub(sub.clone()));
+            self.members.insert(
+                req.uid,
+                Member {
+                    sub: sub.clone(),
+                    online: m.online,
+                },
+            );
+            if let Some(old) = after_owner {
+                if let Some(om) = self.members.get_mut(&old) {
+                    om.sub.given = om.sub.given.without(AccessMode::OWNER);
+                    om.sub.want = om.sub.want.without(AccessMode::OWNER);
+                    om.sub.updated = now;
+                    acc.batch.push(WriteOp::PutSub(om.sub.clone()));
+                }
+                if let Some(mut rec) = self.rec.clone() {
+                    rec.owner = Some(req.uid);
+                    rec.updated = now;
+                    acc.batch.push(WriteOp::PutTopic(rec.clone()));
+                    self.rec = Some(rec);
+                }
+                acc.after.push(self.contact_changed_out(old));
+            }
+            self.acs_changed_after(req.uid, req, Some(old_want), None, acc);
+            if !want.has(AccessMode::JOIN) {
+                // Self-ban: leave the topic.
+                let as_seen = self.view_of(req.uid);
+                self.evict_user(req.uid, &as_seen, false, cx);
+            }
+            return Ok(Some((Topic::access_out(&sub), None)));
+        }
+        // Another user's given: invitations, approvals, bans, ownership transfer.
+        let my_mode = self.mode_of_user(req.uid);
+        let manager = my_mode.0 & (AccessMode::APPROVE | AccessMode::OWNER) != 0;
+        if !manager && !my_mode.has(AccessMode::SHARE) {
+            return Err(Outcome::PermissionDenied);
+        }
+        if mode.is_some() && !manager {
+            return Err(Outcome::PermissionDenied);
+        }
+        if let Some(m) = mode {
+            if m.has(AccessMode::OWNER) && self.owner() != Some(req.uid) {
+                return Err(Outcome::PermissionDenied);
+            }
+        }
+        if is_p2p && !self.members.contains_key(&target) {
+            return Err(Outcome::PermissionDenied);
+        }
+        let existing = self.members.get(&target).cloned();
+        let (mut sub, online, old_given, old_want) = match existing {
+            Some(m) if m.is_active() => {
+                if self.owner() == Some(target) {
+                    return Err(Outcome::PermissionDenied);
+                }
+                let (g, w) = (m.sub.given, m.sub.want);
+                (m.sub, m.online, Some(g), Some(w))
+            }
+            previous => {
+                // An invitation.
+                let user = match cx.store.user(target) {
+                    Ok(Some(u)) if u.state == UserState::Ok => u,
+                    Ok(Some(_)) => return Err(Outcome::PermissionDenied),
+                    Ok(None) => return Err(Outcome::UserNotFound),
+                    Err(_) => return Err(Outcome::InternalError),
+                };
+                if self.member_count() >= cx.limits.max_subscriber_count {
+                    return Err(Outcome::PolicyViolation);
+                }
+                let default_given = self
+                    .rec
+                    .as_ref()
+                    .map(|r| r.access.auth)
+                    .unwrap_or_default()
+                    .with(AccessMode::JOIN);
+                let given = mode.unwrap_or(default_given);
+                let want = match &previous {
+                    Some(p) => p.sub.want,
+                    None => user.access.auth.and(given).with(AccessMode::JOIN),
+                };
+                if !want.has(AccessMode::JOIN) {
+                    return Err(Outcome::PermissionDenied);
+                }
+                let sub = SubRecord {
+                    topic: self.name.clone(),
+                    user: target,
+                    created: previous.as_ref().map_or(now, |p| p.sub.created),
+                    updated: now,
+                    deleted: None,
+                    want,
+                    given: AccessMode::NONE,
+                    read: previous.as_ref().map_or(0, |p| p.sub.read),
+                    recv: previous.as_ref().map_or(0, |p| p.sub.recv),
+                    del_id: previous.as_ref().map_or(0, |p| p.sub.del_id),
+                    private: None,
+                };
+                (sub, 0, None, None)
+            }
+        };
+        let new_given = match mode {
+            Some(m) if is_p2p => p2p_fix(m),
+            Some(m) => m,
+            None if old_given.is_none() => self
+                .rec
+                .as_ref()
+                .map(|r| r.access.auth)
+                .unwrap_or_default()
+                .with(AccessMode::JOIN),
+            // Approval by a sharer: add J to what was given.
+            None => sub.given.with(AccessMode::JOIN),
+        };
+        if old_given == Some(new_given) {
+            return Ok(None);
+        }
+        sub.given = new_given;
+        sub.updated = now;
+        acc.batch.push(WriteOp::PutSub(sub.clone()));
+        self.members.insert(
+            target,
+            Member {
+                sub: sub.clone(),
+                online,
+            },
+        );
+        self.acs_changed_after(target, req, old_want, old_given, acc);
+        acc.after.push(self.contact_changed_out(target));
+        if !new_given.has(AccessMode::JOIN) {
+            let view = self.view_of(target);
+            self.evict_user(target, &view, false, cx);
+        }
+        Ok(Some((Topic::access_out(&sub), Some(target.usr()))))
+    }
+
+    /// `{pres acs}` after `target`'s subscription changed: on the topic to admins, and on the
+    /// target's `me` (all sessions but the requester's).
+    fn acs_changed_after(
+        &self,
+        target: UserId,
+        req: &Requester,
+        old_want: Option<AccessMode>,
+        old_given: Option<AccessMode>,
+        acc: &mut Acc,
+    ) {
+        let Some(m) = self.members.get(&target) else {
+            return;
+        };
+        let dacs = DeltaAcs {
+            want: m.sub.want.delta_from(old_want.unwrap_or_default()),
+            given: m.sub.given.delta_from(old_given.unwrap_or_default()),
+        };
+        let act = (req.uid != target).then(|| req.uid.usr());
+        let frame = encode(&ServerMsg::Pres(Pres {
+            topic: "me".into(),
+            src: Some(self.view_of(target)),
+            what: "acs",
+            act: act.clone(),
+            dacs: Some(dacs.clone()),
+            ..Pres::default()
+        }));
+        acc.after.push(TopicOut::UserPres {
+            frame,
+            targets: vec![(target, vec![req.sid])],
+        });
+        // Admins attached to the topic (other than the requester) see it on the topic.
+        let admins: Vec<_> = self
+            .attached
+            .iter()
+            .filter(|(sid, a)| {
+                **sid != req.sid
+                    && a.uid != target
+                    && self.mode_of_user(a.uid).0 & (AccessMode::APPROVE | AccessMode::OWNER) != 0
+            })
+            .map(|(sid, a)| (*sid, self.view_of(a.uid)))
+            .collect();
+        for (sid, view) in admins {
+            let frame = encode(&ServerMsg::Pres(Pres {
+                topic: view,
+                src: Some(target.usr()),
+                what: "acs",
+                act: act.clone(),
+                dacs: Some(dacs.clone()),
+                ..Pres::default()
+            }));
+            acc.after.push(TopicOut::Deliver {
+                frame,
+                batches: super::group_by_shard([sid], self.n_shards),
+            });
+        }
+    }
+
+    /// Returns (added, removed) counts, `None` when unchanged.
+    fn set_tags(
+        &mut self,
+        req: &Requester,
+        tags: Vec<String>,
+        acc: &mut Acc,
+        cx: &mut TopicCx<'_>,
+    ) -> Result<Option<(usize, usize)>, Outcome> {
+        let limits = cx.limits;
+        let diff = |old: &[String], new: &[String]| {
+            let added = new.iter().filter(|t| !old.contains(t)).count();
+            let removed = old.iter().filter(|t| !new.contains(t)).count();
+            (added, removed)
+        };
+        match self.kind {
+            TopicKind::Me(_) => {
+                let Some(mut user) = self.user.clone() else {
+                    return Err(Outcome::InternalError);
+                };
+                let new = merge_user_tags(
+                    &user.tags,
+                    tags,
+                    &limits.restricted_tags,
+                    limits.max_tag_count,
+                )
+                .map_err(|e| match e {
+                    TagError::Restricted => Outcome::PermissionDenied,
+                    TagError::TooMany => Outcome::Malformed,
+                })?;
+                if new == user.tags {
+                    return Ok(None);
+                }
+                let d = diff(&user.tags, &new);
+                user.tags = new;
+                user.updated = cx.now;
+                acc.batch.push(WriteOp::PutUser(user.clone()));
+                self.user = Some(user);
+                self.pres_to_own_sessions(req, "tags", acc);
+                Ok(Some(d))
+            }
+            TopicKind::Group => {
+                if self.owner() != Some(req.uid) {
+                    return Err(Outcome::PermissionDenied);
+                }
+                let Some(mut rec) = self.rec.clone() else {
+                    return Err(Outcome::InternalError);
+                };
+                let new = normalize(tags, limits.max_tag_count);
+                if new
+                    .iter()
+                    .any(|t| super::tags::is_restricted(t, &limits.restricted_tags))
+                {
+                    return Err(Outcome::PermissionDenied);
+                }
+                if new == rec.tags {
+                    return Ok(None);
+                }
+                let d = diff(&rec.tags, &new);
+                rec.tags = new;
+                rec.updated = cx.now;
+                acc.batch.push(WriteOp::PutTopic(rec.clone()));
+                self.rec = Some(rec);
+                self.pres_to_own_sessions(req, "tags", acc);
+                Ok(Some(d))
+            }
+            _ => Err(Outcome::OperationNotAllowed),
+        }
+    }
+
+    /// Adds (or confirms) a credential. No validator is configured, so a credential is
+    /// confirmed at once and becomes the restricted tag `method:value`.
+    fn set_cred(
+        &mut self,
+        req: &Requester,
+        c: &Credential,
+        acc: &mut Acc,
+        cx: &mut TopicCx<'_>,
+    ) -> Outcome {
+        if !matches!(self.kind, TopicKind::Me(_)) {
+            return Outcome::OperationNotAllowed;
+        }
+        let Some(val) = cred_value(c) else {
+            return Outcome::Malformed;
+        };
+        let method = c.meth.trim().to_lowercase();
+        if !matches!(method.as_str(), "email" | "tel") {
+            return Outcome::Malformed;
+        }
+        let Some(mut user) = self.user.clone() else {
+            return Outcome::InternalError;
+        };
+        if user
+            .creds
+            .iter()
+            .any(|x| x.method == method && x.value == val && x.done)
+        {
+            return Outcome::NotModified;
+        }
+        user.creds
+            .retain(|x| !(x.method == method && x.value == val));
+        user.creds.push(CredRecord {
+            method: method.clone(),
+            value: val.clone(),
+            done: true,
+        });
+        let tag = format!("{method}:{val}");
+        if !user.tags.contains(&tag) && user.tags.len() < cx.limits.max_tag_count {
+            user.tags.push(tag);
+            user.tags.sort();
+        }
+        user.updated = cx.now;
+        acc.batch.push(WriteOp::PutUser(user.clone()));
+        self.user = Some(user);
+        self.pres_to_own_sessions(req, "tags", acc);
+        Outcome::Ok
+    }
+
+    fn set_aux(
+        &mut self,
+        req: &Requester,
+        aux: &str,
+        acc: &mut Acc,
+        cx: &mut TopicCx<'_>,
+    ) -> Outcome {
+        if !matches!(self.kind, TopicKind::Group | TopicKind::P2p(..)) {
+            return Outcome::OperationNotAllowed;
+        }
+        if self.mode_of_user(req.uid).0 & (AccessMode::APPROVE | AccessMode::OWNER) == 0 {
+            return Outcome::PermissionDenied;
+        }
+        if !serde_json::from_str::<Value>(aux).is_ok_and(|v| v.is_object()) {
+            return Outcome::Malformed;
+        }
+        let Some(mut rec) = self.rec.clone() else {
+            return Outcome::InternalError;
+        };
+        let Some(v) = merge_json(rec.aux.as_ref(), aux) else {
+            return Outcome::NotModified;
+        };
+        rec.aux = v;
+        rec.updated = cx.now;
+        acc.batch.push(WriteOp::PutTopic(rec.clone()));
+        self.rec = Some(rec);
+        // Other attached sessions learn that aux changed.
+        let sids: Vec<_> = self
+            .attached
+            .iter()
+            .filter(|(sid, _)| **sid != req.sid)
+            .map(|(sid, a)| (*sid, self.view_of(a.uid)))
+            .collect();
+        for (sid, view) in sids {
+            let frame = encode(&ServerMsg::Pres(Pres {
+                topic: view,
+                src: Some(req.uid.usr()),
+                what: "aux",
+                ..Pres::default()
+            }));
+            acc.after.push(TopicOut::Deliver {
+                frame,
+                batches: super::group_by_shard([sid], self.n_shards),
+            });
+        }
+        Outcome::Ok
+    }
+}
+
+/// The credential value as a string (`val` may be a JSON string or another scalar).
+pub(crate) fn cred_value(c: &Credential) -> Option<String> {
+    let v = match c.val.as_ref()? {
+        Value::String(s) => s.trim().to_lowercase(),
+        Value::Null => return None,
+        other => other.to_string(),
+    };
+    (!v.is_empty()).then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_merge_replaces_merges_and_clears() {
+        let old = r#"{"fn":"Alice","note":"x"}"#.to_string();
+        assert_eq!(
+            merge_json(Some(&old), r#"{"note":"␡","photo":"p"}"#),
+            Some(Some(r#"{"fn":"Alice","photo":"p"}"#.into()))
+        );
+        assert_eq!(merge_json(Some(&old), r#""␡""#), Some(None));
+        assert_eq!(merge_json(None, r#""␡""#), None);
+        assert_eq!(merge_json(Some(&old), r#"{"fn":"Alice"}"#), None);
+        assert_eq!(
+            merge_json(None, r#""text""#),
+            Some(Some(r#""text""#.into()))
+        );
+    }
+}
