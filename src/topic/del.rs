@@ -290,7 +290,9 @@ impl Topic {
                 });
             }
             self.send(req.sid, vec![ok], cx);
-            self.unsubscribe(req.uid, Some(req.sid), as_seen, cx);
+            // The requesting session learns of it too (`pres gone` on `me`): the SDK drops
+            // the contact on that.
+            self.unsubscribe(req.uid, None, as_seen, cx);
             return Ok(());
         }
         // Everyone learns the topic is gone; attached sessions are detached silently.
@@ -335,8 +337,9 @@ impl Topic {
         self.members.clear();
         self.announced = false;
         self.unloaded = true;
-        // The topic only waits to be unloaded; a new `{sub}` finds it gone.
-        self.broken = true;
+        // A new `{sub}` finds the group gone (404); a P2P conversation starts afresh.
+        self.rec = None;
+        self.seq = 0;
         let reply = Reply {
             sid: Some(req.sid),
             id: id.map(str::to_owned),

@@ -282,8 +282,13 @@ impl Topic {
                         }
                     }
                 }
-                public = desc.public.map(|r| r.get().to_owned());
-                private = desc.private.map(|r| r.get().to_owned());
+                // `␡` values mean "no such key" on creation too.
+                public = desc
+                    .public
+                    .and_then(|r| super::set::merge_json(None, r.get()).flatten());
+                private = desc
+                    .private
+                    .and_then(|r| super::set::merge_json(None, r.get()).flatten());
             }
             if let Some(mode) = set.sub.and_then(|s| s.mode) {
                 match AccessMode::parse(&mode) {

@@ -59,7 +59,15 @@ impl Topic {
         }
         if bits & what::SUB != 0 {
             let opts = query.sub.clone().unwrap_or_default();
-            frames.push(self.sub_frame(req, id, as_seen, ims_of(&query.sub), opts.limit, cx));
+            frames.push(self.sub_frame(
+                req,
+                id,
+                as_seen,
+                ims_of(&query.sub),
+                opts.limit,
+                opts.user.as_deref(),
+                cx,
+            ));
         }
         if bits & what::TAGS != 0 {
             frames.push(self.tags_frame(req, id, as_seen, cx));
@@ -130,6 +138,26 @@ impl Topic {
                     }
                     _ => None,
                 };
+                if self.rec.is_none() {
+                    // A P2P conversation not started yet: the peer's public description and
+                    // the access a new conversation would give (what the web app shows
+                    // before the first message).
+                    if let Some(p) = &peer {
+                        desc.created = Some(Ts(p.created));
+                        desc.updated = Some(Ts(p.updated));
+                        desc.public = p.public.as_deref().map(raw);
+                        desc.trusted = p.trusted.as_deref().map(raw);
+                        let m = match req.level {
+                            crate::access::AuthLevel::Anon => p.access.anon,
+                            _ => p.access.auth,
+                        };
+                        desc.acs = Some(crate::proto::server::AccessOut {
+                            want: String::new(),
+                            given: String::new(),
+                            mode: m.to_string(),
+                        });
+                    }
+                }
                 if let Some(r) = &self.rec {
                     let updated = peer
                         .as_ref()
@@ -219,12 +247,19 @@ impl Topic {
         as_seen: &str,
         ims: Option<UnixMillis>,
         limit: Option<i64>,
+        user: Option<&str>,
         cx: &mut TopicCx<'_>,
     ) -> Bytes {
         let mut subs = match self.kind {
             TopicKind::Me(uid) => self.me_subs(uid, ims, cx),
             TopicKind::Fnd(_) => self.fnd_results(req, cx),
-            TopicKind::Group | TopicKind::P2p(..) => self.group_subs(req, ims, cx),
+            TopicKind::Group | TopicKind::P2p(..) => {
+                let mut subs = self.group_subs(req, ims, cx);
+                if let Some(u) = user.filter(|u| !u.is_empty()) {
+                    subs.retain(|s| s.user.as_deref() == Some(u));
+                }
+                subs
+            }
             TopicKind::Sys => Vec::new(),
         };
         let max = cx.limits.max_results;

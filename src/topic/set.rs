@@ -636,10 +636,7 @@ impl Topic {
                     &limits.restricted_tags,
                     limits.max_tag_count,
                 )
-                .map_err(|e| match e {
-                    TagError::Restricted => Outcome::PermissionDenied,
-                    TagError::TooMany => Outcome::Malformed,
-                })?;
+                .map_err(|TagError::Restricted| Outcome::PermissionDenied)?;
                 if new == user.tags {
                     return Ok(None);
                 }

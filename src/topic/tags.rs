@@ -42,8 +42,9 @@ pub fn is_restricted(tag: &str, restricted: &[String]) -> bool {
 }
 
 /// Applies a user's new tag list over `old`. Restricted tags cannot be added or removed by the
-/// user: the request may omit them (they are kept as they are) or repeat them exactly; any
-/// other restricted tag is refused. Returns the merged, normalised list.
+/// user: the request must repeat exactly the restricted tags `old` has (as the reference
+/// demands); anything else in those namespaces is refused. Tags beyond `max_count` are
+/// dropped, as normalisation does. Returns the merged, normalised list.
 pub fn merge_user_tags(
     old: &[String],
     requested: Vec<String>,
@@ -59,19 +60,18 @@ pub fn merge_user_tags(
         .iter()
         .filter(|t| is_restricted(t, restricted))
         .collect();
-    if !new_restricted.is_empty() && new_restricted != old_restricted {
+    if new_restricted != old_restricted {
         return Err(TagError::Restricted);
     }
+    // Restricted tags are kept first; the user's own fill what is left of `max_count`.
+    let room = max_count.saturating_sub(old_restricted.len());
     let mut merged: Vec<String> = requested
         .into_iter()
         .filter(|t| !is_restricted(t, restricted))
+        .take(room)
         .collect();
     merged.extend(old_restricted.into_iter().cloned());
     merged.sort();
-    merged.dedup();
-    if merged.len() > max_count {
-        return Err(TagError::TooMany);
-    }
     Ok(merged)
 }
 
@@ -80,8 +80,6 @@ pub fn merge_user_tags(
 pub enum TagError {
     /// A restricted namespace would change (403).
     Restricted,
-    /// More than the allowed number of tags (400).
-    TooMany,
 }
 
 /// A parsed `fnd` query: every group must match (AND), any tag within a group suffices (OR).
@@ -192,10 +190,10 @@ mod tests {
     fn restricted_namespaces_cannot_be_changed_by_users() {
         let r = v(&["basic", "email"]);
         let old = v(&["basic:alice", "hiking"]);
-        // Restricted tags absent from the request are kept.
+        // Dropping a restricted tag is refused.
         assert_eq!(
             merge_user_tags(&old, v(&["Chess"]), &r, 16),
-            Ok(v(&["basic:alice", "chess"]))
+            Err(TagError::Restricted)
         );
         // Adding or changing one is refused.
         assert_eq!(
@@ -208,8 +206,8 @@ mod tests {
             Ok(v(&["basic:alice", "go"]))
         );
         assert_eq!(
-            merge_user_tags(&old, v(&["a1", "a2"]), &r, 2),
-            Err(TagError::TooMany)
+            merge_user_tags(&old, v(&["basic:alice", "a1", "a2"]), &r, 2),
+            Ok(v(&["a1", "basic:alice"]))
         );
     }
 
