@@ -27,7 +27,7 @@ pub async fn run(mut ws: WebSocketStream<TcpStream>, hub: Arc<Hub>) -> Result<()
         uid: None,
         attached: HashMap::new(),
     };
-    let mut queued: Vec<Message> = Vec::with_capacity(BATCH);
+    let mut queued: Vec<Message> = Vec::new();
     let mut replies: Vec<String> = Vec::new();
     let res = loop {
         tokio::select! {
