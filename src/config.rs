@@ -22,6 +22,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub store: StoreConfig,
     pub topic: TopicConfig,
+    pub web: WebConfig,
 }
 
 /// Where clients connect.
@@ -280,6 +281,27 @@ impl Default for TopicConfig {
     }
 }
 
+/// Static files served over plain HTTP (the official web app, for instance).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Directory whose files are served; empty (the default) disables static serving, so a
+    /// server that only speaks the protocol exposes no file system at all.
+    pub static_dir: PathBuf,
+    /// URL prefix the directory is served under. `/` (the default) is where the web app
+    /// expects to be: it then talks to the server on the page's own host and port.
+    pub static_mount: String,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            static_dir: PathBuf::new(),
+            static_mount: "/".into(),
+        }
+    }
+}
+
 /// Errors while loading the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -334,6 +356,20 @@ impl Config {
         if self.topic.max_history == 0 {
             return bad("topic.max_history must be > 0");
         }
+        let mount = &self.web.static_mount;
+        if !mount.starts_with('/') || mount.contains(['?', '#', '%', '\\']) || mount.contains("//")
+        {
+            return bad("web.static_mount must be a URL path starting with '/'");
+        }
+        if mount.split('/').any(|s| s == "." || s == "..") {
+            return bad("web.static_mount must not contain '.' or '..' segments");
+        }
+        if !self.web.static_dir.as_os_str().is_empty() && !self.web.static_dir.is_dir() {
+            return Err(ConfigError::Invalid(format!(
+                "web.static_dir is not a directory: {}",
+                self.web.static_dir.display()
+            )));
+        }
         Ok(())
     }
 }
@@ -349,5 +385,22 @@ mod tests {
         assert_eq!(c.session.max_message_size, 4096);
         assert_eq!(c.ws.read_buffer, 4096);
         assert!(toml::from_str::<Config>("[session]\nmax_mesage_size = 1\n").is_err());
+    }
+
+    #[test]
+    fn static_mount_and_dir_are_checked() {
+        let with = |toml_text: &str| toml::from_str::<Config>(toml_text).unwrap().validate();
+        assert!(with("[web]\nstatic_mount = \"/app\"\n").is_ok());
+        assert!(with("[web]\nstatic_mount = \"/app/\"\n").is_ok());
+        assert!(with("[web]\nstatic_mount = \"app\"\n").is_err());
+        assert!(with("[web]\nstatic_mount = \"/a/../b\"\n").is_err());
+        assert!(with("[web]\nstatic_mount = \"/a?b\"\n").is_err());
+        assert!(with("[web]\nstatic_dir = \"/nonexistent/coretalk/web\"\n").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[web]\nstatic_dir = {:?}\n",
+            dir.path().display().to_string()
+        );
+        assert!(with(&text).is_ok());
     }
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, Rust unit/integration/tidy tests, bench smoke runs,
-# and the end-to-end tests with the official tinode-sdk under Node (npm packages installed here).
+# the end-to-end tests with the official tinode-sdk under Node (npm packages installed here), and
+# the official web app driven in headless Chromium (tests/webapp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,16 @@ command -v node >/dev/null || { echo "node is required for the SDK tests (apt-ge
   cd tests/e2e
   npm ci --no-audit --no-fund --loglevel=error
   CORETALK_BIN="${CARGO_TARGET_DIR:-$PWD/../../target}/debug/coretalk" npm test
+)
+
+step "Web app in a browser (tests/webapp, tinode-webapp in headless Chromium)"
+[ -x /usr/bin/chromium ] || { echo "chromium is required for the web app test (apt-get install chromium)"; exit 1; }
+bin="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/coretalk"
+(
+  cd tests/webapp
+  npm ci --no-audit --no-fund --loglevel=error
+  node prepare.js
+  CORETALK_BIN="$bin" npm test
 )
 
 step "all tests passed"

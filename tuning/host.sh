@@ -30,6 +30,7 @@ SETTINGS=(
   "net.ipv4.tcp_mem|triple|@tcp_mem"
   "net.ipv4.tcp_rmem|buffer|4096 16384"
   "net.ipv4.tcp_wmem|buffer|4096 16384"
+  "fs.nr_open|min|1048576"
   "fs.file-max|min|2097152"
 )
 

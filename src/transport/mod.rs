@@ -1,11 +1,13 @@
 //! The edge: sockets and bytes. Accepts TCP connections on a shard's listener, reads the HTTP
 //! request head, and routes it: `/v0/channels` to the WebSocket transport, `/debug/vars` to the
-//! stats page, anything else to a JSON 404.
+//! stats page, paths under `web.static_mount` (when `web.static_dir` is set) to the static file
+//! server, anything else to a JSON 404. The protocol paths keep priority over the static mount.
 //!
 //! Transports talk to the protocol only through the shard's public entry points (open a
 //! session, hand it a frame, close it) and the session's [`crate::shard::Outbox`].
 
 pub mod http;
+pub mod static_files;
 pub mod ws;
 
 use std::rc::Rc;
@@ -67,6 +69,10 @@ async fn connection(mut stream: TcpStream, cfg: &Config) {
         "/debug/vars" => {
             let body = with(|ctx| ctx.stats_json());
             respond(&mut stream, 200, "OK", "application/json", &body).await
+        }
+        // New protocol endpoints go above this arm: the mount may be `/`.
+        path if static_files::mounted(&cfg.web, path) => {
+            static_files::serve(&mut stream, &head, &cfg.web).await
         }
         _ => {
             let body = ctrl_body(404, "not found", now());
