@@ -595,6 +595,45 @@ export async function join(tn, name, setParams) {
   return topic;
 }
 
+/** Resolve with the ctrl code of an SDK request, whether it resolved (2xx/3xx) or rejected. */
+export function replyCode(promise) {
+  return promise.then(
+    (ctrl) => (ctrl && ctrl.code) || 200,
+    (err) => (err && err.code) || String(err),
+  );
+}
+
+/**
+ * An access mode as plain strings {want, given, mode}, whether it came through the SDK (its JSON
+ * reviver turns every "acs" into an AccessMode object) or raw from request().
+ */
+export function acsOf(acs) {
+  if (!acs) return acs;
+  if (typeof acs.getWant === 'function') return { want: acs.getWant(), given: acs.getGiven(), mode: acs.getMode() };
+  return { want: acs.want, given: acs.given, mode: acs.mode };
+}
+
+/**
+ * Independent checks that should all be reported: `await soft(() => assert...)` records a failure
+ * instead of throwing; `soft.done()` throws one error listing them all.
+ */
+export function softAsserts() {
+  const errors = [];
+  const soft = async (fn) => {
+    try {
+      await fn();
+    } catch (err) {
+      // A generated assertion message spans lines (actual/expected diff): keep it, on one line.
+      const msg = err && err.message ? err.message : String(err);
+      errors.push(err && err.generatedMessage ? msg.replace(/\s*\n\s*/g, ' ') : msg.split('\n')[0]);
+    }
+  };
+  soft.done = () => {
+    if (errors.length) throw new Error(`${errors.length} check(s) failed:\n- ${errors.join('\n- ')}`);
+  };
+  return soft;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Scenario wrapper
 

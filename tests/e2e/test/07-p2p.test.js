@@ -12,6 +12,7 @@ import {
   signUp,
   uniqueLogin,
   login,
+  disconnect,
   attachMe,
   fetchMeSubs,
   record,
@@ -90,6 +91,7 @@ scenario('p2p: subscribing to usr<B> creates the topic, each side names it by th
   const pB = b.tn.getTopic(a.uid);
   const ctrlB = await pB.subscribe(pB.startMetaQuery().withDesc().withSub().build());
   assert.equal(ctrlB.code, 200, `{sub ${a.uid}} answers 200, got ${JSON.stringify(ctrlB)}`);
+  await flush(); // B's subscription already existed: its acs arrives in {meta desc}, handled after the ctrl
   assert.equal(ctrlB.topic, a.uid);
   assert.equal(pB.name, a.uid);
   assertBits(pB.getAccessMode(), 'JRWPA', "B's P2P access");
@@ -113,6 +115,7 @@ scenario('p2p: a user\'s defacs decides what new P2P peers may do', async () => 
   // C only lets new contacts read (defacs.auth JRP; the server forces A into user defacs).
   const cLogin = uniqueLogin('carol');
   const c = await signUp(cLogin, 'pw-carol', 'Carol', { label: 'Carol' });
+  await attachMe(c.tn); // {set me desc} needs an attached me (3.6)
   const setDef = await c.tn.setMeta('me', { desc: { defacs: { auth: 'JRP', anon: 'N' } } });
   assert.equal(setDef.code, 200, `{set me desc defacs} answers 200, got ${JSON.stringify(setDef)}`);
   const a = await newUser('Alice');
@@ -128,6 +131,7 @@ scenario('p2p: a user\'s defacs decides what new P2P peers may do', async () => 
   // C's own side: given is what A's defacs (default JRWPAS) allows, masked to the P2P mode.
   const pC = c.tn.getTopic(a.uid);
   await pC.subscribe(pC.startMetaQuery().withDesc().build());
+  await flush(); // C's subscription already existed: its acs arrives in {meta desc}
   const acsC = pC.getAccessMode();
   assert.ok(acsC.isJoiner('given') && acsC.isReader('given') && acsC.isWriter('given') && acsC.isApprover('given'),
     `C's given comes from A's default defacs (JRWPA in P2P): ${acsC}`);
@@ -146,21 +150,27 @@ scenario('p2p: messages both ways, history, read/recv receipts, typing, peer on/
   const a = await newUser('Alice');
   const b = await newUser('Bob');
 
+  // A is on `me`: a P2P peer's online state reaches A as {pres topic:"me" src:<peer> what:"on"/"off"},
+  // which the SDK applies to the very topic object of the chat (contacts and P2P topics are the same
+  // objects). The reference sends topic-level on/off only in group topics (5.8).
+  await attachMe(a.tn);
   const pA = a.tn.getTopic(b.uid);
   const dataA = record(pA, 'onData');
   const infoA = record(pA, 'onInfo');
-  const presA = record(pA, 'onPres');
   await pA.subscribe(pA.startMetaQuery().withDesc().withSub().build());
+  assert.ok(!pA.online, 'B is not online yet');
 
   const pB = b.tn.getTopic(a.uid);
   const dataB = record(pB, 'onData');
   const infoB = record(pB, 'onInfo');
   await pB.subscribe(pB.startMetaQuery().withDesc().withSub().build());
 
-  // A sees B come online inside the P2P topic (src = B's id, topic = B's id as A names it).
-  const onB = await waitForEvent(presA, (p) => p.what === 'on' && p.src === b.uid,
-    `A: {pres topic:${b.uid} src:${b.uid} what:"on"} when B attaches`);
-  assert.equal(onB.topic, b.uid);
+  // B comes online (attaches its me): A's chat with B shows B online.
+  const meB = await attachMe(b.tn);
+  const onB = await waitForFrame(a.tn, 'pres', (p) => p.topic === 'me' && p.src === b.uid && p.what === 'on',
+    `A: {pres topic:"me" src:${b.uid} what:"on"} when B comes online`);
+  assert.ok(onB);
+  await waitFor(() => pA.online === true, "A's P2P topic object shows B online");
 
   // A → B.
   const pub1 = await publish(pA, 'hello Bob');
@@ -173,6 +183,12 @@ scenario('p2p: messages both ways, history, read/recv receipts, typing, peer on/
   const echo1 = await waitForFrame(a.tn, 'data', (d) => d.seq === 1, 'echo of seq 1');
   assert.equal(echo1.topic, b.uid, "A's own echo arrives on the topic named by B's id");
 
+  // B's SDK acknowledges receipt by itself ({note recv seq:1} 100 ms later); A gets {info what:"recv"}.
+  // (Waited for before B publishes: publishing moves B's own recv to the new seq.)
+  const recv = await waitForEvent(infoA, (i) => i.what === 'recv' && i.from === b.uid && i.seq === 1,
+    'A: {info what:"recv" seq:1 from:B}');
+  assert.equal(recv.topic, b.uid);
+
   // B → A.
   const pub2 = await publish(pB, 'hi Alice');
   assert.equal(pub2.params.seq, 2);
@@ -180,17 +196,15 @@ scenario('p2p: messages both ways, history, read/recv receipts, typing, peer on/
   assert.equal(d2.topic, b.uid);
   assert.equal(d2.content, 'hi Alice');
 
-  // The SDK acknowledges receipt by itself ({note recv}); the peer gets {info what:"recv"}.
-  const recv = await waitForEvent(infoA, (i) => i.what === 'recv' && i.from === b.uid && i.seq >= 1,
-    'A: {info what:"recv" from:B}');
-  assert.equal(recv.topic, b.uid);
-
-  // B marks seq 1 read → A gets {info what:"read" seq:1 from:B}.
-  pB.noteRead(1);
-  const read = await waitForEvent(infoA, (i) => i.what === 'read' && i.from === b.uid, 'A: {info what:"read" from:B}');
-  assert.equal(read.topic, b.uid);
-  assert.equal(read.seq, 1);
-  await waitFor(() => pA.msgReadCount(1) === 1, 'A: the SDK counts seq 1 as read by B');
+  // A marks B's message read → B gets {info what:"read" seq:2 from:A} (checked on the wire: the SDK
+  // also synthesises a "read" info from the sender of every incoming message).
+  const sinceRead = mark(b.tn);
+  pA.noteRead(2);
+  const read = await waitForFrame(b.tn, 'info', (i) => i.what === 'read' && i.from === a.uid,
+    'B: {info what:"read" from:A}', { since: sinceRead });
+  assert.equal(read.topic, a.uid);
+  assert.equal(read.seq, 2);
+  await waitFor(() => pB.msgReadCount(2) === 1, 'B: the SDK counts seq 2 as read by A');
 
   // Typing: B → A gets {info what:"kp" from:B}; B gets nothing about itself.
   const sinceB = mark(b.tn);
@@ -222,20 +236,20 @@ scenario('p2p: messages both ways, history, read/recv receipts, typing, peer on/
   // desc of the P2P topic for A: seq 2, read/recv as stored (A published seq 1, read 2 not yet).
   assert.equal(pA2.seq, 2, 'desc.seq of the P2P topic');
 
-  // B leaves → A sees B off inside the topic.
-  await pB.leave(false);
-  const offB = await waitForEvent(presA, (p) => p.what === 'off' && p.src === b.uid,
-    `A: {pres topic:${b.uid} src:${b.uid} what:"off"} when B detaches`);
-  assert.equal(offB.topic, b.uid);
-  assert.equal(pA.subscriber(b.uid).online, false);
-
   // Detached B gets pres msg on me for A's next message (3.3).
-  const meB = await attachMe(b.tn);
+  await pB.leave(false);
   const presMeB = record(meB, 'onPres');
   const pub3 = await publish(pA, 'are you there?');
   const msg = await waitForEvent(presMeB, (p) => p.what === 'msg' && p.src === a.uid,
     `B: {pres topic:"me" src:${a.uid} what:"msg"}`);
   assert.equal(msg.seq, pub3.params.seq);
+
+  // B goes offline (its last session closes): after the ~4 s linger A's chat shows B offline.
+  const sinceOff = mark(a.tn);
+  disconnect(b.tn);
+  await waitForFrame(a.tn, 'pres', (p) => p.topic === 'me' && p.src === b.uid && p.what === 'off',
+    `A: {pres topic:"me" src:${b.uid} what:"off"}`, { since: sinceOff, timeout: 9000 });
+  await waitFor(() => pA.online === false, "A's P2P topic object shows B offline");
 
   assertNoP2PName(a.tn, b.tn, a2.tn);
 });

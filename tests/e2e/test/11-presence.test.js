@@ -23,6 +23,7 @@ import {
   publish,
   flush,
   sleep,
+  softAsserts,
 } from '../harness.js';
 
 useServer();
@@ -117,16 +118,17 @@ scenario('me: pres ua when the most recently active session has another user age
 });
 
 scenario('me: pres upd when a contact changes its public; group public change â†’ pres upd to members', async () => {
+  const soft = softAsserts();
   const { a, b } = await contacts();
   const meA = await attachMe(a.tn);
   const meB = await attachMe(b.tn);
-  await waitFor(() => meA.getContact(b.uid), 'B in A\'s contacts');
+  await soft(async () => waitFor(() => meA.getContact(b.uid), 'B in A\'s contacts'));
 
   const since = mark(a.tn);
   const r = await meB.setMeta({ desc: { public: { fn: 'Robert' } } });
-  assert.equal(r.code, 200);
-  await waitForFrame(a.tn, 'pres', isPres('me', b.uid, 'upd'), `{pres topic:"me" src:${b.uid} what:"upd"}`, { since });
-  await waitFor(() => meA.getContact(b.uid).public?.fn === 'Robert', "the SDK refetched B's public after pres upd");
+  await soft(async () => assert.equal(r.code, 200));
+  await soft(async () => waitForFrame(a.tn, 'pres', isPres('me', b.uid, 'upd'), `{pres topic:"me" src:${b.uid} what:"upd"}`, { since }));
+  await soft(async () => waitFor(() => meA.getContact(b.uid).public?.fn === 'Robert', "the SDK refetched B's public after pres upd"));
 
   // Group: the owner changes the topic's public; a member on me (not attached) gets pres upd src=grp.
   const grp = await createGroup(b.tn, { name: 'Before' });
@@ -137,9 +139,10 @@ scenario('me: pres upd when a contact changes its public; group public change â†
   const since2 = mark(a.tn);
   const sinceB = mark(b.tn);
   await grp.setMeta({ desc: { public: { fn: 'After' } } });
-  await waitForFrame(a.tn, 'pres', isPres('me', grp.name, 'upd'), `{pres topic:"me" src:${grp.name} what:"upd"}`, { since: since2 });
-  await waitFor(() => meA.getContact(grp.name)?.public?.fn === 'After', 'the SDK refetched the group public');
+  await soft(async () => waitForFrame(a.tn, 'pres', isPres('me', grp.name, 'upd'), `{pres topic:"me" src:${grp.name} what:"upd"}`, { since: since2 }));
+  await soft(async () => waitFor(() => meA.getContact(grp.name)?.public?.fn === 'After', 'the SDK refetched the group public'));
   await expectNoFrame(b.tn, 'pres', (p) => p.what === 'upd' && p.src === grp.name, 'pres upd for the actor\'s own session', { since: sinceB, ms: 100 });
+  soft.done();
 });
 
 scenario('me: read/recv/unsub in one session are mirrored to the same user\'s other sessions', async () => {

@@ -23,6 +23,7 @@ import {
   publish,
   expectCode,
   flush,
+  softAsserts,
 } from '../harness.js';
 
 const ROOT_LOGIN = `root${randomSuffix()}`;
@@ -82,6 +83,7 @@ scenario('sys: root may subscribe and receives what users publish there', async 
 });
 
 scenario('suspension: root {acc user status:"susp"} evicts the user (205), blocks login (403), hides from search', async () => {
+  const soft = softAsserts();
   const root = await rootSession();
   const s = randomSuffix(3);
   const x = await signUp(`susp${s}`, 'pw-suspended', 'Suspect', { label: 'Suspect', tags: [`suspect${s}`] });
@@ -91,36 +93,37 @@ scenario('suspension: root {acc user status:"susp"} evicts the user (205), block
   const m = await newUser('Member');
   const grpM = await join(m.tn, grp.name);
   const searcher = await newUser('Searcher');
-  assert.deepEqual(await search(searcher.tn, `suspect${s}`), [x.uid], 'found before suspension');
+  await soft(async () => assert.deepEqual(await search(searcher.tn, `suspect${s}`), [x.uid], 'found before suspension'));
 
   // Only root may change another account's status.
-  assert.equal(await requestCode(m.tn, { acc: { user: x.uid, status: 'susp' } }), 403, 'non-root {acc status}');
+  await soft(async () => assert.equal(await requestCode(m.tn, { acc: { user: x.uid, status: 'susp' } }), 403, 'non-root {acc status}'));
 
   const s1 = mark(x.tn);
   const s2 = mark(x2.tn);
   const susp = await request(root.tn, { acc: { user: x.uid, status: 'susp' } });
-  assert.equal(susp.ctrl?.code, 200, `root suspends: ${JSON.stringify(susp)}`);
+  await soft(async () => assert.equal(susp.ctrl?.code, 200, `root suspends: ${JSON.stringify(susp)}`));
   for (const [tn, since] of [[x.tn, s1], [x2.tn, s2]]) {
     const ev = await waitForFrame(tn, 'ctrl', (c) => c.code === 205 && !c.topic, '205 evicted (session dropped)', { since });
-    assert.equal(ev.text, 'evicted');
+    await soft(async () => assert.equal(ev.text, 'evicted'));
   }
-  assert.equal(await requestCode(root.tn, { acc: { user: x.uid, status: 'susp' } }), 304, 'suspending again → 304');
+  await soft(async () => assert.equal(await requestCode(root.tn, { acc: { user: x.uid, status: 'susp' } }), 304, 'suspending again → 304'));
 
-  await expectCode(login(`susp${s}`, 'pw-suspended', { label: 'Suspect-3' }), 403, 'login of a suspended user');
-  await expectCode(loginToken(x.token, { label: 'Suspect-4' }), 403, 'token login of a suspended user');
+  await soft(async () => expectCode(login(`susp${s}`, 'pw-suspended', { label: 'Suspect-3' }), 403, 'login of a suspended user'));
+  await soft(async () => expectCode(loginToken(x.token, { label: 'Suspect-4' }), 403, 'token login of a suspended user'));
   // Topics owned by a suspended user are read-only (3.2).
-  assert.equal(await requestCode(m.tn, { pub: { topic: grp.name, content: 'anyone?' } }), 403,
-    "publishing to a suspended user's group");
+  await soft(async () => assert.equal(await requestCode(m.tn, { pub: { topic: grp.name, content: 'anyone?' } }), 403,
+    "publishing to a suspended user's group"));
   void grpM;
   // Search: hidden for ordinary users, visible to root.
-  assert.deepEqual(await search(searcher.tn, `suspect${s}`), [], 'suspended users are not found by ordinary users');
-  assert.deepEqual(await search(root.tn, `suspect${s}`), [x.uid], 'root finds suspended users');
+  await soft(async () => assert.deepEqual(await search(searcher.tn, `suspect${s}`), [], 'suspended users are not found by ordinary users'));
+  await soft(async () => assert.deepEqual(await search(root.tn, `suspect${s}`), [x.uid], 'root finds suspended users'));
 
   // Unsuspend: the user can log in again.
-  assert.equal(await requestCode(root.tn, { acc: { user: x.uid, status: 'ok' } }), 200, 'root unsuspends');
+  await soft(async () => assert.equal(await requestCode(root.tn, { acc: { user: x.uid, status: 'ok' } }), 200, 'root unsuspends'));
   const back = await login(`susp${s}`, 'pw-suspended', { label: 'Suspect-5' });
-  assert.equal(back.uid, x.uid);
-  assert.deepEqual(await search(searcher.tn, `suspect${s}`), [x.uid], 'found again after unsuspension');
+  await soft(async () => assert.equal(back.uid, x.uid));
+  await soft(async () => assert.deepEqual(await search(searcher.tn, `suspect${s}`), [x.uid], 'found again after unsuspension'));
+  soft.done();
 });
 
 scenario('root deletes another account; a non-root cannot', async () => {
