@@ -28,6 +28,10 @@ pub(crate) struct Contact {
     pub(crate) mode: AccessMode,
     pub(crate) online: bool,
     pub(crate) ua: String,
+    /// Added since `me` loaded (a new conversation): the client learns the peer's state from
+    /// the `{get sub}` it sends on `pres acs`, so the first `on` is not shown (a `pres` for a
+    /// contact the client does not know yet breaks the web app).
+    pub(crate) fresh: bool,
 }
 
 impl Contact {
@@ -48,6 +52,7 @@ impl Contact {
             mode: sub.want.and(sub.given),
             online: false,
             ua: String::new(),
+            fresh: false,
         })
     }
 }
@@ -213,9 +218,12 @@ impl Topic {
                 match cx.store.sub(&topic, uid) {
                     Ok(Some(sub)) if sub.deleted.is_none() => {
                         if let Some(mut c) = Contact::from_sub(uid, &sub) {
-                            if let Some(old) = self.contacts.get(&topic) {
-                                c.online = old.online;
-                                c.ua = old.ua.clone();
+                            match self.contacts.get(&topic) {
+                                Some(old) => {
+                                    c.online = old.online;
+                                    c.ua = old.ua.clone();
+                                }
+                                None => c.fresh = true,
                             }
                             let new_p2p = c.peer.filter(|_| !self.contacts.contains_key(&topic));
                             self.contacts.insert(topic.clone(), c);
@@ -246,7 +254,7 @@ impl Topic {
         let view = c.view.clone();
         match ev {
             ContactEvent::On { peer, ua, reply } => {
-                let was = c.online;
+                let was = c.online || std::mem::take(&mut c.fresh);
                 c.online = true;
                 c.ua = ua.clone();
                 if reply {

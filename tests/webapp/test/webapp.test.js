@@ -52,6 +52,19 @@ const CONSOLE_ALLOW = [
   [/favicon\.ico/, 'favicon'],
 ];
 
+// Page exceptions that are defects of the app itself, each with the exact place it is thrown.
+const PAGE_ERROR_ALLOW = [
+  // tinode-sdk 0.25.3 me-topic _routePres calls onContactUpdate('acs', undefined) for a
+  // {pres what:"acs"} about a contact it does not know yet (a new P2P conversation: the peer
+  // is told with pres acs, as the protocol requires and the reference server does), and the
+  // app's tnMeContactUpdate reads `.topic` of that undefined contact. The SDK has already asked
+  // for the subscription ({get me sub}) by then, and the contact appears; nothing is lost.
+  [
+    /Cannot read properties of undefined \(reading 'topic'\)[\s\S]*tnMeContactUpdate[\s\S]*_refreshContact[\s\S]*_routePres/,
+    "app defect: onContactUpdate('acs') for an unknown contact",
+  ],
+];
+
 const RUN = randomBytes(3).toString('hex');
 const T0 = Date.now();
 const stamp = () => `+${((Date.now() - T0) / 1000).toFixed(3)}s`;
@@ -168,7 +181,15 @@ class User {
       ws.on('socketerror', (e) => this.problem('websocket error', String(e)));
       ws.on('close', () => this.log('== websocket closed'));
     });
-    page.on('pageerror', (e) => this.problem('uncaught exception', `${e.message}\n${e.stack || ''}`));
+    page.on('pageerror', (e) => {
+      const text = `${e.message}\n${e.stack || ''}`;
+      const allowed = PAGE_ERROR_ALLOW.find(([re]) => re.test(text));
+      if (allowed) {
+        this.log(`.. page exception (allowed: ${allowed[1]}): ${text}`);
+        return;
+      }
+      this.problem('uncaught exception', text);
+    });
     page.on('console', (m) => {
       const text = m.text();
       if (m.type() !== 'error' && m.type() !== 'warning') return;
@@ -473,6 +494,10 @@ test('reopening a chat: alice returns to the group from her contact list', { tim
     await openFromContacts(alice, group.name);
     await visible(alice.page.locator('#topic-title', { hasText: group.name }));
     for (const text of group.messages) await seesMessage(alice, text);
+  });
+  await step('bob, who moved on to the p2p chat, reopens the group from his contacts', async () => {
+    await openFromContacts(bob, group.name);
+    await visible(bob.page.locator('#topic-title', { hasText: group.name }));
   });
   const more = `back again ${RUN}`;
   await step('alice posts after reopening, bob sees it live', async () => {
