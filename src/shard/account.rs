@@ -142,7 +142,7 @@ impl ShardCtx {
         let Some(rec) = rec else {
             return self.auth_fail(sid, id.as_deref(), Outcome::AuthFailed);
         };
-        let level = if self.cfg.auth.root_users.iter().any(|r| *r == login) {
+        let level = if self.cfg.auth.root_users.contains(&login) {
             AuthLevel::Root
         } else {
             rec.level
@@ -285,7 +285,7 @@ impl ShardCtx {
         tags.truncate(self.cfg.topic.max_tag_count);
         let level = if anonymous {
             AuthLevel::Anon
-        } else if self.cfg.auth.root_users.iter().any(|r| *r == login) {
+        } else if self.cfg.auth.root_users.contains(&login) {
             AuthLevel::Root
         } else {
             AuthLevel::Auth
@@ -346,7 +346,7 @@ impl ShardCtx {
         ];
         let ticket = self.ticket();
         let (sid, id) = (w.sid, w.id.clone());
-        self.store_waiters.insert(ticket, StoreWaiter::Account(*w));
+        self.store_waiters.insert(ticket, StoreWaiter::Account(w));
         if let Err(e) = self.submit(ticket, batch) {
             self.store_waiters.remove(&ticket);
             log::error!("account creation refused by the store: {e}");

@@ -81,7 +81,7 @@ struct TopicSlot {
 /// What waits for a store write.
 enum StoreWaiter {
     Topic { topic: String, token: u64 },
-    Account(account::CreateWaiter),
+    Account(Box<account::CreateWaiter>),
     Change(account::ChangeWaiter),
 }
 
@@ -614,7 +614,7 @@ impl ShardCtx {
                     Some(StoreWaiter::Topic { topic, token }) => {
                         self.topic_persisted(topic, token, res)
                     }
-                    Some(StoreWaiter::Account(w)) => self.account_stored(w, res),
+                    Some(StoreWaiter::Account(w)) => self.account_stored(*w, res),
                     Some(StoreWaiter::Change(w)) => self.change_stored(w, res),
                     None => {}
                 },

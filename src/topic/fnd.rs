@@ -63,7 +63,7 @@ impl Topic {
                     trusted: user.trusted.as_deref().map(raw),
                     ..SubOut::default()
                 });
-            } else if owner.starts_with("grp") {
+            } else if let Some(body) = owner.strip_prefix("grp").map(str::to_owned) {
                 let Ok(Some(rec)) = cx.store.topic(&owner) else {
                     continue;
                 };
@@ -80,7 +80,7 @@ impl Topic {
                     })
                     .unwrap_or(0);
                 let (name, mode) = if rec.is_chan {
-                    (format!("chn{}", &owner[3..]), AccessMode::CHAN_READER)
+                    (format!("chn{body}"), AccessMode::CHAN_READER)
                 } else {
                     let m = match req.level {
                         AuthLevel::Anon => rec.access.anon,

@@ -240,6 +240,7 @@ impl Topic {
         }))
     }
 
+    #[allow(clippy::too_many_arguments)] // One argument per `{get sub}` option.
     fn sub_frame(
         &self,
         req: &Requester,

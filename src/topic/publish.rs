@@ -160,8 +160,8 @@ impl Topic {
     /// sessions that are not attached here.
     fn notify_unattached(&self, seq: u64, actor: UserId, cx: &mut TopicCx<'_>) {
         // Grouped by (view, is the actor): one frame for each.
-        let mut groups: std::collections::BTreeMap<(String, bool), Vec<(UserId, Vec<SessionId>)>> =
-            Default::default();
+        type Targets = Vec<(UserId, Vec<SessionId>)>;
+        let mut groups: std::collections::BTreeMap<(String, bool), Targets> = Default::default();
         for (uid, m) in &self.members {
             if !m.is_active()
                 || !m.mode().has(AccessMode::READ | AccessMode::PRES)
