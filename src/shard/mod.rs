@@ -393,7 +393,13 @@ impl ShardCtx {
                 out: &mut out,
             };
             slot.topic.handle(req, &mut cx);
-            slot.idle_since = None;
+            // The linger (`topic.idle_unload_ms`) counts from the moment the topic became
+            // idle, not from the next housekeeping tick.
+            slot.idle_since = if slot.topic.is_idle() {
+                Some(slot.idle_since.unwrap_or(cx.now))
+            } else {
+                None
+            };
         }
         self.apply_topic_out(&name, &mut out);
         self.topic_out = out;
