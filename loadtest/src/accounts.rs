@@ -61,7 +61,8 @@ pub async fn create(
                 next.set(i + 1);
                 let mut tries = 0;
                 let acct = loop {
-                    match Session::create_account(&t, dst, srcs.pick(), &logins[i], "secret1").await {
+                    match Session::create_account(&t, dst, srcs.pick(), &logins[i], "secret1").await
+                    {
                         Ok(a) => break a,
                         Err(e) if tries < 3 => {
                             tries += 1;
@@ -87,5 +88,7 @@ pub async fn create(
     let v = Rc::try_unwrap(out)
         .map_err(|_| anyhow::anyhow!("account tasks still running"))?
         .into_inner();
-    Ok(v.into_iter().map(|a| a.expect("every account created")).collect())
+    Ok(v.into_iter()
+        .map(|a| a.expect("every account created"))
+        .collect())
 }

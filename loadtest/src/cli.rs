@@ -371,7 +371,11 @@ impl Workload {
 #[derive(Args, Debug, Clone)]
 pub struct SmokeArgs {
     /// Targets to smoke, in order (missing peers are skipped with a note).
-    #[arg(long, default_value = "coretalk,baseline,nats,mosquitto", value_delimiter = ',')]
+    #[arg(
+        long,
+        default_value = "coretalk,baseline,nats,mosquitto",
+        value_delimiter = ','
+    )]
     pub targets: Vec<String>,
     /// Workloads to run (default all).
     #[arg(long, default_value = "w0,w1,w2,w3,w4,w5,w6", value_delimiter = ',')]

@@ -315,7 +315,8 @@ pub async fn drive(
     }
 }
 
-/// Waits after the window until deliveries stop (500 ms without a new one) or `drain_ms`.
+/// Waits after the window until deliveries stop (500 ms without a new one, or a quarter of
+/// `drain_ms` if that is shorter) or `drain_ms` has passed.
 pub async fn drain(st: &Shared, to_ns: u64, drain_ms: u64) {
     wait_until(to_ns, false).await;
     let deadline = to_ns + drain_ms * 1_000_000;
@@ -329,7 +330,8 @@ pub async fn drain(st: &Shared, to_ns: u64, drain_ms: u64) {
             last = cur;
             quiet_since = now;
         }
-        if now >= deadline || now - quiet_since >= 500_000_000 {
+        let quiet_ns = (drain_ms * 1_000_000 / 4).min(500_000_000);
+        if now >= deadline || now - quiet_since >= quiet_ns {
             return;
         }
     }

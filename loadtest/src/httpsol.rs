@@ -40,10 +40,7 @@ async fn serve(mut s: TcpStream) -> Result<()> {
     let mut tmp = [0u8; 8192];
     loop {
         // Answer every complete request in the buffer.
-        loop {
-            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                break;
-            };
+        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
             let len: usize = head
                 .lines()

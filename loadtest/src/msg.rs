@@ -91,7 +91,9 @@ pub struct RunCmd {
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Cmd {
     /// Open sessions until this worker holds `sessions` (W1).
-    Grow { sessions: usize },
+    Grow {
+        sessions: usize,
+    },
     Run(RunCmd),
     Stop,
 }
@@ -138,6 +140,10 @@ pub enum Ev {
     Ready(WorkerStats),
     Done(WorkerStats),
     /// The target does not offer what this workload needs.
-    Unsupported { msg: String },
-    Fatal { msg: String },
+    Unsupported {
+        msg: String,
+    },
+    Fatal {
+        msg: String,
+    },
 }

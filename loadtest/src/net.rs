@@ -227,8 +227,9 @@ impl HttpConn {
                     self.fill().await?;
                 };
                 let size_txt = String::from_utf8_lossy(&self.buf[..line_end]).to_string();
-                let size = usize::from_str_radix(size_txt.split(';').next().unwrap_or("").trim(), 16)
-                    .map_err(|_| anyhow!("bad chunk size"))?;
+                let size =
+                    usize::from_str_radix(size_txt.split(';').next().unwrap_or("").trim(), 16)
+                        .map_err(|_| anyhow!("bad chunk size"))?;
                 self.buf.drain(..line_end + 2);
                 while self.buf.len() < size + 2 {
                     self.fill().await?;

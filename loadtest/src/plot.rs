@@ -62,21 +62,28 @@ fn latency_vs_load(r: &RunResult, dir: &Path) -> Result<()> {
         .y_desc("latency (µs)")
         .draw()
         .map_err(err)?;
-    let series: [(&str, fn(&crate::report::Point) -> f64); 3] = [
+    type Pick = fn(&crate::report::Point) -> f64;
+    let series: [(&str, Pick); 3] = [
         ("p50", |p| p.latency.p50_us),
         ("p99", |p| p.latency.p99_us),
         ("p99.9", |p| p.latency.p999_us),
     ];
     for (i, (name, f)) in series.iter().enumerate() {
         let c = COLORS[i];
-        let data: Vec<(f64, f64)> = pts.iter().map(|p| (p.offered_per_s, f(p).max(ymin))).collect();
+        let data: Vec<(f64, f64)> = pts
+            .iter()
+            .map(|p| (p.offered_per_s, f(p).max(ymin)))
+            .collect();
         chart
             .draw_series(LineSeries::new(data.clone(), c.stroke_width(2)))
             .map_err(err)?
             .label(*name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c));
         chart
-            .draw_series(data.iter().map(|&(x, y)| Circle::new((x, y), 3, c.filled())))
+            .draw_series(
+                data.iter()
+                    .map(|&(x, y)| Circle::new((x, y), 3, c.filled())),
+            )
             .map_err(err)?;
     }
     chart
@@ -108,7 +115,11 @@ fn throughput(r: &RunResult, dir: &Path) -> Result<()> {
     let op = r.points.first().map(|p| p.op.clone()).unwrap_or_default();
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            format!("{} {}: {op}s per second", r.workload.to_uppercase(), r.target),
+            format!(
+                "{} {}: {op}s per second",
+                r.workload.to_uppercase(),
+                r.target
+            ),
             ("sans-serif", 20),
         )
         .margin(12)
@@ -166,7 +177,11 @@ fn memory(r: &RunResult, ramp: &[serde_json::Value], dir: &Path) -> Result<()> {
     let ymax = data.iter().map(|d| d.1).fold(1.0, f64::max) * 1.1;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            format!("{} {}: server RSS vs sessions", r.workload.to_uppercase(), r.target),
+            format!(
+                "{} {}: server RSS vs sessions",
+                r.workload.to_uppercase(),
+                r.target
+            ),
             ("sans-serif", 20),
         )
         .margin(12)
@@ -184,7 +199,10 @@ fn memory(r: &RunResult, ramp: &[serde_json::Value], dir: &Path) -> Result<()> {
         .draw_series(LineSeries::new(data.clone(), BLUE.stroke_width(2)))
         .map_err(err)?;
     chart
-        .draw_series(data.iter().map(|&(x, y)| Circle::new((x, y), 4, BLUE.filled())))
+        .draw_series(
+            data.iter()
+                .map(|&(x, y)| Circle::new((x, y), 4, BLUE.filled())),
+        )
         .map_err(err)?;
     root.present().map_err(err)?;
     Ok(())

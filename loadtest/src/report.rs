@@ -145,7 +145,8 @@ pub fn utc_stamp(t: std::time::SystemTime, iso: bool) -> String {
 }
 
 fn opt(v: Option<f64>, prec: usize) -> String {
-    v.map(|x| format!("{x:.prec$}")).unwrap_or_else(|| "-".into())
+    v.map(|x| format!("{x:.prec$}"))
+        .unwrap_or_else(|| "-".into())
 }
 
 fn lat(us: f64) -> String {

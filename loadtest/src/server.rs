@@ -84,7 +84,9 @@ pub fn find_bin(explicit: Option<&Path>, name: &str) -> Result<PathBuf> {
         }
     }
     cands.into_iter().find(|p| p.exists()).ok_or_else(|| {
-        anyhow!("cannot find {name}: build it (cargo build --release --bin {name}) or pass its path")
+        anyhow!(
+            "cannot find {name}: build it (cargo build --release --bin {name}) or pass its path"
+        )
     })
 }
 
@@ -140,7 +142,11 @@ fn wait_banner(child: &mut Child, prefix: &str, within: Duration) -> Result<Sock
     let t0 = Instant::now();
     loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(a) => return a.parse().with_context(|| format!("bad address in banner: {a}")),
+            Ok(a) => {
+                return a
+                    .parse()
+                    .with_context(|| format!("bad address in banner: {a}"))
+            }
             Err(_) => {
                 if let Some(st) = child.try_wait()? {
                     bail!("server exited during start-up ({st})");
@@ -197,7 +203,10 @@ fn nats_config(port: u16) -> String {
     )
 }
 
-fn mosquitto_config(port: u16) -> String {
+/// mosquitto 2.0.11 exits with "Unable to start any listening sockets" when every listener is
+/// a websockets one (it checks only plain MQTT sockets), so a plain listener on a spare port
+/// comes first; nothing connects to it.
+fn mosquitto_config(port: u16, plain_port: u16) -> String {
     format!(
         "# written by coretalk-load: MQTT over WebSocket on 127.0.0.1:{port}, anonymous, in memory\n\
          per_listener_settings false\n\
@@ -212,6 +221,8 @@ fn mosquitto_config(port: u16) -> String {
          max_queued_bytes 0\n\
          max_inflight_messages 0\n\
          memory_limit 0\n\
+         listener {plain_port} 127.0.0.1\n\
+         max_connections -1\n\
          listener {port} 127.0.0.1\n\
          protocol websockets\n\
          max_connections -1\n"
@@ -244,6 +255,7 @@ impl Server {
         let dir = temp_dir(kind.name())?;
         let log = std::fs::File::create(dir.join("server.log"))?;
         let cores = common.server_cores.clone();
+        let mut ws_port = 0u16;
         let (mut cmd, config, config_file, version, banner) = match kind {
             TargetKind::Coretalk => {
                 let bin = find_bin(common.server_bin.as_deref(), "coretalk")?;
@@ -290,6 +302,7 @@ impl Server {
             }
             TargetKind::Nats => {
                 let port = free_port()?;
+                ws_port = port;
                 let conf = nats_config(port);
                 let cf = dir.join("nats.conf");
                 std::fs::write(&cf, &conf)?;
@@ -301,7 +314,8 @@ impl Server {
             }
             TargetKind::Mosquitto => {
                 let port = free_port()?;
-                let conf = mosquitto_config(port);
+                ws_port = port;
+                let conf = mosquitto_config(port, free_port()?);
                 let cf = dir.join("mosquitto.conf");
                 std::fs::write(&cf, &conf)?;
                 let mut c = taskset(&cores, Path::new("mosquitto"));
@@ -320,18 +334,7 @@ impl Server {
         let started = match banner {
             Some(prefix) => wait_banner(&mut child, prefix, Duration::from_secs(20)),
             None => {
-                let port: u16 = config
-                    .lines()
-                    .find_map(|l| {
-                        let l = l.trim();
-                        l.strip_prefix("port: ")
-                            .filter(|p| !p.starts_with('-'))
-                            .or_else(|| l.strip_prefix("listener "))
-                            .and_then(|p| p.split_whitespace().next())
-                            .and_then(|p| p.parse().ok())
-                    })
-                    .unwrap_or(0);
-                let a: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+                let a: SocketAddr = format!("127.0.0.1:{ws_port}").parse()?;
                 wait_port(a, &mut child, Duration::from_secs(20)).map(|_| a)
             }
         };

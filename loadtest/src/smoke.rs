@@ -21,7 +21,14 @@ fn args_for(w: &str, target: TargetKind) -> Vec<String> {
         "w3p2p" => &["--pairs", "8", "--rate", "400", "--topic-kind", "p2p"],
         "w4" => &["--subscribers", "16", "--rate", "200"],
         "w5" => &["--sessions", "4", "--rate", "200"],
-        "w6" => &["--subscribers", "16", "--rate", "200", "--shards-list", "1,2"],
+        "w6" => &[
+            "--subscribers",
+            "16",
+            "--rate",
+            "200",
+            "--shards-list",
+            "1,2",
+        ],
         _ => &[],
     };
     let mut out: Vec<String> = v.iter().map(|s| s.to_string()).collect();
@@ -62,7 +69,8 @@ pub async fn run(a: &SmokeArgs) -> Result<u8> {
         for w in &a.workloads {
             let w = w.to_lowercase();
             plan.push((w.clone(), k));
-            if w == "w3" && k.is_tinode() {
+            // p2p is being added to coretalk: smoke it there (unsupported until it lands).
+            if w == "w3" && k == TargetKind::Coretalk {
                 plan.push(("w3p2p".into(), k));
             }
         }
@@ -97,11 +105,11 @@ pub async fn run(a: &SmokeArgs) -> Result<u8> {
                 "--target",
                 k.name(),
                 "--duration",
-                "1",
+                "0.8",
                 "--warmup",
-                "0.3",
+                "0.2",
                 "--drain",
-                "2",
+                "1",
                 "--smoke",
                 "--server-cores",
                 &a.server_cores,

@@ -65,9 +65,12 @@ pub fn main() -> std::process::ExitCode {
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            emit(&Ev::Fatal {
-                msg: format!("{e:#}"),
-            });
+            match crate::coord::unsupported(&e) {
+                Some(msg) => emit(&Ev::Unsupported { msg }),
+                None => emit(&Ev::Fatal {
+                    msg: format!("{e:#}"),
+                }),
+            }
             std::process::ExitCode::FAILURE
         }
     }

@@ -109,7 +109,7 @@ impl Session {
         };
         match proto {
             Proto::Tinode => {
-                let c = s.tinode_req(|id| tinode::hi(id)).await?;
+                let c = s.tinode_req(tinode::hi).await?;
                 if c.code != 201 && c.code != 200 {
                     bail!("hi answered {} {}", c.code, c.text);
                 }
@@ -119,8 +119,12 @@ impl Session {
                 s.nats_wait_pong().await.context("NATS CONNECT")?;
             }
             Proto::Mqtt => {
-                s.ws.send(bin(mqtt::connect(&format!("{}{}", t.run_id, login))))
-                    .await?;
+                // Unique per connection: a reused client id makes the broker drop the older
+                // connection (session takeover), and W2 logs in as the same account often.
+                static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let id = format!("{login}-{}-{n}", std::process::id());
+                s.ws.send(bin(mqtt::connect(&id))).await?;
                 s.mqtt_wait(|e| matches!(e, mqtt::In::ConnAck(_)))
                     .await
                     .context("MQTT CONNECT")?;
@@ -419,7 +423,9 @@ impl Reader {
                 let r = self.mqtt.feed(data, |e| match e {
                     mqtt::In::Publish(p) => f(Event::Delivery(p)),
                     mqtt::In::PingResp | mqtt::In::SubAck(..) | mqtt::In::ConnAck(_) => {}
-                    mqtt::In::Other(k) => f(Event::Error(format!("unexpected MQTT packet type {k}"))),
+                    mqtt::In::Other(k) => {
+                        f(Event::Error(format!("unexpected MQTT packet type {k}")))
+                    }
                 });
                 if let Err(e) = r {
                     f(Event::Error(e));

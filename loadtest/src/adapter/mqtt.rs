@@ -152,7 +152,9 @@ mod tests {
         assert_eq!(n, 1);
         let mut got = Vec::new();
         parser
-            .feed(&[0x20, 2, 0, 0, 0x90, 3, 0, 1, 0], |e| got.push(format!("{e:?}")))
+            .feed(&[0x20, 2, 0, 0, 0x90, 3, 0, 1, 0], |e| {
+                got.push(format!("{e:?}"))
+            })
             .unwrap();
         assert_eq!(got, ["ConnAck(0)", "SubAck(1, 0)"]);
     }

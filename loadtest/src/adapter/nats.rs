@@ -51,7 +51,11 @@ impl Parser {
                 break;
             };
             let line = &rest[..eol];
-            let upper: Vec<u8> = line.iter().take(5).map(|c| c.to_ascii_uppercase()).collect();
+            let upper: Vec<u8> = line
+                .iter()
+                .take(5)
+                .map(|c| c.to_ascii_uppercase())
+                .collect();
             if upper.starts_with(b"MSG ") {
                 let text = std::str::from_utf8(line).map_err(|_| "MSG line not UTF-8")?;
                 let parts: Vec<&str> = text.split_whitespace().collect();
@@ -78,7 +82,10 @@ impl Parser {
             } else if upper.starts_with(b"-ERR") {
                 In::Err(String::from_utf8_lossy(line).into_owned())
             } else {
-                return Err(format!("unknown NATS line: {}", String::from_utf8_lossy(line)));
+                return Err(format!(
+                    "unknown NATS line: {}",
+                    String::from_utf8_lossy(line)
+                ));
             };
             f(ev);
             pos += eol + 2;
@@ -100,9 +107,14 @@ mod tests {
             got.push(format!("{e:?}"))
         })
         .unwrap();
-        p.feed(b"lo\r\nPING\r\nMSG x 2 0\r\n\r\n", |e| got.push(format!("{e:?}")))
-            .unwrap();
-        assert_eq!(got, ["Info", "Msg([104, 101, 108, 108, 111])", "Ping", "Msg([])"]);
+        p.feed(b"lo\r\nPING\r\nMSG x 2 0\r\n\r\n", |e| {
+            got.push(format!("{e:?}"))
+        })
+        .unwrap();
+        assert_eq!(
+            got,
+            ["Info", "Msg([104, 101, 108, 108, 111])", "Ping", "Msg([])"]
+        );
         assert_eq!(publish("s", "hey"), b"PUB s 3\r\nhey\r\n");
     }
 }

@@ -98,7 +98,10 @@ impl Ctx {
             let tag = format!(
                 "{}{}",
                 s.info.kind,
-                s.info.shards.map(|n| format!("-{n}shards")).unwrap_or_default()
+                s.info
+                    .shards
+                    .map(|n| format!("-{n}shards"))
+                    .unwrap_or_default()
             );
             self.result.server_logs.push((tag, s.log()));
         }
@@ -119,11 +122,9 @@ impl Ctx {
     pub fn bar(&self, msg: &str, len: u64) -> ProgressBar {
         let b = self.mp.add(ProgressBar::new(len));
         b.set_style(
-            ProgressStyle::with_template(
-                "{prefix:>14} [{bar:36}] {pos}/{len} {msg} [{elapsed}]",
-            )
-            .expect("style")
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{prefix:>14} [{bar:36}] {pos}/{len} {msg} [{elapsed}]")
+                .expect("style")
+                .progress_chars("=> "),
         );
         b.set_prefix(msg.to_owned());
         b.enable_steady_tick(Duration::from_millis(200));
@@ -230,7 +231,8 @@ impl Ctx {
         let stats = stats?;
         let mut p = self.point(label, offered, op, fanout, &stats, from, to)?;
         if self.server.as_mut().is_some_and(|s| !s.alive()) {
-            p.error_samples.push("the server exited during the run".into());
+            p.error_samples
+                .push("the server exited during the run".into());
             p.errors += 1;
         }
         Ok(p)

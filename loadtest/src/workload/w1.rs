@@ -71,12 +71,11 @@ pub async fn run(ctx: &mut Ctx, a: &W1Args) -> Result<()> {
     // Step 0: the server with no sessions.
     let mut ramp = Vec::new();
     let t0 = now_ns();
-    tokio::time::sleep(std::time::Duration::from_nanos(settle_ns.min(2_000_000_000))).await;
-    if let Some(rss) = ctx
-        .sampler
-        .as_ref()
-        .and_then(|s| s.mean_rss(t0, now_ns()))
-    {
+    tokio::time::sleep(std::time::Duration::from_nanos(
+        settle_ns.min(2_000_000_000),
+    ))
+    .await;
+    if let Some(rss) = ctx.sampler.as_ref().and_then(|s| s.mean_rss(t0, now_ns())) {
         ramp.push(serde_json::json!({"sessions": 0, "rss_kib": rss}));
     }
     let mut steps = a.steps.clone();
@@ -101,7 +100,15 @@ pub async fn run(ctx: &mut Ctx, a: &W1Args) -> Result<()> {
         tokio::time::sleep(std::time::Duration::from_nanos(settle_ns)).await;
         let s0 = g1 + settle_ns / 3;
         let s1 = now_ns();
-        let mut p = ctx.point(&format!("{step} sessions"), 0.0, "session", 1, &stats, g0, g1)?;
+        let mut p = ctx.point(
+            &format!("{step} sessions"),
+            0.0,
+            "session",
+            1,
+            &stats,
+            g0,
+            g1,
+        )?;
         let held: usize = stats.iter().map(|s| s.held).sum();
         // The set-up figures were measured during the grow; CPU per op = CPU per new session.
         p.ops_per_s = p.ops as f64 / ((g1 - g0) as f64 / 1e9);
@@ -231,7 +238,11 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
                     let _ = t.await;
                 }
                 pstop.set(true);
-                let held = slots.borrow().iter().filter(|s| s.sink.borrow().is_some()).count();
+                let held = slots
+                    .borrow()
+                    .iter()
+                    .filter(|s| s.sink.borrow().is_some())
+                    .count();
                 let mut snap = st.borrow().snapshot(held);
                 if snap.lat.is_empty() {
                     snap.lat = hist::to_b64(&hist::new());

@@ -52,7 +52,14 @@ pub async fn run(ctx: &mut Ctx, a: &W2Args) -> Result<()> {
     for &rate in &a.rate {
         let shares = vec![rate / k as f64; k];
         let p = ctx
-            .measure(&mut w, &format!("{rate:.0} arrivals/s"), rate, &shares, "session", 1)
+            .measure(
+                &mut w,
+                &format!("{rate:.0} arrivals/s"),
+                rate,
+                &shares,
+                "session",
+                1,
+            )
             .await;
         match p {
             Ok(p) => ctx.result.points.push(p),

@@ -12,6 +12,7 @@ use anyhow::{anyhow, Context, Result};
 use super::{split, Ctx};
 use crate::adapter::{personal, Proto, Session};
 use crate::cli::{TopicKind, W3Args};
+use crate::coord::Unsupported;
 use crate::engine::{self, Reopen, Sender, Slot, Stats};
 use crate::msg::{Account, Cmd, Ev, Role, TargetSpec, WorkerSpec};
 use crate::net::{resolve, Sources};
@@ -51,7 +52,14 @@ pub async fn run(ctx: &mut Ctx, a: &W3Args) -> Result<()> {
             .map(|n| rate * *n as f64 / a.pairs as f64)
             .collect();
         let p = ctx
-            .measure(&mut w, &format!("{rate:.0} msg/s"), rate, &shares, "delivery", 1)
+            .measure(
+                &mut w,
+                &format!("{rate:.0} msg/s"),
+                rate,
+                &shares,
+                "delivery",
+                1,
+            )
             .await;
         match p {
             Ok(p) => ctx.result.points.push(p),
@@ -126,7 +134,14 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
                     (ta, tb, ja, jb)
                 };
                 if let Some(j) = &ja {
-                    sa.join(j).await.context("A joins")?;
+                    if let Err(e) = sa.join(j).await {
+                        if *kind == TopicKind::P2p && format!("{e:#}").contains(" 404 ") {
+                            return Err(anyhow::Error::new(Unsupported(format!(
+                                "target does not support p2p topics yet ({e:#}); use --topic-kind grp"
+                            ))));
+                        }
+                        return Err(e.context("A joins"));
+                    }
                 }
                 let sb = open_side(t, dst, src.pick(), b, jb.as_deref())
                     .await

@@ -42,13 +42,15 @@ pub async fn run(ctx: &mut Ctx, a: &W5Args) -> Result<()> {
         (String::new(), Vec::new())
     } else {
         // Probe first, so an unsupported target is reported before accounts are made.
+        // A 4xx/5xx answer, or a connection closed without any answer, means no long polling.
         if let Err(e) = LpSession::create(ctx.addr(), None).await {
-            return Err(match http_status(&e) {
-                Some(s) => anyhow::Error::new(Unsupported(format!(
-                    "target does not support long polling (POST /v0/channels/lp answered {s})"
-                ))),
-                None => e,
-            });
+            let why = match http_status(&e) {
+                Some(s) => format!("POST /v0/channels/lp answered {s}"),
+                None => format!("POST /v0/channels/lp got no HTTP answer: {e:#}"),
+            };
+            return Err(anyhow::Error::new(Unsupported(format!(
+                "target does not support long polling ({why})"
+            ))));
         }
         let acc = ctx.accounts(a.sessions + 1).await?;
         (make_topic(ctx, &acc[0]).await?, acc)
@@ -136,7 +138,7 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
             }
             Err(e) => return Err(e),
         };
-        let c = lp.request(|id| tinode::hi(id)).await?;
+        let c = lp.request(tinode::hi).await?;
         if c.code >= 300 {
             return Err(anyhow!("LP hi answered {} {}", c.code, c.text));
         }
@@ -256,7 +258,9 @@ async fn sol_worker(
                 for (i, c) in conns.iter().enumerate() {
                     let (c, st, body) = (c.clone(), st.clone(), body.clone());
                     let pace = Pace {
-                        start_ns: r.start_ns + r.phase_ns + (i as f64 * 1e9 / r.rate.max(1.0)) as u64,
+                        start_ns: r.start_ns
+                            + r.phase_ns
+                            + (i as f64 * 1e9 / r.rate.max(1.0)) as u64,
                         end_ns: r.to_ns,
                         rate: per,
                     };
@@ -276,9 +280,7 @@ async fn sol_worker(
                             }
                             match c.request("POST", "/v0/channels/lp", &body).await {
                                 Ok(resp) if resp.status == 200 => st.borrow_mut().completed(due),
-                                Ok(resp) => st
-                                    .borrow_mut()
-                                    .error(format!("HTTP {}", resp.status)),
+                                Ok(resp) => st.borrow_mut().error(format!("HTTP {}", resp.status)),
                                 Err(e) => {
                                     st.borrow_mut().error(format!("request: {e:#}"));
                                     return;

@@ -50,7 +50,15 @@ pub async fn run(ctx: &mut Ctx, a: &W6Args) -> Result<()> {
             .to_owned();
         for &rate in &a.rate {
             let before = get_json(ctx.addr(), "/debug/vars").await.ok();
-            let p = w4::point(ctx, &mut w, k, a.subscribers, rate, &format!("{n} shard(s) ")).await;
+            let p = w4::point(
+                ctx,
+                &mut w,
+                k,
+                a.subscribers,
+                rate,
+                &format!("{n} shard(s) "),
+            )
+            .await;
             let after = get_json(ctx.addr(), "/debug/vars").await.ok();
             let mut p = match p {
                 Ok(p) => p,
@@ -59,7 +67,8 @@ pub async fn run(ctx: &mut Ctx, a: &W6Args) -> Result<()> {
                     return Err(e);
                 }
             };
-            let env = |v: &Option<serde_json::Value>| v.as_ref()?.get("MeshEnvelopesTotal")?.as_f64();
+            let env =
+                |v: &Option<serde_json::Value>| v.as_ref()?.get("MeshEnvelopesTotal")?.as_f64();
             let shards = after
                 .as_ref()
                 .and_then(|v| v.get("Shards").cloned())
@@ -67,13 +76,20 @@ pub async fn run(ctx: &mut Ctx, a: &W6Args) -> Result<()> {
             let n_eff = shards.as_array().map(|s| s.len()).unwrap_or(n.max(1));
             let home = home_shard(&topic, n_eff);
             let delta = env(&after).zip(env(&before)).map(|(b, a)| b - a);
-            let per_msg = delta.filter(|_| p.sent_total > 0).map(|d| d / p.sent_total as f64);
+            let per_msg = delta
+                .filter(|_| p.sent_total > 0)
+                .map(|d| d / p.sent_total as f64);
             let sessions: Vec<f64> = shards
                 .as_array()
-                .map(|s| s.iter().map(|x| x["sessions"].as_f64().unwrap_or(0.0)).collect())
+                .map(|s| {
+                    s.iter()
+                        .map(|x| x["sessions"].as_f64().unwrap_or(0.0))
+                        .collect()
+                })
                 .unwrap_or_default();
             let total: f64 = sessions.iter().sum();
-            let remote = (total > 0.0).then(|| (total - sessions.get(home).copied().unwrap_or(0.0)) / total);
+            let remote =
+                (total > 0.0).then(|| (total - sessions.get(home).copied().unwrap_or(0.0)) / total);
             let per_cpu_s = p
                 .server_cpu_us
                 .filter(|c| *c > 0.0)
@@ -119,7 +135,10 @@ mod tests {
     #[test]
     fn home_shard_is_fnv1a() {
         // FNV-1a 64 of "" is the offset basis.
-        assert_eq!(super::home_shard("", 7), (0xcbf2_9ce4_8422_2325u64 % 7) as usize);
+        assert_eq!(
+            super::home_shard("", 7),
+            (0xcbf2_9ce4_8422_2325u64 % 7) as usize
+        );
         assert_eq!(super::home_shard("grpX", 1), 0);
     }
 }
