@@ -1,0 +1,438 @@
+//! One client session against any target, whatever its protocol: open it (connect, handshake,
+//! authenticate, personal subscription), join or create a topic, build a publish frame, and
+//! read what arrives as protocol-neutral events (a delivery's payload, a publish ack, an
+//! error). The workloads only speak to this module; the wire formats live in the submodules.
+
+pub mod echo;
+pub mod lp;
+pub mod mqtt;
+pub mod nats;
+pub mod tinode;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::cli::TargetKind;
+use crate::msg::{Account, TargetSpec};
+use crate::net::{ws_connect, Ws};
+
+pub type Sink = SplitSink<Ws, Message>;
+
+/// How long one set-up step may take before the session counts as failed.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    Tinode,
+    Nats,
+    Mqtt,
+    Echo,
+}
+
+/// What a reader reports.
+pub enum Event<'a> {
+    /// A delivered message's payload (stamp first).
+    Delivery(&'a [u8]),
+    /// A publish acknowledgement for the send scheduled at this time.
+    Ack(u64),
+    /// A frame that means something went wrong (kept verbatim for the report).
+    Error(String),
+    /// A frame the session must send back (NATS `PONG`).
+    Reply(Message),
+}
+
+/// A connected, authenticated session before it is split for the measurement.
+pub struct Session {
+    pub ws: Ws,
+    pub proto: Proto,
+    pub run_id: String,
+    /// The Tinode user id, or the login for NATS/MQTT.
+    pub user: String,
+    next_id: u64,
+    nats: nats::Parser,
+    mqtt: mqtt::Parser,
+}
+
+/// NATS subject / MQTT topic of a login's personal inbox.
+pub fn personal(proto: Proto, run_id: &str, login: &str) -> String {
+    match proto {
+        Proto::Mqtt => format!("u/{run_id}/{login}"),
+        _ => format!("u.{run_id}.{login}"),
+    }
+}
+
+fn proto_of(kind: TargetKind) -> Proto {
+    match kind {
+        TargetKind::Coretalk | TargetKind::Baseline => Proto::Tinode,
+        TargetKind::Nats => Proto::Nats,
+        TargetKind::Mosquitto => Proto::Mqtt,
+        TargetKind::HttpSol => Proto::Echo,
+    }
+}
+
+fn bin(v: Vec<u8>) -> Message {
+    Message::binary(v)
+}
+
+impl Session {
+    /// Connects and does the protocol handshake only (Tinode `{hi}`, NATS `CONNECT`, MQTT
+    /// `CONNECT` with `login` as client id).
+    pub async fn connect(
+        t: &TargetSpec,
+        dst: SocketAddr,
+        src: Option<IpAddr>,
+        login: &str,
+    ) -> Result<Session> {
+        let proto = proto_of(t.kind);
+        let (path, subp) = match proto {
+            Proto::Tinode => (tinode::ws_path(), None),
+            Proto::Nats => ("/".to_owned(), None),
+            Proto::Mqtt => ("/".to_owned(), Some("mqtt")),
+            Proto::Echo => ("/".to_owned(), None),
+        };
+        let ws = tokio::time::timeout(STEP_TIMEOUT, ws_connect(dst, src, &path, subp))
+            .await
+            .map_err(|_| anyhow!("connect timed out"))??;
+        let mut s = Session {
+            ws,
+            proto,
+            run_id: t.run_id.clone(),
+            user: login.to_owned(),
+            next_id: 0,
+            nats: nats::Parser::default(),
+            mqtt: mqtt::Parser::default(),
+        };
+        match proto {
+            Proto::Tinode => {
+                let c = s.tinode_req(tinode::hi).await?;
+                if c.code != 201 && c.code != 200 {
+                    bail!("hi answered {} {}", c.code, c.text);
+                }
+            }
+            Proto::Nats => {
+                s.ws.send(bin(nats::connect())).await?;
+                s.nats_wait_pong().await.context("NATS CONNECT")?;
+            }
+            Proto::Mqtt => {
+                // Unique per connection: a reused client id makes the broker drop the older
+                // connection (session takeover), and W2 logs in as the same account often.
+                static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let id = format!("{login}-{}-{n}", std::process::id());
+                s.ws.send(bin(mqtt::connect(&id))).await?;
+                s.mqtt_wait(|e| matches!(e, mqtt::In::ConnAck(_)))
+                    .await
+                    .context("MQTT CONNECT")?;
+            }
+            Proto::Echo => {}
+        }
+        Ok(s)
+    }
+
+    /// Opens a raw echo connection at `path` (W0).
+    pub async fn echo(dst: SocketAddr, src: Option<IpAddr>, path: &str) -> Result<Session> {
+        let ws = tokio::time::timeout(STEP_TIMEOUT, ws_connect(dst, src, path, None))
+            .await
+            .map_err(|_| anyhow!("connect timed out"))??;
+        Ok(Session {
+            ws,
+            proto: Proto::Echo,
+            run_id: String::new(),
+            user: String::new(),
+            next_id: 0,
+            nats: nats::Parser::default(),
+            mqtt: mqtt::Parser::default(),
+        })
+    }
+
+    /// Connect, handshake, authenticate and subscribe to the personal topic: Tinode
+    /// `{hi}` + token `{login}` + `{sub me}`; NATS/MQTT subscribe to the login's inbox.
+    pub async fn open(
+        t: &TargetSpec,
+        dst: SocketAddr,
+        src: Option<IpAddr>,
+        acct: &Account,
+    ) -> Result<Session> {
+        let mut s = Session::connect(t, dst, src, &acct.login).await?;
+        match s.proto {
+            Proto::Tinode => {
+                let c = s
+                    .tinode_req(|id| tinode::login_token(id, &acct.token))
+                    .await?;
+                if c.code != 200 {
+                    bail!("token login answered {} {}", c.code, c.text);
+                }
+                s.user = c.param("user").unwrap_or(&acct.user).to_owned();
+                s.join("me").await?;
+            }
+            Proto::Nats | Proto::Mqtt => {
+                let p = personal(s.proto, &s.run_id, &acct.login);
+                s.join(&p).await?;
+            }
+            Proto::Echo => {}
+        }
+        Ok(s)
+    }
+
+    /// Creates an account with `{acc login:true}` on a fresh Tinode session; returns it with
+    /// its user id and token.
+    pub async fn create_account(
+        t: &TargetSpec,
+        dst: SocketAddr,
+        src: Option<IpAddr>,
+        login: &str,
+        password: &str,
+    ) -> Result<Account> {
+        let mut s = Session::connect(t, dst, src, login).await?;
+        let c = s
+            .tinode_req(|id| tinode::acc_new(id, login, password))
+            .await?;
+        if c.code != 200 {
+            bail!("acc answered {} {}", c.code, c.text);
+        }
+        let acct = Account {
+            login: login.to_owned(),
+            user: c
+                .param("user")
+                .ok_or_else(|| anyhow!("acc reply without params.user"))?
+                .to_owned(),
+            token: c
+                .param("token")
+                .ok_or_else(|| anyhow!("acc reply without params.token"))?
+                .to_owned(),
+        };
+        let _ = s.ws.close(None).await;
+        Ok(acct)
+    }
+
+    /// Subscribes to `topic` and waits until the server confirms; returns the topic's name
+    /// as the server reports it.
+    pub async fn join(&mut self, topic: &str) -> Result<String> {
+        match self.proto {
+            Proto::Tinode => {
+                let c = self.tinode_req(|id| tinode::sub(id, topic)).await?;
+                if c.code >= 300 && c.code != 304 {
+                    bail!("sub {topic} answered {} {}", c.code, c.text);
+                }
+                Ok(c.topic.unwrap_or_else(|| topic.to_owned()))
+            }
+            Proto::Nats => {
+                self.next_id += 1;
+                self.ws.send(bin(nats::sub(topic, self.next_id))).await?;
+                self.nats_wait_pong().await.context("NATS SUB")?;
+                Ok(topic.to_owned())
+            }
+            Proto::Mqtt => {
+                self.next_id += 1;
+                let pid = (self.next_id % 65535 + 1) as u16;
+                self.ws.send(bin(mqtt::subscribe(pid, topic))).await?;
+                self.mqtt_wait(|e| matches!(e, mqtt::In::SubAck(p, _) if *p == pid))
+                    .await
+                    .context("MQTT SUBSCRIBE")?;
+                Ok(topic.to_owned())
+            }
+            Proto::Echo => Ok(topic.to_owned()),
+        }
+    }
+
+    /// Creates a group topic (Tinode `{sub new…}`); NATS/MQTT just name a subject.
+    pub async fn create_group(&mut self) -> Result<String> {
+        match self.proto {
+            Proto::Tinode => {
+                let c = self.tinode_req(|id| tinode::sub(id, "newload")).await?;
+                if c.code >= 300 {
+                    bail!("sub new answered {} {}", c.code, c.text);
+                }
+                c.topic
+                    .filter(|t| t.starts_with("grp"))
+                    .ok_or_else(|| anyhow!("sub new: ctrl without a grp topic"))
+            }
+            Proto::Nats => Ok(format!("g.{}.{}", self.run_id, self.user)),
+            Proto::Mqtt => Ok(format!("g/{}/{}", self.run_id, self.user)),
+            Proto::Echo => Ok(String::new()),
+        }
+    }
+
+    /// Leaves a topic without unsubscribing (Tinode); no-op elsewhere.
+    pub async fn leave(&mut self, topic: &str) -> Result<()> {
+        if self.proto == Proto::Tinode {
+            let _ = self.tinode_req(|id| tinode::leave(id, topic)).await?;
+        }
+        Ok(())
+    }
+
+    pub fn split(self) -> (Sink, Reader) {
+        let (sink, stream) = self.ws.split();
+        (
+            sink,
+            Reader {
+                stream,
+                proto: self.proto,
+                nats: self.nats,
+                mqtt: self.mqtt,
+            },
+        )
+    }
+
+    async fn recv_frame(&mut self) -> Result<Vec<u8>> {
+        loop {
+            let m = tokio::time::timeout(STEP_TIMEOUT, self.ws.next())
+                .await
+                .map_err(|_| anyhow!("no answer within {STEP_TIMEOUT:?}"))?
+                .ok_or_else(|| anyhow!("connection closed"))??;
+            match m {
+                Message::Text(t) => return Ok(t.as_bytes().to_vec()),
+                Message::Binary(b) => return Ok(b.to_vec()),
+                Message::Close(c) => bail!("closed by server: {c:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    async fn tinode_req(&mut self, frame: impl FnOnce(&str) -> String) -> Result<tinode::Ctrl> {
+        self.next_id += 1;
+        let id = self.next_id.to_string();
+        let f = frame(&id);
+        self.ws.send(Message::text(f)).await?;
+        loop {
+            let raw = self.recv_frame().await?;
+            if let tinode::In::Ctrl(c) = tinode::parse(&raw) {
+                if c.id.as_deref() == Some(id.as_str()) {
+                    return Ok(c);
+                }
+                if c.id.is_none() && c.code >= 400 {
+                    bail!("server error frame: {}", String::from_utf8_lossy(&raw));
+                }
+            }
+        }
+    }
+
+    async fn nats_wait_pong(&mut self) -> Result<()> {
+        loop {
+            let raw = self.recv_frame().await?;
+            let (mut pong, mut ping, mut err) = (false, false, None);
+            self.nats
+                .feed(&raw, |e| match e {
+                    nats::In::Pong => pong = true,
+                    nats::In::Ping => ping = true,
+                    nats::In::Err(s) => err = Some(s),
+                    _ => {}
+                })
+                .map_err(|e| anyhow!(e))?;
+            if ping {
+                self.ws.send(bin(nats::pong())).await?;
+            }
+            if let Some(e) = err {
+                bail!("{e}");
+            }
+            if pong {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn mqtt_wait(&mut self, want: impl Fn(&mqtt::In<'_>) -> bool) -> Result<()> {
+        loop {
+            let raw = self.recv_frame().await?;
+            let (mut hit, mut bad) = (false, None);
+            self.mqtt
+                .feed(&raw, |e| {
+                    match &e {
+                        mqtt::In::ConnAck(rc) if *rc != 0 => bad = Some(format!("CONNACK {rc}")),
+                        mqtt::In::SubAck(_, rc) if *rc >= 0x80 => {
+                            bad = Some(format!("SUBACK {rc}"))
+                        }
+                        _ => {}
+                    }
+                    if want(&e) {
+                        hit = true;
+                    }
+                })
+                .map_err(|e| anyhow!(e))?;
+            if let Some(b) = bad {
+                bail!("{b}");
+            }
+            if hit {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// A publish frame for this protocol.
+pub fn publish_frame(proto: Proto, topic: &str, sched_ns: u64, payload: String) -> Message {
+    match proto {
+        Proto::Tinode => Message::text(tinode::publish(topic, sched_ns, &payload)),
+        Proto::Nats => bin(nats::publish(topic, &payload)),
+        Proto::Mqtt => bin(mqtt::publish(topic, payload.as_bytes())),
+        Proto::Echo => echo::frame(payload),
+    }
+}
+
+/// The receiving half of a session during a measurement.
+pub struct Reader {
+    stream: SplitStream<Ws>,
+    proto: Proto,
+    nats: nats::Parser,
+    mqtt: mqtt::Parser,
+}
+
+impl Reader {
+    /// Waits for the next frame and reports its events; `Ok(false)` when the connection ended.
+    pub async fn next(&mut self, f: &mut impl FnMut(Event<'_>)) -> Result<bool> {
+        let m = match self.stream.next().await {
+            None => return Ok(false),
+            Some(m) => m?,
+        };
+        let data: &[u8] = match &m {
+            Message::Text(t) => t.as_bytes(),
+            Message::Binary(b) => b,
+            Message::Close(_) => return Ok(false),
+            _ => return Ok(true),
+        };
+        match self.proto {
+            Proto::Tinode => match tinode::parse(data) {
+                tinode::In::Data(p) => f(Event::Delivery(p)),
+                tinode::In::Ctrl(c) => {
+                    if c.code >= 300 {
+                        f(Event::Error(String::from_utf8_lossy(data).into_owned()));
+                    } else if let Some(t) = c.id.as_deref().and_then(tinode::pub_id_sched) {
+                        f(Event::Ack(t));
+                    }
+                }
+                tinode::In::Other => {}
+                tinode::In::Bad => f(Event::Error(String::from_utf8_lossy(data).into_owned())),
+            },
+            Proto::Nats => {
+                let r = self.nats.feed(data, |e| match e {
+                    nats::In::Msg(p) => f(Event::Delivery(p)),
+                    nats::In::Ping => f(Event::Reply(bin(nats::pong()))),
+                    nats::In::Err(s) => f(Event::Error(s)),
+                    _ => {}
+                });
+                if let Err(e) = r {
+                    f(Event::Error(e));
+                }
+            }
+            Proto::Mqtt => {
+                let r = self.mqtt.feed(data, |e| match e {
+                    mqtt::In::Publish(p) => f(Event::Delivery(p)),
+                    mqtt::In::PingResp | mqtt::In::SubAck(..) | mqtt::In::ConnAck(_) => {}
+                    mqtt::In::Other(k) => {
+                        f(Event::Error(format!("unexpected MQTT packet type {k}")))
+                    }
+                });
+                if let Err(e) = r {
+                    f(Event::Error(e));
+                }
+            }
+            Proto::Echo => f(Event::Delivery(echo::payload(data))),
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,398 @@
+//! The command line: one clap subcommand per workload (W0–W6), the options every workload
+//! shares, `compare`, `smoke`, and the hidden helper subcommands (`worker`, `http-sol`).
+//!
+//! Nothing here does work; `main.rs` dispatches on the parsed value.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "coretalk-load",
+    version,
+    about = "Open-loop load harness for coretalk and its peers (workloads W0-W6 of shared/design/performance.md)",
+    long_about = "Open-loop load harness for coretalk and its peers.\n\n\
+Workloads:\n  \
+W0  raw WebSocket echo (100 connections, 20 B / 1 KB)\n  \
+W1  idle authenticated sessions ramp (hi, login, sub me); bytes per session\n  \
+W2  connect + token login + sub me at open-loop arrival rates\n  \
+W3  1:1 messages in many p2p topics (or 2-member groups), offered-load sweep\n  \
+W4  one group topic, N subscribers, one publisher: deliveries/s\n  \
+W5  long polling (POST /v0/channels/lp), against a plain HTTP speed-of-light peer\n  \
+W6  cross-core: W4 with --shards 1 vs 2, mesh envelopes per message, efficiency\n\n\
+Each run writes loadtest/results/<timestamp>-<workload>-<target>/ (result.json, plots)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// W0: raw WebSocket echo.
+    #[command(alias = "W0")]
+    W0(W0Args),
+    /// W1: idle authenticated sessions, ramped; server RSS per session.
+    #[command(alias = "W1")]
+    W1(W1Args),
+    /// W2: session establishment (connect, hi, token login, sub me) at open-loop arrival rates.
+    #[command(alias = "W2")]
+    W2(W2Args),
+    /// W3: 1:1 messages in many p2p topics, offered-load sweep.
+    #[command(alias = "W3")]
+    W3(W3Args),
+    /// W4: one group topic with N subscribers and one publisher.
+    #[command(alias = "W4")]
+    W4(W4Args),
+    /// W5: long polling deliveries (coretalk does not implement long polling yet).
+    #[command(alias = "W5")]
+    W5(W5Args),
+    /// W6: cross-core fan-out: W4 with 1 vs 2 shards, envelopes per message, efficiency.
+    #[command(alias = "W6")]
+    W6(W6Args),
+    /// Runs one workload against coretalk and then each peer; prints coretalk/peer ratios.
+    Compare(CompareArgs),
+    /// Runs every workload for ~2 s with tiny sizes against the given targets (a sanity check).
+    Smoke(SmokeArgs),
+    /// Internal: a client worker process driven over stdin/stdout JSON lines.
+    #[command(hide = true)]
+    Worker,
+    /// Internal: a trivial HTTP/1.1 responder, the long-polling speed-of-light peer.
+    #[command(hide = true, name = "http-sol")]
+    HttpSol {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
+}
+
+/// What is being measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetKind {
+    /// coretalk from this workspace (Tinode JSON over WebSocket).
+    Coretalk,
+    /// The tokio + tokio-tungstenite baseline (benches/baseline, same Tinode subset).
+    Baseline,
+    /// nats-server with a WebSocket listener (NATS text protocol).
+    Nats,
+    /// mosquitto with a WebSocket listener (MQTT 3.1.1).
+    Mosquitto,
+    /// A trivial HTTP responder inside this harness (W5 speed of light).
+    HttpSol,
+}
+
+impl TargetKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetKind::Coretalk => "coretalk",
+            TargetKind::Baseline => "baseline",
+            TargetKind::Nats => "nats",
+            TargetKind::Mosquitto => "mosquitto",
+            TargetKind::HttpSol => "http-sol",
+        }
+    }
+    pub fn parse(s: &str) -> Option<TargetKind> {
+        <TargetKind as ValueEnum>::from_str(s.trim(), true).ok()
+    }
+    /// Speaks the Tinode JSON subset.
+    pub fn is_tinode(self) -> bool {
+        matches!(self, TargetKind::Coretalk | TargetKind::Baseline)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// WebSocket.
+    Ws,
+    /// HTTP long polling (W5 only).
+    Lp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TopicKind {
+    /// One p2p topic per pair (`sub usr<peer>`).
+    P2p,
+    /// One 2-member group per pair (works before p2p lands in the server).
+    Grp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreMode {
+    /// `store.durable = false`: group commits without fsync (benchmarks only).
+    Memory,
+    /// `store.durable = true`: one fsync per group commit.
+    Durable,
+}
+
+/// Options every workload takes.
+#[derive(Args, Debug, Clone, Serialize, Deserialize)]
+pub struct Common {
+    /// Target kind: coretalk, baseline, nats, mosquitto, http-sol.
+    #[arg(long, value_enum, default_value = "coretalk")]
+    pub target: TargetKind,
+    /// Attach to a running server at HOST:PORT instead of starting one.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub attach: Option<String>,
+    /// With --attach: the server's pid, for CPU and RSS sampling (found from the port if omitted).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// coretalk binary (default: target/release/coretalk of this workspace, else next to this binary).
+    #[arg(long, value_name = "PATH")]
+    pub server_bin: Option<PathBuf>,
+    /// coretalk-baseline binary (default: like --server-bin).
+    #[arg(long, value_name = "PATH")]
+    pub baseline_bin: Option<PathBuf>,
+    /// Shards passed to coretalk when the harness starts it.
+    #[arg(long, default_value_t = 1)]
+    pub shards: usize,
+    /// Cores the server is pinned to (taskset -c list).
+    #[arg(long, default_value = "0")]
+    pub server_cores: String,
+    /// Cores the client worker processes are pinned to (taskset -c list).
+    #[arg(long, default_value = "1")]
+    pub client_cores: String,
+    /// Client worker processes (default: enough for <= 15,000 connections each).
+    #[arg(long)]
+    pub clients: Option<usize>,
+    /// Measurement time per point, seconds.
+    #[arg(long, default_value_t = 30.0)]
+    pub duration: f64,
+    /// Warm-up before each measurement, seconds (load is offered, nothing is recorded).
+    #[arg(long, default_value_t = 5.0)]
+    pub warmup: f64,
+    /// Transport: ws (W0-W4, W6) or lp (W5).
+    #[arg(long, value_enum)]
+    pub transport: Option<Transport>,
+    /// coretalk store mode when the harness starts it.
+    #[arg(long, value_enum, default_value = "memory")]
+    pub store: StoreMode,
+    /// Where result directories go (default: loadtest/results of this workspace).
+    #[arg(long, value_name = "DIR")]
+    pub results_dir: Option<PathBuf>,
+    /// Do not write a results directory.
+    #[arg(long)]
+    pub no_results: bool,
+    /// Busy-wait (yielding) for the last millisecond before each scheduled send; off = 1 ms
+    /// timer granularity (bursty sends; latency still counts from the scheduled time).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub spin: bool,
+    /// Seconds receivers keep draining after the last scheduled send.
+    #[arg(long, default_value_t = 3.0)]
+    pub drain: f64,
+    /// Tiny sizes, ~2 s per point (what `smoke` uses).
+    #[arg(long)]
+    pub smoke: bool,
+    /// `compare` only: the targets to run, in order (coretalk first).
+    #[arg(long, default_value = "coretalk,baseline,nats,mosquitto")]
+    pub peers: String,
+}
+
+#[derive(Args, Debug, Clone, Serialize, Deserialize)]
+pub struct W0Args {
+    #[command(flatten)]
+    pub common: Common,
+    /// Connections.
+    #[arg(long, default_value_t = 100)]
+    pub connections: usize,
+    /// Offered load, echoes per second over all connections (comma list = sweep).
+    #[arg(long, default_value = "20000", value_delimiter = ',')]
+    pub rate: Vec<f64>,
+    /// Payload bytes per message (comma list: one run per size).
+    #[arg(long, default_value = "20,1024", value_delimiter = ',')]
+    pub payload: Vec<usize>,
+    /// Echo path on Tinode-speaking targets.
+    #[arg(long, default_value = "/echo")]
+    pub echo_path: String,
+}
+
+#[derive(Args, Debug, Clone, Serialize, Deserialize)]
+pub struct W1Args {
+    #[command(flatten)]
+    pub common: Common,
+    /// Session counts of the ramp steps.
+    #[arg(long, default_value = "1000,5000,10000,19000", value_delimiter = ',')]
+    pub steps: Vec<usize>,
+    /// Seconds to wait at each step before sampling RSS.
+    #[arg(long, default_value_t = 3.0)]
+    pub settle: f64,
+    /// Accounts to create (sessions cycle over them; default one per session).
+    #[arg(long)]
+    pub accounts: Option<usize>,
+    /// Concurrent session set-ups per worker.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+}
+
+#[derive(Args, Debug, Clone, Serialize, Deserialize)]
+pub struct W2Args {
+    #[command(flatten)]
+    pub common: Common,
+    /// Arrival rates, new sessions per second (comma list = sweep).
+    #[arg(long, default_value = "1000,2000,5000", value_delimiter = ',')]
+    pub rate: Vec<f64>,
+    /// Accounts the arrivals log in as (round robin).
+    #[arg(long, default_value_t = 1000)]
+    pub accounts: usize,
+}
+
+#[derive(Args, Debug, Clone, Serialize, Deserialize)]
+pub struct W3Args {
+    #[command(flatten)]
+    pub common: Common,
+    /// Pairs of sessions (topics).
+    #[arg(long, default_value_t = 5000)]
+    pub pairs: usize,
+    /// Offered load, messages per second over all senders (comma list = sweep).
+    #[arg(long, default_value = "5000,10000,20000,40000", value_delimiter = ',')]
+    pub rate: Vec<f64>,
+    /// Payload bytes (content).
+    #[arg(long, default_value_t = 100)]
+    pub payload: usize,
+    /// Topic per pair: p2p, or a 2-member group.
+    #[arg(long, value_enum, default_value = "p2p")]
+    pub topic_kind: TopicKind,
+}
+
+#[derive(Args, Debug, Clone, Serialize, Deserialize)]
+pub struct W4Args {
+    #[command(flatten)]
+    pub common: Common,
+    /// Subscribers of the group topic.
+    #[arg(long, default_value_t = 128)]
+    pub subscribers: usize,
+    /// Offered load, publishes per second (comma list = sweep); deliveries = rate x subscribers.
+    #[arg(long, default_value = "1000", value_delimiter = ',')]
+    pub rate: Vec<f64>,
+    /// Payload bytes (content).
+    #[arg(long, default_value_t = 100)]
+    pub payload: usize,
+}
+
+#[derive(Args, Debug, Clone, Serialize, Deserialize)]
+pub struct W5Args {
+    #[command(flatten)]
+    pub common: Common,
+    /// Long-polling sessions (each keeps one poll parked).
+    #[arg(long, default_value_t = 100)]
+    pub sessions: usize,
+    /// Offered load: publishes per second into the sessions' group (Tinode targets) or
+    /// requests per second (http-sol), comma list = sweep.
+    #[arg(long, default_value = "1000", value_delimiter = ',')]
+    pub rate: Vec<f64>,
+    /// Payload bytes (content).
+    #[arg(long, default_value_t = 100)]
+    pub payload: usize,
+}
+
+#[derive(Args, Debug, Clone, Serialize, Deserialize)]
+pub struct W6Args {
+    #[command(flatten)]
+    pub common: Common,
+    /// Subscribers of the group topic.
+    #[arg(long, default_value_t = 1000)]
+    pub subscribers: usize,
+    /// Offered load, publishes per second (comma list = sweep).
+    #[arg(long, default_value = "100", value_delimiter = ',')]
+    pub rate: Vec<f64>,
+    /// Payload bytes (content).
+    #[arg(long, default_value_t = 100)]
+    pub payload: usize,
+    /// Shard counts to compare (each a separate server run).
+    #[arg(long, default_value = "1,2", value_delimiter = ',')]
+    pub shards_list: Vec<usize>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CompareArgs {
+    #[command(subcommand)]
+    pub workload: Workload,
+}
+
+/// The workload subcommands again, for `compare`.
+#[derive(Subcommand, Debug, Clone)]
+pub enum Workload {
+    #[command(alias = "W0")]
+    W0(W0Args),
+    #[command(alias = "W1")]
+    W1(W1Args),
+    #[command(alias = "W2")]
+    W2(W2Args),
+    #[command(alias = "W3")]
+    W3(W3Args),
+    #[command(alias = "W4")]
+    W4(W4Args),
+    #[command(alias = "W5")]
+    W5(W5Args),
+    #[command(alias = "W6")]
+    W6(W6Args),
+}
+
+impl Workload {
+    pub fn common_mut(&mut self) -> &mut Common {
+        match self {
+            Workload::W0(a) => &mut a.common,
+            Workload::W1(a) => &mut a.common,
+            Workload::W2(a) => &mut a.common,
+            Workload::W3(a) => &mut a.common,
+            Workload::W4(a) => &mut a.common,
+            Workload::W5(a) => &mut a.common,
+            Workload::W6(a) => &mut a.common,
+        }
+    }
+    pub fn common(&self) -> &Common {
+        match self {
+            Workload::W0(a) => &a.common,
+            Workload::W1(a) => &a.common,
+            Workload::W2(a) => &a.common,
+            Workload::W3(a) => &a.common,
+            Workload::W4(a) => &a.common,
+            Workload::W5(a) => &a.common,
+            Workload::W6(a) => &a.common,
+        }
+    }
+    pub fn id(&self) -> &'static str {
+        match self {
+            Workload::W0(_) => "w0",
+            Workload::W1(_) => "w1",
+            Workload::W2(_) => "w2",
+            Workload::W3(_) => "w3",
+            Workload::W4(_) => "w4",
+            Workload::W5(_) => "w5",
+            Workload::W6(_) => "w6",
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SmokeArgs {
+    /// Targets to smoke, in order (missing peers are skipped with a note).
+    #[arg(
+        long,
+        default_value = "coretalk,baseline,nats,mosquitto",
+        value_delimiter = ','
+    )]
+    pub targets: Vec<String>,
+    /// Workloads to run (default all).
+    #[arg(long, default_value = "w0,w1,w2,w3,w4,w5,w6", value_delimiter = ',')]
+    pub workloads: Vec<String>,
+    /// coretalk binary.
+    #[arg(long, value_name = "PATH")]
+    pub server_bin: Option<PathBuf>,
+    /// coretalk-baseline binary.
+    #[arg(long, value_name = "PATH")]
+    pub baseline_bin: Option<PathBuf>,
+    /// Server cores (taskset list).
+    #[arg(long, default_value = "0")]
+    pub server_cores: String,
+    /// Client cores (taskset list).
+    #[arg(long, default_value = "1")]
+    pub client_cores: String,
+    /// Keep the smoke results directories (default: a temporary directory, removed).
+    #[arg(long, value_name = "DIR")]
+    pub results_dir: Option<PathBuf>,
+}

@@ -1,0 +1,446 @@
+//! Starting the server under test (coretalk from this workspace, the tokio baseline,
+//! nats-server, mosquitto, or the harness's own HTTP responder) pinned with `taskset`, with a
+//! configuration the harness writes into a temporary directory; or attaching to one already
+//! running. Dropping a started server stops it (SIGTERM, then SIGKILL) and removes the
+//! directory.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Serialize;
+
+use crate::cli::{Common, StoreMode, TargetKind};
+use crate::env::workspace_root;
+
+/// What the report records about the server.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ServerInfo {
+    pub kind: String,
+    pub addr: String,
+    pub pid: Option<u32>,
+    pub attached: bool,
+    pub cmdline: Vec<String>,
+    pub config_file: String,
+    pub config: String,
+    pub cores: String,
+    pub shards: Option<usize>,
+    pub version: String,
+}
+
+pub struct Server {
+    pub info: ServerInfo,
+    pub addr: SocketAddr,
+    child: Option<Child>,
+    dir: Option<PathBuf>,
+}
+
+/// Options that shape the server's configuration beyond the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Tuning {
+    pub shards: usize,
+    /// Subscribers one group must hold (raises coretalk's `topic.max_subscriber_count`).
+    pub max_subscribers: usize,
+}
+
+/// Number of CPUs in a taskset list such as `0`, `2-3`, `0,4-5`.
+pub fn count_cores(list: &str) -> usize {
+    list.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| match p.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (
+                    a.trim().parse::<usize>().unwrap_or(0),
+                    b.trim().parse::<usize>().unwrap_or(0),
+                );
+                b.saturating_sub(a) + 1
+            }
+            None => 1,
+        })
+        .sum::<usize>()
+        .max(1)
+}
+
+/// Finds a binary: the explicit path, else `target/release/NAME` of this workspace (or
+/// `$CARGO_TARGET_DIR/release`), else next to this executable.
+pub fn find_bin(explicit: Option<&Path>, name: &str) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        if p.exists() {
+            return Ok(p.to_owned());
+        }
+        bail!("{} does not exist", p.display());
+    }
+    let mut cands = Vec::new();
+    if let Ok(t) = std::env::var("CARGO_TARGET_DIR") {
+        cands.push(PathBuf::from(t).join("release").join(name));
+    }
+    cands.push(workspace_root().join("target/release").join(name));
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(d) = exe.parent() {
+            cands.push(d.join(name));
+        }
+    }
+    cands.into_iter().find(|p| p.exists()).ok_or_else(|| {
+        anyhow!(
+            "cannot find {name}: build it (cargo build --release --bin {name}) or pass its path"
+        )
+    })
+}
+
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn temp_dir(tag: &str) -> Result<PathBuf> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "coretalk-load-{}-{}-{tag}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+fn wait_port(addr: SocketAddr, child: &mut Child, within: Duration) -> Result<()> {
+    let t0 = Instant::now();
+    loop {
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if let Some(st) = child.try_wait()? {
+            bail!("server exited during start-up ({st})");
+        }
+        if t0.elapsed() > within {
+            bail!("server did not open {addr} within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Reads stdout lines until one starts with `prefix`; the rest of it is the address.
+fn wait_banner(child: &mut Child, prefix: &str, within: Duration) -> Result<SocketAddr> {
+    let out = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let want = prefix.to_owned();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if !sent {
+                if let Some(rest) = line.strip_prefix(&want) {
+                    let _ = tx.send(rest.trim().to_owned());
+                    sent = true;
+                }
+            }
+        }
+    });
+    let t0 = Instant::now();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(a) => {
+                return a
+                    .parse()
+                    .with_context(|| format!("bad address in banner: {a}"))
+            }
+            Err(_) => {
+                if let Some(st) = child.try_wait()? {
+                    bail!("server exited during start-up ({st})");
+                }
+                if t0.elapsed() > within {
+                    bail!("no '{prefix}' line within {within:?}");
+                }
+            }
+        }
+    }
+}
+
+fn taskset(cores: &str, prog: &Path) -> Command {
+    let mut c = Command::new("taskset");
+    c.arg("-c").arg(cores).arg(prog);
+    c
+}
+
+fn cmdline(c: &Command) -> Vec<String> {
+    std::iter::once(c.get_program())
+        .chain(c.get_args())
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The coretalk configuration the harness runs with.
+pub fn coretalk_config(common: &Common, t: &Tuning) -> String {
+    format!(
+        "# written by coretalk-load\n\
+         [auth]\n\
+         # accounts are created in bulk: bcrypt at its floor cost\n\
+         bcrypt_cost = 4\n\
+         \n\
+         [store]\n\
+         durable = {}\n\
+         \n\
+         [topic]\n\
+         max_subscriber_count = {}\n",
+        common.store == StoreMode::Durable,
+        t.max_subscribers.max(128) + 16,
+    )
+}
+
+fn nats_config(port: u16) -> String {
+    format!(
+        "# written by coretalk-load: WebSocket on 127.0.0.1:{port}, no TLS, no auth\n\
+         host: 127.0.0.1\n\
+         port: -1\n\
+         max_payload: 1MB\n\
+         max_connections: 1000000\n\
+         write_deadline: \"10s\"\n\
+         max_pending: 64MB\n\
+         websocket {{\n  host: 127.0.0.1\n  port: {port}\n  no_tls: true\n  compression: false\n}}\n"
+    )
+}
+
+/// mosquitto 2.0.11 exits with "Unable to start any listening sockets" when every listener is
+/// a websockets one (it checks only plain MQTT sockets), so a plain listener on a spare port
+/// comes first; nothing connects to it.
+fn mosquitto_config(port: u16, plain_port: u16) -> String {
+    format!(
+        "# written by coretalk-load: MQTT over WebSocket on 127.0.0.1:{port}, anonymous, in memory\n\
+         per_listener_settings false\n\
+         allow_anonymous true\n\
+         persistence false\n\
+         log_dest stderr\n\
+         log_type error\n\
+         log_type warning\n\
+         connection_messages false\n\
+         set_tcp_nodelay true\n\
+         max_queued_messages 1000000\n\
+         max_queued_bytes 0\n\
+         max_inflight_messages 0\n\
+         memory_limit 0\n\
+         listener {plain_port} 127.0.0.1\n\
+         max_connections -1\n\
+         listener {port} 127.0.0.1\n\
+         protocol websockets\n\
+         max_connections -1\n"
+    )
+}
+
+fn version_of(prog: &str, args: &[&str]) -> String {
+    Command::new(prog)
+        .args(args)
+        .output()
+        .map(|o| {
+            let t = if o.stdout.is_empty() {
+                o.stderr
+            } else {
+                o.stdout
+            };
+            String::from_utf8_lossy(&t)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned()
+        })
+        .unwrap_or_default()
+}
+
+impl Server {
+    /// Starts `kind` pinned to `common.server_cores`.
+    pub fn start(kind: TargetKind, common: &Common, t: &Tuning) -> Result<Server> {
+        let dir = temp_dir(kind.name())?;
+        let log = std::fs::File::create(dir.join("server.log"))?;
+        let cores = common.server_cores.clone();
+        let mut ws_port = 0u16;
+        let (mut cmd, config, config_file, version, banner) = match kind {
+            TargetKind::Coretalk => {
+                let bin = find_bin(common.server_bin.as_deref(), "coretalk")?;
+                let conf = coretalk_config(common, t);
+                let cf = dir.join("coretalk.toml");
+                std::fs::write(&cf, &conf)?;
+                std::fs::create_dir_all(dir.join("data"))?;
+                let mut c = taskset(&cores, &bin);
+                c.arg("--listen")
+                    .arg("127.0.0.1:0")
+                    .arg("--data")
+                    .arg(dir.join("data"))
+                    .arg("--shards")
+                    .arg(t.shards.max(1).to_string())
+                    .arg("--config")
+                    .arg(&cf);
+                let v = version_of(bin.to_str().unwrap_or("coretalk"), &["--version"]);
+                (c, conf, cf, v, Some("coretalk listening on"))
+            }
+            TargetKind::Baseline => {
+                let bin = find_bin(common.baseline_bin.as_deref(), "coretalk-baseline")?;
+                let mut c = taskset(&cores, &bin);
+                c.arg("--listen").arg("127.0.0.1:0");
+                let v = version_of(bin.to_str().unwrap_or(""), &["--version"]);
+                (
+                    c,
+                    String::new(),
+                    PathBuf::new(),
+                    v,
+                    Some("coretalk-baseline listening on"),
+                )
+            }
+            TargetKind::HttpSol => {
+                let exe = std::env::current_exe()?;
+                let mut c = taskset(&cores, &exe);
+                c.arg("http-sol").arg("--listen").arg("127.0.0.1:0");
+                (
+                    c,
+                    String::new(),
+                    PathBuf::new(),
+                    "coretalk-load http-sol".into(),
+                    Some("http-sol listening on"),
+                )
+            }
+            TargetKind::Nats => {
+                let port = free_port()?;
+                ws_port = port;
+                let conf = nats_config(port);
+                let cf = dir.join("nats.conf");
+                std::fs::write(&cf, &conf)?;
+                let mut c = taskset(&cores, Path::new("nats-server"));
+                c.arg("-c").arg(&cf);
+                c.env("GOMAXPROCS", count_cores(&cores).to_string());
+                let v = version_of("nats-server", &["--version"]);
+                (c, conf, cf, v, None)
+            }
+            TargetKind::Mosquitto => {
+                let port = free_port()?;
+                ws_port = port;
+                let conf = mosquitto_config(port, free_port()?);
+                let cf = dir.join("mosquitto.conf");
+                std::fs::write(&cf, &conf)?;
+                let mut c = taskset(&cores, Path::new("mosquitto"));
+                c.arg("-c").arg(&cf);
+                let v = version_of("mosquitto", &["-h"]);
+                (c, conf, cf, v, None)
+            }
+        };
+        let line = cmdline(&cmd);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", line.join(" ")))?;
+        let started = match banner {
+            Some(prefix) => wait_banner(&mut child, prefix, Duration::from_secs(20)),
+            None => {
+                let a: SocketAddr = format!("127.0.0.1:{ws_port}").parse()?;
+                wait_port(a, &mut child, Duration::from_secs(20)).map(|_| a)
+            }
+        };
+        let addr = match started {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+                let _ = std::fs::remove_dir_all(&dir);
+                let tail: String = log
+                    .lines()
+                    .rev()
+                    .take(15)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                bail!("{} failed to start: {e:#}\n{tail}", kind.name());
+            }
+        };
+        let info = ServerInfo {
+            kind: kind.name().into(),
+            addr: addr.to_string(),
+            pid: Some(child.id()),
+            attached: false,
+            cmdline: line,
+            config_file: config_file.to_string_lossy().into_owned(),
+            config,
+            cores,
+            shards: (kind == TargetKind::Coretalk).then_some(t.shards.max(1)),
+            version,
+        };
+        Ok(Server {
+            info,
+            addr,
+            child: Some(child),
+            dir: Some(dir),
+        })
+    }
+
+    /// A server someone else runs.
+    pub fn attach(kind: TargetKind, addr: &str, pid: Option<u32>) -> Result<Server> {
+        let a = crate::net::resolve(addr)?;
+        let pid = pid.or_else(|| crate::sample::pid_listening_on(a.port()));
+        Ok(Server {
+            info: ServerInfo {
+                kind: kind.name().into(),
+                addr: a.to_string(),
+                pid,
+                attached: true,
+                ..Default::default()
+            },
+            addr: a,
+            child: None,
+            dir: None,
+        })
+    }
+
+    /// The server's stderr so far (started servers only).
+    pub fn log(&self) -> String {
+        self.dir
+            .as_ref()
+            .and_then(|d| std::fs::read_to_string(d.join("server.log")).ok())
+            .unwrap_or_default()
+    }
+
+    /// Whether a started server is still running.
+    pub fn alive(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => true,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(5) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some(d) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_taskset_lists() {
+        assert_eq!(count_cores("0"), 1);
+        assert_eq!(count_cores("2-3"), 2);
+        assert_eq!(count_cores("0,4-7"), 5);
+    }
+}
