@@ -68,6 +68,7 @@ scenario('channels: nch… creates a channel; readers use chn…, get {data} wit
     const ctrl = await t.subscribe(t.startMetaQuery().withDesc().withSub().build());
     assert.equal(ctrl.code, 200, `reader ${i}: {sub ${chn}} answers 200, got ${JSON.stringify(ctrl)}`);
     assert.equal(ctrl.topic, chn, 'the reply names the channel as chn…');
+    await flush();
     assert.equal(t.getAccessMode().getGiven(), 'JRP', `a reader's given is JRP, got ${t.getAccessMode()}`);
     readers.push({ ...r, topic: t });
   }
