@@ -20,7 +20,7 @@ impl UnixMillis {
 }
 
 /// A user id: 64-bit number, shown as `usr` + base64url(8 bytes little-endian), 11 characters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct UserId(pub u64);
 
 impl UserId {

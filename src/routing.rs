@@ -161,6 +161,9 @@ pub enum ContactEvent {
     Upd,
     /// The user's subscription to the contact topic was created or changed: re-read it.
     SubChanged,
+    /// Someone else started a conversation with the user: re-read the subscription, and keep
+    /// the contact's presence quiet until the user's client has listed it (`{get me sub}`).
+    NewContact,
     /// The user's subscription to the contact topic is gone (unsubscribed, evicted, deleted).
     SubGone,
 }

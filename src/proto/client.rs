@@ -147,6 +147,9 @@ pub struct GetOptsDesc {
     pub user: Option<String>,
     pub topic: Option<String>,
     pub limit: Option<i64>,
+    /// Not valid for `desc`/`sub` queries (400), accepted only to be refused.
+    pub since: Option<i64>,
+    pub before: Option<i64>,
 }
 
 /// Options of `get.data` and `get.del`.

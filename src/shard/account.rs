@@ -570,6 +570,27 @@ impl ShardCtx {
                 // Contacts learn the user is gone.
                 if let Ok(subs) = self.store.subs_of_user(c.target) {
                     for s in subs.iter().filter(|s| s.deleted.is_none()) {
+                        if crate::topic::TopicKind::of(&s.topic)
+                            == Some(crate::topic::TopicKind::Group)
+                            && s.given.has(AccessMode::OWNER)
+                        {
+                            // Groups the user owns are deleted with the account (members get
+                            // `pres gone`); the topic does it on its home shard.
+                            let req = crate::routing::Requester {
+                                sid,
+                                uid: c.target,
+                                level: AuthLevel::Auth,
+                            };
+                            self.route(
+                                s.topic.clone(),
+                                crate::routing::TopicRequest::Del {
+                                    req,
+                                    id: None,
+                                    as_seen: s.topic.clone(),
+                                    what: crate::routing::DelWhat::Topic { hard: true },
+                                },
+                            );
+                        }
                         if let Some(crate::topic::TopicKind::P2p(a, b)) =
                             crate::topic::TopicKind::of(&s.topic)
                         {

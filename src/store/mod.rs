@@ -45,6 +45,63 @@ pub struct UserRecord {
     pub creds: Vec<CredRecord>,
 }
 
+/// The fields of a user a [`WriteOp::PatchUser`] changes; `None` keeps the stored value.
+/// Topics hold copies of user records, and writing a whole stale copy back could undo a
+/// suspension or a deletion made elsewhere meanwhile; a patch cannot.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct UserPatch {
+    pub id: UserId,
+    pub updated: Option<UnixMillis>,
+    pub access: Option<DefaultAccess>,
+    pub public: Option<Option<JsonText>>,
+    pub trusted: Option<Option<JsonText>>,
+    pub tags: Option<Vec<String>>,
+    pub creds: Option<Vec<CredRecord>>,
+    pub last_seen: Option<(UnixMillis, String)>,
+}
+
+impl UserPatch {
+    /// A patch of every field a user may change on `me` (description, tags, credentials),
+    /// taken from `u`.
+    pub fn profile(u: &UserRecord) -> UserPatch {
+        UserPatch {
+            id: u.id,
+            updated: Some(u.updated),
+            access: Some(u.access),
+            public: Some(u.public.clone()),
+            trusted: Some(u.trusted.clone()),
+            tags: Some(u.tags.clone()),
+            creds: Some(u.creds.clone()),
+            last_seen: None,
+        }
+    }
+
+    /// Applies the patch to a stored record.
+    pub fn apply(&self, u: &mut UserRecord) {
+        if let Some(v) = self.updated {
+            u.updated = v;
+        }
+        if let Some(v) = self.access {
+            u.access = v;
+        }
+        if let Some(v) = &self.public {
+            u.public = v.clone();
+        }
+        if let Some(v) = &self.trusted {
+            u.trusted = v.clone();
+        }
+        if let Some(v) = &self.tags {
+            u.tags = v.clone();
+        }
+        if let Some(v) = &self.creds {
+            u.creds = v.clone();
+        }
+        if let Some(v) = &self.last_seen {
+            u.last_seen = Some(v.clone());
+        }
+    }
+}
+
 /// One credential of a user: `method:value`, and whether it was confirmed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CredRecord {
@@ -157,6 +214,9 @@ pub enum WriteOp {
     CreateUser(UserRecord),
     /// Insert or replace a user.
     PutUser(UserRecord),
+    /// Change some fields of an existing user, leaving the rest (its state above all) as
+    /// stored. Missing or deleted user: no-op.
+    PatchUser(UserPatch),
     /// Insert an auth record; fails with [`StoreError::Conflict`] if `unique` exists.
     CreateAuth(AuthRecord),
     /// Insert or replace an auth record.

@@ -293,6 +293,7 @@ impl<'txn> WriteTables<'txn> {
                     continue;
                 }
                 WriteOp::PutSub(_)
+                | WriteOp::PatchUser(_)
                 | WriteOp::DeleteSub { .. }
                 | WriteOp::Markers { .. }
                 | WriteOp::DeleteMessages(_) => continue,
@@ -351,6 +352,27 @@ impl<'txn> WriteTables<'txn> {
                     .insert(u.id.0, bytes.as_slice())
                     .map_err(backend)?;
                 self.retag(&u.id.usr(), old_tags.as_deref(), &u.tags)?;
+            }
+            WriteOp::PatchUser(p) => {
+                let old = match self.users.get(p.id.0).map_err(backend)? {
+                    Some(g) => match codec::decode_user(p.id, g.value()) {
+                        Ok(u) => Some(u),
+                        Err(e) => {
+                            log::error!("not patching unreadable user record {}: {e}", p.id);
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                if let Some(old) = old.filter(|u| u.state != super::UserState::Deleted) {
+                    let mut u = old.clone();
+                    p.apply(&mut u);
+                    let bytes = codec::encode_user(&u);
+                    self.users
+                        .insert(u.id.0, bytes.as_slice())
+                        .map_err(backend)?;
+                    self.retag(&u.id.usr(), Some(&old.tags), &u.tags)?;
+                }
             }
             WriteOp::CreateAuth(a) | WriteOp::PutAuth(a) => {
                 let unique = a.unique.as_str();

@@ -168,11 +168,14 @@ impl Topic {
                         self.tell_me(peer, topic, ContactEvent::Off { ua: ua.clone() }, cx);
                     }
                 }
-                if let Some(user) = &self.user {
-                    let mut user = user.clone();
-                    user.last_seen = Some((cx.now, ua));
+                if let TopicKind::Me(uid) = self.kind {
+                    let patch = crate::store::UserPatch {
+                        id: uid,
+                        last_seen: Some((cx.now, ua)),
+                        ..Default::default()
+                    };
                     cx.out.push(TopicOut::Write {
-                        batch: vec![WriteOp::PutUser(user)],
+                        batch: vec![WriteOp::PatchUser(patch)],
                     });
                 }
             }
@@ -214,18 +217,20 @@ impl Topic {
                 self.contacts.remove(&topic);
                 return;
             }
-            ContactEvent::SubChanged => {
+            ContactEvent::SubChanged | ContactEvent::NewContact => {
+                let new_contact = matches!(ev, ContactEvent::NewContact);
                 match cx.store.sub(&topic, uid) {
                     Ok(Some(sub)) if sub.deleted.is_none() => {
                         if let Some(mut c) = Contact::from_sub(uid, &sub) {
-                            match self.contacts.get(&topic) {
-                                Some(old) => {
-                                    c.online = old.online;
-                                    c.ua = old.ua.clone();
-                                }
-                                None => c.fresh = true,
+                            let known = self.contacts.get(&topic);
+                            if let Some(old) = known {
+                                c.online = old.online;
+                                c.ua = old.ua.clone();
+                                c.fresh = old.fresh;
+                            } else {
+                                c.fresh = new_contact;
                             }
-                            let new_p2p = c.peer.filter(|_| !self.contacts.contains_key(&topic));
+                            let new_p2p = c.peer.filter(|_| known.is_none());
                             self.contacts.insert(topic.clone(), c);
                             // A new P2P contact: learn whether the peer is online.
                             if let Some(peer) = new_p2p {
@@ -254,7 +259,7 @@ impl Topic {
         let view = c.view.clone();
         match ev {
             ContactEvent::On { peer, ua, reply } => {
-                let was = c.online || std::mem::take(&mut c.fresh);
+                let was = c.online || c.fresh;
                 c.online = true;
                 c.ua = ua.clone();
                 if reply {
@@ -293,7 +298,14 @@ impl Topic {
                     self.show(Topic::contact_pres(&view, "upd", None), cx);
                 }
             }
-            ContactEvent::SubChanged | ContactEvent::SubGone => {}
+            ContactEvent::SubChanged | ContactEvent::NewContact | ContactEvent::SubGone => {}
+        }
+    }
+
+    /// `me`: the client listed its contacts; new ones may now show presence.
+    pub(crate) fn contacts_listed(&mut self) {
+        for c in self.contacts.values_mut() {
+            c.fresh = false;
         }
     }
 

@@ -429,7 +429,11 @@ impl Topic {
                 targets: vec![(req.uid, vec![req.sid])],
             }],
         };
-        self.persist_reply(vec![WriteOp::PutUser(user)], reply, cx);
+        self.persist_reply(
+            vec![WriteOp::PatchUser(crate::store::UserPatch::profile(&user))],
+            reply,
+            cx,
+        );
         Ok(())
     }
 }

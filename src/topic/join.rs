@@ -592,6 +592,12 @@ impl Topic {
         let mut frames = vec![encode(&ctrl.msg())];
         if let Some(get) = &p.get {
             self.get_frames(&p.req, p.id.as_deref(), &p.as_seen, get, &mut frames, cx);
+            if matches!(self.kind, TopicKind::Me(_))
+                && crate::proto::client::what::parse(&get.what) & crate::proto::client::what::SUB
+                    != 0
+            {
+                self.contacts_listed();
+            }
         }
         if p.acs_changed && p.tmpname.is_none() {
             if let Some(m) = self.members.get(&uid) {

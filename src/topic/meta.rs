@@ -33,6 +33,9 @@ impl Topic {
         }
         let mut frames = Vec::new();
         self.get_frames(&req, id.as_deref(), &as_seen, &query, &mut frames, cx);
+        if matches!(self.kind, TopicKind::Me(_)) && what::parse(&query.what) & what::SUB != 0 {
+            self.contacts_listed();
+        }
         if !frames.is_empty() {
             self.send(req.sid, frames, cx);
         }
@@ -54,10 +57,27 @@ impl Topic {
                 .and_then(|d| d.ims.as_deref())
                 .and_then(crate::proto::time::parse_rfc3339)
         };
+        let malformed =
+            |cx: &TopicCx<'_>| encode(&Outcome::Malformed.ctrl(id, Some(as_seen), cx.now).msg());
         if bits & what::DESC != 0 {
-            frames.push(self.desc_frame(req, id, as_seen, ims_of(&query.desc), cx));
+            // `desc` takes `ims` only.
+            let bad = query.desc.as_ref().is_some_and(|d| {
+                d.user.is_some() || d.limit.is_some() || d.since.is_some() || d.before.is_some()
+            });
+            if bad {
+                frames.push(malformed(cx));
+            } else {
+                frames.push(self.desc_frame(req, id, as_seen, ims_of(&query.desc), cx));
+            }
         }
-        if bits & what::SUB != 0 {
+        if bits & what::SUB != 0
+            && query
+                .sub
+                .as_ref()
+                .is_some_and(|s| s.since.is_some() || s.before.is_some())
+        {
+            frames.push(malformed(cx));
+        } else if bits & what::SUB != 0 {
             let opts = query.sub.clone().unwrap_or_default();
             frames.push(self.sub_frame(
                 req,

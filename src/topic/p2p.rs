@@ -206,7 +206,13 @@ impl Topic {
                         frame,
                         targets: vec![(peer, Vec::new())],
                     });
-                    after.push(self.contact_changed_out(peer));
+                    after.push(TopicOut::ToTopic {
+                        topic: crate::routing::me_topic(peer),
+                        req: crate::routing::TopicRequest::Contact {
+                            topic: self.name.clone(),
+                            ev: crate::routing::ContactEvent::NewContact,
+                        },
+                    });
                 }
                 changed = true;
             }

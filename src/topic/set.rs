@@ -11,7 +11,7 @@ use crate::proto::client::{Credential, SetDesc, SetQuery, SetSub};
 use crate::proto::server::{DeltaAcs, Pres, ServerMsg};
 use crate::proto::{encode, Outcome};
 use crate::routing::Requester;
-use crate::store::{CredRecord, JsonText, SubRecord, UserState, WriteOp};
+use crate::store::{CredRecord, JsonText, SubRecord, UserPatch, UserState, WriteOp};
 use crate::topic::tags::{merge_user_tags, normalize, TagError};
 use crate::topic::{Member, Reply, Topic, TopicCx, TopicKind, TopicOut};
 
@@ -241,7 +241,8 @@ impl Topic {
                     return Outcome::NotModified;
                 }
                 user.updated = now;
-                acc.batch.push(WriteOp::PutUser(user.clone()));
+                acc.batch
+                    .push(WriteOp::PatchUser(UserPatch::profile(&user)));
                 self.user = Some(user);
                 if public_changed {
                     self.me_public_changed(cx);
@@ -399,8 +400,11 @@ impl Topic {
             let mut sub = m.sub.clone();
             if is_p2p {
                 want = p2p_fix(want);
-            } else if sub.given.has(AccessMode::OWNER) {
-                want = want.with(AccessMode::JOIN | AccessMode::OWNER);
+            } else if self.owner() == Some(req.uid)
+                && !want.has(AccessMode::JOIN | AccessMode::OWNER)
+            {
+                // The owner cannot give up O or J by itself: ownership is transferred.
+                return Err(Outcome::PermissionDenied);
             }
             let admin = sub.given.0 & AccessMode::APPROVE != 0 && !is_p2p;
             if admin {
@@ -580,18 +584,31 @@ impl Topic {
             dacs: Some(dacs.clone()),
             ..Pres::default()
         }));
+        // The target's sessions attached here see it on the topic instead of on `me`.
+        let target_here: Vec<_> = self
+            .attached
+            .iter()
+            .filter(|(_, a)| a.uid == target)
+            .map(|(sid, _)| *sid)
+            .collect();
+        let mut skip = target_here.clone();
+        skip.push(req.sid);
         acc.after.push(TopicOut::UserPres {
             frame,
-            targets: vec![(target, vec![req.sid])],
+            targets: vec![(target, skip)],
         });
-        // Admins attached to the topic (other than the requester) see it on the topic.
+        // Admins attached to the topic (other than the requester) and the target's own
+        // attached sessions see it on the topic.
         let admins: Vec<_> = self
             .attached
             .iter()
             .filter(|(sid, a)| {
                 **sid != req.sid
-                    && a.uid != target
-                    && self.mode_of_user(a.uid).0 & (AccessMode::APPROVE | AccessMode::OWNER) != 0
+                    && (target_here.contains(sid)
+                        || (a.uid != target
+                            && self.mode_of_user(a.uid).0
+                                & (AccessMode::APPROVE | AccessMode::OWNER)
+                                != 0))
             })
             .map(|(sid, a)| (*sid, self.view_of(a.uid)))
             .collect();
@@ -643,7 +660,8 @@ impl Topic {
                 let d = diff(&user.tags, &new);
                 user.tags = new;
                 user.updated = cx.now;
-                acc.batch.push(WriteOp::PutUser(user.clone()));
+                acc.batch
+                    .push(WriteOp::PatchUser(UserPatch::profile(&user)));
                 self.user = Some(user);
                 self.pres_to_own_sessions(req, "tags", acc);
                 Ok(Some(d))
@@ -719,7 +737,8 @@ impl Topic {
             user.tags.sort();
         }
         user.updated = cx.now;
-        acc.batch.push(WriteOp::PutUser(user.clone()));
+        acc.batch
+            .push(WriteOp::PatchUser(UserPatch::profile(&user)));
         self.user = Some(user);
         self.pres_to_own_sessions(req, "tags", acc);
         Outcome::Ok
