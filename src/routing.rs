@@ -124,6 +124,9 @@ pub enum TopicRequest {
     /// A pre-serialized `{pres}` for the user whose `me` topic this is, to be shown on every
     /// session attached to `me` except `skip` (those are attached to the source topic).
     UserPres { frame: Bytes, skip: Vec<SessionId> },
+    /// An account involved in this topic changed state (suspended or restored): re-check
+    /// whether the topic is read-only. Dropped when the topic is not loaded.
+    Refresh,
     /// Something happened to one of the contacts of the user whose `me` topic this is;
     /// `topic` is the contact's routing name (`p2p…` or `grp…`). Dropped when `me` is not
     /// loaded (the user is offline).
@@ -181,6 +184,7 @@ impl TopicRequest {
             | TopicRequest::Note { req, .. } => Some(req),
             TopicRequest::Detach { .. }
             | TopicRequest::UserPres { .. }
+            | TopicRequest::Refresh
             | TopicRequest::Contact { .. } => None,
         }
     }

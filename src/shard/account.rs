@@ -64,6 +64,8 @@ pub(crate) struct ChangeWaiter {
     evict: Option<UserId>,
     /// The requesting session ends too (it deleted its own account).
     end_self: bool,
+    /// Loaded topics to tell that a participant's state changed (read-only or not).
+    refresh: Vec<String>,
 }
 
 impl ShardCtx {
@@ -481,6 +483,7 @@ impl ShardCtx {
             id: c.id.clone(),
             evict: None,
             end_self: false,
+            refresh: Vec::new(),
         };
         match c.what {
             AccountWhat::Secret { secret, .. } => {
@@ -546,8 +549,23 @@ impl ShardCtx {
                 let mut user = user;
                 user.state = state;
                 user.updated = now();
+                // P2P conversations and owned groups become read-only (or writable again).
+                let refresh = self
+                    .store
+                    .subs_of_user(c.target)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|s| {
+                        matches!(
+                            crate::topic::TopicKind::of(&s.topic),
+                            Some(crate::topic::TopicKind::P2p(..))
+                        ) || s.given.has(AccessMode::OWNER)
+                    })
+                    .map(|s| s.topic)
+                    .collect();
                 let w = ChangeWaiter {
                     evict: suspend.then_some(c.target),
+                    refresh,
                     ..waiter
                 };
                 self.submit_change(w, vec![WriteOp::PutUser(user)]);
@@ -650,6 +668,9 @@ impl ShardCtx {
         }
         if let Some(uid) = w.evict {
             self.evict_everywhere(uid, (!w.end_self).then_some(w.sid));
+        }
+        for topic in w.refresh {
+            self.route(topic, crate::routing::TopicRequest::Refresh);
         }
     }
 }

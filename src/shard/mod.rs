@@ -353,6 +353,7 @@ impl ShardCtx {
             match &req {
                 TopicRequest::Detach { .. }
                 | TopicRequest::UserPres { .. }
+                | TopicRequest::Refresh
                 | TopicRequest::Contact { .. } => return,
                 TopicRequest::Join {
                     create: Some(_), ..
@@ -461,6 +462,7 @@ impl ShardCtx {
             }
             TopicRequest::Detach { .. }
             | TopicRequest::UserPres { .. }
+            | TopicRequest::Refresh
             | TopicRequest::Contact { .. } => return,
         };
         let frame = encode(&outcome.ctrl(id.as_deref(), Some(&as_seen), now()).msg());

@@ -289,10 +289,14 @@ impl Topic {
                     },
                 });
             }
-            self.send(req.sid, vec![ok], cx);
-            // The requesting session learns of it too (`pres gone` on `me`): the SDK drops
-            // the contact on that.
-            self.unsubscribe(req.uid, None, as_seen, cx);
+            let reply = Reply {
+                sid: Some(req.sid),
+                id: id.map(str::to_owned),
+                as_seen: as_seen.to_owned(),
+                frames: vec![ok],
+                after: Vec::new(),
+            };
+            self.unsubscribe(req.uid, Some(reply), as_seen, cx);
             return Ok(());
         }
         // Everyone learns the topic is gone; attached sessions are detached silently.
@@ -381,10 +385,15 @@ impl Topic {
         if !m.sub.want.has(AccessMode::JOIN) {
             return Err(Outcome::PermissionDenied);
         }
-        let msg = Outcome::Ok.ctrl(id, Some(as_seen), cx.now).msg();
-        self.reply(req.sid, &msg, cx);
+        let reply = Reply {
+            sid: Some(req.sid),
+            id: id.map(str::to_owned),
+            as_seen: as_seen.to_owned(),
+            frames: vec![encode(&Outcome::Ok.ctrl(id, Some(as_seen), cx.now).msg())],
+            after: Vec::new(),
+        };
         let view = self.view_of(target);
-        self.unsubscribe(target, None, &view, cx);
+        self.unsubscribe(target, Some(reply), &view, cx);
         Ok(())
     }
 

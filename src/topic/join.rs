@@ -11,7 +11,7 @@ use crate::proto::server::{DeltaAcs, Pres, ServerMsg};
 use crate::proto::{encode, Outcome};
 use crate::routing::{CreateSpec, Requester, SessionEvent};
 use crate::store::{StoreError, SubRecord, TopicRecord, WriteOp};
-use crate::topic::{Attachment, Member, Pending, Topic, TopicCx, TopicKind, TopicOut};
+use crate::topic::{Attachment, Member, Pending, Reply, Topic, TopicCx, TopicKind, TopicOut};
 
 /// The parts of a `{sub}` request.
 pub(crate) struct JoinArgs {
@@ -705,63 +705,119 @@ impl Topic {
             }
         }
         self.remove_session(req.sid, cx);
-        let msg = Outcome::Ok
-            .ctrl(id.as_deref(), Some(&as_seen), cx.now)
-            .msg();
-        self.reply(req.sid, &msg, cx);
-        cx.out.push(TopicOut::ToSession {
+        let detached = TopicOut::ToSession {
             sid: req.sid,
             ev: SessionEvent::Detached {
                 topic: self.name.clone(),
             },
-        });
+        };
+        let ok = encode(
+            &Outcome::Ok
+                .ctrl(id.as_deref(), Some(&as_seen), cx.now)
+                .msg(),
+        );
         if !unsub {
+            self.send(req.sid, vec![ok], cx);
+            cx.out.push(detached);
             return;
         }
-        self.unsubscribe(req.uid, Some(req.sid), &as_seen, cx);
+        let reply = Reply {
+            sid: Some(req.sid),
+            id,
+            as_seen: as_seen.clone(),
+            frames: vec![ok],
+            after: vec![detached],
+        };
+        self.unsubscribe(req.uid, Some(reply), &as_seen, cx);
     }
 
-    /// Deletes `uid`'s subscription (kept as a deleted row so `given` survives), tells the
-    /// user's other sessions (`pres gone` on `me`, `205 evicted` here), the admins, and the
-    /// user's `me` contact list. `origin` already got its reply.
+    /// Deletes `uid`'s subscription (kept as a deleted row so `given` survives) and, once that
+    /// is durable, sends `reply` (the requester's `{ctrl}`) and tells the user's other
+    /// sessions (`pres gone` on `me`, `205 evicted` here), the admins, the user's `me`
+    /// contact list and, in P2P, the peer (`off` on its `me`).
     pub(crate) fn unsubscribe(
         &mut self,
         uid: UserId,
-        origin: Option<SessionId>,
+        reply: Option<Reply>,
         as_seen: &str,
         cx: &mut TopicCx<'_>,
     ) {
         let now = cx.now;
         let view = self.view_of(uid);
+        let origin = reply.as_ref().and_then(|r| r.sid);
         let Some(m) = self.members.get_mut(&uid) else {
+            if let Some(r) = reply {
+                self.reply_persisted_now(r, cx);
+            }
             return;
         };
         m.sub.deleted = Some(now);
         m.sub.updated = now;
-        let sub = m.sub.clone();
-        cx.out.push(TopicOut::Write {
-            batch: vec![WriteOp::PutSub(sub)],
-        });
-        let skip: Vec<SessionId> = origin.into_iter().collect();
-        self.notify_acs(
-            uid,
-            "N".into(),
-            "N".into(),
-            origin.unwrap_or(SessionId(0)),
-            cx,
-        );
-        let gone = encode(&ServerMsg::Pres(Pres {
-            topic: "me".into(),
-            src: Some(view),
-            what: "gone",
-            ..Pres::default()
-        }));
-        cx.out.push(TopicOut::UserPres {
-            frame: gone,
-            targets: vec![(uid, skip)],
-        });
-        self.subs_changed(&[uid], true, cx);
-        self.evict_user(uid, as_seen, true, cx);
+        let batch = vec![WriteOp::PutSub(m.sub.clone())];
+        // Everything below waits for the write: collect it apart.
+        let mut later = Vec::new();
+        {
+            let mut lcx = TopicCx {
+                now: cx.now,
+                store: cx.store,
+                limits: cx.limits,
+                out: &mut later,
+            };
+            let skip: Vec<SessionId> = origin.into_iter().collect();
+            self.notify_acs(
+                uid,
+                "N".into(),
+                "N".into(),
+                origin.unwrap_or(SessionId(0)),
+                &mut lcx,
+            );
+            let gone = encode(&ServerMsg::Pres(Pres {
+                topic: "me".into(),
+                src: Some(view),
+                what: "gone",
+                ..Pres::default()
+            }));
+            lcx.out.push(TopicOut::UserPres {
+                frame: gone,
+                targets: vec![(uid, skip)],
+            });
+            self.subs_changed(&[uid], true, &mut lcx);
+            if let TopicKind::P2p(a, b) = self.kind {
+                // The peer no longer sees the user in this conversation.
+                let peer = if a == uid { b } else { a };
+                lcx.out.push(TopicOut::ToTopic {
+                    topic: crate::routing::me_topic(peer),
+                    req: crate::routing::TopicRequest::Contact {
+                        topic: self.name.clone(),
+                        ev: crate::routing::ContactEvent::Off { ua: String::new() },
+                    },
+                });
+            }
+            self.evict_user(uid, as_seen, true, &mut lcx);
+        }
+        match reply {
+            Some(mut r) => {
+                r.after.extend(later);
+                self.persist_reply(batch, r, cx);
+            }
+            None => {
+                let r = Reply {
+                    after: later,
+                    ..Reply::default()
+                };
+                self.persist_reply(batch, r, cx);
+            }
+        }
+    }
+
+    /// Sends a reply that waits for nothing.
+    fn reply_persisted_now(&mut self, r: Reply, cx: &mut TopicCx<'_>) {
+        if let Some(sid) = r.sid {
+            if !r.frames.is_empty() {
+                self.send(sid, r.frames, cx);
+            }
+        }
+        cx.out.extend(r.after);
     }
 
     /// Detaches every session of `uid` with `{ctrl 205 "evicted"}`.

@@ -345,6 +345,7 @@ impl Topic {
                 TopicRequest::Note { req, as_seen, .. } => (req, None, as_seen),
                 TopicRequest::Detach { .. }
                 | TopicRequest::UserPres { .. }
+                | TopicRequest::Refresh
                 | TopicRequest::Contact { .. } => return,
             };
             self.reply_err(&r, Outcome::Locked, id.as_deref(), &as_seen, cx);
@@ -427,6 +428,7 @@ impl Topic {
             } => self.on_del(req, id, as_seen, what, cx),
             TopicRequest::UserPres { frame, skip } => self.on_user_pres(frame, skip, cx),
             TopicRequest::Contact { topic, ev } => self.on_contact(topic, ev, cx),
+            TopicRequest::Refresh => self.check_read_only(cx),
         }
     }
 

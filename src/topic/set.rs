@@ -208,6 +208,10 @@ impl Topic {
                             m.with(AccessMode::APPROVE)
                         }
                     };
+                    let has_owner = |m: &Option<Result<Option<AccessMode>, _>>| matches!(m, Some(Ok(Some(m))) if m.has(AccessMode::OWNER));
+                    if has_owner(&auth) || has_owner(&anon) {
+                        return Outcome::Malformed;
+                    }
                     match (auth, anon) {
                         (Some(Err(_)), _) | (_, Some(Err(_))) => return Outcome::Malformed,
                         (a, n) => {
@@ -245,7 +249,16 @@ impl Topic {
                     .push(WriteOp::PatchUser(UserPatch::profile(&user)));
                 self.user = Some(user);
                 if public_changed {
-                    self.me_public_changed(cx);
+                    // Peers re-read the description on `upd`: only once it is durable.
+                    let mut later = Vec::new();
+                    let mut lcx = TopicCx {
+                        now: cx.now,
+                        store: cx.store,
+                        limits: cx.limits,
+                        out: &mut later,
+                    };
+                    self.me_public_changed(&mut lcx);
+                    acc.after.extend(later);
                 }
                 self.pres_to_own_sessions(req, "upd", acc);
                 Outcome::Ok

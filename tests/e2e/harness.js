@@ -410,6 +410,10 @@ export function disconnect(tn) {
 
 /** Close every client opened so far. */
 export async function disconnectAll() {
+  // The SDK handles {meta}/{data}/{pres} in a setTimeout and sends {note recv} 100 ms after a
+  // {data}; let those run while still connected, or they throw "Websocket is not connected"
+  // into the next test.
+  await sleep(150);
   for (const tn of [...openClients]) disconnect(tn);
   await sleep(20);
 }
@@ -645,24 +649,8 @@ export function softAsserts() {
 // them as TODO (a failure does not fail the run, a pass is shown too), so the list can only
 // shrink. Each entry names what is missing. Keep this list short and honest.
 const KNOWN_GAPS = new Map([
-  ['p2p: messages both ways, history, read/recv receipts, typing, peer on/off',
-    'peer on/off on me when the peer comes online after the conversation was created'],
-  ['p2p: del topic by one side unsubscribes it; by the last side deletes the chat',
-    'the SDK keeps the contact after {del topic} by one side'],
-  ["set sub: own want, another member's given (admins only), no O for non-owners",
-    "pres acs on the target's me when an admin changes its given"],
-  ['ownership transfer: owner gives O, the member accepts by asking for O, the old owner loses O',
-    "pres acs on the heir's me"],
-  ['get: desc and sub with ims (not modified → no public/private, 204 for subs), limit paging',
-    'private with ims; desc.limit and sub.since are not refused with 400'],
-  ['set desc: public/private merge, "␡" clears a key or the whole field; me public',
-    'one validation case answers 200 instead of 400'],
-  ['del user: the account goes away; other sessions evicted; contacts get pres gone; login fails',
-    "owned groups are not deleted with the account; a token login right after deletion"],
   ['me: muting presence (want without P on me) makes the user invisible to contacts',
     '{set me sub mode} is answered 405'],
-  ['suspension: root {acc user status:"susp"} evicts the user (205), blocks login (403), hides from search',
-    "publishing to a suspended owner's group is not refused while the topic stays loaded"],
 ]);
 
 export function scenario(name, fn, { timeout = 60000 } = {}) {
