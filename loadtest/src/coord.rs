@@ -105,6 +105,11 @@ impl Workers {
         })
     }
 
+    /// Process ids of the workers (taskset execs, so these are the workers themselves).
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().filter_map(|c| c.id()).collect()
+    }
+
     pub fn len(&self) -> usize {
         self.stdin.len()
     }

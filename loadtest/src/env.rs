@@ -66,9 +66,9 @@ pub fn collect() -> EnvInfo {
         machine,
         kernel,
         rustc: first_line("rustc", &["-V"]),
-        cores: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        // Online CPUs of the machine (not this process's affinity mask, which is pinned).
+        // SAFETY: sysconf has no preconditions.
+        cores: unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize,
         git_commit,
         git_dirty,
         nats_server: first_line("nats-server", &["--version"]),

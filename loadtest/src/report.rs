@@ -56,6 +56,9 @@ pub struct Point {
     /// Server CPU as a percentage of one core.
     pub server_cpu_pct: Option<f64>,
     pub server_rss_kib: Option<f64>,
+    /// CPU of all client workers over the whole point (warm-up, window, drain) as a
+    /// percentage of one core: near 100 × client cores means the client is the bottleneck.
+    pub client_cpu_pct: Option<f64>,
     pub error_samples: Vec<String>,
     /// In-window operations per second, by 250 ms tick of receipt time.
     pub per_second: Vec<f64>,
@@ -184,7 +187,7 @@ pub fn table(r: &RunResult) -> String {
     }
     let _ = writeln!(
         s,
-        "{:<18} {:>10} {:>11} {:>8} {:>8} {:>8} {:>8} {:>7} {:>6} {:>6} {:>9} {:>7} {:>9}",
+        "{:<18} {:>10} {:>11} {:>8} {:>8} {:>8} {:>8} {:>7} {:>6} {:>6} {:>9} {:>7} {:>9} {:>7}",
         "point",
         "offered/s",
         "ops/s",
@@ -197,12 +200,13 @@ pub fn table(r: &RunResult) -> String {
         "reconn",
         "cpu µs/op",
         "cpu %",
-        "rss MiB"
+        "rss MiB",
+        "cli %"
     );
     for p in &r.points {
         let _ = writeln!(
             s,
-            "{:<18} {:>10.0} {:>11.0} {:>8} {:>8} {:>8} {:>8} {:>7} {:>6} {:>6} {:>9} {:>7} {:>9}",
+            "{:<18} {:>10.0} {:>11.0} {:>8} {:>8} {:>8} {:>8} {:>7} {:>6} {:>6} {:>9} {:>7} {:>9} {:>7}",
             p.label,
             p.offered_per_s,
             p.ops_per_s,
@@ -216,6 +220,7 @@ pub fn table(r: &RunResult) -> String {
             opt(p.cpu_us_per_op, 2),
             opt(p.server_cpu_pct, 1),
             opt(p.server_rss_kib.map(|k| k / 1024.0), 1),
+            opt(p.client_cpu_pct, 0),
         );
         if let Some(a) = &p.ack_latency {
             if a.count > 0 {

@@ -189,6 +189,14 @@ impl Ctx {
         let warm = (self.common.warmup * 1e9) as u64;
         let dur = (self.common.duration * 1e9) as u64;
         let start = now_ns() + 300_000_000;
+        let client_cpu = |pids: &[u32]| -> u64 {
+            pids.iter()
+                .filter_map(|p| crate::sample::read(*p).ok())
+                .map(|s| s.cpu_us)
+                .sum()
+        };
+        let pids = workers.pids();
+        let (c0, t0) = (client_cpu(&pids), now_ns());
         let (from, to) = (start + warm, start + warm + dur);
         for (i, r) in rates.iter().enumerate() {
             let phase = if offered > 0.0 {
@@ -229,7 +237,9 @@ impl Ctx {
         ticker.abort();
         bar.finish_and_clear();
         let stats = stats?;
+        let (c1, t1) = (client_cpu(&pids), now_ns());
         let mut p = self.point(label, offered, op, fanout, &stats, from, to)?;
+        p.client_cpu_pct = Some((c1 - c0) as f64 / ((t1 - t0) as f64 / 1e3) * 100.0);
         if self.server.as_mut().is_some_and(|s| !s.alive()) {
             p.error_samples
                 .push("the server exited during the run".into());
@@ -302,6 +312,7 @@ impl Ctx {
             cpu_us_per_op: cpu.filter(|_| ops > 0).map(|c| c / ops as f64),
             server_cpu_pct: cpu.map(|c| c / (window_s * 1e6) * 100.0),
             server_rss_kib: rss,
+            client_cpu_pct: None,
             error_samples: samples,
             per_second: ticks,
             extra: serde_json::Value::Null,

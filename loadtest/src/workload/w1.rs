@@ -100,6 +100,8 @@ pub async fn run(ctx: &mut Ctx, a: &W1Args) -> Result<()> {
         tokio::time::sleep(std::time::Duration::from_nanos(settle_ns)).await;
         let s0 = g1 + settle_ns / 3;
         let s1 = now_ns();
+        // Let the sampler take a reading after s1, so CPU at s1 can be interpolated.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let mut p = ctx.point(
             &format!("{step} sessions"),
             0.0,
@@ -136,16 +138,16 @@ pub async fn run(ctx: &mut Ctx, a: &W1Args) -> Result<()> {
         ctx.result.points.push(p);
     }
     w.stop().await;
-    let xs: Vec<f64> = ramp
-        .iter()
-        .filter_map(|r| Some((r["sessions"].as_f64()?, r["rss_kib"].as_f64()?)))
-        .map(|p| p.0)
-        .collect();
-    let ys: Vec<f64> = ramp
+    // The first sessions pay one-off costs (allocator arenas, caches): fit over the steps with
+    // sessions when there are two or more, else include the empty server.
+    let pts: Vec<(f64, f64)> = ramp
         .iter()
         .filter_map(|r| Some((r["sessions"].as_f64()?, r["rss_kib"].as_f64()? * 1024.0)))
-        .map(|p| p.1)
         .collect();
+    let loaded: Vec<(f64, f64)> = pts.iter().copied().filter(|p| p.0 > 0.0).collect();
+    let use_pts = if loaded.len() >= 2 { loaded } else { pts };
+    let xs: Vec<f64> = use_pts.iter().map(|p| p.0).collect();
+    let ys: Vec<f64> = use_pts.iter().map(|p| p.1).collect();
     let slope = fit(&xs, &ys);
     let idle_top = ramp.last().and_then(|r| r["idle_cpu_pct"].as_f64());
     ctx.result.summary = serde_json::json!({
