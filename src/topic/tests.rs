@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::access::DefaultAccess;
-use crate::proto::client::{GetQuery, SetQuery};
+use crate::proto::client::{GetQuery, SeqRange, SetQuery};
 use crate::routing::CreateSpec;
 use crate::store::{MessageQuery, RedbStore, UserState, WriteOp};
 
@@ -1468,4 +1468,386 @@ fn a_self_ban_saves_the_subscription_without_attaching() {
         pres_of(sim.frames(a1), &["on"]).is_empty(),
         "no presence for a session that never attached"
     );
+}
+
+// ---- issue 3: access by mode, P2P views, deletion ----
+
+fn set_req(sid: SessionId, uid: UserId, id: &str, q: Value) -> TopicRequest {
+    TopicRequest::Set {
+        req: rq(sid, uid),
+        id: Some(id.into()),
+        as_seen: GROUP.into(),
+        query: set_query(q),
+    }
+}
+
+fn del_req(sid: SessionId, uid: UserId, id: &str, what: crate::routing::DelWhat) -> TopicRequest {
+    TopicRequest::Del {
+        req: rq(sid, uid),
+        id: Some(id.into()),
+        as_seen: GROUP.into(),
+        what,
+    }
+}
+
+/// The first `{ctrl}` `sid` received, as (code, text).
+fn first_ctrl(sim: &mut Sim, sid: SessionId) -> (u64, String) {
+    let frames = sim.frames(sid);
+    let c = frames
+        .iter()
+        .find_map(|f| f.get("ctrl"))
+        .unwrap_or_else(|| panic!("no ctrl among {frames:?}"));
+    (
+        c["code"].as_u64().unwrap_or(0),
+        c["text"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+#[test]
+fn set_and_del_check_the_mode_they_need() {
+    use crate::routing::DelWhat;
+    // Alice owns the group, Bob is a plain member (JRWPS), Carol an admin (JRWPAS).
+    let (a1, b1, c1) = (sid(0, 1), sid(1, 1), sid(0, 2));
+    let mut sim = group_with_alice_and_bob(2, a1, b1);
+    for u in [ALICE, BOB, CAROL] {
+        sim.add_user(u);
+    }
+    sim.attach(c1, CAROL);
+    sim.run(
+        GROUP,
+        set_req(
+            a1,
+            ALICE,
+            "g",
+            json!({"sub": {"user": CAROL.usr(), "mode": "JRWPAS"}}),
+        ),
+    );
+    assert_eq!(first_ctrl(&mut sim, a1), (200, "ok".into()));
+    // Given A is not enough: Carol must also want it (mode = want & given).
+    sim.run(
+        GROUP,
+        set_req(c1, CAROL, "w", json!({"sub": {"mode": "JRWPAS"}})),
+    );
+    assert_eq!(first_ctrl(&mut sim, c1), (200, "ok".into()));
+    sim.publish(a1, ALICE, Some("p"), r#""one""#);
+    sim.clear();
+
+    // (who, request, expected code) — each row is one operation by one mode.
+    let rows: Vec<(SessionId, UserId, TopicRequest, u64)> = vec![
+        // set desc public: owner only.
+        (
+            b1,
+            BOB,
+            set_req(b1, BOB, "1", json!({"desc": {"public": {"fn": "x"}}})),
+            403,
+        ),
+        (
+            c1,
+            CAROL,
+            set_req(c1, CAROL, "1", json!({"desc": {"public": {"fn": "x"}}})),
+            403,
+        ),
+        (
+            a1,
+            ALICE,
+            set_req(a1, ALICE, "1", json!({"desc": {"public": {"fn": "x"}}})),
+            200,
+        ),
+        // Nothing changes: 304.
+        (
+            a1,
+            ALICE,
+            set_req(a1, ALICE, "1", json!({"desc": {"public": {"fn": "x"}}})),
+            304,
+        ),
+        // Own private: anyone subscribed.
+        (
+            b1,
+            BOB,
+            set_req(b1, BOB, "1", json!({"desc": {"private": "mine"}})),
+            200,
+        ),
+        // defacs with O is malformed.
+        (
+            a1,
+            ALICE,
+            set_req(
+                a1,
+                ALICE,
+                "1",
+                json!({"desc": {"defacs": {"auth": "JRWPO"}}}),
+            ),
+            400,
+        ),
+        // Another member's given with an explicit mode: A or O.
+        (
+            b1,
+            BOB,
+            set_req(
+                b1,
+                BOB,
+                "1",
+                json!({"sub": {"user": CAROL.usr(), "mode": "JR"}}),
+            ),
+            403,
+        ),
+        (
+            c1,
+            CAROL,
+            set_req(
+                c1,
+                CAROL,
+                "1",
+                json!({"sub": {"user": BOB.usr(), "mode": "JRWP"}}),
+            ),
+            200,
+        ),
+        // Granting O: the owner only.
+        (
+            c1,
+            CAROL,
+            set_req(
+                c1,
+                CAROL,
+                "1",
+                json!({"sub": {"user": BOB.usr(), "mode": "JRWPASDO"}}),
+            ),
+            403,
+        ),
+        // The owner cannot drop its own O.
+        (
+            a1,
+            ALICE,
+            set_req(a1, ALICE, "1", json!({"sub": {"mode": "JRWPASD"}})),
+            403,
+        ),
+        // A member cannot ask for O.
+        (
+            b1,
+            BOB,
+            set_req(b1, BOB, "1", json!({"sub": {"mode": "JRWPO"}})),
+            403,
+        ),
+        // Tags on a group: the owner only; aux needs A or O.
+        (
+            b1,
+            BOB,
+            set_req(b1, BOB, "1", json!({"tags": ["chess"]})),
+            403,
+        ),
+        (
+            a1,
+            ALICE,
+            set_req(a1, ALICE, "1", json!({"tags": ["chess"]})),
+            200,
+        ),
+        (
+            a1,
+            ALICE,
+            set_req(a1, ALICE, "1", json!({"tags": ["email:x@y.z"]})),
+            403,
+        ),
+        (
+            b1,
+            BOB,
+            set_req(b1, BOB, "1", json!({"aux": {"pin": 1}})),
+            403,
+        ),
+        (
+            c1,
+            CAROL,
+            set_req(c1, CAROL, "1", json!({"aux": {"pin": 1}})),
+            200,
+        ),
+        // Deleting subscriptions: A or O, never the owner, never oneself.
+        (
+            b1,
+            BOB,
+            del_req(b1, BOB, "1", DelWhat::Sub { user: CAROL.usr() }),
+            403,
+        ),
+        (
+            c1,
+            CAROL,
+            del_req(c1, CAROL, "1", DelWhat::Sub { user: ALICE.usr() }),
+            403,
+        ),
+        (
+            c1,
+            CAROL,
+            del_req(c1, CAROL, "1", DelWhat::Sub { user: CAROL.usr() }),
+            403,
+        ),
+        // Hard delete without D silently becomes a soft delete.
+        (
+            b1,
+            BOB,
+            del_req(
+                b1,
+                BOB,
+                "1",
+                DelWhat::Msg {
+                    ranges: vec![SeqRange { low: 1, hi: 0 }],
+                    hard: true,
+                },
+            ),
+            200,
+        ),
+        // Bad ranges.
+        (
+            a1,
+            ALICE,
+            del_req(
+                a1,
+                ALICE,
+                "1",
+                DelWhat::Msg {
+                    ranges: vec![SeqRange { low: 5, hi: 0 }],
+                    hard: true,
+                },
+            ),
+            400,
+        ),
+        (
+            a1,
+            ALICE,
+            del_req(
+                a1,
+                ALICE,
+                "1",
+                DelWhat::Msg {
+                    ranges: vec![SeqRange { low: 0, hi: 0 }],
+                    hard: false,
+                },
+            ),
+            400,
+        ),
+        // Unknown member: nothing to delete.
+        (
+            c1,
+            CAROL,
+            del_req(
+                c1,
+                CAROL,
+                "1",
+                DelWhat::Sub {
+                    user: sid_user(77).usr(),
+                },
+            ),
+            304,
+        ),
+        (
+            c1,
+            CAROL,
+            del_req(c1, CAROL, "1", DelWhat::Sub { user: BOB.usr() }),
+            200,
+        ),
+    ];
+    for (i, (s, _u, req, code)) in rows.into_iter().enumerate() {
+        sim.run(GROUP, req);
+        let (got, text) = first_ctrl(&mut sim, s);
+        assert_eq!(got, code, "row {i}: {text}");
+        sim.clear();
+    }
+    // Bob was evicted by the last row: 205 with unsub, and his subscription is deleted.
+    assert!(!sim.topic(GROUP).attached.contains_key(&b1));
+    assert!(sim.stored_sub(BOB).deleted.is_some());
+    // Soft delete hid seq 1 for Bob only, hard delete needs D: the owner deletes for all.
+    sim.run(
+        GROUP,
+        del_req(
+            a1,
+            ALICE,
+            "h",
+            DelWhat::Msg {
+                ranges: vec![SeqRange { low: 1, hi: 2 }],
+                hard: true,
+            },
+        ),
+    );
+    let c = ctrl(&sim.frames(a1)[0], 200, "ok");
+    assert_eq!(
+        c["params"]["del"], 2,
+        "every {{del msg}} takes the next delete id"
+    );
+}
+
+fn sid_user(n: u64) -> UserId {
+    UserId(0x7700_0000_0000_0000 | n)
+}
+
+#[test]
+fn p2p_topics_are_named_by_the_peer_and_announced_to_it() {
+    let (a1, b1) = (sid(0, 1), sid(1, 1));
+    let mut sim = Sim::new(2);
+    sim.add_user(ALICE);
+    sim.add_user(BOB);
+    sim.attach_me(b1, BOB);
+    sim.clear();
+    let name = crate::routing::p2p_topic(ALICE, BOB);
+    assert!(
+        sim.load(&name),
+        "a P2P topic between two users loads before it exists"
+    );
+    let mut r = join(a1, ALICE, &BOB.usr(), Some("s"));
+    if let TopicRequest::Join { as_seen, .. } = &mut r {
+        *as_seen = BOB.usr();
+    }
+    sim.req(&name, r);
+    assert!(
+        sim.inbox.get(&a1).is_none(),
+        "acknowledged only once stored"
+    );
+    sim.settle();
+    let recs = sim.take(a1);
+    let Rec::Frame(f) = &recs[1] else {
+        panic!("{recs:?}")
+    };
+    let c = ctrl(f, 200, "ok");
+    assert_eq!(
+        c["topic"],
+        BOB.usr(),
+        "the reply names the peer, never p2p…"
+    );
+    assert_eq!(c["params"]["acs"]["mode"], "JRWPA");
+    // Bob learns of the conversation on `me`, named by Alice's id.
+    let acs = pres_of(sim.frames(b1), &["acs"]);
+    assert_eq!(acs.len(), 1, "{acs:?}");
+    assert_eq!(acs[0]["pres"]["src"], ALICE.usr());
+    assert_eq!(acs[0]["pres"]["dacs"]["given"], "JRWPA");
+    // Bob attaches; a message reaches each side under the other's name.
+    let mut r = join(b1, BOB, &ALICE.usr(), Some("t"));
+    if let TopicRequest::Join { as_seen, .. } = &mut r {
+        *as_seen = ALICE.usr();
+    }
+    sim.run(&name, r);
+    sim.clear();
+    let mut p = publish(a1, ALICE, Some("p"), r#""hi bob""#);
+    if let TopicRequest::Publish { as_seen, .. } = &mut p {
+        *as_seen = BOB.usr();
+    }
+    sim.run(&name, p);
+    let to_bob: Vec<_> = sim
+        .frames(b1)
+        .into_iter()
+        .filter(|f| f.get("data").is_some())
+        .collect();
+    let to_alice: Vec<_> = sim
+        .frames(a1)
+        .into_iter()
+        .filter(|f| f.get("data").is_some())
+        .collect();
+    assert_eq!(to_bob[0]["data"]["topic"], ALICE.usr());
+    assert_eq!(to_alice[0]["data"]["topic"], BOB.usr());
+    for v in acs
+        .iter()
+        .chain(&to_bob)
+        .chain(&to_alice)
+        .chain(std::iter::once(f))
+    {
+        assert!(
+            !v.to_string().contains("\"p2p"),
+            "internal name leaked: {v}"
+        );
+    }
 }
