@@ -102,7 +102,10 @@ impl Topic {
         let previous = self.current_ua();
         self.uas.retain(|(s, _)| *s != sid);
         self.uas.push((sid, ua.to_owned()));
-        if !self.announced {
+        if !self.me_want.has(AccessMode::PRES) {
+            // Muted: the user is invisible to contacts.
+            self.announced = true;
+        } else if !self.announced {
             self.announced = true;
             for (topic, c) in &self.contacts {
                 if let Some(peer) = c.peer {
@@ -114,7 +117,7 @@ impl Topic {
                     self.tell_me(peer, topic, ev, cx);
                 }
             }
-        } else if !ua.is_empty() && ua != previous {
+        } else if !ua.is_empty() && ua != previous && self.me_want.has(AccessMode::PRES) {
             for (topic, c) in &self.contacts {
                 if let Some(peer) = c.peer {
                     self.tell_me(peer, topic, ContactEvent::Ua { ua: ua.to_owned() }, cx);
@@ -163,9 +166,11 @@ impl Topic {
         match self.kind {
             TopicKind::Me(_) => {
                 let ua = self.last_ua.clone();
-                for (topic, c) in &self.contacts {
-                    if let Some(peer) = c.peer {
-                        self.tell_me(peer, topic, ContactEvent::Off { ua: ua.clone() }, cx);
+                if self.me_want.has(AccessMode::PRES) {
+                    for (topic, c) in &self.contacts {
+                        if let Some(peer) = c.peer {
+                            self.tell_me(peer, topic, ContactEvent::Off { ua: ua.clone() }, cx);
+                        }
                     }
                 }
                 if let TopicKind::Me(uid) = self.kind {
@@ -255,14 +260,15 @@ impl Topic {
         let Some(c) = self.contacts.get_mut(&topic) else {
             return;
         };
-        let sees_presence = c.mode.has(AccessMode::PRES);
+        let sees_presence = c.mode.has(AccessMode::PRES) && self.me_want.has(AccessMode::PRES);
+        let visible = self.me_want.has(AccessMode::PRES);
         let view = c.view.clone();
         match ev {
             ContactEvent::On { peer, ua, reply } => {
                 let was = c.online || c.fresh;
                 c.online = true;
                 c.ua = ua.clone();
-                if reply {
+                if reply && visible {
                     if let Some(peer) = peer {
                         let ev = ContactEvent::On {
                             peer: Some(uid),
@@ -299,6 +305,30 @@ impl Topic {
                 }
             }
             ContactEvent::SubChanged | ContactEvent::NewContact | ContactEvent::SubGone => {}
+        }
+    }
+
+    /// `me`: the user muted (`visible` false) or unmuted itself: P2P peers see it go `off`
+    /// or come back `on` (and answer with their own state).
+    pub(crate) fn me_visibility_changed(&self, visible: bool, cx: &mut TopicCx<'_>) {
+        let TopicKind::Me(uid) = self.kind else {
+            return;
+        };
+        for (topic, c) in &self.contacts {
+            if let Some(peer) = c.peer {
+                let ev = if visible {
+                    ContactEvent::On {
+                        peer: Some(uid),
+                        ua: self.current_ua(),
+                        reply: true,
+                    }
+                } else {
+                    ContactEvent::Off {
+                        ua: self.current_ua(),
+                    }
+                };
+                self.tell_me(peer, topic, ev, cx);
+            }
         }
     }
 

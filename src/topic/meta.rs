@@ -142,11 +142,16 @@ impl Topic {
                         }
                     }
                 }
-                let m = AccessMode::SELF_ME.to_string();
+                let given = AccessMode::SELF_ME;
+                let want = if matches!(self.kind, TopicKind::Me(_)) {
+                    self.me_want
+                } else {
+                    given
+                };
                 desc.acs = Some(crate::proto::server::AccessOut {
-                    want: m.clone(),
-                    given: m.clone(),
-                    mode: m,
+                    want: want.to_string(),
+                    given: given.to_string(),
+                    mode: want.and(given).to_string(),
                 });
             }
             TopicKind::Group | TopicKind::P2p(..) | TopicKind::Sys => {

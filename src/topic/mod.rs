@@ -220,6 +220,10 @@ pub struct Topic {
     pub(crate) last_ua: String,
     /// P2P/group: a participant or the owner is suspended; `{pub}` is refused.
     pub(crate) read_only: bool,
+    /// `me`: the user's own want on `me` (`JPS` unless muted: without `P` the user neither
+    /// shows presence to contacts nor receives theirs). Stored as a subscription row named
+    /// after the `me` topic.
+    pub(crate) me_want: AccessMode,
 }
 
 impl Topic {
@@ -244,6 +248,7 @@ impl Topic {
             announced: false,
             last_ua: String::new(),
             read_only: false,
+            me_want: AccessMode::SELF_ME,
         }
     }
 
@@ -272,6 +277,9 @@ impl Topic {
                 }
                 topic.user = user;
                 topic.load_contacts(store)?;
+                if let Some(sub) = store.sub(name, uid)? {
+                    topic.me_want = sub.want;
+                }
             }
             TopicKind::Fnd(uid) => {
                 let user = store.user(uid)?;

@@ -375,14 +375,17 @@ impl Topic {
         acc: &mut Acc,
         cx: &mut TopicCx<'_>,
     ) -> Result<Option<(crate::proto::server::AccessOut, Option<String>)>, Outcome> {
-        if !self.kind.has_members() || self.kind == TopicKind::Sys {
-            return Err(Outcome::OperationNotAllowed);
-        }
         let mode = match s.mode.as_deref().map(AccessMode::parse) {
             Some(Err(_)) => return Err(Outcome::Malformed),
             Some(Ok(m)) => m,
             None => None,
         };
+        if let TopicKind::Me(uid) = self.kind {
+            return self.set_me_want(uid, &s, mode, acc, cx);
+        }
+        if !self.kind.has_members() || self.kind == TopicKind::Sys {
+            return Err(Outcome::OperationNotAllowed);
+        }
         let target = match s.user.as_deref().filter(|u| !u.is_empty()) {
             None => req.uid,
             Some(u) => UserId::parse_usr(u).ok_or(Outcome::Malformed)?,
@@ -569,6 +572,62 @@ impl Topic {
             self.evict_user(target, &view, false, cx);
         }
         Ok(Some((Topic::access_out(&sub), Some(target.usr()))))
+    }
+
+    /// `{set me sub:{mode}}`: the user's own want on `me`. Dropping `P` mutes: contacts see the
+    /// user go `off` and the user stops receiving their presence; restoring it announces the
+    /// user again.
+    #[allow(clippy::type_complexity)]
+    fn set_me_want(
+        &mut self,
+        uid: UserId,
+        s: &SetSub,
+        mode: Option<AccessMode>,
+        acc: &mut Acc,
+        cx: &mut TopicCx<'_>,
+    ) -> Result<Option<(crate::proto::server::AccessOut, Option<String>)>, Outcome> {
+        if s.user
+            .as_deref()
+            .is_some_and(|u| !u.is_empty() && u != uid.usr())
+        {
+            return Err(Outcome::PermissionDenied);
+        }
+        let Some(want) = mode else {
+            return Ok(None);
+        };
+        let want = want.and(AccessMode::SELF_ME).with(AccessMode::JOIN);
+        if want == self.me_want {
+            return Ok(None);
+        }
+        let was_visible = self.me_want.has(AccessMode::PRES);
+        self.me_want = want;
+        let sub = SubRecord {
+            topic: self.name.clone(),
+            user: uid,
+            created: cx.now,
+            updated: cx.now,
+            deleted: None,
+            want,
+            given: AccessMode::SELF_ME,
+            read: 0,
+            recv: 0,
+            del_id: 0,
+            private: None,
+        };
+        acc.batch.push(WriteOp::PutSub(sub.clone()));
+        let visible = want.has(AccessMode::PRES);
+        if was_visible != visible {
+            let mut later = Vec::new();
+            let mut lcx = TopicCx {
+                now: cx.now,
+                store: cx.store,
+                limits: cx.limits,
+                out: &mut later,
+            };
+            self.me_visibility_changed(visible, &mut lcx);
+            acc.after.extend(later);
+        }
+        Ok(Some((Topic::access_out(&sub), None)))
     }
 
     /// `{pres acs}` after `target`'s subscription changed: on the topic to admins, and on the

@@ -649,8 +649,6 @@ export function softAsserts() {
 // them as TODO (a failure does not fail the run, a pass is shown too), so the list can only
 // shrink. Each entry names what is missing. Keep this list short and honest.
 const KNOWN_GAPS = new Map([
-  ['me: muting presence (want without P on me) makes the user invisible to contacts',
-    '{set me sub mode} is answered 405'],
 ]);
 
 export function scenario(name, fn, { timeout = 60000 } = {}) {
