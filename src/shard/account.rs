@@ -283,6 +283,20 @@ impl ShardCtx {
                 done: true,
             });
         }
+        // A confirmed credential belongs to one account: `email:`/`tel:` tags are unique.
+        for c in &creds {
+            let tag = format!("{}:{}", c.method, c.value);
+            match self.store.find_tags(std::slice::from_ref(&tag), 1) {
+                Ok(found) if !found.is_empty() => {
+                    return fail(self, Outcome::DuplicateCredential, Some(c.method.as_str()))
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    log::error!("credential lookup failed: {e}");
+                    return fail(self, Outcome::InternalError, None);
+                }
+            }
+        }
         let mut tags = crate::topic::tags::normalize(tags, usize::MAX);
         tags.truncate(self.cfg.topic.max_tag_count);
         let level = if anonymous {

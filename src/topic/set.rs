@@ -796,6 +796,15 @@ impl Topic {
         {
             return Outcome::NotModified;
         }
+        // A confirmed credential belongs to one account.
+        let tag = format!("{method}:{val}");
+        match cx.store.find_tags(std::slice::from_ref(&tag), 2) {
+            Ok(found) if found.iter().any(|(owner, _)| *owner != user.id.usr()) => {
+                return Outcome::DuplicateCredential;
+            }
+            Ok(_) => {}
+            Err(_) => return Outcome::InternalError,
+        }
         user.creds
             .retain(|x| !(x.method == method && x.value == val));
         user.creds.push(CredRecord {
@@ -803,7 +812,6 @@ impl Topic {
             value: val.clone(),
             done: true,
         });
-        let tag = format!("{method}:{val}");
         if !user.tags.contains(&tag) && user.tags.len() < cx.limits.max_tag_count {
             user.tags.push(tag);
             user.tags.sort();

@@ -190,3 +190,42 @@ scenario('fnd: a query can be changed per session and {get fnd} before any query
   const found = await search(searcher.tn, `solo${s}`);
   assert.deepEqual(found.map(idOf), [a.uid], 'tags from {acc tags} are searchable');
 });
+
+scenario('credentials: an email belongs to one account (409 at sign-up and in {set cred}), and finds it', async () => {
+  const email = `${randomSuffix()}@example.com`.toLowerCase();
+  const first = await connect('Cred-1');
+  const login1 = uniqueLogin('credone');
+  const r1 = await request(first, {
+    acc: {
+      user: 'new', scheme: 'basic', login: true,
+      secret: Buffer.from(`${login1}:pw-${login1}`).toString('base64'),
+      desc: { public: { fn: 'Cred One' } },
+      cred: [{ meth: 'email', val: email }],
+    },
+  });
+  assert.equal(r1.ctrl?.code, 200, `sign-up with an email answers 200, got ${JSON.stringify(r1)}`);
+  // The confirmed credential is a restricted, searchable tag.
+  const second = await connect('Cred-2');
+  const login2 = uniqueLogin('credtwo');
+  const r2 = await request(second, {
+    acc: {
+      user: 'new', scheme: 'basic', login: true,
+      secret: Buffer.from(`${login2}:pw-${login2}`).toString('base64'),
+      cred: [{ meth: 'email', val: email.toUpperCase() }],
+    },
+  });
+  assert.equal(r2.ctrl?.code, 409, `the same email on another account: 409, got ${JSON.stringify(r2)}`);
+  assert.equal(r2.ctrl?.params?.what, 'email');
+  // Another account adding it later is refused too.
+  const other = await signUp(uniqueLogin('credthree'), 'pw-credthree', 'Cred Three', { label: 'Cred-3' });
+  await attachMe(other.tn);
+  assert.equal(await requestCode(other.tn, { set: { topic: 'me', cred: { meth: 'email', val: email } } }), 409,
+    '{set me cred} with an email another account holds → 409');
+  // Searching by the address finds the first account.
+  await attachMe(other.tn);
+  await request(other.tn, { sub: { topic: 'fnd' } });
+  await request(other.tn, { set: { topic: 'fnd', desc: { public: email } } });
+  const res = await request(other.tn, { get: { topic: 'fnd', what: 'sub' } });
+  const users = (res.meta?.sub || []).map((s) => s.user);
+  assert.deepEqual(users, [r1.ctrl.params.user], `fnd by email finds its owner, got ${JSON.stringify(res)}`);
+});
