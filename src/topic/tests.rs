@@ -1851,3 +1851,148 @@ fn p2p_topics_are_named_by_the_peer_and_announced_to_it() {
         );
     }
 }
+
+#[test]
+fn error_paths_answer_the_reference_code_and_text() {
+    use crate::routing::DelWhat;
+    let (a1, b1, c1) = (sid(0, 1), sid(1, 1), sid(0, 2));
+    let mut sim = group_with_alice_and_bob(2, a1, b1);
+    for u in [ALICE, BOB, CAROL] {
+        sim.add_user(u);
+    }
+    sim.attach_me(c1, CAROL);
+    sim.clear();
+    let chn = format!("chn{}", &GROUP[3..]);
+    let as_chn = |mut r: TopicRequest| {
+        if let TopicRequest::Join { as_seen, .. } = &mut r {
+            *as_seen = chn.clone();
+        }
+        r
+    };
+    let carol_me = CAROL.usr();
+    // (topic, session, request, code, text)
+    let rows: Vec<(&str, SessionId, TopicRequest, u64, &str)> = vec![
+        // A group that is not a channel has no `chn…` name.
+        (
+            GROUP,
+            sid(1, 9),
+            as_chn(join(sid(1, 9), CAROL, GROUP, Some("1"))),
+            404,
+            "not found",
+        ),
+        // Members of a group set nothing on topics they are not in.
+        (
+            GROUP,
+            sid(1, 8),
+            set_req(sid(1, 8), CAROL, "1", json!({"desc": {"private": "x"}})),
+            409,
+            "must attach first",
+        ),
+        // Already the value: not modified.
+        (
+            GROUP,
+            b1,
+            set_req(b1, BOB, "1", json!({"sub": {"mode": "JRWPS"}})),
+            304,
+            "not modified",
+        ),
+        // Nobody to delete.
+        (
+            GROUP,
+            a1,
+            del_req(a1, ALICE, "1", DelWhat::Sub { user: CAROL.usr() }),
+            304,
+            "no action",
+        ),
+        // Tags are not a P2P or `me` aux matter: aux is for groups and P2P only.
+        (
+            &carol_me,
+            c1,
+            TopicRequest::Set {
+                req: rq(c1, CAROL),
+                id: Some("1".into()),
+                as_seen: "me".into(),
+                query: set_query(json!({"aux": {"k": 1}})),
+            },
+            405,
+            "operation or method not allowed",
+        ),
+        // Credentials are a `me` matter.
+        (
+            GROUP,
+            a1,
+            set_req(
+                a1,
+                ALICE,
+                "1",
+                json!({"cred": {"meth": "email", "val": "a@b.c"}}),
+            ),
+            405,
+            "operation or method not allowed",
+        ),
+        // Unknown users cannot be invited.
+        (
+            GROUP,
+            a1,
+            set_req(
+                a1,
+                ALICE,
+                "1",
+                json!({"sub": {"user": sid_user(5).usr(), "mode": "JRWP"}}),
+            ),
+            404,
+            "user not found",
+        ),
+        // The owner cannot leave its own group for good.
+        (
+            GROUP,
+            a1,
+            leave(a1, ALICE, "1", true),
+            403,
+            "permission denied",
+        ),
+        // Deleting messages outside the topic's range is malformed.
+        (
+            GROUP,
+            a1,
+            del_req(
+                a1,
+                ALICE,
+                "1",
+                DelWhat::Msg {
+                    ranges: vec![SeqRange { low: 1, hi: 0 }],
+                    hard: true,
+                },
+            ),
+            400,
+            "malformed",
+        ),
+    ];
+    for (i, (topic, s, req, code, text)) in rows.into_iter().enumerate() {
+        sim.run(topic, req);
+        let (got, got_text) = first_ctrl(&mut sim, s);
+        assert_eq!((got, got_text.as_str()), (code, text), "row {i}");
+        sim.clear();
+    }
+    // A member addressing a channel by its reader name is told to use the group's name.
+    let mut chan = Sim::new(2);
+    chan.topics
+        .insert(GROUP.to_owned(), Topic::new_group(GROUP, 2));
+    let mut r = join(a1, ALICE, "nchX", Some("c"));
+    if let TopicRequest::Join { create, .. } = &mut r {
+        *create = Some(CreateSpec {
+            tmpname: "nchX".into(),
+            is_chan: true,
+        });
+    }
+    chan.run(GROUP, r);
+    chan.clear();
+    let mut r = join(sid(0, 5), ALICE, GROUP, Some("u"));
+    if let TopicRequest::Join { as_seen, .. } = &mut r {
+        *as_seen = format!("chn{}", &GROUP[3..]);
+    }
+    chan.run(GROUP, r);
+    let f = chan.frames(sid(0, 5));
+    let c = ctrl(&f[0], 303, "use other");
+    assert_eq!(c["params"]["topic"], GROUP);
+}
