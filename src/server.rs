@@ -166,6 +166,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         let builder = LocalExecutorBuilder::new(placement)
             .name(&format!("coretalk-shard-{i}"))
             .io_memory(cfg.runtime.io_memory_kib << 10)
+            .ring_depth(cfg.runtime.ring_depth)
             .spin_before_park(Duration::from_micros(cfg.runtime.spin_before_park_us));
         let handle = builder
             .spawn(move || async move {

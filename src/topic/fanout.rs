@@ -4,17 +4,20 @@
 //!
 //! A frame is serialized once per distinct view, never once per recipient.
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
 
+use crate::access::AccessMode;
 use crate::ids::{SessionId, ShardId, UserId};
-use crate::topic::{Topic, TopicCx, TopicOut};
+use crate::topic::{Topic, TopicCx, TopicKind, TopicOut};
 
 impl Topic {
     /// Sends a frame to every attached session (except `skip`) whose user passes `filter` and
     /// has all of `need`. `make(view, reader)` builds the frame for recipients who see the
     /// topic as `view` (`reader`: a channel reader); `None` skips them.
+    ///
+    /// Hot path of every delivery: one pass over the attached sessions with one member lookup
+    /// each and no allocation per recipient; the view names (at most one per P2P participant,
+    /// two for a channel) are built once per distinct view.
     pub(crate) fn fan(
         &self,
         need: u8,
@@ -23,22 +26,51 @@ impl Topic {
         mut make: impl FnMut(&str, bool) -> Option<Bytes>,
         cx: &mut TopicCx<'_>,
     ) {
-        let mut by_view: BTreeMap<(String, bool), Vec<SessionId>> = BTreeMap::new();
+        let chan = self.rec.as_ref().is_some_and(|r| r.is_chan);
+        let p2p = matches!(self.kind, TopicKind::P2p(..));
+        let has_members = self.kind.has_members();
+        // (the P2P participant the view depends on, reader) → sessions.
+        type ViewKey = (Option<UserId>, bool);
+        let mut groups: Vec<(ViewKey, Vec<SessionId>)> = Vec::new();
         for (sid, a) in &self.attached {
             if Some(*sid) == skip || !filter(a.uid) {
                 continue;
             }
-            if self.kind.has_members() && !self.mode_of_user(a.uid).has(need) {
-                continue;
+            let mut reader = false;
+            if has_members {
+                match self.members.get(&a.uid) {
+                    Some(m) if m.is_active() && m.mode().has(need) => {
+                        reader = chan && m.sub.given == AccessMode::CHAN_READER;
+                    }
+                    _ => continue,
+                }
             }
-            let key = (self.view_of(a.uid), self.is_reader(a.uid));
-            by_view.entry(key).or_default().push(*sid);
+            let key = (p2p.then_some(a.uid), reader);
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, sids)) => sids.push(*sid),
+                None => groups.push((key, vec![*sid])),
+            }
         }
-        for ((view, reader), sids) in by_view {
+        for ((peer_view, reader), sids) in groups {
+            let view = match peer_view {
+                Some(uid) => self.view_of(uid),
+                None if reader => format!("chn{}", self.name.get(3..).unwrap_or("")),
+                None => self.shared_view(),
+            };
             if let Some(frame) = make(&view, reader) {
                 let batches = group_by_shard(sids, self.n_shards);
                 cx.out.push(TopicOut::Deliver { frame, batches });
             }
+        }
+    }
+
+    /// The name every non-reader sees (all kinds but P2P).
+    fn shared_view(&self) -> String {
+        match self.kind {
+            TopicKind::Me(_) => "me".into(),
+            TopicKind::Fnd(_) => "fnd".into(),
+            TopicKind::Sys => "sys".into(),
+            TopicKind::Group | TopicKind::P2p(..) => self.name.clone(),
         }
     }
 }

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# A/B checks of single changes, 3 alternating runs per side, server on core 0, generator on core 1.
+#   loadtest/ab.sh fanout BEFORE_BIN AFTER_BIN   W4 N=1000 @50/s and N=128 @500/s, two coretalk builds
+#   loadtest/ab.sh ring BIN                      W3 2,000 P2P pairs @2,500/s, runtime.ring_depth 128 vs 4096
+# Prints server CPU per operation, p50, p99 and drops per run. Needs target/release/coretalk-load.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+LOAD="${LOAD:-$ROOT/target/release/coretalk-load}"
+OUT="${OUT:-$ROOT/loadtest/results/ab-$(date -u +%Y%m%d-%H%M%S)}"
+mkdir -p "$OUT"
+COMMON=(--client-cores 1 --duration 8 --warmup 3 --drain 2)
+
+point() { # result dir label → one line
+  python3 - "$1" "$2" <<'PY'
+import json, glob, sys
+f = sorted(glob.glob(sys.argv[1] + "/*/result.json"))[0]
+p = json.load(open(f))["points"][0]
+print(f"{sys.argv[2]:28} {p['cpu_us_per_op']:8.2f} us/op  p50 {p['latency']['p50_us']/1000:8.2f} ms"
+      f"  p99 {p['latency']['p99_us']/1000:8.2f} ms  drops {p['drops']}  errors {p['errors']}")
+PY
+}
+
+case "${1:-}" in
+  fanout)
+    before=$2 after=$3
+    for run in 1 2 3; do
+      for side in before after; do
+        bin=$([ $side = before ] && echo "$before" || echo "$after")
+        for n in 1000 128; do
+          rate=$([ $n = 1000 ] && echo 50 || echo 500)
+          d="$OUT/$side-$n-$run"
+          "$LOAD" w4 --target coretalk --server-bin "$bin" --subscribers $n --rate $rate \
+            --server-cores 0 "${COMMON[@]}" --results-dir "$d" > "$d.log" 2>&1
+          point "$d" "$side n=$n run=$run"
+        done
+      done
+    done ;;
+  ring)
+    bin=$2
+    for run in 1 2 3; do
+      for depth in 128 4096; do
+        dir=$(mktemp -d)
+        printf '[auth]\nbcrypt_cost = 4\n[store]\ndurable = false\n[runtime]\nring_depth = %s\n' $depth > "$dir/c.toml"
+        taskset -c 0 "$bin" --listen 127.0.0.1:0 --data "$dir/data" --shards 1 --config "$dir/c.toml" \
+          > "$dir/out.log" 2> "$dir/err.log" &
+        pid=$!
+        for _ in $(seq 100); do grep -q "listening on" "$dir/out.log" && break; sleep 0.1; done
+        addr=$(grep -o "listening on [0-9.:]*" "$dir/out.log" | awk '{print $3}')
+        d="$OUT/ring$depth-$run"
+        "$LOAD" w3 --attach "$addr" --server-pid $pid --pairs 2000 --rate 2500 --topic-kind p2p \
+          "${COMMON[@]}" --results-dir "$d" > "$d.log" 2>&1
+        kill $pid; wait $pid 2>/dev/null || true
+        rm -rf "$dir"
+        point "$d" "ring_depth=$depth run=$run"
+      done
+    done ;;
+  *) sed -n '2,5p' "$0"; exit 2 ;;
+esac
