@@ -2,6 +2,7 @@
 # A/B checks of single changes, 3 alternating runs per side, server on core 0, generator on core 1.
 #   loadtest/ab.sh fanout BEFORE_BIN AFTER_BIN   W4 N=1000 @50/s and N=128 @500/s, two coretalk builds
 #   loadtest/ab.sh ring BIN                      W3 2,000 P2P pairs @2,500/s, runtime.ring_depth 128 vs 4096
+#   loadtest/ab.sh w6base BASELINE_BIN           W6's tokio peer: W4 N=1000 @50/s, 1 vs 2 runtime threads on cores 0-1
 # Prints server CPU per operation, p50, p99 and drops per run. Needs target/release/coretalk-load.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -54,5 +55,22 @@ case "${1:-}" in
         point "$d" "ring_depth=$depth run=$run"
       done
     done ;;
-  *) sed -n '2,5p' "$0"; exit 2 ;;
+  w6base)
+    base=$2
+    for run in 1 2 3; do
+      for threads in 1 2; do
+        dir=$(mktemp -d)
+        taskset -c 0-1 "$base" --listen 127.0.0.1:0 --threads $threads > "$dir/out.log" 2> "$dir/err.log" &
+        pid=$!
+        for _ in $(seq 100); do grep -q "listening on" "$dir/out.log" && break; sleep 0.1; done
+        addr=$(grep -o "listening on [0-9.:]*" "$dir/out.log" | awk '{print $3}')
+        d="$OUT/baseline-t$threads-$run"
+        "$LOAD" w4 --target baseline --attach "$addr" --server-pid $pid --subscribers 1000 --rate 50 \
+          "${COMMON[@]}" --results-dir "$d" > "$d.log" 2>&1
+        kill $pid; wait $pid 2>/dev/null || true
+        rm -rf "$dir"
+        point "$d" "baseline threads=$threads run=$run"
+      done
+    done ;;
+  *) sed -n '2,6p' "$0"; exit 2 ;;
 esac
