@@ -388,3 +388,35 @@ pub async fn run_point(
     let snap = st.borrow().snapshot(held);
     snap
 }
+
+/// The worker's command loop for the workloads measured by [`run_point`]: run each point the
+/// parent asks for and report it; stop on `Stop`. `name` is the workload, for the error a
+/// `Grow` (only W1 ramps) gets.
+#[allow(clippy::too_many_arguments)] // The run_point inputs, passed through.
+pub async fn serve_points(
+    name: &str,
+    cmds: &mut crate::worker::Cmds,
+    st: &Shared,
+    slots: &[Rc<Slot>],
+    senders: &[Sender],
+    spin: bool,
+    proto: Proto,
+    size: usize,
+    stop: &Cell<bool>,
+) -> anyhow::Result<()> {
+    use crate::msg::{Cmd, Ev};
+    let mut seqs = vec![0u64; senders.len()];
+    loop {
+        match cmds.next().await? {
+            Cmd::Run(r) => {
+                let s = run_point(st, slots, senders, &mut seqs, &r, spin, proto, size).await;
+                crate::worker::emit(&Ev::Done(s));
+            }
+            Cmd::Grow { .. } => return Err(anyhow::anyhow!("{name} does not grow")),
+            Cmd::Stop => {
+                stop.set(true);
+                return Ok(());
+            }
+        }
+    }
+}

@@ -14,7 +14,7 @@ use crate::adapter::{personal, Proto, Session};
 use crate::cli::{TopicKind, W3Args};
 use crate::coord::Unsupported;
 use crate::engine::{self, Reopen, Sender, Slot, Stats};
-use crate::msg::{Account, Cmd, Ev, Role, TargetSpec, WorkerSpec};
+use crate::msg::{Account, Ev, Role, TargetSpec, WorkerSpec};
 use crate::net::{resolve, Sources};
 use crate::server::Tuning;
 use crate::worker::{emit, Cmds};
@@ -180,28 +180,16 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
     }
     pstop.set(true);
     emit(&Ev::Ready(st.borrow().snapshot(slots.len())));
-    let mut seqs = vec![0u64; senders.len()];
-    loop {
-        match cmds.next().await? {
-            Cmd::Run(r) => {
-                let s = engine::run_point(
-                    &st,
-                    &slots,
-                    &senders,
-                    &mut seqs,
-                    &r,
-                    spec.spin,
-                    proto,
-                    spec.payload,
-                )
-                .await;
-                emit(&Ev::Done(s));
-            }
-            Cmd::Grow { .. } => return Err(anyhow!("W3 does not grow")),
-            Cmd::Stop => {
-                stop.set(true);
-                return Ok(());
-            }
-        }
-    }
+    engine::serve_points(
+        "W3",
+        cmds,
+        &st,
+        &slots,
+        &senders,
+        spec.spin,
+        proto,
+        spec.payload,
+        &stop,
+    )
+    .await
 }

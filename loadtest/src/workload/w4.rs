@@ -14,7 +14,7 @@ use crate::adapter::{Proto, Session};
 use crate::cli::W4Args;
 use crate::coord::Workers;
 use crate::engine::{self, Reopen, Sender, Slot, Stats};
-use crate::msg::{Account, Cmd, Ev, Role, WorkerSpec};
+use crate::msg::{Account, Ev, Role, WorkerSpec};
 use crate::net::{resolve, Sources};
 use crate::report::Point;
 use crate::server::Tuning;
@@ -169,28 +169,16 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
     }
     pstop.set(true);
     emit(&Ev::Ready(st.borrow().snapshot(slots.len())));
-    let mut seqs = vec![0u64; senders.len()];
-    loop {
-        match cmds.next().await? {
-            Cmd::Run(r) => {
-                let s = engine::run_point(
-                    &st,
-                    &slots,
-                    &senders,
-                    &mut seqs,
-                    &r,
-                    spec.spin,
-                    proto,
-                    spec.payload,
-                )
-                .await;
-                emit(&Ev::Done(s));
-            }
-            Cmd::Grow { .. } => return Err(anyhow!("W4 does not grow")),
-            Cmd::Stop => {
-                stop.set(true);
-                return Ok(());
-            }
-        }
-    }
+    engine::serve_points(
+        "W4",
+        cmds,
+        &st,
+        &slots,
+        &senders,
+        spec.spin,
+        proto,
+        spec.payload,
+        &stop,
+    )
+    .await
 }

@@ -200,30 +200,18 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
     }
     pstop.set(true);
     emit(&Ev::Ready(st.borrow().snapshot(sessions.len())));
-    let mut seqs = vec![0u64; senders.len()];
-    loop {
-        match cmds.next().await? {
-            Cmd::Run(r) => {
-                let s = engine::run_point(
-                    &st,
-                    &slots,
-                    &senders,
-                    &mut seqs,
-                    &r,
-                    spec.spin,
-                    proto,
-                    spec.payload,
-                )
-                .await;
-                emit(&Ev::Done(s));
-            }
-            Cmd::Grow { .. } => return Err(anyhow!("W5 does not grow")),
-            Cmd::Stop => {
-                stop.set(true);
-                return Ok(());
-            }
-        }
-    }
+    engine::serve_points(
+        "W5",
+        cmds,
+        &st,
+        &slots,
+        &senders,
+        spec.spin,
+        proto,
+        spec.payload,
+        &stop,
+    )
+    .await
 }
 
 /// Plain HTTP: `n` keep-alive connections, each POSTing on its own share of the schedule.
