@@ -229,12 +229,8 @@ impl Sim {
     fn create_group(&mut self, sid: SessionId, uid: UserId, set: Option<Value>) {
         self.topics
             .insert(GROUP.to_owned(), Topic::new_group(GROUP, self.n_shards));
-        let mut r = join(sid, uid, "newG", Some("c"));
-        if let TopicRequest::Join { create, set: s, .. } = &mut r {
-            *create = Some(CreateSpec {
-                tmpname: "newG".into(),
-                is_chan: false,
-            });
+        let mut r = creation(sid, uid, "newG", false);
+        if let TopicRequest::Join { set: s, .. } = &mut r {
             *s = set.map(set_query);
         }
         self.run(GROUP, r);
@@ -313,6 +309,27 @@ fn join(sid: SessionId, uid: UserId, as_seen: &str, id: Option<&str>) -> TopicRe
         get: None,
         ua: "test-ua".into(),
     }
+}
+
+/// A `{sub}` addressing the topic by another name (`usr…` for P2P, `chn…` for channels).
+fn join_as(sid: SessionId, uid: UserId, as_seen: &str, id: Option<&str>) -> TopicRequest {
+    let mut r = join(sid, uid, as_seen, id);
+    if let TopicRequest::Join { as_seen: a, .. } = &mut r {
+        *a = as_seen.to_owned();
+    }
+    r
+}
+
+/// A `{sub new…}` (or `nch…` for a channel) creating `GROUP`.
+fn creation(sid: SessionId, uid: UserId, tmpname: &str, is_chan: bool) -> TopicRequest {
+    let mut r = join(sid, uid, tmpname, Some("c"));
+    if let TopicRequest::Join { create, .. } = &mut r {
+        *create = Some(CreateSpec {
+            tmpname: tmpname.into(),
+            is_chan,
+        });
+    }
+    r
 }
 
 fn join_get(sid: SessionId, uid: UserId, id: &str, get: Value) -> TopicRequest {
@@ -1391,14 +1408,7 @@ fn a_session_detached_while_its_join_is_pending_never_attaches() {
     let mut sim = Sim::new(2);
     sim.topics
         .insert(GROUP.to_owned(), Topic::new_group(GROUP, 2));
-    let mut r = join(a1, ALICE, "newG", Some("c"));
-    if let TopicRequest::Join { create, .. } = &mut r {
-        *create = Some(CreateSpec {
-            tmpname: "newG".into(),
-            is_chan: false,
-        });
-    }
-    sim.req(GROUP, r);
+    sim.req(GROUP, creation(a1, ALICE, "newG", false));
     sim.req(GROUP, TopicRequest::Detach { sid: a1 });
     assert!(
         sim.topic(GROUP).is_idle(),
@@ -1789,11 +1799,7 @@ fn p2p_topics_are_named_by_the_peer_and_announced_to_it() {
         sim.load(&name),
         "a P2P topic between two users loads before it exists"
     );
-    let mut r = join(a1, ALICE, &BOB.usr(), Some("s"));
-    if let TopicRequest::Join { as_seen, .. } = &mut r {
-        *as_seen = BOB.usr();
-    }
-    sim.req(&name, r);
+    sim.req(&name, join_as(a1, ALICE, &BOB.usr(), Some("s")));
     assert!(
         !sim.inbox.contains_key(&a1),
         "acknowledged only once stored"
@@ -1816,11 +1822,7 @@ fn p2p_topics_are_named_by_the_peer_and_announced_to_it() {
     assert_eq!(acs[0]["pres"]["src"], ALICE.usr());
     assert_eq!(acs[0]["pres"]["dacs"]["given"], "JRWPA");
     // Bob attaches; a message reaches each side under the other's name.
-    let mut r = join(b1, BOB, &ALICE.usr(), Some("t"));
-    if let TopicRequest::Join { as_seen, .. } = &mut r {
-        *as_seen = ALICE.usr();
-    }
-    sim.run(&name, r);
+    sim.run(&name, join_as(b1, BOB, &ALICE.usr(), Some("t")));
     sim.clear();
     let mut p = publish(a1, ALICE, Some("p"), r#""hi bob""#);
     if let TopicRequest::Publish { as_seen, .. } = &mut p {
@@ -1863,12 +1865,7 @@ fn error_paths_answer_the_reference_code_and_text() {
     sim.attach_me(c1, CAROL);
     sim.clear();
     let chn = format!("chn{}", &GROUP[3..]);
-    let as_chn = |mut r: TopicRequest| {
-        if let TopicRequest::Join { as_seen, .. } = &mut r {
-            *as_seen = chn.clone();
-        }
-        r
-    };
+
     let carol_me = CAROL.usr();
     // (topic, session, request, code, text)
     let rows: Vec<(&str, SessionId, TopicRequest, u64, &str)> = vec![
@@ -1876,7 +1873,7 @@ fn error_paths_answer_the_reference_code_and_text() {
         (
             GROUP,
             sid(1, 9),
-            as_chn(join(sid(1, 9), CAROL, GROUP, Some("1"))),
+            join_as(sid(1, 9), CAROL, &chn, Some("1")),
             404,
             "not found",
         ),
@@ -1978,20 +1975,10 @@ fn error_paths_answer_the_reference_code_and_text() {
     let mut chan = Sim::new(2);
     chan.topics
         .insert(GROUP.to_owned(), Topic::new_group(GROUP, 2));
-    let mut r = join(a1, ALICE, "nchX", Some("c"));
-    if let TopicRequest::Join { create, .. } = &mut r {
-        *create = Some(CreateSpec {
-            tmpname: "nchX".into(),
-            is_chan: true,
-        });
-    }
-    chan.run(GROUP, r);
+    chan.run(GROUP, creation(a1, ALICE, "nchX", true));
     chan.clear();
-    let mut r = join(sid(0, 5), ALICE, GROUP, Some("u"));
-    if let TopicRequest::Join { as_seen, .. } = &mut r {
-        *as_seen = format!("chn{}", &GROUP[3..]);
-    }
-    chan.run(GROUP, r);
+    let chn_name = format!("chn{}", &GROUP[3..]);
+    chan.run(GROUP, join_as(sid(0, 5), ALICE, &chn_name, Some("u")));
     let f = chan.frames(sid(0, 5));
     let c = ctrl(&f[0], 303, "use other");
     assert_eq!(c["params"]["topic"], GROUP);
