@@ -41,7 +41,32 @@ pub(crate) struct PendingJoin {
     pub(crate) after: Vec<TopicOut>,
 }
 
+impl JoinArgs {
+    /// The join of these arguments, waiting (or not) for a write.
+    pub(crate) fn pending(self, acs_changed: bool, after: Vec<TopicOut>) -> PendingJoin {
+        PendingJoin {
+            req: self.req,
+            id: self.id,
+            as_seen: self.as_seen,
+            get: self.get,
+            tmpname: None,
+            acs_changed,
+            ua: self.ua,
+            after,
+        }
+    }
+}
+
 impl Topic {
+    /// Attaches now when nothing was written, else once `batch` is durable.
+    pub(crate) fn join_after(&mut self, batch: Vec<WriteOp>, p: PendingJoin, cx: &mut TopicCx<'_>) {
+        if batch.is_empty() {
+            self.complete_join(p, cx);
+        } else {
+            self.persist(batch, Pending::Join(p), cx);
+        }
+    }
+
     pub(crate) fn on_join(&mut self, a: JoinArgs, cx: &mut TopicCx<'_>) {
         if self.attached.contains_key(&a.req.sid) {
             let msg = Outcome::AlreadySubscribed
@@ -57,16 +82,7 @@ impl Topic {
                     self.reply_err(&a.req, Outcome::PermissionDenied, id, &a.as_seen, cx);
                     return;
                 }
-                let p = PendingJoin {
-                    req: a.req,
-                    id: a.id,
-                    as_seen: a.as_seen,
-                    get: a.get,
-                    tmpname: None,
-                    acs_changed: false,
-                    ua: a.ua,
-                    after: Vec::new(),
-                };
+                let p = a.pending(false, Vec::new());
                 self.complete_join(p, cx);
             }
             TopicKind::Sys => self.join_sys(a, cx),
@@ -115,21 +131,12 @@ impl Topic {
                 online: 0,
             },
         );
-        let p = PendingJoin {
-            req: a.req,
-            id: a.id,
-            as_seen: a.as_seen,
-            get: a.get,
-            tmpname: None,
-            acs_changed: changed,
-            ua: a.ua,
-            after: Vec::new(),
-        };
-        if changed {
-            self.persist(vec![WriteOp::PutSub(sub)], Pending::Join(p), cx);
+        let batch = if changed {
+            vec![WriteOp::PutSub(sub)]
         } else {
-            self.complete_join(p, cx);
-        }
+            Vec::new()
+        };
+        self.join_after(batch, a.pending(changed, Vec::new()), cx);
     }
 
     /// `{sub chn…}`: a channel reader, with the fixed reader access and no member limit.
@@ -210,21 +217,12 @@ impl Topic {
                 online,
             },
         );
-        let p = PendingJoin {
-            req: a.req,
-            id: a.id,
-            as_seen: a.as_seen,
-            get: a.get,
-            tmpname: None,
-            acs_changed: changed,
-            ua: a.ua,
-            after: Vec::new(),
-        };
-        if changed {
-            self.persist(vec![WriteOp::PutSub(sub)], Pending::Join(p), cx);
+        let batch = if changed {
+            vec![WriteOp::PutSub(sub)]
         } else {
-            self.complete_join(p, cx);
-        }
+            Vec::new()
+        };
+        self.join_after(batch, a.pending(changed, Vec::new()), cx);
     }
 
     fn create_group(

@@ -12,8 +12,8 @@ use crate::proto::encode;
 use crate::proto::server::{DeltaAcs, Pres, ServerMsg};
 use crate::proto::Outcome;
 use crate::store::{SubRecord, TopicRecord, UserRecord, UserState, WriteOp};
-use crate::topic::join::{JoinArgs, PendingJoin};
-use crate::topic::{Member, Pending, Topic, TopicCx, TopicKind, TopicOut};
+use crate::topic::join::JoinArgs;
+use crate::topic::{Member, Topic, TopicCx, TopicKind, TopicOut};
 
 /// A P2P mode: masked to `JRWPA` (plus `D`, which P2P deletion would add), keeping `A`
 /// unless it is `N`.
@@ -217,21 +217,7 @@ impl Topic {
                 changed = true;
             }
         }
-        let p = PendingJoin {
-            req: a.req,
-            id: a.id,
-            as_seen: a.as_seen,
-            get: a.get,
-            tmpname: None,
-            acs_changed: changed,
-            ua: a.ua,
-            after,
-        };
-        if batch.is_empty() {
-            self.complete_join(p, cx);
-        } else {
-            self.persist(batch, Pending::Join(p), cx);
-        }
+        self.join_after(batch, a.pending(changed, after), cx);
     }
 
     /// A `SubChanged` contact event for `user`'s `me`, as an output.
