@@ -90,6 +90,10 @@ pub type Query = Vec<Vec<String>>;
 /// lowercased; each unprefixed term also matches its `basic:` (login), `email:` (when it looks
 /// like an address) and `tel:` (when it looks like a phone number) forms. Invalid terms are
 /// dropped; an empty result means "no query".
+/// Most terms a query may hold; the rest are ignored (a `fnd` query is client input of up to
+/// the maximum message size, and every term is an index lookup).
+pub const MAX_QUERY_TERMS: usize = 32;
+
 pub fn parse_query(q: &str) -> Query {
     let mut groups: Query = Vec::new();
     let mut group: Vec<String> = Vec::new();
@@ -130,10 +134,14 @@ pub fn parse_query(q: &str) -> Query {
     if !group.is_empty() {
         groups.push(group);
     }
-    for g in &mut groups {
+    let mut budget = MAX_QUERY_TERMS;
+    groups.retain_mut(|g| {
         g.sort();
         g.dedup();
-    }
+        g.truncate(budget);
+        budget -= g.len();
+        !g.is_empty()
+    });
     groups
 }
 
@@ -224,6 +232,15 @@ mod tests {
         assert!(parse_query("   ").is_empty());
         let q = parse_query("bob@example.com");
         assert!(q[0].contains(&"email:bob@example.com".to_string()));
+    }
+
+    #[test]
+    fn huge_queries_are_capped() {
+        let q = parse_query(&"word ".repeat(10_000));
+        assert!(query_tags(&q).len() <= MAX_QUERY_TERMS);
+        let many: String = (0..500).map(|i| format!("t{i} ")).collect();
+        let q = parse_query(&many);
+        assert!(q.iter().map(Vec::len).sum::<usize>() <= MAX_QUERY_TERMS);
     }
 
     #[test]
