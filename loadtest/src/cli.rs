@@ -171,6 +171,10 @@ pub struct Common {
     /// coretalk store mode when the harness starts it.
     #[arg(long, value_enum, default_value = "memory")]
     pub store: StoreMode,
+    /// Extra coretalk configuration (TOML) when the harness starts it: merged over the
+    /// harness's own settings, section by section, so a tuning page's knob can be set for a run.
+    #[arg(long, value_name = "FILE")]
+    pub server_config: Option<PathBuf>,
     /// Where result directories go (default: loadtest/results of this workspace).
     #[arg(long, value_name = "DIR")]
     pub results_dir: Option<PathBuf>,

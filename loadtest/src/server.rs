@@ -190,6 +190,33 @@ pub fn coretalk_config(common: &Common, t: &Tuning) -> String {
     )
 }
 
+/// Merges the user's `--server-config` file over the harness's coretalk configuration (the
+/// user's values win, key by key within each section).
+fn with_server_config(base: String, common: &Common) -> Result<String> {
+    let Some(path) = &common.server_config else {
+        return Ok(base);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("--server-config {}: {e}", path.display()))?;
+    let user: toml::Table = text
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--server-config {}: {e}", path.display()))?;
+    let mut merged: toml::Table = base.parse()?;
+    for (section, value) in user {
+        match (merged.get_mut(&section), value) {
+            (Some(toml::Value::Table(dst)), toml::Value::Table(src)) => dst.extend(src),
+            (_, v) => {
+                merged.insert(section, v);
+            }
+        }
+    }
+    Ok(format!(
+        "# written by coretalk-load, merged with {}\n{}",
+        path.display(),
+        toml::to_string(&merged)?
+    ))
+}
+
 fn nats_config(port: u16) -> String {
     format!(
         "# written by coretalk-load: WebSocket on 127.0.0.1:{port}, no TLS, no auth\n\
@@ -259,7 +286,7 @@ impl Server {
         let (mut cmd, config, config_file, version, banner) = match kind {
             TargetKind::Coretalk => {
                 let bin = find_bin(common.server_bin.as_deref(), "coretalk")?;
-                let conf = coretalk_config(common, t);
+                let conf = with_server_config(coretalk_config(common, t), common)?;
                 let cf = dir.join("coretalk.toml");
                 std::fs::write(&cf, &conf)?;
                 std::fs::create_dir_all(dir.join("data"))?;
@@ -436,6 +463,47 @@ impl Drop for Server {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_config_file_is_merged_over_the_harness_settings() {
+        use clap::Parser;
+        let dir = std::env::temp_dir().join(format!("ctl-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("extra.toml");
+        std::fs::write(&f, "[runtime]\nring_depth = 256\n[store]\ndurable = true\n").unwrap();
+        let cli = crate::cli::Cli::try_parse_from([
+            "coretalk-load",
+            "w4",
+            "--server-config",
+            f.to_str().unwrap(),
+        ])
+        .unwrap();
+        let crate::cli::Command::W4(args) = cli.cmd else {
+            panic!("w4 expected")
+        };
+        let merged = with_server_config(
+            "[store]\ndurable = false\n[auth]\nbcrypt_cost = 4\n".into(),
+            &args.common,
+        )
+        .unwrap();
+        let t: toml::Table = merged.parse().unwrap();
+        assert_eq!(
+            t["store"]["durable"].as_bool(),
+            Some(true),
+            "the user's value wins"
+        );
+        assert_eq!(
+            t["auth"]["bcrypt_cost"].as_integer(),
+            Some(4),
+            "the harness's stays"
+        );
+        assert_eq!(
+            t["runtime"]["ring_depth"].as_integer(),
+            Some(256),
+            "new sections are added"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn counts_taskset_lists() {
