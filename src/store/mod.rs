@@ -5,12 +5,14 @@
 //! which groups many batches into one durable transaction (one fsync) and reports completion
 //! through a callback. This module knows nothing about the wire protocol or the runtime.
 
+pub mod read;
 pub mod redb_store;
 pub mod writer;
 
 use crate::access::{AccessMode, AuthLevel, DefaultAccess};
 use crate::ids::{UnixMillis, UserId};
 
+pub use read::{ContactRow, ReadAnswer, ReadQuery};
 pub use redb_store::RedbStore;
 pub use writer::{StoreWriter, WriterConfig};
 
@@ -306,4 +308,6 @@ pub trait Store: Send + Sync + 'static {
     /// whose precondition fails is skipped (`Err`), the others commit. A backend failure fails
     /// every batch.
     fn apply(&self, batches: &[WriteBatch]) -> Vec<Result<(), StoreError>>;
+    /// Answers one [`ReadQuery`]; stores without a better plan delegate to [`read::run`].
+    fn read(&self, q: &ReadQuery) -> Result<ReadAnswer, StoreError>;
 }

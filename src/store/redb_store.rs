@@ -868,6 +868,10 @@ impl Store for RedbStore {
         Ok(out)
     }
 
+    fn read(&self, q: &super::ReadQuery) -> Result<super::ReadAnswer, StoreError> {
+        super::read::run(self, q)
+    }
+
     fn apply(&self, batches: &[WriteBatch]) -> Vec<Result<(), StoreError>> {
         if batches.is_empty() {
             return Vec::new();

@@ -327,6 +327,12 @@ mod tests {
         fn subs_of_user(&self, uid: UserId) -> Result<Vec<SubRecord>, StoreError> {
             self.inner.subs_of_user(uid)
         }
+        fn read(
+            &self,
+            q: &crate::store::ReadQuery,
+        ) -> Result<crate::store::ReadAnswer, StoreError> {
+            self.inner.read(q)
+        }
         fn messages(&self, topic: &str, q: MessageQuery) -> Result<Vec<MessageRecord>, StoreError> {
             self.inner.messages(topic, q)
         }
