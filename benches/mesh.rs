@@ -14,11 +14,12 @@ use std::future::poll_fn;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use coretalk::config::MeshConfig;
-use coretalk::ids::{SessionId, ShardId};
+use coretalk::ids::{SessionId, ShardId, UnixMillis};
+use coretalk::proto::server::{raw, Data, ServerMsg, Ts};
+use coretalk::proto::Frame;
 use coretalk::shard::mesh::{self, Envelope, ShardLink};
 
 /// Envelopes taken per doorbell wake-up, as `shard::tasks::DRAIN_BATCH`.
@@ -113,7 +114,22 @@ fn thread_cpu() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-fn envelope(frame: &Bytes, i: u64) -> Envelope {
+/// A shared `{data}` frame of about `FRAME_BYTES` of JSON, encoded once up front.
+fn shared_frame() -> Frame {
+    let content = format!("\"{}\"", "x".repeat(FRAME_BYTES.saturating_sub(80)));
+    let frame = Frame::new(ServerMsg::Data(Data {
+        topic: "grpBenchBench".into(),
+        from: None,
+        ts: Ts(UnixMillis(0)),
+        seq: 1,
+        head: None,
+        content: raw(&content),
+    }));
+    frame.json();
+    frame
+}
+
+fn envelope(frame: &Frame, i: u64) -> Envelope {
     Envelope::Deliver {
         frame: frame.clone(),
         sids: vec![SessionId::new(ShardId(1), i)],
@@ -182,7 +198,7 @@ fn one_way(placements: &[Placement; 2], capacity: usize, batch: usize, n: usize)
         capacity,
         0,
         move |mut link: ShardLink| async move {
-            let frame = Bytes::from(vec![b'x'; FRAME_BYTES]);
+            let frame = shared_frame();
             let cpu0 = thread_cpu();
             let t0 = Instant::now();
             let mut sent = 0;
@@ -206,7 +222,7 @@ fn one_way(placements: &[Placement; 2], capacity: usize, batch: usize, n: usize)
             let mut got = 0;
             while got < n {
                 poll_fn(|cx| link.poll_ready(cx)).await;
-                link.drain(DRAIN_BATCH, &mut buf);
+                link.drain(DRAIN_BATCH, &mut Vec::new(), &mut buf);
                 got += buf.len();
                 buf.clear();
                 glommio::yield_if_needed().await;
@@ -234,7 +250,7 @@ fn round_trips(
         capacity,
         spin_us,
         move |mut link: ShardLink| async move {
-            let frame = Bytes::from(vec![b'x'; FRAME_BYTES]);
+            let frame = shared_frame();
             let mut buf = Vec::with_capacity(DRAIN_BATCH);
             let mut rtts = Vec::with_capacity(n);
             for i in 0..n {
@@ -243,7 +259,7 @@ fn round_trips(
                 link.flush();
                 while buf.is_empty() {
                     poll_fn(|cx| link.poll_ready(cx)).await;
-                    link.drain(DRAIN_BATCH, &mut buf);
+                    link.drain(DRAIN_BATCH, &mut Vec::new(), &mut buf);
                 }
                 rtts.push(t.elapsed());
                 buf.clear();
@@ -255,7 +271,7 @@ fn round_trips(
             let mut back = 0;
             while back < n {
                 poll_fn(|cx| link.poll_ready(cx)).await;
-                link.drain(DRAIN_BATCH, &mut buf);
+                link.drain(DRAIN_BATCH, &mut Vec::new(), &mut buf);
                 for env in buf.drain(..) {
                     link.send(ShardId(0), env);
                     back += 1;

@@ -3,13 +3,15 @@
 //! told ([`SessionEvent`]), and where a topic lives ([`home_shard`]).
 //!
 //! `session` and `topic` never import each other; both speak these types and only `shard`
-//! carries them between the two. Everything here is `Send`, because it crosses cores.
-
-use bytes::Bytes;
+//! carries them between the two. [`Envelope`] is the closed list of everything one shard sends
+//! another (and, in a cluster, one node another): plain data — ids, strings, frames — with no
+//! runtime type (no queue, callback, clock or store handle) inside, so a node link can
+//! serialise it. Everything here is `Send`, because it crosses cores.
 
 use crate::access::AuthLevel;
 use crate::ids::{SessionId, ShardId, UserId};
 use crate::proto::client::{Credential, GetQuery, RawJson, SeqRange, SetQuery};
+use crate::proto::{Encoding, Frame};
 
 /// The home shard of a topic (internal routing name): FNV-1a 64 of the name, modulo the shard
 /// count. Pure, so every shard computes the same answer without coordination.
@@ -47,6 +49,8 @@ pub struct Requester {
     pub sid: SessionId,
     pub uid: UserId,
     pub level: AuthLevel,
+    /// The session's wire encoding (what the topic's fan-out must produce for it).
+    pub enc: Encoding,
 }
 
 /// How a `{sub}` creates a topic.
@@ -123,7 +127,7 @@ pub enum TopicRequest {
     },
     /// A pre-serialized `{pres}` for the user whose `me` topic this is, to be shown on every
     /// session attached to `me` except `skip` (those are attached to the source topic).
-    UserPres { frame: Bytes, skip: Vec<SessionId> },
+    UserPres { frame: Frame, skip: Vec<SessionId> },
     /// An account involved in this topic changed state (suspended or restored): re-check
     /// whether the topic is read-only. Dropped when the topic is not loaded.
     Refresh,
@@ -190,11 +194,34 @@ impl TopicRequest {
     }
 }
 
+/// Everything one shard can ask of another (or, later, of a shard on another node).
+#[derive(Debug)]
+pub enum Envelope {
+    /// A request for a topic whose home is the receiving shard.
+    Topic { topic: String, req: TopicRequest },
+    /// One shared frame for many sessions of the receiving shard.
+    Deliver { frame: Frame, sids: Vec<SessionId> },
+    /// An event for one session of the receiving shard.
+    Session { sid: SessionId, ev: SessionEvent },
+    /// A shared `{pres}` frame for the `me` topics (homed on the receiving shard) of users;
+    /// each user's sessions listed are skipped (they are attached to the source topic).
+    UserPres {
+        frame: Frame,
+        targets: Vec<(UserId, Vec<SessionId>)>,
+    },
+    /// End every session of `uid` on the receiving shard (but `except`) with
+    /// `{ctrl 205 "evicted"}`: the account was suspended or deleted.
+    EvictUser {
+        uid: UserId,
+        except: Option<SessionId>,
+    },
+}
+
 /// What a topic tells one session.
 #[derive(Debug, Clone)]
 pub enum SessionEvent {
     /// Frames to write, in order.
-    Frames(Vec<Bytes>),
+    Frames(Vec<Frame>),
     /// The session is now attached to `topic` (routing name).
     Attached { topic: String },
     /// The session is no longer attached to `topic` (leave, eviction, failed join).

@@ -209,7 +209,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     let sig = wait_signal(&sigset);
     log::info!("signal {sig}: shutting down");
     for s in &services {
-        let _ = s.send(mesh::Envelope::Shutdown);
+        let _ = s.send(mesh::Local::Shutdown);
     }
     for h in handles {
         let _ = h.join();

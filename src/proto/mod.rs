@@ -7,10 +7,12 @@
 pub mod client;
 pub mod codec;
 pub mod ctrl;
+pub mod frame;
 pub mod server;
 pub mod time;
 
 pub use client::ClientMsg;
 pub use codec::{decode, encode, DecodeError, Decoded};
 pub use ctrl::Outcome;
+pub use frame::{Encoding, EncodingSet, Frame};
 pub use server::ServerMsg;

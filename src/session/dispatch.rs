@@ -109,7 +109,7 @@ impl Session {
         topic: Option<&str>,
         cx: &mut SessionCx<'_>,
     ) {
-        self.send(&outcome.ctrl(id, topic, cx.now).msg(), cx.out);
+        self.send(outcome.ctrl(id, topic, cx.now).msg(), cx.out);
     }
 
     /// Requires a prior `{hi}`; otherwise replies 409.
@@ -131,6 +131,7 @@ impl Session {
             sid: self.sid,
             uid,
             level,
+            enc: self.kind.encoding(),
         })
     }
 
@@ -165,7 +166,7 @@ impl Session {
                     msg = msg.param(k, v.clone());
                 }
             }
-            self.send(&msg.msg(), cx.out);
+            self.send(msg.msg(), cx.out);
             return;
         }
         // A later {hi}: the version may not change; it updates language (and device id).
@@ -461,7 +462,7 @@ impl Session {
         if self.subs.get(&ex.routing) != Some(&SubState::Attached) {
             let topic = m.topic.clone();
             self.send(
-                &Outcome::AttachFirst.ctrl(None, Some(&topic), cx.now).msg(),
+                Outcome::AttachFirst.ctrl(None, Some(&topic), cx.now).msg(),
                 cx.out,
             );
             return;

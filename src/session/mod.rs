@@ -12,12 +12,10 @@ mod tests;
 
 use std::collections::HashMap;
 
-use bytes::Bytes;
-
 use crate::access::AuthLevel;
 use crate::ids::{SessionId, UnixMillis, UserId};
 use crate::proto::client::RawJson;
-use crate::proto::{encode, Outcome, ServerMsg};
+use crate::proto::{Encoding, Frame, Outcome, ServerMsg};
 use crate::routing::{SessionEvent, TopicRequest};
 
 /// How the client is connected. Transport-specific state is not here: it lives with the
@@ -35,6 +33,20 @@ pub enum SessionKind {
     Multiplex {
         node: String,
     },
+}
+
+impl SessionKind {
+    /// The wire encoding of server messages on this kind of session.
+    pub fn encoding(&self) -> Encoding {
+        match self {
+            // gRPC speaks protobuf; until that encoder exists no gRPC session is opened.
+            SessionKind::WebSocket
+            | SessionKind::LongPoll
+            | SessionKind::Grpc
+            | SessionKind::Proxy { .. }
+            | SessionKind::Multiplex { .. } => Encoding::Json,
+        }
+    }
 }
 
 /// Where a session is in its life.
@@ -98,7 +110,7 @@ pub struct AccountRequest {
 #[derive(Debug)]
 pub enum SessionOut {
     /// A frame for this session's client.
-    Send(Bytes),
+    Send(Frame),
     /// A request for the topic with this routing name.
     Route { topic: String, req: TopicRequest },
     /// Authenticate with `scheme` (`basic`, `token`); the shard answers with
@@ -222,8 +234,8 @@ impl Session {
 
     /// The reply to an undecodable frame: `{ctrl 400 "malformed"}` without id or topic.
     pub fn malformed(&self, now: UnixMillis, out: &mut Vec<SessionOut>) {
-        out.push(SessionOut::Send(encode(
-            &Outcome::Malformed.ctrl(None, None, now).msg(),
+        out.push(SessionOut::Send(Frame::new(
+            Outcome::Malformed.ctrl(None, None, now).msg(),
         )));
     }
 
@@ -266,7 +278,7 @@ impl Session {
     }
 
     /// A reply frame for this session.
-    pub(crate) fn send(&self, msg: &ServerMsg, out: &mut Vec<SessionOut>) {
-        out.push(SessionOut::Send(encode(msg)));
+    pub(crate) fn send(&self, msg: ServerMsg, out: &mut Vec<SessionOut>) {
+        out.push(SessionOut::Send(Frame::new(msg)));
     }
 }

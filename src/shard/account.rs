@@ -15,9 +15,9 @@ use crate::auth::hasher::{HashJob, HashOutcome};
 use crate::auth::AuthError;
 use crate::ids::{SessionId, UnixMillis, UserId};
 use crate::proto::time::rfc3339;
-use crate::proto::{encode, Outcome};
+use crate::proto::{Frame, Outcome};
 use crate::session::{AccountChange, AccountRequest, AccountWhat};
-use crate::shard::{now, Envelope, ShardCtx, StoreWaiter};
+use crate::shard::{now, Local, ShardCtx, StoreWaiter};
 use crate::store::{AuthRecord, CredRecord, StoreError, UserRecord, UserState, WriteOp};
 
 /// What waits for a password hash job.
@@ -81,7 +81,7 @@ impl ShardCtx {
     fn auth_reply(
         &mut self,
         sid: SessionId,
-        frame: bytes::Bytes,
+        frame: Frame,
         authenticated: Option<(UserId, AuthLevel)>,
     ) {
         if let Some(slot) = self.sessions.get_mut(&sid) {
@@ -94,7 +94,7 @@ impl ShardCtx {
     }
 
     fn auth_fail(&mut self, sid: SessionId, id: Option<&str>, outcome: Outcome) {
-        let frame = encode(&outcome.ctrl(id, None, now()).msg());
+        let frame = Frame::new(outcome.ctrl(id, None, now()).msg());
         self.auth_reply(sid, frame, None);
     }
 
@@ -104,7 +104,7 @@ impl ShardCtx {
         self.hasher.submit(
             job,
             Box::new(move |outcome| {
-                let _ = service.send(Envelope::HashDone { ticket, outcome });
+                let _ = service.send(Local::HashDone { ticket, outcome });
             }),
         )?;
         self.hash_waiters.insert(ticket, waiter);
@@ -194,7 +194,7 @@ impl ShardCtx {
             .param("token", STANDARD.encode(token))
             .param("expires", rfc3339(expires))
             .msg();
-        self.auth_reply(sid, encode(&msg), Some((uid, level)));
+        self.auth_reply(sid, Frame::new(msg), Some((uid, level)));
     }
 
     /// `{acc user:"new…" scheme:"basic"}`.
@@ -205,7 +205,7 @@ impl ShardCtx {
             if let Some(w) = what {
                 c = c.param("what", w);
             }
-            let frame = encode(&c.msg());
+            let frame = Frame::new(c.msg());
             ctx.auth_reply(sid, frame, None);
         };
         let anonymous = req.scheme == "anonymous";
@@ -434,8 +434,8 @@ impl ShardCtx {
         match res {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
-                let frame = encode(
-                    &Outcome::DuplicateCredential
+                let frame = Frame::new(
+                    Outcome::DuplicateCredential
                         .ctrl(w.id.as_deref(), None, now())
                         .param("what", "auth")
                         .msg(),
@@ -462,7 +462,7 @@ impl ShardCtx {
                 .param("desc", desc)
                 .msg();
             let auth = w.login.then_some((uid, level));
-            self.auth_reply(w.sid, encode(&msg), auth);
+            self.auth_reply(w.sid, Frame::new(msg), auth);
         } else {
             let msg = Outcome::Created
                 .ctrl(w.id.as_deref(), None, now)
@@ -471,7 +471,7 @@ impl ShardCtx {
                 .param("desc", desc)
                 .msg();
             // Creating an account without login leaves this session as it was.
-            self.auth_reply(w.sid, encode(&msg), None);
+            self.auth_reply(w.sid, Frame::new(msg), None);
         }
     }
 }
@@ -481,7 +481,7 @@ impl ShardCtx {
     pub(crate) fn account_change(&mut self, sid: SessionId, c: AccountChange) {
         let id = c.id.clone();
         let fail = |ctx: &mut ShardCtx, o: Outcome| {
-            let frame = encode(&o.ctrl(id.as_deref(), None, now()).msg());
+            let frame = Frame::new(o.ctrl(id.as_deref(), None, now()).msg());
             ctx.push_frame(sid, frame);
         };
         let user = match self.store.user(c.target) {
@@ -612,6 +612,7 @@ impl ShardCtx {
                                 sid,
                                 uid: c.target,
                                 level: AuthLevel::Auth,
+                                enc: crate::proto::Encoding::Json,
                             };
                             self.route(
                                 s.topic.clone(),
@@ -627,7 +628,7 @@ impl ShardCtx {
                             crate::topic::TopicKind::of(&s.topic)
                         {
                             let peer = if a == c.target { b } else { a };
-                            let frame = encode(&crate::proto::ServerMsg::Pres(
+                            let frame = Frame::new(crate::proto::ServerMsg::Pres(
                                 crate::proto::server::Pres {
                                     topic: "me".into(),
                                     src: Some(c.target.usr()),
@@ -656,8 +657,8 @@ impl ShardCtx {
         if let Err(e) = self.submit(ticket, batch) {
             self.store_waiters.remove(&ticket);
             log::error!("account change refused by the store: {e}");
-            let frame = encode(
-                &Outcome::ServiceUnavailable
+            let frame = Frame::new(
+                Outcome::ServiceUnavailable
                     .ctrl(id.as_deref(), None, now())
                     .msg(),
             );
@@ -675,7 +676,7 @@ impl ShardCtx {
                 Outcome::InternalError
             }
         };
-        let frame = encode(&outcome.ctrl(w.id.as_deref(), None, now()).msg());
+        let frame = Frame::new(outcome.ctrl(w.id.as_deref(), None, now()).msg());
         self.push_frame(w.sid, frame);
         if outcome != Outcome::Ok {
             return;

@@ -1,6 +1,7 @@
-//! The cross-core mesh: the closed [`Envelope`] enum (the complete list of cross-core
-//! interactions) and the lock-free queues that carry it, one per ordered pair of shards plus
-//! one per shard for service threads (store writer, hash pool).
+//! The cross-core mesh: the lock-free queues that carry [`Envelope`]s (the closed list of
+//! shard-to-shard messages, defined in `routing`), one per ordered pair of shards, plus one
+//! queue per shard for [`Local`] completions of its service threads (store writer, hash
+//! pool, store reads) and the server's shutdown request.
 //!
 //! Sending never blocks: envelopes are batched per destination during a step and flushed at
 //! its end with at most one wake-up per destination; a full queue spills into a local backlog
@@ -13,28 +14,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use atomic_waker::AtomicWaker;
-use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::auth::hasher::HashOutcome;
-use crate::ids::{SessionId, ShardId, UserId};
-use crate::routing::{SessionEvent, TopicRequest};
+use crate::ids::ShardId;
+pub use crate::routing::Envelope;
 use crate::store::StoreError;
 
-/// Everything one shard can ask of another (or a service thread of a shard).
+/// Completions and requests from this shard's own services: never sent between shards.
 #[derive(Debug)]
-pub enum Envelope {
-    /// A request for a topic whose home is the receiving shard.
-    Topic { topic: String, req: TopicRequest },
-    /// One shared frame for many sessions of the receiving shard.
-    Deliver { frame: Bytes, sids: Vec<SessionId> },
-    /// An event for one session of the receiving shard.
-    Session { sid: SessionId, ev: SessionEvent },
-    /// A shared `{pres}` frame for the `me` topics (homed on the receiving shard) of users.
-    UserPres {
-        frame: Bytes,
-        targets: Vec<(UserId, Vec<SessionId>)>,
-    },
+pub enum Local {
     /// A store write batch submitted by the receiving shard completed.
     StoreDone {
         ticket: u64,
@@ -42,12 +31,6 @@ pub enum Envelope {
     },
     /// A password hash job submitted by the receiving shard completed.
     HashDone { ticket: u64, outcome: HashOutcome },
-    /// End every session of `uid` on the receiving shard (but `except`) with
-    /// `{ctrl 205 "evicted"}`: the account was suspended or deleted.
-    EvictUser {
-        uid: UserId,
-        except: Option<SessionId>,
-    },
     /// Stop: tell sessions, close connections, exit.
     Shutdown,
 }
@@ -70,14 +53,14 @@ impl Doorbell {
 /// A `Send` handle that service threads use to post completions to one shard.
 #[derive(Clone, Debug)]
 pub struct ServiceSender {
-    tx: Sender<Envelope>,
+    tx: Sender<Local>,
     bell: Arc<Doorbell>,
 }
 
 impl ServiceSender {
     /// Posts an envelope and wakes the shard. Fails (returning the envelope) only when the
     /// shard has exited.
-    pub fn send(&self, env: Envelope) -> Result<(), Box<Envelope>> {
+    pub fn send(&self, env: Local) -> Result<(), Box<Local>> {
         self.tx.send(env).map_err(|e| Box::new(e.0))?;
         self.bell.ring();
         Ok(())
@@ -93,7 +76,7 @@ pub struct ShardLink {
     bells: Vec<Arc<Doorbell>>,
     /// From each shard and from services.
     from: Vec<Receiver<Envelope>>,
-    services: Receiver<Envelope>,
+    services: Receiver<Local>,
     /// Envelopes gathered during the current step, per destination.
     outgoing: Vec<Vec<Envelope>>,
     /// Envelopes a full queue refused, per destination, retried in order.
@@ -206,11 +189,12 @@ impl ShardLink {
         }
     }
 
-    /// Takes up to `max` received envelopes (services first, then each peer in turn).
-    pub fn drain(&self, max: usize, into: &mut Vec<Envelope>) {
-        while into.len() < max {
+    /// Takes up to `max` received messages: service completions into `locals` first, then
+    /// envelopes from each peer in turn into `into`.
+    pub fn drain(&self, max: usize, locals: &mut Vec<Local>, into: &mut Vec<Envelope>) {
+        while locals.len() < max {
             match self.services.try_recv() {
-                Ok(env) => into.push(env),
+                Ok(l) => locals.push(l),
                 Err(_) => break,
             }
         }
@@ -222,7 +206,7 @@ impl ShardLink {
                 }
             }
         }
-        if into.len() >= max {
+        if into.len() >= max || locals.len() >= max {
             // More may be waiting: make sure the next poll drains again.
             self.bells[self.id.idx()]
                 .rung
@@ -234,6 +218,8 @@ impl ShardLink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::SessionId;
+    use crate::routing::{SessionEvent, TopicRequest};
     use std::task::Waker;
 
     #[test]
@@ -265,10 +251,22 @@ mod tests {
         assert_eq!(a.flush(), 3);
         assert!(b.poll_ready(&mut cx).is_ready());
         let mut got = Vec::new();
-        b.drain(100, &mut got);
+        b.drain(100, &mut Vec::new(), &mut got);
         assert_eq!(got.len(), 3);
         assert!(b.poll_ready(&mut cx).is_pending());
         let _ = b.flush();
+    }
+
+    #[test]
+    fn service_completions_arrive_on_their_own_queue() {
+        let (links, svc) = build(2, 4);
+        svc[1].send(Local::Shutdown).unwrap();
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(links[1].poll_ready(&mut cx).is_ready());
+        let (mut locals, mut envs) = (Vec::new(), Vec::new());
+        links[1].drain(100, &mut locals, &mut envs);
+        assert!(matches!(locals.as_slice(), [Local::Shutdown]));
+        assert!(envs.is_empty());
     }
 
     #[test]
@@ -288,11 +286,11 @@ mod tests {
         assert_eq!(a.flush(), 2);
         assert_eq!(a.backlog_len(), 3);
         let mut got = Vec::new();
-        b.drain(100, &mut got);
+        b.drain(100, &mut Vec::new(), &mut got);
         assert_eq!(a.flush(), 2);
-        b.drain(100, &mut got);
+        b.drain(100, &mut Vec::new(), &mut got);
         assert_eq!(a.flush(), 1);
-        b.drain(100, &mut got);
+        b.drain(100, &mut Vec::new(), &mut got);
         let order: Vec<u64> = got
             .iter()
             .map(|e| match e {

@@ -18,14 +18,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-
 use crate::auth::apikey::ApiKeyChecker;
 use crate::auth::hasher::HashPool;
 use crate::auth::token::TokenIssuer;
 use crate::config::Config;
 use crate::ids::{SessionId, ShardId, UnixMillis, UserId};
-use crate::proto::{decode, encode, Outcome};
+use crate::proto::{decode, Encoding, Frame, Outcome};
 use crate::routing::{home_shard, me_topic, SessionEvent, TopicRequest};
 use crate::session::{Session, SessionCx, SessionLimits, SessionOut};
 use crate::stats::ShardStats;
@@ -34,7 +32,7 @@ use crate::topic::{Topic, TopicCx, TopicLimits, TopicOut};
 
 /// Session kinds, re-exported for transports (which do not import the session layer).
 pub use crate::session::SessionKind;
-pub use mesh::{Envelope, ServiceSender, ShardLink};
+pub use mesh::{Envelope, Local, ServiceSender, ShardLink};
 pub use outbox::{CloseReason, Outbox};
 pub use tasks::{run_tasks, spawn_tasks};
 
@@ -70,6 +68,8 @@ pub struct ShardInit {
 struct SessionSlot {
     session: Session,
     outbox: Rc<Outbox>,
+    /// The wire encoding of the session's transport: what its outbox holds.
+    encoding: Encoding,
 }
 
 /// A loaded topic and when it became idle.
@@ -83,24 +83,6 @@ enum StoreWaiter {
     Topic { topic: String, token: u64 },
     Account(Box<account::CreateWaiter>),
     Change(account::ChangeWaiter),
-}
-
-/// Work queued within one step.
-enum Work {
-    Topic {
-        topic: String,
-        req: TopicRequest,
-    },
-    Session {
-        sid: SessionId,
-        ev: SessionEvent,
-    },
-    /// A shared frame for local sessions, queued like everything else so that per-session
-    /// order (a reply before a fan-out that followed it) is kept.
-    Deliver {
-        frame: Bytes,
-        sids: Vec<SessionId>,
-    },
 }
 
 /// One shard's state. Reached through [`local::with`].
@@ -125,7 +107,9 @@ pub struct ShardCtx {
     store_waiters: HashMap<u64, StoreWaiter>,
     hash_waiters: HashMap<u64, account::HashWaiter>,
     next_ticket: u64,
-    work: VecDeque<Work>,
+    /// Envelopes for this shard emitted during the current step, handled in order before it
+    /// ends (so per-session order — a reply before a fan-out that followed it — is kept).
+    work: VecDeque<Envelope>,
     /// Reused output buffers (no allocation per step once warm).
     session_out: Vec<SessionOut>,
     topic_out: Vec<TopicOut>,
@@ -196,6 +180,7 @@ impl ShardCtx {
         self.sessions.insert(
             sid,
             SessionSlot {
+                encoding: session.kind.encoding(),
                 session,
                 outbox: outbox.clone(),
             },
@@ -291,11 +276,11 @@ impl ShardCtx {
     }
 
     /// Queues a frame on a local session; an overflow ends the session (slow consumer).
-    fn push_frame(&mut self, sid: SessionId, frame: Bytes) {
+    fn push_frame(&mut self, sid: SessionId, frame: Frame) {
         let Some(slot) = self.sessions.get(&sid) else {
             return;
         };
-        if slot.outbox.push(frame).is_err() {
+        if slot.outbox.push(frame.encoded(slot.encoding)).is_err() {
             log::info!("session {sid}: outbound queue full, closing (slow consumer)");
             ShardStats::inc(&self.stats.slow_consumers);
             self.end_session(sid, CloseReason::Overflow);
@@ -304,32 +289,42 @@ impl ShardCtx {
         }
     }
 
-    /// Sends a request to a topic's home shard (inline when that is this shard).
-    fn route(&mut self, topic: String, req: TopicRequest) {
-        let home = home_shard(&topic, self.n_shards);
-        if home == self.id {
-            self.work.push_back(Work::Topic { topic, req });
+    /// The one routing decision: every envelope this shard emits — topic requests, session
+    /// events, deliveries, presence, evictions — goes through here. This shard: queued as
+    /// work of the current step; another shard: the mesh (a cluster adds "another node").
+    fn send(&mut self, dst: ShardId, env: Envelope) {
+        if dst == self.id {
+            self.work.push_back(env);
         } else {
-            self.link.send(home, Envelope::Topic { topic, req });
+            self.link.send(dst, env);
         }
     }
 
+    /// Sends a request to a topic's home shard.
+    fn route(&mut self, topic: String, req: TopicRequest) {
+        let home = home_shard(&topic, self.n_shards);
+        self.send(home, Envelope::Topic { topic, req });
+    }
+
     fn send_to_session(&mut self, sid: SessionId, ev: SessionEvent) {
-        if sid.shard() == self.id {
-            self.work.push_back(Work::Session { sid, ev });
-        } else {
-            self.link.send(sid.shard(), Envelope::Session { sid, ev });
-        }
+        self.send(sid.shard(), Envelope::Session { sid, ev });
     }
 
     /// Runs queued work until none is left.
     fn run_work(&mut self) {
-        while let Some(w) = self.work.pop_front() {
-            match w {
-                Work::Topic { topic, req } => self.topic_request(topic, req),
-                Work::Session { sid, ev } => self.session_event(sid, ev),
-                Work::Deliver { frame, sids } => self.deliver_local(&frame, &sids),
-            }
+        while let Some(env) = self.work.pop_front() {
+            self.handle(env);
+        }
+    }
+
+    /// Handles one envelope addressed to this shard (from the mesh or from this step).
+    fn handle(&mut self, env: Envelope) {
+        match env {
+            Envelope::Topic { topic, req } => self.topic_request(topic, req),
+            Envelope::Session { sid, ev } => self.session_event(sid, ev),
+            Envelope::Deliver { frame, sids } => self.deliver_local(&frame, &sids),
+            Envelope::UserPres { frame, targets } => self.user_pres_local(frame, targets),
+            Envelope::EvictUser { uid, except } => self.evict_local(uid, except),
         }
     }
 
@@ -426,7 +421,7 @@ impl ShardCtx {
                 } else {
                     Outcome::AttachFirst
                 };
-                let frame = encode(&o.ctrl(id.as_deref(), Some(&as_seen), now()).msg());
+                let frame = Frame::new(o.ctrl(id.as_deref(), Some(&as_seen), now()).msg());
                 self.send_to_session(req.sid, SessionEvent::Frames(vec![frame]));
                 self.send_to_session(
                     req.sid,
@@ -456,7 +451,7 @@ impl ShardCtx {
                 } else {
                     Outcome::TopicNotFound
                 };
-                let frame = encode(&o.ctrl(id.as_deref(), Some(&as_seen), now()).msg());
+                let frame = Frame::new(o.ctrl(id.as_deref(), Some(&as_seen), now()).msg());
                 self.send_to_session(req.sid, SessionEvent::Frames(vec![frame]));
                 return;
             }
@@ -465,7 +460,7 @@ impl ShardCtx {
             | TopicRequest::Refresh
             | TopicRequest::Contact { .. } => return,
         };
-        let frame = encode(&outcome.ctrl(id.as_deref(), Some(&as_seen), now()).msg());
+        let frame = Frame::new(outcome.ctrl(id.as_deref(), Some(&as_seen), now()).msg());
         self.send_to_session(req_of.sid, SessionEvent::Frames(vec![frame]));
         self.send_to_session(
             req_of.sid,
@@ -480,22 +475,15 @@ impl ShardCtx {
         for o in out.drain(..) {
             match o {
                 TopicOut::ToSession { sid, ev } => self.send_to_session(sid, ev),
-                TopicOut::Deliver { frame, batches } => {
-                    for (shard, sids) in batches {
-                        if shard == self.id {
-                            self.work.push_back(Work::Deliver {
-                                frame: frame.clone(),
-                                sids,
-                            });
-                        } else {
-                            self.link.send(
-                                shard,
-                                Envelope::Deliver {
-                                    frame: frame.clone(),
-                                    sids,
-                                },
-                            );
-                        }
+                TopicOut::Deliver { frame, to } => {
+                    // Encode on this shard before the frame is shared with others, so no
+                    // receiving shard ever waits for another to finish an encoding.
+                    if to.batches.iter().any(|(shard, _)| *shard != self.id) {
+                        frame.prepare(to.encodings);
+                    }
+                    for (shard, sids) in to.batches {
+                        let frame = frame.clone();
+                        self.send(shard, Envelope::Deliver { frame, sids });
                     }
                 }
                 TopicOut::UserPres { frame, targets } => self.user_pres(frame, targets),
@@ -534,41 +522,36 @@ impl ShardCtx {
         }
     }
 
-    fn deliver_local(&mut self, frame: &Bytes, sids: &[SessionId]) {
+    fn deliver_local(&mut self, frame: &Frame, sids: &[SessionId]) {
         for sid in sids {
             self.push_frame(*sid, frame.clone());
         }
     }
 
-    /// Routes a user-level `{pres}` to each target's `me` topic (only where it is loaded).
-    fn user_pres(&mut self, frame: Bytes, targets: Vec<(UserId, Vec<SessionId>)>) {
-        let mut remote: Vec<Vec<(UserId, Vec<SessionId>)>> = vec![Vec::new(); self.n_shards];
+    /// Routes a user-level `{pres}` to the home shard of each target's `me` topic, one
+    /// envelope per shard.
+    fn user_pres(&mut self, frame: Frame, targets: Vec<(UserId, Vec<SessionId>)>) {
+        let mut by_home: Vec<Vec<(UserId, Vec<SessionId>)>> = vec![Vec::new(); self.n_shards];
         for (uid, skip) in targets {
-            let me = me_topic(uid);
-            let home = home_shard(&me, self.n_shards);
-            if home == self.id {
-                if self.topics.contains_key(&me) {
-                    self.work.push_back(Work::Topic {
-                        topic: me,
-                        req: TopicRequest::UserPres {
-                            frame: frame.clone(),
-                            skip,
-                        },
-                    });
-                }
-            } else {
-                remote[home.idx()].push((uid, skip));
+            let home = home_shard(&me_topic(uid), self.n_shards);
+            by_home[home.idx()].push((uid, skip));
+        }
+        for (i, targets) in by_home.into_iter().enumerate() {
+            if !targets.is_empty() {
+                let frame = frame.clone();
+                self.send(ShardId(i as u16), Envelope::UserPres { frame, targets });
             }
         }
-        for (i, targets) in remote.into_iter().enumerate() {
-            if !targets.is_empty() {
-                self.link.send(
-                    ShardId(i as u16),
-                    Envelope::UserPres {
-                        frame: frame.clone(),
-                        targets,
-                    },
-                );
+    }
+
+    /// A user-level `{pres}` for `me` topics homed here: shown only where `me` is loaded (a
+    /// user whose `me` is not loaded is offline).
+    fn user_pres_local(&mut self, frame: Frame, targets: Vec<(UserId, Vec<SessionId>)>) {
+        for (uid, skip) in targets {
+            let me = me_topic(uid);
+            if self.topics.contains_key(&me) {
+                let frame = frame.clone();
+                self.topic_request(me, TopicRequest::UserPres { frame, skip });
             }
         }
     }
@@ -579,13 +562,13 @@ impl ShardCtx {
         t
     }
 
-    /// Submits a write whose completion comes back as [`Envelope::StoreDone`].
+    /// Submits a write whose completion comes back as [`Local::StoreDone`].
     fn submit(&mut self, ticket: u64, batch: WriteBatch) -> Result<(), StoreError> {
         let service = self.service.clone();
         self.writer.submit(
             batch,
             Box::new(move |res| {
-                let _ = service.send(Envelope::StoreDone { ticket, res });
+                let _ = service.send(Local::StoreDone { ticket, res });
             }),
         )
     }
@@ -608,17 +591,12 @@ impl ShardCtx {
         self.topic_out = out;
     }
 
-    /// Handles envelopes received from the mesh.
-    pub fn handle_envelopes(&mut self, envs: &mut Vec<Envelope>) {
-        for env in envs.drain(..) {
-            match env {
-                Envelope::Topic { topic, req } => self.work.push_back(Work::Topic { topic, req }),
-                Envelope::Deliver { frame, sids } => {
-                    self.work.push_back(Work::Deliver { frame, sids })
-                }
-                Envelope::Session { sid, ev } => self.work.push_back(Work::Session { sid, ev }),
-                Envelope::UserPres { frame, targets } => self.user_pres(frame, targets),
-                Envelope::StoreDone { ticket, res } => match self.store_waiters.remove(&ticket) {
+    /// Handles what the mesh brought: service completions first, then envelopes from other
+    /// shards, each run to completion.
+    pub fn handle_received(&mut self, locals: &mut Vec<Local>, envs: &mut Vec<Envelope>) {
+        for l in locals.drain(..) {
+            match l {
+                Local::StoreDone { ticket, res } => match self.store_waiters.remove(&ticket) {
                     Some(StoreWaiter::Topic { topic, token }) => {
                         self.topic_persisted(topic, token, res)
                     }
@@ -626,14 +604,17 @@ impl ShardCtx {
                     Some(StoreWaiter::Change(w)) => self.change_stored(w, res),
                     None => {}
                 },
-                Envelope::HashDone { ticket, outcome } => {
+                Local::HashDone { ticket, outcome } => {
                     if let Some(w) = self.hash_waiters.remove(&ticket) {
                         self.hashed(w, outcome);
                     }
                 }
-                Envelope::EvictUser { uid, except } => self.evict_local(uid, except),
-                Envelope::Shutdown => self.begin_shutdown(),
+                Local::Shutdown => self.begin_shutdown(),
             }
+            self.run_work();
+        }
+        for env in envs.drain(..) {
+            self.handle(env);
             self.run_work();
         }
         self.flush();
@@ -704,10 +685,10 @@ impl ShardCtx {
             })
             .map(|(sid, _)| *sid)
             .collect();
-        let frame = encode(&Outcome::Evicted.ctrl(None, None, now()).msg());
+        let frame = Frame::new(Outcome::Evicted.ctrl(None, None, now()).msg());
         for sid in sids {
             if let Some(slot) = self.sessions.get(&sid) {
-                let _ = slot.outbox.push(frame.clone());
+                let _ = slot.outbox.push(frame.encoded(slot.encoding));
             }
             self.end_session(sid, CloseReason::Ended);
         }
@@ -716,23 +697,18 @@ impl ShardCtx {
     /// Sends an eviction of `uid` to every shard, this one included.
     pub(crate) fn evict_everywhere(&mut self, uid: UserId, except: Option<SessionId>) {
         for i in 0..self.n_shards {
-            let shard = ShardId(i as u16);
-            if shard == self.id {
-                self.evict_local(uid, except);
-            } else {
-                self.link.send(shard, Envelope::EvictUser { uid, except });
-            }
+            self.send(ShardId(i as u16), Envelope::EvictUser { uid, except });
         }
     }
 
     /// Tells every session the server is stopping and closes them.
     fn begin_shutdown(&mut self) {
         self.shutting_down = true;
-        let frame = encode(&Outcome::ServerShutdown.ctrl(None, None, now()).msg());
+        let frame = Frame::new(Outcome::ServerShutdown.ctrl(None, None, now()).msg());
         let sids: Vec<SessionId> = self.sessions.keys().copied().collect();
         for sid in sids {
             if let Some(slot) = self.sessions.get(&sid) {
-                let _ = slot.outbox.push(frame.clone());
+                let _ = slot.outbox.push(frame.encoded(slot.encoding));
             }
             self.end_session(sid, CloseReason::Shutdown);
         }
@@ -758,8 +734,8 @@ impl ShardCtx {
         self.link.poll_ready(cx)
     }
 
-    /// Drains up to `max` envelopes.
-    pub(crate) fn drain_mesh(&self, max: usize, into: &mut Vec<Envelope>) {
-        self.link.drain(max, into)
+    /// Drains up to `max` service completions and `max` envelopes.
+    pub(crate) fn drain_mesh(&self, max: usize, locals: &mut Vec<Local>, into: &mut Vec<Envelope>) {
+        self.link.drain(max, locals, into)
     }
 }

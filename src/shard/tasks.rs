@@ -8,7 +8,7 @@ use std::future::poll_fn;
 use std::time::Duration;
 
 use crate::shard::local::with;
-use crate::shard::Envelope;
+use crate::shard::{Envelope, Local};
 
 /// Most envelopes handled per wake-up before yielding to other tasks (fairness with sockets).
 const DRAIN_BATCH: usize = 256;
@@ -32,12 +32,13 @@ pub async fn run_tasks() {
 }
 
 async fn mesh_loop() {
+    let mut locals: Vec<Local> = Vec::new();
     let mut buf: Vec<Envelope> = Vec::with_capacity(DRAIN_BATCH);
     loop {
         poll_fn(|cx| with(|ctx| ctx.poll_mesh(cx))).await;
         with(|ctx| {
-            ctx.drain_mesh(DRAIN_BATCH, &mut buf);
-            ctx.handle_envelopes(&mut buf);
+            ctx.drain_mesh(DRAIN_BATCH, &mut locals, &mut buf);
+            ctx.handle_received(&mut locals, &mut buf);
         });
         glommio::yield_if_needed().await;
     }

@@ -7,15 +7,13 @@
 //! `topic.idle_unload_ms`, 4 s by default); re-attaching within the linger produces nothing.
 //! Group topics announce themselves to their members' `me` when loaded and unloaded.
 
-use bytes::Bytes;
-
 use crate::access::AccessMode;
 use crate::ids::{SessionId, UserId};
-use crate::proto::encode;
 use crate::proto::server::{Pres, ServerMsg};
+use crate::proto::Frame;
 use crate::routing::{me_topic, ContactEvent, TopicRequest};
 use crate::store::{Store, StoreError, SubRecord, WriteOp};
-use crate::topic::{group_by_shard, Topic, TopicCx, TopicKind, TopicOut};
+use crate::topic::{Topic, TopicCx, TopicKind, TopicOut};
 
 /// One contact of a user: a P2P conversation or a group the user is subscribed to.
 #[derive(Clone, Debug)]
@@ -197,13 +195,13 @@ impl Topic {
     }
 
     /// `me`: a `{pres}` about a contact to every attached session.
-    fn show(&self, frame: Bytes, cx: &mut TopicCx<'_>) {
-        let batches = group_by_shard(self.attached.keys().copied(), self.n_shards);
-        self.deliver(frame, batches, cx);
+    fn show(&self, frame: Frame, cx: &mut TopicCx<'_>) {
+        let to = self.recipients(self.attached.keys().copied());
+        self.deliver(frame, to, cx);
     }
 
-    fn contact_pres(view: &str, what: &'static str, ua: Option<String>) -> Bytes {
-        encode(&ServerMsg::Pres(Pres {
+    fn contact_pres(view: &str, what: &'static str, ua: Option<String>) -> Frame {
+        Frame::new(ServerMsg::Pres(Pres {
             topic: "me".into(),
             src: Some(view.to_owned()),
             what,

@@ -6,7 +6,7 @@ use crate::access::AccessMode;
 use crate::ids::UserId;
 use crate::proto::client::{Credential, SeqRange};
 use crate::proto::server::{Pres, RangeOut, ServerMsg};
-use crate::proto::{encode, Outcome};
+use crate::proto::{Frame, Outcome};
 use crate::routing::{DelWhat, Requester, SessionEvent};
 use crate::store::{DelRecord, MessageQuery, WriteOp};
 use crate::topic::{Reply, Topic, TopicCx, TopicKind, TopicOut};
@@ -78,7 +78,7 @@ impl Topic {
         };
         if let Err(o) = result {
             let msg = o.ctrl(idr, Some(&as_seen), cx.now).msg();
-            self.reply(req.sid, &msg, cx);
+            self.reply(req.sid, msg, cx);
         }
     }
 
@@ -148,8 +148,8 @@ impl Topic {
             sid: Some(req.sid),
             id: id.map(str::to_owned),
             as_seen: as_seen.to_owned(),
-            frames: vec![encode(
-                &Outcome::Ok
+            frames: vec![Frame::new(
+                Outcome::Ok
                     .ctrl(id, Some(as_seen), cx.now)
                     .param("del", del_id)
                     .msg(),
@@ -172,7 +172,7 @@ impl Topic {
                 Some(req.sid),
                 |_| true,
                 |view, _| {
-                    Some(encode(&ServerMsg::Pres(Pres {
+                    Some(Frame::new(ServerMsg::Pres(Pres {
                         topic: view.to_owned(),
                         src: Some(view.to_owned()),
                         what: "del",
@@ -196,7 +196,7 @@ impl Topic {
                     .filter(|(_, a)| a.uid == *uid)
                     .map(|(s, _)| *s)
                     .collect();
-                let frame = encode(&ServerMsg::Pres(Pres {
+                let frame = Frame::new(ServerMsg::Pres(Pres {
                     topic: "me".into(),
                     src: Some(self.view_of(*uid)),
                     what: "del",
@@ -219,7 +219,7 @@ impl Topic {
                 .collect();
             let view = self.view_of(req.uid);
             if !others.is_empty() {
-                let frame = encode(&ServerMsg::Pres(Pres {
+                let frame = Frame::new(ServerMsg::Pres(Pres {
                     topic: view.clone(),
                     src: Some(view.clone()),
                     what: "del",
@@ -229,12 +229,12 @@ impl Topic {
                 }));
                 reply.after.push(TopicOut::Deliver {
                     frame,
-                    batches: super::group_by_shard(others.iter().copied(), self.n_shards),
+                    to: self.recipients(others.iter().copied()),
                 });
             }
             let mut skip = others;
             skip.push(req.sid);
-            let frame = encode(&ServerMsg::Pres(Pres {
+            let frame = Frame::new(ServerMsg::Pres(Pres {
                 topic: "me".into(),
                 src: Some(view),
                 what: "del",
@@ -277,7 +277,7 @@ impl Topic {
             TopicKind::P2p(..) => others_active == 0,
             _ => false,
         };
-        let ok = encode(&Outcome::Ok.ctrl(id, Some(as_seen), cx.now).msg());
+        let ok = Frame::new(Outcome::Ok.ctrl(id, Some(as_seen), cx.now).msg());
         if !deletes_topic {
             // Not the owner: the same as `{leave unsub:true}`.
             if self.attached.contains_key(&req.sid) {
@@ -305,7 +305,7 @@ impl Topic {
             if !m.is_active() {
                 continue;
             }
-            let frame = encode(&ServerMsg::Pres(Pres {
+            let frame = Frame::new(ServerMsg::Pres(Pres {
                 topic: "me".into(),
                 src: Some(self.view_of(*uid)),
                 what: "gone",
@@ -389,7 +389,9 @@ impl Topic {
             sid: Some(req.sid),
             id: id.map(str::to_owned),
             as_seen: as_seen.to_owned(),
-            frames: vec![encode(&Outcome::Ok.ctrl(id, Some(as_seen), cx.now).msg())],
+            frames: vec![Frame::new(
+                Outcome::Ok.ctrl(id, Some(as_seen), cx.now).msg(),
+            )],
             after: Vec::new(),
         };
         let view = self.view_of(target);
@@ -423,7 +425,7 @@ impl Topic {
         user.tags.retain(|t| *t != tag);
         user.updated = cx.now;
         self.user = Some(user.clone());
-        let frame = encode(&ServerMsg::Pres(Pres {
+        let frame = Frame::new(ServerMsg::Pres(Pres {
             topic: "me".into(),
             what: "tags",
             ..Pres::default()
@@ -432,7 +434,9 @@ impl Topic {
             sid: Some(req.sid),
             id: id.map(str::to_owned),
             as_seen: as_seen.to_owned(),
-            frames: vec![encode(&Outcome::Ok.ctrl(id, Some(as_seen), cx.now).msg())],
+            frames: vec![Frame::new(
+                Outcome::Ok.ctrl(id, Some(as_seen), cx.now).msg(),
+            )],
             after: vec![TopicOut::UserPres {
                 frame,
                 targets: vec![(req.uid, vec![req.sid])],

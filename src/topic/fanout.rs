@@ -4,7 +4,7 @@
 //!
 //! A frame is serialized once per distinct view, never once per recipient.
 
-use bytes::Bytes;
+use crate::proto::{EncodingSet, Frame};
 
 use crate::access::AccessMode;
 use crate::ids::{SessionId, ShardId, UserId};
@@ -23,7 +23,7 @@ impl Topic {
         need: u8,
         skip: Option<SessionId>,
         filter: impl Fn(UserId) -> bool,
-        mut make: impl FnMut(&str, bool) -> Option<Bytes>,
+        mut make: impl FnMut(&str, bool) -> Option<Frame>,
         cx: &mut TopicCx<'_>,
     ) {
         let chan = self.rec.as_ref().is_some_and(|r| r.is_chan);
@@ -58,8 +58,8 @@ impl Topic {
                 None => self.shared_view(),
             };
             if let Some(frame) = make(&view, reader) {
-                let batches = group_by_shard(sids, self.n_shards);
-                cx.out.push(TopicOut::Deliver { frame, batches });
+                let to = self.recipients(sids);
+                cx.out.push(TopicOut::Deliver { frame, to });
             }
         }
     }
@@ -72,6 +72,32 @@ impl Topic {
             TopicKind::Sys => "sys".into(),
             TopicKind::Group | TopicKind::P2p(..) => self.name.clone(),
         }
+    }
+}
+
+/// Who a shared frame goes to: one batch of session ids per destination shard, and the wire
+/// encodings those sessions use (each is produced once, before the frame leaves the topic's
+/// shard).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recipients {
+    pub batches: Vec<(ShardId, Vec<SessionId>)>,
+    pub encodings: EncodingSet,
+}
+
+impl Topic {
+    /// Groups `sids` by shard and collects their encodings (attached sessions report theirs;
+    /// others are encoded lazily by their own shard).
+    pub(crate) fn recipients(&self, sids: impl IntoIterator<Item = SessionId>) -> Recipients {
+        let mut encodings = EncodingSet::default();
+        let batches = group_by_shard(
+            sids.into_iter().inspect(|sid| {
+                if let Some(a) = self.attached.get(sid) {
+                    encodings.insert(a.enc);
+                }
+            }),
+            self.n_shards,
+        );
+        Recipients { batches, encodings }
     }
 }
 

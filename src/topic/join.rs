@@ -8,7 +8,7 @@ use crate::access::{AccessMode, AuthLevel, DefaultAccess};
 use crate::ids::{SessionId, UserId};
 use crate::proto::client::{GetQuery, SetQuery};
 use crate::proto::server::{DeltaAcs, Pres, ServerMsg};
-use crate::proto::{encode, Outcome};
+use crate::proto::{Frame, Outcome};
 use crate::routing::{CreateSpec, Requester, SessionEvent};
 use crate::store::{StoreError, SubRecord, TopicRecord, WriteOp};
 use crate::topic::{Attachment, Member, Pending, Reply, Topic, TopicCx, TopicKind, TopicOut};
@@ -72,7 +72,7 @@ impl Topic {
             let msg = Outcome::AlreadySubscribed
                 .ctrl(a.id.as_deref(), Some(&a.as_seen), cx.now)
                 .msg();
-            self.reply(a.req.sid, &msg, cx);
+            self.reply(a.req.sid, msg, cx);
             return;
         }
         match self.kind {
@@ -158,7 +158,7 @@ impl Topic {
                     .ctrl(id, Some(&a.as_seen), cx.now)
                     .param("topic", self.name.as_str())
                     .msg();
-                self.reply(a.req.sid, &msg, cx);
+                self.reply(a.req.sid, msg, cx);
                 cx.out.push(TopicOut::ToSession {
                     sid: a.req.sid,
                     ev: SessionEvent::Detached {
@@ -488,7 +488,7 @@ impl Topic {
             let msg = Outcome::Ok
                 .ctrl(pending.id.as_deref(), Some(&pending.as_seen), cx.now)
                 .msg();
-            self.reply(pending.req.sid, &msg, cx);
+            self.reply(pending.req.sid, msg, cx);
             cx.out.push(TopicOut::ToSession {
                 sid: pending.req.sid,
                 ev: SessionEvent::Detached {
@@ -538,7 +538,7 @@ impl Topic {
                     serde_json::to_value(Topic::access_out(&m.sub)).unwrap_or_default(),
                 );
             }
-            self.reply(p.req.sid, &msg.msg(), cx);
+            self.reply(p.req.sid, msg.msg(), cx);
             cx.out.push(TopicOut::ToSession {
                 sid: p.req.sid,
                 ev: SessionEvent::Detached {
@@ -556,7 +556,13 @@ impl Topic {
         if matches!(self.kind, TopicKind::Group | TopicKind::P2p(..)) {
             self.check_read_only(cx);
         }
-        self.attached.insert(p.req.sid, Attachment { uid });
+        self.attached.insert(
+            p.req.sid,
+            Attachment {
+                uid,
+                enc: p.req.enc,
+            },
+        );
         cx.out.push(TopicOut::ToSession {
             sid: p.req.sid,
             ev: SessionEvent::Attached {
@@ -587,7 +593,7 @@ impl Topic {
             }
             None => false,
         };
-        let mut frames = vec![encode(&ctrl.msg())];
+        let mut frames = vec![Frame::new(ctrl.msg())];
         if let Some(get) = &p.get {
             self.get_frames(&p.req, p.id.as_deref(), &p.as_seen, get, &mut frames, cx);
             if matches!(self.kind, TopicKind::Me(_))
@@ -631,7 +637,7 @@ impl Topic {
             |u| u != uid,
             |view, reader| {
                 (!reader).then(|| {
-                    encode(&ServerMsg::Pres(Pres {
+                    Frame::new(ServerMsg::Pres(Pres {
                         topic: view.to_owned(),
                         src: Some(src.clone()),
                         what,
@@ -698,7 +704,7 @@ impl Topic {
                 let msg = Outcome::PermissionDenied
                     .ctrl(id.as_deref(), Some(&as_seen), cx.now)
                     .msg();
-                self.reply(req.sid, &msg, cx);
+                self.reply(req.sid, msg, cx);
                 return;
             }
         }
@@ -709,8 +715,8 @@ impl Topic {
                 topic: self.name.clone(),
             },
         };
-        let ok = encode(
-            &Outcome::Ok
+        let ok = Frame::new(
+            Outcome::Ok
                 .ctrl(id.as_deref(), Some(&as_seen), cx.now)
                 .msg(),
         );
@@ -769,7 +775,7 @@ impl Topic {
                 origin.unwrap_or(SessionId(0)),
                 &mut lcx,
             );
-            let gone = encode(&ServerMsg::Pres(Pres {
+            let gone = Frame::new(ServerMsg::Pres(Pres {
                 topic: "me".into(),
                 src: Some(view),
                 what: "gone",
@@ -839,8 +845,8 @@ impl Topic {
             .collect();
         for sid in sids {
             self.remove_session(sid, cx);
-            let frame = encode(
-                &Outcome::Evicted
+            let frame = Frame::new(
+                Outcome::Evicted
                     .ctrl(None, Some(&view), cx.now)
                     .param("unsub", unsub)
                     .msg(),
@@ -884,7 +890,7 @@ impl Topic {
             None,
             |u| u != uid && is_admin(u),
             |view, _| {
-                Some(encode(&ServerMsg::Pres(Pres {
+                Some(Frame::new(ServerMsg::Pres(Pres {
                     topic: view.to_owned(),
                     src: Some(src.clone()),
                     what: "acs",
@@ -894,7 +900,7 @@ impl Topic {
             },
             cx,
         );
-        let frame = encode(&ServerMsg::Pres(Pres {
+        let frame = Frame::new(ServerMsg::Pres(Pres {
             topic: "me".into(),
             src: Some(self.view_of(uid)),
             what: "acs",

@@ -3,8 +3,6 @@
 //! reference order, with If-Modified-Since (`ims`) semantics for `desc` and `sub`. A session
 //! that is not attached gets the limited answers the reference allows.
 
-use bytes::Bytes;
-
 use crate::access::AccessMode;
 use crate::ids::UnixMillis;
 use crate::proto::client::what;
@@ -12,7 +10,7 @@ use crate::proto::client::GetQuery;
 use crate::proto::server::{
     raw, CredOut, DefAcsOut, DelOut, DescOut, Meta, SeenOut, ServerMsg, SubOut, Ts,
 };
-use crate::proto::{encode, Outcome};
+use crate::proto::{Frame, Outcome};
 use crate::routing::Requester;
 use crate::store::MessageQuery;
 use crate::topic::del::ranges_out;
@@ -48,7 +46,7 @@ impl Topic {
         id: Option<&str>,
         as_seen: &str,
         query: &GetQuery,
-        frames: &mut Vec<Bytes>,
+        frames: &mut Vec<Frame>,
         cx: &mut TopicCx<'_>,
     ) {
         let bits = what::parse(&query.what);
@@ -58,7 +56,7 @@ impl Topic {
                 .and_then(crate::proto::time::parse_rfc3339)
         };
         let malformed =
-            |cx: &TopicCx<'_>| encode(&Outcome::Malformed.ctrl(id, Some(as_seen), cx.now).msg());
+            |cx: &TopicCx<'_>| Frame::new(Outcome::Malformed.ctrl(id, Some(as_seen), cx.now).msg());
         if bits & what::DESC != 0 {
             // `desc` takes `ims` only.
             let bad = query.desc.as_ref().is_some_and(|d| {
@@ -117,7 +115,7 @@ impl Topic {
         as_seen: &str,
         ims: Option<UnixMillis>,
         cx: &mut TopicCx<'_>,
-    ) -> Bytes {
+    ) -> Frame {
         let mut desc = DescOut::default();
         let fresh = |updated: UnixMillis| ims.is_none_or(|t| updated.0 > t.0);
         match self.kind {
@@ -256,7 +254,7 @@ impl Topic {
                 }
             }
         }
-        encode(&ServerMsg::Meta(Meta {
+        Frame::new(ServerMsg::Meta(Meta {
             id: id.map(str::to_owned),
             topic: as_seen.to_owned(),
             ts: Ts(cx.now),
@@ -275,7 +273,7 @@ impl Topic {
         limit: Option<i64>,
         user: Option<&str>,
         cx: &mut TopicCx<'_>,
-    ) -> Bytes {
+    ) -> Frame {
         let mut subs = match self.kind {
             TopicKind::Me(uid) => self.me_subs(uid, ims, cx),
             TopicKind::Fnd(_) => self.fnd_results(req, cx),
@@ -295,14 +293,14 @@ impl Topic {
         };
         subs.truncate(limit);
         if subs.is_empty() {
-            return encode(
-                &Outcome::NoContent
+            return Frame::new(
+                Outcome::NoContent
                     .ctrl(id, Some(as_seen), cx.now)
                     .param("what", "sub")
                     .msg(),
             );
         }
-        encode(&ServerMsg::Meta(Meta {
+        Frame::new(ServerMsg::Meta(Meta {
             id: id.map(str::to_owned),
             topic: as_seen.to_owned(),
             ts: Ts(cx.now),
@@ -492,12 +490,12 @@ impl Topic {
         id: Option<&str>,
         as_seen: &str,
         query: &GetQuery,
-        frames: &mut Vec<Bytes>,
+        frames: &mut Vec<Frame>,
         cx: &mut TopicCx<'_>,
     ) {
         if !self.mode_of(req).has(AccessMode::READ) || !self.kind.has_members() {
-            frames.push(encode(
-                &Outcome::PermissionDenied
+            frames.push(Frame::new(
+                Outcome::PermissionDenied
                     .ctrl(id, Some(as_seen), cx.now)
                     .msg(),
             ));
@@ -505,8 +503,8 @@ impl Topic {
         }
         let opts = query.data.clone().unwrap_or_default();
         if opts.ims.is_some() || opts.user.is_some() || opts.topic.is_some() {
-            frames.push(encode(
-                &Outcome::Malformed.ctrl(id, Some(as_seen), cx.now).msg(),
+            frames.push(Frame::new(
+                Outcome::Malformed.ctrl(id, Some(as_seen), cx.now).msg(),
             ));
             return;
         }
@@ -529,15 +527,15 @@ impl Topic {
             Ok(m) => m,
             Err(e) => {
                 log::error!("topic {}: history read failed: {e}", self.name);
-                frames.push(encode(
-                    &Outcome::InternalError.ctrl(id, Some(as_seen), cx.now).msg(),
+                frames.push(Frame::new(
+                    Outcome::InternalError.ctrl(id, Some(as_seen), cx.now).msg(),
                 ));
                 return;
             }
         };
         if msgs.is_empty() {
-            frames.push(encode(
-                &Outcome::NoContent
+            frames.push(Frame::new(
+                Outcome::NoContent
                     .ctrl(id, Some(as_seen), cx.now)
                     .param("what", "data")
                     .msg(),
@@ -551,7 +549,7 @@ impl Topic {
             .ctrl(id, Some(as_seen), cx.now)
             .param("what", "data")
             .param("count", count);
-        frames.push(encode(&done.msg()));
+        frames.push(Frame::new(done.msg()));
     }
 
     /// History within `[low, hi)` ranges (also bounded by since/before), newest first, at
@@ -616,7 +614,7 @@ impl Topic {
         id: Option<&str>,
         as_seen: &str,
         cx: &mut TopicCx<'_>,
-    ) -> Bytes {
+    ) -> Frame {
         let tags = match self.kind {
             TopicKind::Me(_) => self
                 .user
@@ -625,8 +623,8 @@ impl Topic {
                 .unwrap_or_default(),
             TopicKind::Group => {
                 if self.owner() != Some(req.uid) {
-                    return encode(
-                        &Outcome::PermissionDenied
+                    return Frame::new(
+                        Outcome::PermissionDenied
                             .ctrl(id, Some(as_seen), cx.now)
                             .msg(),
                     );
@@ -638,8 +636,8 @@ impl Topic {
             }
             TopicKind::Fnd(_) => Vec::new(),
             _ => {
-                return encode(
-                    &Outcome::OperationNotAllowed
+                return Frame::new(
+                    Outcome::OperationNotAllowed
                         .ctrl(id, Some(as_seen), cx.now)
                         .msg(),
                 )
@@ -648,7 +646,7 @@ impl Topic {
         if tags.is_empty() {
             return no_content(id, as_seen, "tags", cx);
         }
-        encode(&ServerMsg::Meta(Meta {
+        Frame::new(ServerMsg::Meta(Meta {
             id: id.map(str::to_owned),
             topic: as_seen.to_owned(),
             ts: Ts(cx.now),
@@ -657,10 +655,10 @@ impl Topic {
         }))
     }
 
-    fn cred_frame(&self, id: Option<&str>, as_seen: &str, cx: &mut TopicCx<'_>) -> Bytes {
+    fn cred_frame(&self, id: Option<&str>, as_seen: &str, cx: &mut TopicCx<'_>) -> Frame {
         if !matches!(self.kind, TopicKind::Me(_)) {
-            return encode(
-                &Outcome::OperationNotAllowed
+            return Frame::new(
+                Outcome::OperationNotAllowed
                     .ctrl(id, Some(as_seen), cx.now)
                     .msg(),
             );
@@ -682,7 +680,7 @@ impl Topic {
         if creds.is_empty() {
             return no_content(id, as_seen, "creds", cx);
         }
-        encode(&ServerMsg::Meta(Meta {
+        Frame::new(ServerMsg::Meta(Meta {
             id: id.map(str::to_owned),
             topic: as_seen.to_owned(),
             ts: Ts(cx.now),
@@ -691,16 +689,16 @@ impl Topic {
         }))
     }
 
-    fn aux_frame(&self, id: Option<&str>, as_seen: &str, cx: &mut TopicCx<'_>) -> Bytes {
+    fn aux_frame(&self, id: Option<&str>, as_seen: &str, cx: &mut TopicCx<'_>) -> Frame {
         if !matches!(self.kind, TopicKind::Group | TopicKind::P2p(..)) {
-            return encode(
-                &Outcome::OperationNotAllowed
+            return Frame::new(
+                Outcome::OperationNotAllowed
                     .ctrl(id, Some(as_seen), cx.now)
                     .msg(),
             );
         }
         match self.rec.as_ref().and_then(|r| r.aux.as_deref()) {
-            Some(aux) if aux != "{}" => encode(&ServerMsg::Meta(Meta {
+            Some(aux) if aux != "{}" => Frame::new(ServerMsg::Meta(Meta {
                 id: id.map(str::to_owned),
                 topic: as_seen.to_owned(),
                 ts: Ts(cx.now),
@@ -720,10 +718,10 @@ impl Topic {
         as_seen: &str,
         query: &GetQuery,
         cx: &mut TopicCx<'_>,
-    ) -> Bytes {
+    ) -> Frame {
         let opts = query.del.clone().unwrap_or_default();
         if opts.ims.is_some() || opts.user.is_some() || opts.topic.is_some() {
-            return encode(&Outcome::Malformed.ctrl(id, Some(as_seen), cx.now).msg());
+            return Frame::new(Outcome::Malformed.ctrl(id, Some(as_seen), cx.now).msg());
         }
         if !self.kind.has_members() || !self.mode_of(req).has(AccessMode::READ) {
             return no_content(id, as_seen, "del", cx);
@@ -738,7 +736,7 @@ impl Topic {
             Ok(l) => l,
             Err(e) => {
                 log::error!("topic {}: delete log read failed: {e}", self.name);
-                return encode(&Outcome::InternalError.ctrl(id, Some(as_seen), cx.now).msg());
+                return Frame::new(Outcome::InternalError.ctrl(id, Some(as_seen), cx.now).msg());
             }
         };
         let mine: Vec<_> = log
@@ -751,7 +749,7 @@ impl Topic {
         };
         let mut ranges: Vec<(u64, u64)> = mine.into_iter().flat_map(|d| d.ranges).collect();
         ranges.sort();
-        encode(&ServerMsg::Meta(Meta {
+        Frame::new(ServerMsg::Meta(Meta {
             id: id.map(str::to_owned),
             topic: as_seen.to_owned(),
             ts: Ts(cx.now),
@@ -776,7 +774,7 @@ impl Topic {
         let idr = id.as_deref();
         let bits = what::parse(&query.what);
         let frame = if matches!(self.kind, TopicKind::Me(_) | TopicKind::Fnd(_)) {
-            encode(&Outcome::AttachFirst.ctrl(idr, Some(&as_seen), cx.now).msg())
+            Frame::new(Outcome::AttachFirst.ctrl(idr, Some(&as_seen), cx.now).msg())
         } else if bits == what::DESC {
             self.desc_frame(&req, idr, &as_seen, None, cx)
         } else if bits & (what::DESC | what::SUB) != 0 {
@@ -785,11 +783,11 @@ impl Topic {
                     let msg = Outcome::PermissionDenied
                         .ctrl(idr, Some(&as_seen), cx.now)
                         .msg();
-                    return self.reply(req.sid, &msg, cx);
+                    return self.reply(req.sid, msg, cx);
                 }
             }
             match self.members.get(&req.uid).filter(|m| m.is_active()) {
-                Some(m) => encode(&ServerMsg::Meta(Meta {
+                Some(m) => Frame::new(ServerMsg::Meta(Meta {
                     id: id.clone(),
                     topic: as_seen.clone(),
                     ts: Ts(cx.now),
@@ -804,11 +802,11 @@ impl Topic {
                     }]),
                     ..Meta::default()
                 })),
-                None => encode(&Outcome::NotFound.ctrl(idr, Some(&as_seen), cx.now).msg()),
+                None => Frame::new(Outcome::NotFound.ctrl(idr, Some(&as_seen), cx.now).msg()),
             }
         } else {
-            encode(
-                &Outcome::PermissionDenied
+            Frame::new(
+                Outcome::PermissionDenied
                     .ctrl(idr, Some(&as_seen), cx.now)
                     .msg(),
             )
@@ -818,9 +816,9 @@ impl Topic {
 }
 
 /// `{ctrl 204 params:{what}}`.
-fn no_content(id: Option<&str>, as_seen: &str, what: &str, cx: &TopicCx<'_>) -> Bytes {
-    encode(
-        &Outcome::NoContent
+fn no_content(id: Option<&str>, as_seen: &str, what: &str, cx: &TopicCx<'_>) -> Frame {
+    Frame::new(
+        Outcome::NoContent
             .ctrl(id, Some(as_seen), cx.now)
             .param("what", what)
             .msg(),

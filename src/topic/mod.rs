@@ -22,16 +22,14 @@ mod tests;
 
 use std::collections::HashMap;
 
-use bytes::Bytes;
-
 use crate::access::{AccessMode, AuthLevel};
-use crate::ids::{SessionId, ShardId, UnixMillis, UserId};
+use crate::ids::{SessionId, UnixMillis, UserId};
 use crate::proto::server::AccessOut;
-use crate::proto::{encode, Outcome, ServerMsg};
+use crate::proto::{Encoding, Frame, Outcome, ServerMsg};
 use crate::routing::{Requester, SessionEvent, TopicRequest};
 use crate::store::{Store, StoreError, SubRecord, TopicRecord, UserRecord, UserState, WriteBatch};
 
-pub use fanout::group_by_shard;
+pub use fanout::{group_by_shard, Recipients};
 
 /// What kind of topic this is, from its routing name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,14 +120,11 @@ pub enum TopicOut {
     /// An event for one session.
     ToSession { sid: SessionId, ev: SessionEvent },
     /// One shared frame for many sessions, already grouped by destination shard.
-    Deliver {
-        frame: Bytes,
-        batches: Vec<(ShardId, Vec<SessionId>)>,
-    },
+    Deliver { frame: Frame, to: Recipients },
     /// One shared `{pres}` frame for the `me` topics of many users; each user's sessions in
     /// the list are attached to the source topic and are skipped.
     UserPres {
-        frame: Bytes,
+        frame: Frame,
         targets: Vec<(UserId, Vec<SessionId>)>,
     },
     /// A durable write; the runtime calls [`Topic::handle_persisted`] with `token` when done.
@@ -162,6 +157,8 @@ impl Member {
 #[derive(Clone, Debug)]
 pub(crate) struct Attachment {
     pub(crate) uid: UserId,
+    /// The wire encoding of the attached session (fan-out encodes each one in use once).
+    pub(crate) enc: Encoding,
 }
 
 /// Work waiting for a durable write.
@@ -182,7 +179,7 @@ pub(crate) struct Reply {
     pub(crate) sid: Option<SessionId>,
     pub(crate) id: Option<String>,
     pub(crate) as_seen: String,
-    pub(crate) frames: Vec<Bytes>,
+    pub(crate) frames: Vec<Frame>,
     pub(crate) after: Vec<TopicOut>,
 }
 
@@ -472,8 +469,8 @@ impl Topic {
             }
             Err(e) => {
                 log::error!("topic {}: change not persisted: {e}", self.name);
-                let frame = encode(
-                    &Outcome::InternalError
+                let frame = Frame::new(
+                    Outcome::InternalError
                         .ctrl(r.id.as_deref(), Some(&r.as_seen), cx.now)
                         .msg(),
                 );
@@ -491,7 +488,7 @@ impl Topic {
     }
 
     /// Sends frames to one session.
-    pub(crate) fn send(&self, sid: SessionId, frames: Vec<Bytes>, cx: &mut TopicCx<'_>) {
+    pub(crate) fn send(&self, sid: SessionId, frames: Vec<Frame>, cx: &mut TopicCx<'_>) {
         cx.out.push(TopicOut::ToSession {
             sid,
             ev: SessionEvent::Frames(frames),
@@ -508,7 +505,7 @@ impl Topic {
         as_seen: &str,
         cx: &mut TopicCx<'_>,
     ) {
-        let frame = encode(&outcome.ctrl(id, Some(as_seen), cx.now).msg());
+        let frame = Frame::new(outcome.ctrl(id, Some(as_seen), cx.now).msg());
         self.send(req.sid, vec![frame], cx);
         if !self.attached.contains_key(&req.sid) {
             cx.out.push(TopicOut::ToSession {
@@ -521,19 +518,14 @@ impl Topic {
     }
 
     /// A reply that does not change attachment.
-    pub(crate) fn reply(&self, sid: SessionId, msg: &ServerMsg, cx: &mut TopicCx<'_>) {
-        self.send(sid, vec![encode(msg)], cx);
+    pub(crate) fn reply(&self, sid: SessionId, msg: ServerMsg, cx: &mut TopicCx<'_>) {
+        self.send(sid, vec![Frame::new(msg)], cx);
     }
 
-    /// Sends one frame to the given batches (no-op when empty).
-    pub(crate) fn deliver(
-        &self,
-        frame: Bytes,
-        batches: Vec<(ShardId, Vec<SessionId>)>,
-        cx: &mut TopicCx<'_>,
-    ) {
-        if !batches.is_empty() {
-            cx.out.push(TopicOut::Deliver { frame, batches });
+    /// Sends one frame to the given recipients (no-op when there are none).
+    pub(crate) fn deliver(&self, frame: Frame, to: Recipients, cx: &mut TopicCx<'_>) {
+        if !to.batches.is_empty() {
+            cx.out.push(TopicOut::Deliver { frame, to });
         }
     }
 

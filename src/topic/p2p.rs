@@ -8,9 +8,8 @@
 
 use crate::access::{AccessMode, AuthLevel};
 use crate::ids::UserId;
-use crate::proto::encode;
 use crate::proto::server::{DeltaAcs, Pres, ServerMsg};
-use crate::proto::Outcome;
+use crate::proto::{Frame, Outcome};
 use crate::store::{SubRecord, TopicRecord, UserRecord, UserState, WriteOp};
 use crate::topic::join::JoinArgs;
 use crate::topic::{Member, Topic, TopicCx, TopicKind, TopicOut};
@@ -191,7 +190,7 @@ impl Topic {
                         },
                     );
                     // The peer learns of the new conversation on `me`.
-                    let frame = encode(&ServerMsg::Pres(Pres {
+                    let frame = Frame::new(ServerMsg::Pres(Pres {
                         topic: "me".into(),
                         src: Some(me.usr()),
                         what: "acs",

@@ -3,17 +3,16 @@
 //!
 //! The `{data}` frame is serialized once and shared by every recipient on every shard.
 
-use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::access::AccessMode;
 use crate::ids::{SessionId, UserId};
 use crate::proto::client::RawJson;
 use crate::proto::server::{raw, Data, Info, Pres, ServerMsg, Ts};
-use crate::proto::{encode, Outcome};
+use crate::proto::{Frame, Outcome};
 use crate::routing::Requester;
 use crate::store::{MessageRecord, StoreError, WriteOp};
-use crate::topic::{group_by_shard, Pending, Topic, TopicCx, TopicKind, TopicOut};
+use crate::topic::{Pending, Topic, TopicCx, TopicKind, TopicOut};
 
 /// The parts of a `{pub}`.
 pub(crate) struct PublishArgs {
@@ -56,7 +55,7 @@ impl Topic {
             let msg = Outcome::PermissionDenied
                 .ctrl(id, Some(&a.as_seen), cx.now)
                 .msg();
-            self.reply(a.req.sid, &msg, cx);
+            self.reply(a.req.sid, msg, cx);
             return;
         }
         let mut head = a.head.unwrap_or_default();
@@ -110,7 +109,7 @@ impl Topic {
             let msg = Outcome::InternalError
                 .ctrl(p.id.as_deref(), Some(&p.as_seen), cx.now)
                 .msg();
-            self.reply(p.req.sid, &msg, cx);
+            self.reply(p.req.sid, msg, cx);
             return;
         }
         if let Some(id) = p.id.as_deref() {
@@ -118,7 +117,7 @@ impl Topic {
                 .ctrl(Some(id), Some(&p.as_seen), cx.now)
                 .param("seq", p.seq)
                 .msg();
-            self.reply(p.req.sid, &ack, cx);
+            self.reply(p.req.sid, ack, cx);
         }
         self.notify_unattached(p.seq, p.req.uid, cx);
         let skip = p.noecho.then_some(p.req.sid);
@@ -191,7 +190,7 @@ impl Topic {
                 None => self.name.clone(),
             };
             // `act` is omitted for the actor's own sessions (it equals the recipient).
-            let frame = encode(&ServerMsg::Pres(Pres {
+            let frame = Frame::new(ServerMsg::Pres(Pres {
                 topic: "me".into(),
                 src: Some(view),
                 what: "msg",
@@ -204,14 +203,14 @@ impl Topic {
     }
 
     /// A `me` topic shows a user-level `{pres}` on its sessions except those in `skip`.
-    pub(crate) fn on_user_pres(&self, frame: Bytes, skip: Vec<SessionId>, cx: &mut TopicCx<'_>) {
+    pub(crate) fn on_user_pres(&self, frame: Frame, skip: Vec<SessionId>, cx: &mut TopicCx<'_>) {
         let sids = self
             .attached
             .keys()
             .copied()
             .filter(|sid| !skip.contains(sid));
-        let batches = group_by_shard(sids, self.n_shards);
-        self.deliver(frame, batches, cx);
+        let to = self.recipients(sids);
+        self.deliver(frame, to, cx);
     }
 
     #[allow(clippy::too_many_arguments)] // One argument per field of the note.
@@ -229,7 +228,7 @@ impl Topic {
             let msg = Outcome::AttachFirst
                 .ctrl(None, Some(&as_seen), cx.now)
                 .msg();
-            self.reply(req.sid, &msg, cx);
+            self.reply(req.sid, msg, cx);
             return;
         }
         if !self.kind.has_members() || self.is_reader(req.uid) && what.starts_with("kp") {
@@ -283,7 +282,7 @@ impl Topic {
                 }];
                 cx.out.push(TopicOut::Write { batch });
                 // The user's other sessions not attached here see it on `me`.
-                let frame = encode(&ServerMsg::Pres(Pres {
+                let frame = Frame::new(ServerMsg::Pres(Pres {
                     topic: "me".into(),
                     src: Some(view.clone()),
                     what: if what == "read" { "read" } else { "recv" },
@@ -329,7 +328,7 @@ impl Topic {
             |u| !typing || u != sender,
             |view, reader| {
                 (!reader).then(|| {
-                    encode(&ServerMsg::Info(Info {
+                    Frame::new(ServerMsg::Info(Info {
                         topic: view.to_owned(),
                         src: None,
                         from: from.clone(),
@@ -347,8 +346,8 @@ impl Topic {
 
 /// A `{data}` frame for a stored message, as `as_seen` names the topic (channel readers see
 /// no `from`).
-pub(crate) fn data_frame(as_seen: &str, rec: &MessageRecord, reader: bool) -> Bytes {
-    encode(&ServerMsg::Data(Data {
+pub(crate) fn data_frame(as_seen: &str, rec: &MessageRecord, reader: bool) -> Frame {
+    Frame::new(ServerMsg::Data(Data {
         topic: as_seen.to_owned(),
         from: (!reader).then(|| rec.from.usr()),
         ts: Ts(rec.ts),

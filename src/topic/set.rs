@@ -9,7 +9,7 @@ use crate::access::{AccessMode, AuthLevel};
 use crate::ids::UserId;
 use crate::proto::client::{Credential, SetDesc, SetQuery, SetSub};
 use crate::proto::server::{DeltaAcs, Pres, ServerMsg};
-use crate::proto::{encode, Outcome};
+use crate::proto::{Frame, Outcome};
 use crate::routing::Requester;
 use crate::store::{CredRecord, JsonText, SubRecord, UserPatch, UserState, WriteOp};
 use crate::topic::tags::{merge_user_tags, normalize, TagError};
@@ -53,7 +53,7 @@ fn merge_map(base: &mut Map<String, Value>, patch: Map<String, Value>) {
 
 /// What one `{set}` step accumulates.
 struct Acc {
-    frames: Vec<bytes::Bytes>,
+    frames: Vec<Frame>,
     batch: Vec<WriteOp>,
     after: Vec<TopicOut>,
 }
@@ -94,7 +94,7 @@ impl Topic {
                     Outcome::AttachFirst
                 };
                 let msg = outcome.ctrl(idr, Some(&as_seen), cx.now).msg();
-                self.reply(req.sid, &msg, cx);
+                self.reply(req.sid, msg, cx);
                 return;
             }
         }
@@ -104,7 +104,7 @@ impl Topic {
             after: Vec::new(),
         };
         let ctrl =
-            |o: Outcome, cx: &TopicCx<'_>| encode(&o.ctrl(idr, Some(&as_seen), cx.now).msg());
+            |o: Outcome, cx: &TopicCx<'_>| Frame::new(o.ctrl(idr, Some(&as_seen), cx.now).msg());
         if let Some(desc) = q.desc {
             let o = self.set_desc(&req, desc, &mut acc, cx);
             acc.frames.push(ctrl(o, cx));
@@ -118,7 +118,7 @@ impl Topic {
                     if let Some(u) = user {
                         c = c.param("user", u);
                     }
-                    acc.frames.push(encode(&c.msg()));
+                    acc.frames.push(Frame::new(c.msg()));
                 }
                 Ok(None) => acc.frames.push(ctrl(Outcome::NotModified, cx)),
                 Err(o) => acc.frames.push(ctrl(o, cx)),
@@ -134,7 +134,7 @@ impl Topic {
                     if removed > 0 {
                         c = c.param("removed", removed);
                     }
-                    acc.frames.push(encode(&c.msg()));
+                    acc.frames.push(Frame::new(c.msg()));
                 }
                 Ok(None) => acc.frames.push(ctrl(Outcome::NotModified, cx)),
                 Err(o) => acc.frames.push(ctrl(o, cx)),
@@ -353,7 +353,7 @@ impl Topic {
             TopicKind::Me(_) => None,
             _ => Some(self.view_of(req.uid)),
         };
-        let frame = encode(&ServerMsg::Pres(Pres {
+        let frame = Frame::new(ServerMsg::Pres(Pres {
             topic: "me".into(),
             src,
             what,
@@ -648,7 +648,7 @@ impl Topic {
             given: m.sub.given.delta_from(old_given.unwrap_or_default()),
         };
         let act = (req.uid != target).then(|| req.uid.usr());
-        let frame = encode(&ServerMsg::Pres(Pres {
+        let frame = Frame::new(ServerMsg::Pres(Pres {
             topic: "me".into(),
             src: Some(self.view_of(target)),
             what: "acs",
@@ -685,7 +685,7 @@ impl Topic {
             .map(|(sid, a)| (*sid, self.view_of(a.uid)))
             .collect();
         for (sid, view) in admins {
-            let frame = encode(&ServerMsg::Pres(Pres {
+            let frame = Frame::new(ServerMsg::Pres(Pres {
                 topic: view,
                 src: Some(target.usr()),
                 what: "acs",
@@ -695,7 +695,7 @@ impl Topic {
             }));
             acc.after.push(TopicOut::Deliver {
                 frame,
-                batches: super::group_by_shard([sid], self.n_shards),
+                to: self.recipients([sid]),
             });
         }
     }
@@ -858,7 +858,7 @@ impl Topic {
             .map(|(sid, a)| (*sid, self.view_of(a.uid)))
             .collect();
         for (sid, view) in sids {
-            let frame = encode(&ServerMsg::Pres(Pres {
+            let frame = Frame::new(ServerMsg::Pres(Pres {
                 topic: view,
                 src: Some(req.uid.usr()),
                 what: "aux",
@@ -866,7 +866,7 @@ impl Topic {
             }));
             acc.after.push(TopicOut::Deliver {
                 frame,
-                batches: super::group_by_shard([sid], self.n_shards),
+                to: self.recipients([sid]),
             });
         }
         Outcome::Ok

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::access::DefaultAccess;
+use crate::ids::ShardId;
 use crate::proto::client::{GetQuery, SeqRange, SetQuery};
 use crate::routing::CreateSpec;
 use crate::store::{MessageQuery, RedbStore, UserState, WriteOp};
@@ -151,17 +152,19 @@ impl Sim {
         match out {
             TopicOut::ToSession { sid, ev } => {
                 let recs = match ev {
-                    SessionEvent::Frames(frames) => {
-                        frames.iter().map(|f| Rec::Frame(parse(f))).collect()
-                    }
+                    SessionEvent::Frames(frames) => frames
+                        .iter()
+                        .map(|f| Rec::Frame(parse(&f.json())))
+                        .collect(),
                     SessionEvent::Attached { topic } => vec![Rec::Attached(topic)],
                     SessionEvent::Detached { topic } => vec![Rec::Detached(topic)],
                     SessionEvent::End => Vec::new(),
                 };
                 self.inbox.entry(sid).or_default().extend(recs);
             }
-            TopicOut::Deliver { frame, batches } => {
-                let v = parse(&frame);
+            TopicOut::Deliver { frame, to } => {
+                let batches = to.batches;
+                let v = parse(&frame.json());
                 let mut shards = HashSet::new();
                 for (shard, sids) in &batches {
                     assert!(shards.insert(*shard), "two batches for {shard:?}");
@@ -282,6 +285,7 @@ fn rq(sid: SessionId, uid: UserId) -> Requester {
         sid,
         uid,
         level: AuthLevel::Auth,
+        enc: crate::proto::Encoding::Json,
     }
 }
 
