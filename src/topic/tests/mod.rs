@@ -1,0 +1,12 @@
+//! Unit tests of the topic state machine, run through the simulator in `sim`, one file per feature.
+
+mod access;
+mod get;
+mod join;
+mod leave;
+mod me;
+mod notes;
+mod p2p;
+mod presence;
+mod publish;
+mod sim;
