@@ -118,6 +118,9 @@ pub struct SessionConfig {
     pub max_message_size: usize,
     /// Most topics one session may attach to; protects topic tables from one abusive client.
     pub max_subscriptions: usize,
+    /// A session with no transport attached (a long-poll session between requests) ends after
+    /// this long, ms. 70 s = the reference's long-poll expiry (its 55 s idle timeout + 15 s).
+    pub detached_idle_ms: u64,
 }
 
 impl Default for SessionConfig {
@@ -127,6 +130,7 @@ impl Default for SessionConfig {
             outbound_max_bytes: 4 << 20,
             max_message_size: 128 << 10,
             max_subscriptions: 1024,
+            detached_idle_ms: 70_000,
         }
     }
 }

@@ -68,15 +68,16 @@ impl ShardId {
     }
 }
 
-/// A session id. The top 16 bits are the home shard, the rest a per-shard counter, so any shard
-/// can tell in O(1) where a session lives (long-poll requests landing on another core).
+/// A session id. The top 16 bits are the home shard, so any shard can tell in O(1) where a
+/// session lives (long-poll requests landing on another core); the other 48 bits are random,
+/// drawn by the home shard. Internal: clients hold a [`SessionHandle`], never a bare id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SessionId(pub u64);
 
 impl SessionId {
     const SHARD_SHIFT: u32 = 48;
 
-    /// Builds the id of the `serial`-th session of `shard`.
+    /// Builds the id of a session of `shard` from 48 bits of `serial` (random in the server).
     pub fn new(shard: ShardId, serial: u64) -> SessionId {
         SessionId(
             ((shard.0 as u64) << Self::SHARD_SHIFT) | (serial & ((1 << Self::SHARD_SHIFT) - 1)),
@@ -110,6 +111,54 @@ impl fmt::Display for SessionId {
     }
 }
 
+/// What a client holds to find its session again (the long-poll `sid`): the session id and a
+/// 64-bit random secret, 22 base64url characters. The id says which shard to ask; the secret
+/// makes the handle unguessable (128 bits, 112 of them random), and is compared in constant
+/// time.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SessionHandle {
+    pub sid: SessionId,
+    pub secret: u64,
+}
+
+impl SessionHandle {
+    /// The 22-character wire form.
+    pub fn encode(self) -> String {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&self.sid.0.to_le_bytes());
+        b[8..].copy_from_slice(&self.secret.to_le_bytes());
+        URL_SAFE_NO_PAD.encode(b)
+    }
+
+    /// Parses the wire form; `None` for anything else.
+    pub fn decode(s: &str) -> Option<SessionHandle> {
+        if s.len() != 22 {
+            return None;
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(s).ok()?;
+        let arr: [u8; 16] = bytes.try_into().ok()?;
+        let (sid, secret) = arr.split_at(8);
+        Some(SessionHandle {
+            sid: SessionId(u64::from_le_bytes(sid.try_into().ok()?)),
+            secret: u64::from_le_bytes(secret.try_into().ok()?),
+        })
+    }
+
+    /// True when `secret` matches, compared without an early exit.
+    pub fn secret_matches(self, secret: u64) -> bool {
+        let diff = self.secret ^ secret;
+        // Fold every bit into one without branching on the value.
+        std::hint::black_box(diff) == 0
+    }
+}
+
+impl fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never log the secret.
+        write!(f, "SessionHandle({})", self.sid)
+    }
+}
+
 /// Encodes 8 random bytes as an 11-character base64url body, the shape of group names.
 pub fn random_body(bytes: [u8; 8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
@@ -127,6 +176,25 @@ mod tests {
         assert_eq!(UserId::parse_usr(&s), Some(uid));
         assert_eq!(UserId::parse_usr("usrshort"), None);
         assert_eq!(UserId::parse_usr("grpAAAAAAAAAAA"), None);
+    }
+
+    #[test]
+    fn session_handles_round_trip_and_reject_other_shapes() {
+        let h = SessionHandle {
+            sid: SessionId::new(ShardId(5), 0xdead_beef_cafe),
+            secret: 0x0123_4567_89ab_cdef,
+        };
+        let s = h.encode();
+        assert_eq!(s.len(), 22);
+        assert_eq!(SessionHandle::decode(&s), Some(h));
+        assert_eq!(SessionHandle::decode(&s).unwrap().sid.shard(), ShardId(5));
+        assert!(SessionHandle::decode(&s[..21]).is_none());
+        assert!(SessionHandle::decode("!!!!!!!!!!!!!!!!!!!!!!").is_none());
+        assert!(h.secret_matches(0x0123_4567_89ab_cdef));
+        assert!(!h.secret_matches(0x0123_4567_89ab_cdee));
+        let dbg = format!("{h:?}");
+        assert!(!dbg.contains(&s), "debug output hides the handle: {dbg}");
+        assert!(!dbg.contains(&h.secret.to_string()));
     }
 
     #[test]

@@ -12,8 +12,10 @@ pub mod local;
 pub mod mesh;
 pub mod outbox;
 mod tasks;
+#[cfg(test)]
+mod tests;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -22,8 +24,8 @@ use crate::auth::apikey::ApiKeyChecker;
 use crate::auth::hasher::HashPool;
 use crate::auth::token::TokenIssuer;
 use crate::config::Config;
-use crate::ids::{SessionId, ShardId, UnixMillis, UserId};
-use crate::proto::{decode, Encoding, Frame, Outcome};
+use crate::ids::{SessionHandle, SessionId, ShardId, UnixMillis, UserId};
+use crate::proto::{decode, DecodeError, Decoded, Encoding, Frame, Outcome};
 use crate::routing::{home_shard, me_topic, SessionEvent, TopicRequest};
 use crate::session::{Session, SessionCx, SessionLimits, SessionOut};
 use crate::stats::ShardStats;
@@ -64,12 +66,20 @@ pub struct ShardInit {
     pub hi_params: serde_json::Value,
 }
 
-/// A session and its outbound queue.
+/// A session and its outbound queue. The session outlives its transports: a long-poll
+/// session exists between requests with its outbox kept, and ends when it was detached for
+/// `session.detached_idle_ms`.
 struct SessionSlot {
     session: Session,
     outbox: Rc<Outbox>,
     /// The wire encoding of the session's transport: what its outbox holds.
     encoding: Encoding,
+    /// The random half of the client's [`SessionHandle`].
+    secret: u64,
+    /// Transports attached right now (several concurrent long polls may be).
+    transports: u32,
+    /// When it expires, while no transport is attached (also its key in `detached`).
+    expires: Option<UnixMillis>,
 }
 
 /// A loaded topic and when it became idle.
@@ -102,7 +112,8 @@ pub struct ShardCtx {
     session_limits: SessionLimits,
     topic_limits: TopicLimits,
     sessions: HashMap<SessionId, SessionSlot>,
-    next_serial: u64,
+    /// Sessions without a transport, by expiry time.
+    detached: BTreeSet<(UnixMillis, SessionId)>,
     topics: HashMap<String, TopicSlot>,
     store_waiters: HashMap<u64, StoreWaiter>,
     hash_waiters: HashMap<u64, account::HashWaiter>,
@@ -147,7 +158,7 @@ impl ShardCtx {
             stats: init.stats,
             all_stats: init.all_stats,
             sessions: HashMap::new(),
-            next_serial: 1,
+            detached: BTreeSet::new(),
             topics: HashMap::new(),
             store_waiters: HashMap::new(),
             hash_waiters: HashMap::new(),
@@ -161,42 +172,97 @@ impl ShardCtx {
 
     // ---- entry points used by transports ----
 
-    /// Opens a session; `None` while shutting down.
-    pub fn open_session(
+    /// Opens a session with no transport attached yet (it expires like any detached session
+    /// unless one attaches); `None` while shutting down. The handle is what a client may hold:
+    /// the id is random with this shard in its top bits, plus a random secret.
+    pub fn open_session(&mut self, kind: SessionKind, remote: String) -> Option<SessionHandle> {
+        self.open_session_at(kind, remote, now())
+    }
+
+    fn open_session_at(
         &mut self,
         kind: SessionKind,
         remote: String,
-    ) -> Option<(SessionId, Rc<Outbox>)> {
+        now: UnixMillis,
+    ) -> Option<SessionHandle> {
         if self.shutting_down {
             return None;
         }
-        let sid = SessionId::new(self.id, self.next_serial);
-        self.next_serial += 1;
+        let sid = loop {
+            let sid = SessionId::new(self.id, rand::random::<u64>());
+            if sid.0 & 0xffff_ffff_ffff != 0 && !self.sessions.contains_key(&sid) {
+                break sid;
+            }
+        };
+        let secret = rand::random::<u64>();
         let outbox = Rc::new(Outbox::new(
             self.cfg.session.outbound_max_frames,
             self.cfg.session.outbound_max_bytes,
         ));
-        let session = Session::new(sid, kind, remote, now());
+        let session = Session::new(sid, kind, remote, now);
+        let expires = now.plus_ms(self.cfg.session.detached_idle_ms);
+        self.detached.insert((expires, sid));
         self.sessions.insert(
             sid,
             SessionSlot {
                 encoding: session.kind.encoding(),
                 session,
-                outbox: outbox.clone(),
+                outbox,
+                secret,
+                transports: 0,
+                expires: Some(expires),
             },
         );
         ShardStats::inc(&self.stats.total_sessions);
         ShardStats::set(&self.stats.live_sessions, self.sessions.len() as u64);
-        Some((sid, outbox))
+        Some(SessionHandle { sid, secret })
     }
 
-    /// Handles one client frame of session `sid`.
+    /// Attaches a transport to a live session of this shard and returns the session's outbox
+    /// (what the transport writes). `None` for an unknown or expired session or a wrong secret.
+    pub fn attach_transport(&mut self, handle: SessionHandle) -> Option<Rc<Outbox>> {
+        let slot = self.sessions.get_mut(&handle.sid)?;
+        if !handle.secret_matches(slot.secret) {
+            return None;
+        }
+        slot.transports += 1;
+        if let Some(at) = slot.expires.take() {
+            self.detached.remove(&(at, handle.sid));
+        }
+        Some(slot.outbox.clone())
+    }
+
+    /// A transport let go of a session that lives on (a long poll answered); the session
+    /// expires `session.detached_idle_ms` after its last transport detached.
+    pub fn detach_transport(&mut self, sid: SessionId) {
+        self.detach_transport_at(sid, now());
+    }
+
+    fn detach_transport_at(&mut self, sid: SessionId, now: UnixMillis) {
+        let Some(slot) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        slot.transports = slot.transports.saturating_sub(1);
+        if slot.transports == 0 && slot.expires.is_none() {
+            let at = now.plus_ms(self.cfg.session.detached_idle_ms);
+            slot.expires = Some(at);
+            self.detached.insert((at, sid));
+        }
+    }
+
+    /// Handles one JSON client frame of session `sid` (WebSocket, long polling).
     pub fn client_frame(&mut self, sid: SessionId, frame: &[u8]) {
+        self.client_msg(sid, decode(frame));
+    }
+
+    /// Handles one client message of session `sid`, decoded by its transport (any encoding);
+    /// an undecodable one is answered `{ctrl 400 "malformed"}`.
+    pub fn client_msg(&mut self, sid: SessionId, msg: Result<Decoded, DecodeError>) {
         ShardStats::inc(&self.stats.frames_in);
         let now = now();
         let mut out = std::mem::take(&mut self.session_out);
         if let Some(slot) = self.sessions.get_mut(&sid) {
-            match decode(frame) {
+            match msg {
                 Ok(decoded) => {
                     let mut cx = SessionCx {
                         now,
@@ -250,6 +316,9 @@ impl ShardCtx {
         let Some(mut slot) = self.sessions.remove(&sid) else {
             return;
         };
+        if let Some(at) = slot.expires {
+            self.detached.remove(&(at, sid));
+        }
         slot.outbox.close(reason);
         let mut out = Vec::new();
         slot.session.terminate(&mut out);
@@ -634,7 +703,11 @@ impl ShardCtx {
     /// Unloads topics idle for longer than the configured delay (each says goodbye first:
     /// `off` to contacts, last-seen); refreshes gauges.
     pub fn housekeeping(&mut self) {
-        let now = now();
+        self.housekeeping_at(now());
+    }
+
+    fn housekeeping_at(&mut self, now: UnixMillis) {
+        self.expire_detached(now);
         let delay = self.cfg.topic.idle_unload_ms;
         let mut attachments = 0u64;
         let mut expired = Vec::new();
@@ -673,6 +746,20 @@ impl ShardCtx {
             (self.hash_waiters.len() + self.store_waiters.len()) as u64,
         );
         self.flush();
+    }
+
+    /// Ends the sessions that have been without a transport for `session.detached_idle_ms`.
+    fn expire_detached(&mut self, now: UnixMillis) {
+        while self.detached.first().is_some_and(|(at, _)| *at <= now) {
+            let Some((_, sid)) = self.detached.pop_first() else {
+                break;
+            };
+            if let Some(slot) = self.sessions.get_mut(&sid) {
+                slot.expires = None;
+            }
+            log::debug!("session {sid}: no transport for the idle time, ending");
+            self.end_session(sid, CloseReason::Ended);
+        }
     }
 
     /// Ends every local session of `uid` (but `except`) with `{ctrl 205 "evicted"}`.

@@ -79,7 +79,12 @@ pub async fn serve(
     }
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
-    let Some((sid, outbox)) = with(|ctx| ctx.open_session(SessionKind::WebSocket, remote)) else {
+    // A WebSocket session has its connection attached for its whole life and ends with it.
+    let opened = with(|ctx| {
+        let handle = ctx.open_session(SessionKind::WebSocket, remote)?;
+        Some((handle.sid, ctx.attach_transport(handle)?))
+    });
+    let Some((sid, outbox)) = opened else {
         return;
     };
     let max = cfg.session.max_message_size;

@@ -1,0 +1,145 @@
+//! Shard-level tests without executors or sockets: a [`ShardCtx`] over an in-memory store,
+//! driven through its entry points (sessions that outlive their transports, handles, expiry).
+
+use std::sync::Arc;
+
+use super::*;
+use crate::auth::apikey::ApiKeyChecker;
+use crate::store::{RedbStore, WriterConfig};
+
+/// One shard of one, with real writer and hash threads over an in-memory store.
+fn shard(cfg: Config) -> ShardCtx {
+    let store: Arc<dyn Store> = Arc::new(RedbStore::in_memory());
+    let (writer, _join) =
+        StoreWriter::spawn(store.clone(), WriterConfig::default()).expect("writer thread");
+    let (hasher, _hjoin) = HashPool::spawn(1, 16);
+    let (mut links, services) = mesh::build(1, 16);
+    let stats = Arc::new(ShardStats::default());
+    ShardCtx::new(ShardInit {
+        id: ShardId(0),
+        n_shards: 1,
+        cfg: Arc::new(cfg),
+        link: links.remove(0),
+        service: services[0].clone(),
+        store,
+        writer,
+        hasher,
+        tokens: TokenIssuer::new(vec![7u8; 32], 1, 3600),
+        api_keys: Arc::new(ApiKeyChecker::from_base64("AAAA").expect("salt")),
+        stats: stats.clone(),
+        all_stats: Arc::new(vec![stats]),
+        hi_params: serde_json::json!({}),
+    })
+}
+
+const IDLE: u64 = 70_000;
+
+#[test]
+fn a_session_outlives_its_transport_until_the_idle_time() {
+    let mut sh = shard(Config::default());
+    let t0 = UnixMillis(1_000_000);
+    let h = sh
+        .open_session_at(SessionKind::LongPoll, "test".into(), t0)
+        .expect("open");
+    assert_eq!(h.sid.shard(), ShardId(0), "the id names its home shard");
+    let outbox = sh.attach_transport(h).expect("attach");
+    sh.detach_transport_at(h.sid, t0);
+    // Between requests: queued output is kept.
+    sh.push_frame(h.sid, Frame::new(Outcome::Ok.ctrl(None, None, t0).msg()));
+    assert_eq!(outbox.len(), 1);
+    sh.housekeeping_at(t0.plus_ms(IDLE - 1));
+    let again = sh
+        .attach_transport(h)
+        .expect("still alive just before the idle time");
+    assert!(
+        Rc::ptr_eq(&again, &outbox),
+        "the same outbox, with its frame"
+    );
+    assert_eq!(again.len(), 1);
+    // Attached transports keep it alive however long.
+    sh.housekeeping_at(t0.plus_ms(10 * IDLE));
+    assert!(sh.sessions.contains_key(&h.sid));
+    // The idle time counts from the last detach.
+    let t1 = t0.plus_ms(10 * IDLE);
+    sh.detach_transport_at(h.sid, t1);
+    sh.housekeeping_at(t1.plus_ms(IDLE));
+    assert!(!sh.sessions.contains_key(&h.sid), "expired");
+    assert!(sh.detached.is_empty());
+    assert!(
+        sh.attach_transport(h).is_none(),
+        "an expired handle finds nothing"
+    );
+}
+
+#[test]
+fn concurrent_transports_all_have_to_leave() {
+    let mut sh = shard(Config::default());
+    let t0 = UnixMillis(5_000);
+    let h = sh
+        .open_session_at(SessionKind::LongPoll, "t".into(), t0)
+        .unwrap();
+    sh.attach_transport(h).unwrap();
+    sh.attach_transport(h).unwrap();
+    sh.detach_transport_at(h.sid, t0);
+    sh.housekeeping_at(t0.plus_ms(2 * IDLE));
+    assert!(
+        sh.sessions.contains_key(&h.sid),
+        "one poll is still attached"
+    );
+    sh.detach_transport_at(h.sid, t0.plus_ms(2 * IDLE));
+    sh.housekeeping_at(t0.plus_ms(3 * IDLE));
+    assert!(!sh.sessions.contains_key(&h.sid));
+}
+
+#[test]
+fn a_session_nobody_attaches_to_expires_too() {
+    let mut sh = shard(Config::default());
+    let t0 = UnixMillis(9_000);
+    let h = sh
+        .open_session_at(SessionKind::LongPoll, "t".into(), t0)
+        .unwrap();
+    sh.housekeeping_at(t0.plus_ms(IDLE));
+    assert!(!sh.sessions.contains_key(&h.sid));
+}
+
+#[test]
+fn handles_are_random_and_need_their_secret() {
+    let mut sh = shard(Config::default());
+    let a = sh.open_session(SessionKind::WebSocket, "a".into()).unwrap();
+    let b = sh.open_session(SessionKind::WebSocket, "b".into()).unwrap();
+    assert_ne!(a.sid, b.sid);
+    assert_ne!(a.secret, b.secret);
+    // Not a counter: the low 48 bits of consecutive ids are far apart.
+    let low = |h: SessionHandle| h.sid.0 & 0xffff_ffff_ffff;
+    assert!(low(a).abs_diff(low(b)) > 1_000);
+    let forged = SessionHandle {
+        sid: a.sid,
+        secret: a.secret ^ 1,
+    };
+    assert!(sh.attach_transport(forged).is_none());
+    assert!(sh.attach_transport(a).is_some());
+}
+
+#[test]
+fn client_messages_come_decoded_from_any_transport() {
+    let mut sh = shard(Config::default());
+    let h = sh.open_session(SessionKind::LongPoll, "t".into()).unwrap();
+    let outbox = sh.attach_transport(h).unwrap();
+    let hi = crate::proto::decode(br#"{"hi":{"id":"1","ver":"0.25"}}"#);
+    sh.client_msg(h.sid, hi);
+    sh.client_msg(h.sid, Err(crate::proto::DecodeError::Malformed("x".into())));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut got = Vec::new();
+    let _ = outbox.poll_drain(&mut cx, &mut got);
+    let texts: Vec<String> = got
+        .iter()
+        .map(|b| String::from_utf8(b.to_vec()).unwrap())
+        .collect();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(
+        texts[0].contains("\"code\":200"),
+        "long poll {{hi}} is 200: {}",
+        texts[0]
+    );
+    assert!(texts[1].contains("\"code\":400"), "{}", texts[1]);
+}
