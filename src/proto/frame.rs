@@ -15,6 +15,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 
 use crate::proto::codec::encode;
+use crate::proto::pb::encode_server;
 use crate::proto::ServerMsg;
 
 /// A wire encoding of server messages.
@@ -23,11 +24,13 @@ pub enum Encoding {
     /// JSON text (WebSocket, long polling).
     #[default]
     Json,
+    /// Protobuf `pbx.ServerMsg` (gRPC).
+    Protobuf,
 }
 
 impl Encoding {
     /// Every encoding, in [`EncodingSet`] bit order.
-    pub const ALL: [Encoding; 1] = [Encoding::Json];
+    pub const ALL: [Encoding; 2] = [Encoding::Json, Encoding::Protobuf];
 
     fn bit(self) -> u8 {
         1 << (self as u8)
@@ -86,6 +89,7 @@ impl Frame {
         self.0.encoded[enc as usize]
             .get_or_init(|| match enc {
                 Encoding::Json => encode(&self.0.msg),
+                Encoding::Protobuf => encode_server(&self.0.msg),
             })
             .clone()
     }
@@ -125,6 +129,20 @@ mod tests {
         assert_eq!(a.as_ptr(), b.as_ptr(), "one buffer for every recipient");
         assert_eq!(f.encodings_done(), 1);
         assert!(std::str::from_utf8(&a).unwrap().contains("\"code\":200"));
+        let p = f.encoded(Encoding::Protobuf);
+        assert_eq!(p.as_ptr(), f.encoded(Encoding::Protobuf).as_ptr());
+        assert_eq!(f.encodings_done(), 2);
+        assert_ne!(&p[..], &a[..], "a different wire form");
+    }
+
+    #[test]
+    fn prepare_makes_exactly_the_encodings_asked_for() {
+        let f = Frame::new(Outcome::Ok.ctrl(None, None, UnixMillis(0)).msg());
+        let mut set = EncodingSet::default();
+        set.insert(Encoding::Protobuf);
+        f.prepare(set);
+        assert_eq!(f.encodings_done(), 1);
+        assert!(f.0.encoded[Encoding::Json as usize].get().is_none());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The wire protocol: client and server message types, the JSON codec, the ctrl outcome table
-//! and timestamp formatting. Pure data and conversions, no I/O.
+//! The wire protocol: client and server message types, the JSON codec, the protobuf encoding
+//! for gRPC clients, the ctrl outcome table and timestamp formatting. Pure data and conversions,
+//! no I/O.
 //!
 //! This is the only module that derives serde traits for wire types; store records and
 //! internal state convert to and from these types explicitly.
@@ -8,6 +9,7 @@ pub mod client;
 pub mod codec;
 pub mod ctrl;
 pub mod frame;
+pub mod pb;
 pub mod server;
 pub mod time;
 

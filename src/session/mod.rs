@@ -39,10 +39,11 @@ impl SessionKind {
     /// The wire encoding of server messages on this kind of session.
     pub fn encoding(&self) -> Encoding {
         match self {
-            // gRPC speaks protobuf; until that encoder exists no gRPC session is opened.
+            SessionKind::Grpc => Encoding::Protobuf,
+            // Proxy and multiplex sessions will carry frames to another node in its own form;
+            // until the cluster exists they are never opened.
             SessionKind::WebSocket
             | SessionKind::LongPoll
-            | SessionKind::Grpc
             | SessionKind::Proxy { .. }
             | SessionKind::Multiplex { .. } => Encoding::Json,
         }
