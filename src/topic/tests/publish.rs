@@ -4,8 +4,64 @@
 use serde_json::{json, Value};
 
 use super::sim::*;
+use crate::proto::Encoding;
 use crate::store::MessageQuery;
 use crate::topic::*;
+
+/// A `{data}` for a mixed audience (JSON and protobuf sessions on several shards) is encoded
+/// once per encoding in use, and every session of an encoding gets the same bytes; a JSON-only
+/// audience never causes a protobuf encoding.
+#[test]
+fn fan_out_encodes_once_per_encoding_in_use() {
+    let (a1, a2, b1, b2, c1) = (sid(0, 1), sid(1, 1), sid(1, 2), sid(2, 1), sid(2, 2));
+    let mut sim = group_with_alice_and_bob(3, a1, b1);
+    sim.attach(a2, ALICE);
+    // gRPC sessions: their requests say so, as the session layer does for `SessionKind::Grpc`.
+    for (s, uid) in [(b2, BOB), (c1, CAROL)] {
+        let mut r = join(s, uid, GROUP, None);
+        if let TopicRequest::Join { req, .. } = &mut r {
+            req.enc = Encoding::Protobuf;
+        }
+        sim.encodings.insert(s, Encoding::Protobuf);
+        sim.run(GROUP, r);
+        assert!(sim.topic(GROUP).attached.contains_key(&s));
+    }
+    sim.clear();
+
+    sim.publish(a1, ALICE, Some("p1"), r#"{"txt":"mixed"}"#);
+    assert_eq!(sim.shared.len(), 1, "one shared frame");
+    let frame = &sim.shared[0];
+    assert_eq!(frame.encodings_done(), 2, "JSON once and protobuf once");
+    let first = |s: SessionId| sim.wire[&s].last().unwrap().clone();
+    let json = [a1, a2, b1].map(|s| first(s).as_ptr());
+    let pb = [b2, c1].map(|s| first(s).as_ptr());
+    assert!(
+        json.iter().all(|p| *p == json[0]),
+        "JSON recipients share one buffer"
+    );
+    assert!(
+        pb.iter().all(|p| *p == pb[0]),
+        "protobuf recipients share one buffer"
+    );
+    assert_ne!(json[0], pb[0]);
+    // The protobuf bytes are the pbx form of the same message.
+    use prost::Message as _;
+    let m = crate::proto::pb::pbx::ServerMsg::decode(first(b2)).expect("pbx ServerMsg");
+    match m.message {
+        Some(crate::proto::pb::pbx::server_msg::Message::Data(d)) => {
+            assert_eq!((d.topic.as_str(), d.seq_id), (GROUP, 1));
+            assert_eq!(d.content, br#"{"txt":"mixed"}"#);
+        }
+        other => panic!("not a data message: {other:?}"),
+    }
+
+    // Only JSON sessions attached: no protobuf encoding is ever made.
+    sim.run(GROUP, leave(b2, BOB, "l1", false));
+    sim.run(GROUP, leave(c1, CAROL, "l2", false));
+    sim.clear();
+    sim.publish(a1, ALICE, Some("p2"), r#"{"txt":"json only"}"#);
+    assert_eq!(sim.shared[0].encodings_done(), 1);
+}
 
 #[test]
 fn publish_is_acknowledged_and_fanned_out_only_after_the_write() {

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use crate::access::DefaultAccess;
 pub(super) use crate::ids::ShardId;
 use crate::proto::client::{GetQuery, SetQuery};
+use crate::proto::{Encoding, Frame};
 use crate::routing::CreateSpec;
 use crate::store::{RedbStore, UserState, WriteOp};
 use crate::topic::*;
@@ -45,6 +46,12 @@ pub(super) struct Sim {
     pub(super) in_flight: Vec<(String, u64, WriteBatch)>,
     /// Makes every later `Persist` fail (the batch is not applied).
     pub(super) fail_writes: bool,
+    /// Sessions that speak another encoding than JSON.
+    pub(super) encodings: HashMap<SessionId, Encoding>,
+    /// The bytes each session was given, in its own encoding, as the runtime's outboxes hold.
+    pub(super) wire: HashMap<SessionId, Vec<bytes::Bytes>>,
+    /// Every `Deliver`'s frame, as the topic emitted it.
+    pub(super) shared: Vec<Frame>,
 }
 
 impl Sim {
@@ -63,7 +70,19 @@ impl Sim {
             delivers: Vec::new(),
             in_flight: Vec::new(),
             fail_writes: false,
+            encodings: HashMap::new(),
+            wire: HashMap::new(),
+            shared: Vec::new(),
         }
+    }
+
+    /// Gives `frame` to `sid` as the runtime would: the bytes of the session's encoding (made
+    /// once per frame and encoding, shared by every recipient), plus its JSON form parsed for
+    /// the tests' assertions (rendered outside the frame's cache, so it does not count).
+    fn give(&mut self, sid: SessionId, frame: &Frame) -> Value {
+        let enc = self.encodings.get(&sid).copied().unwrap_or_default();
+        self.wire.entry(sid).or_default().push(frame.encoded(enc));
+        parse(&crate::proto::encode(frame.msg()))
     }
 
     /// Stores a user record (needed to load its `me` topic).
@@ -155,7 +174,7 @@ impl Sim {
                 let recs = match ev {
                     SessionEvent::Frames(frames) => frames
                         .iter()
-                        .map(|f| Rec::Frame(parse(&f.json())))
+                        .map(|f| Rec::Frame(self.give(sid, f)))
                         .collect(),
                     SessionEvent::Attached { topic } => vec![Rec::Attached(topic)],
                     SessionEvent::Detached { topic } => vec![Rec::Detached(topic)],
@@ -164,8 +183,10 @@ impl Sim {
                 self.inbox.entry(sid).or_default().extend(recs);
             }
             TopicOut::Deliver { frame, to } => {
+                // As the runtime before a frame crosses shards.
+                frame.prepare(to.encodings);
                 let batches = to.batches;
-                let v = parse(&frame.json());
+                let v = parse(&crate::proto::encode(frame.msg()));
                 let mut shards = HashSet::new();
                 for (shard, sids) in &batches {
                     assert!(shards.insert(*shard), "two batches for {shard:?}");
@@ -173,12 +194,11 @@ impl Sim {
                     assert!(!sids.is_empty(), "empty batch for {shard:?}");
                     for sid in sids {
                         assert_eq!(sid.shard(), *shard, "{sid:?} batched for the wrong shard");
-                        self.inbox
-                            .entry(*sid)
-                            .or_default()
-                            .push(Rec::Frame(v.clone()));
+                        let got = self.give(*sid, &frame);
+                        self.inbox.entry(*sid).or_default().push(Rec::Frame(got));
                     }
                 }
+                self.shared.push(frame);
                 self.delivers.push((v, batches));
             }
             TopicOut::UserPres { frame, targets } => {
@@ -227,6 +247,8 @@ impl Sim {
     pub(super) fn clear(&mut self) {
         self.inbox.clear();
         self.delivers.clear();
+        self.wire.clear();
+        self.shared.clear();
     }
 
     /// Creates `GROUP` owned by `uid` through `sid`, with an optional `set`, and settles.
