@@ -5,15 +5,17 @@
 //! which groups many batches into one durable transaction (one fsync) and reports completion
 //! through a callback. This module knows nothing about the wire protocol or the runtime.
 
+#[cfg(test)]
+pub(crate) mod conformance;
 pub mod read;
-pub mod redb_store;
+pub mod redb;
 pub mod writer;
 
 use crate::access::{AccessMode, AuthLevel, DefaultAccess};
 use crate::ids::{UnixMillis, UserId};
 
+pub use self::redb::RedbStore;
 pub use read::{ContactRow, ReadAnswer, ReadQuery};
-pub use redb_store::RedbStore;
 pub use writer::{StoreWriter, WriterConfig};
 
 /// JSON text kept verbatim (public/private descriptions, message heads and contents).
