@@ -14,6 +14,7 @@
 pub(crate) mod fixtures;
 
 pub(crate) mod batches;
+pub(crate) mod creds;
 pub(crate) mod del_log;
 pub(crate) mod history;
 pub(crate) mod indexes;
@@ -45,6 +46,11 @@ macro_rules! store_conformance {
             tags::the_tag_index_follows_tag_changes_of_users_and_topics,
             tags::find_tags_matches_several_tags_most_matches_first_within_a_limit,
             indexes::by_user_indexes_follow_puts_and_deletes,
+            creds::a_claim_is_held_until_its_holder_releases_it,
+            creds::claims_conflict_across_batches_of_one_apply,
+            creds::a_user_may_claim_its_own_credential_again,
+            creds::claims_and_releases_act_in_op_order,
+            creds::claims_are_kept_only_by_claim_and_release,
         );
     };
     (@cases $fresh:expr; $($module:ident :: $case:ident),* $(,)?) => {

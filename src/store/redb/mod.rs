@@ -9,10 +9,12 @@
 //!
 //! Files: `tables.rs` (table definitions), `codec.rs` (value encoding), `read.rs` (the `Store`
 //! impl: every read), `write.rs` (`Store::apply`: one transaction, op by op),
-//! `precondition.rs` (a batch's conflicts), `index.rs` (the tag index), `tests/` (what only
+//! `precondition.rs` (a batch's conflicts), `index.rs` (the tag index), `claims.rs`
+//! (credential claims), `tests/` (what only
 //! redb shows: reopening files, corrupt rows, old databases; the shared suite is
 //! [`conformance`](crate::store::conformance)).
 
+mod claims;
 mod codec;
 mod index;
 mod precondition;
@@ -28,7 +30,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, TableHandle};
 use std::path::Path;
 
 use crate::store::StoreError;
-use tables::{WriteTables, TAGS};
+use tables::{WriteTables, CREDS, TAGS};
 
 /// Name of the database file created inside the data directory.
 pub const FILE_NAME: &str = "coretalk.redb";
@@ -90,17 +92,22 @@ impl RedbStore {
     }
 
     /// Creates every table, so that read transactions never meet a missing one. A database
-    /// written before the tag index existed gets it built from its users and topics here.
+    /// written before the tag index or the credential claims existed gets them built from its
+    /// records here.
     fn init(db: Database, durable: bool) -> Result<RedbStore, StoreError> {
         let txn = db.begin_write().map_err(backend)?;
-        let has_tag_index = txn
-            .list_tables()
-            .map_err(backend)?
-            .any(|t| t.name() == TAGS.name());
+        let (mut has_tag_index, mut has_claims) = (false, false);
+        for table in txn.list_tables().map_err(backend)? {
+            has_tag_index |= table.name() == TAGS.name();
+            has_claims |= table.name() == CREDS.name();
+        }
         {
             let mut t = WriteTables::open(&txn)?;
             if !has_tag_index {
                 t.build_tag_index()?;
+            }
+            if !has_claims {
+                t.build_cred_claims()?;
             }
         }
         txn.commit().map_err(backend)?;

@@ -1,11 +1,11 @@
-//! The preconditions of a write batch: which keys its creations require to be new, checked
-//! against the write transaction as earlier batches of the group left it and against the earlier
-//! ops of the same batch.
+//! The preconditions of a write batch: which keys its creations require to be new and which
+//! credentials it claims, checked against the write transaction as earlier batches of the group
+//! left it and against the earlier ops of the same batch.
 //!
 //! It owns the answer "does this batch conflict, and why"; it changes no row (the
 //! [`write`](super::write) path applies a batch only after this says it may).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use redb::ReadableTable;
 
@@ -31,6 +31,8 @@ struct BatchKeys<'b> {
     removed: HashSet<Created<'b>>,
     /// Topics removed whole: their messages are gone too.
     removed_topics: HashSet<&'b str>,
+    /// Credential claims as the batch's ops so far left them: the holder, `None` once released.
+    claims: HashMap<&'b str, Option<UserId>>,
 }
 
 impl<'b> BatchKeys<'b> {
@@ -91,6 +93,24 @@ impl WriteTables<'_> {
                     }
                     continue;
                 }
+                WriteOp::ClaimCred { unique, user } => {
+                    let holder = self.claim_holder(&keys, unique)?;
+                    if holder.is_some_and(|h| h != *user) {
+                        return Ok(Some(format!(
+                            "credential {unique} is claimed by another user"
+                        )));
+                    }
+                    if track {
+                        keys.claims.insert(unique.as_str(), Some(*user));
+                    }
+                    continue;
+                }
+                WriteOp::ReleaseCred { unique, user } => {
+                    if track && self.claim_holder(&keys, unique)? == Some(*user) {
+                        keys.claims.insert(unique.as_str(), None);
+                    }
+                    continue;
+                }
                 WriteOp::PutSub(_)
                 | WriteOp::PatchUser(_)
                 | WriteOp::DeleteSub { .. }
@@ -116,6 +136,18 @@ impl WriteTables<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// Who holds the claim on `unique` once the batch's ops seen so far are applied.
+    fn claim_holder(
+        &self,
+        keys: &BatchKeys<'_>,
+        unique: &str,
+    ) -> Result<Option<UserId>, StoreError> {
+        match keys.claims.get(unique) {
+            Some(holder) => Ok(*holder),
+            None => self.cred_holder(unique),
+        }
     }
 
     /// Whether the row behind a creation key is present in the transaction.

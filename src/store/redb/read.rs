@@ -8,7 +8,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 
-use super::tables::{AUTH, AUTH_BY_USER, DELS, MESSAGES, SUBS, SUBS_BY_USER, TAGS, TOPICS, USERS};
+use super::tables::{
+    AUTH, AUTH_BY_USER, CREDS, DELS, MESSAGES, SUBS, SUBS_BY_USER, TAGS, TOPICS, USERS,
+};
 use super::{backend, codec, RedbStore};
 use crate::ids::UserId;
 use crate::store::{
@@ -254,6 +256,13 @@ impl Store for RedbStore {
         out.sort_by_key(|(_, matched)| std::cmp::Reverse(matched.len()));
         out.truncate(limit);
         Ok(out)
+    }
+
+    fn cred_owner(&self, unique: &str) -> Result<Option<UserId>, StoreError> {
+        let txn = self.read_txn()?;
+        let table = txn.open_table(CREDS).map_err(backend)?;
+        let held = table.get(unique).map_err(backend)?;
+        Ok(held.map(|g| UserId(g.value())))
     }
 
     fn read(&self, q: &ReadQuery) -> Result<ReadAnswer, StoreError> {

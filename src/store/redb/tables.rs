@@ -32,6 +32,9 @@ pub(super) const DELS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::ne
 /// (tag, owner) → (): the tag index. The owner is `usr…` for a user, the topic name for a
 /// topic. Kept in step with the records' `tags` by every write that stores or removes them.
 pub(super) const TAGS: TableDefinition<(&str, &str), ()> = TableDefinition::new("tags");
+/// credential (`method:value`) → id of the user holding its claim. Kept by
+/// [`WriteOp::ClaimCred`](crate::store::WriteOp::ClaimCred) and `ReleaseCred` only.
+pub(super) const CREDS: TableDefinition<&str, u64> = TableDefinition::new("creds");
 
 /// The tables of one write transaction.
 pub(super) struct WriteTables<'txn> {
@@ -44,6 +47,7 @@ pub(super) struct WriteTables<'txn> {
     pub(super) messages: Table<'txn, (&'static str, u64), &'static [u8]>,
     pub(super) dels: Table<'txn, (&'static str, u64), &'static [u8]>,
     pub(super) tags: Table<'txn, (&'static str, &'static str), ()>,
+    pub(super) creds: Table<'txn, &'static str, u64>,
 }
 
 impl<'txn> WriteTables<'txn> {
@@ -59,6 +63,7 @@ impl<'txn> WriteTables<'txn> {
             messages: txn.open_table(MESSAGES).map_err(backend)?,
             dels: txn.open_table(DELS).map_err(backend)?,
             tags: txn.open_table(TAGS).map_err(backend)?,
+            creds: txn.open_table(CREDS).map_err(backend)?,
         })
     }
 }

@@ -3,7 +3,7 @@
 //! whole-topic deletion included.
 //!
 //! It owns how each [`WriteOp`] changes the rows and keeps the by-user and tag indexes in step
-//! (through [`index`](super::index)). It does not decide whether a batch may apply — that is
+//! (through [`index`](super::index); credential claims through [`claims`](super::claims)). It does not decide whether a batch may apply — that is
 //! [`precondition`](super::precondition) — and does not group or schedule writes.
 
 use redb::{Durability, ReadableTable};
@@ -215,6 +215,8 @@ impl WriteTables<'_> {
                     .insert((m.topic.as_str(), m.seq), bytes.as_slice())
                     .map_err(backend)?;
             }
+            WriteOp::ClaimCred { unique, user } => self.claim_cred(unique, *user)?,
+            WriteOp::ReleaseCred { unique, user } => self.release_cred(unique, *user)?,
             WriteOp::DeleteMessages(d) => {
                 let bytes = codec::encode_del(d);
                 self.dels
