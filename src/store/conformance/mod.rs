@@ -18,6 +18,7 @@ pub(crate) mod creds;
 pub(crate) mod del_log;
 pub(crate) mod history;
 pub(crate) mod indexes;
+pub(crate) mod reads;
 pub(crate) mod records;
 pub(crate) mod removals;
 pub(crate) mod tags;
@@ -51,6 +52,10 @@ macro_rules! store_conformance {
             creds::a_user_may_claim_its_own_credential_again,
             creds::claims_and_releases_act_in_op_order,
             creds::claims_are_kept_only_by_claim_and_release,
+            reads::history_keeps_the_asked_ranges_and_drops_the_readers_soft_deletions,
+            reads::users_leaves_out_missing_ids,
+            reads::contacts_count_active_members_and_leave_out_topics_without_a_record,
+            reads::single_reads_answer_as_their_primitive,
         );
     };
     (@cases $fresh:expr; $($module:ident :: $case:ident),* $(,)?) => {
