@@ -3,7 +3,7 @@
 //! which happens in every case.
 //!
 //! Everything it waits for reports through one channel of [`Event`]s (signals from
-//! `coretalk-signals`, thread exits from small `coretalk-wait` threads that join them), so the
+//! `coretalk-signal`, thread exits from small `coretalk-wait` threads that join them), so the
 //! main thread never blocks on a join it cannot abandon. What it abandons keeps running until
 //! the process exits; the store is closed under it through [`StoreGate`].
 

@@ -1,6 +1,6 @@
 //! SIGINT and SIGTERM, taken in one place: `main` blocks both before any thread exists, so every
 //! thread inherits the mask and neither signal can ever take its default action (terminate the
-//! process) in whichever thread the kernel picks; one thread, `coretalk-signals`, then takes them
+//! process) in whichever thread the kernel picks; one thread, `coretalk-signal`, then takes them
 //! with `sigwait` and hands each to the shutdown sequence as an event.
 //!
 //! It does not decide what a signal means: the first starts the graceful shutdown, a second cuts
@@ -57,13 +57,13 @@ pub fn name(sig: i32) -> &'static str {
 }
 
 impl Blocked {
-    /// Starts `coretalk-signals`: it sends [`Event::Signal`] for every SIGINT/SIGTERM, for the
+    /// Starts `coretalk-signal`: it sends [`Event::Signal`] for every SIGINT/SIGTERM, for the
     /// life of the process (or until nobody listens). Signals that arrived before it started
     /// stay pending and are taken first.
     pub(super) fn listen(self, events: Sender<Event>) -> std::io::Result<()> {
         let set = self.set;
         std::thread::Builder::new()
-            .name("coretalk-signals".to_owned())
+            .name("coretalk-signal".to_owned())
             .stack_size(64 << 10)
             .spawn(move || loop {
                 let mut sig = 0;
