@@ -193,20 +193,6 @@ impl Server {
         std::fs::read_to_string(self.stderr_path()).unwrap_or_default()
     }
 
-    /// Waits until the current process has logged a line containing `needle` (fails the test
-    /// after `limit`).
-    pub fn wait_log(&self, needle: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while !self.log().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "coretalk did not log {needle:?} within {limit:?}; stderr:\n{}",
-                self.stderr_tail()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
     /// Replaces the whole config file (nothing is added to `toml`); the next start reads it.
     pub fn rewrite_config(&self, toml: &str) {
         std::fs::write(self.dir.path().join("config.toml"), toml).expect("write config");
