@@ -67,6 +67,11 @@ pub struct RuntimeConfig {
     /// socket read is an entry in the kernel's poll table, and a deeper ring cut W3's server
     /// CPU per message by a quarter at 4,000 sessions (tuning/shards-and-pinning.md).
     pub ring_depth: usize,
+    /// Longest graceful shutdown, ms, counted from the first SIGINT/SIGTERM; whatever has not
+    /// stopped by then is abandoned and the store is closed. 5 s: a normal shutdown takes about
+    /// a quarter of a second plus the writer's queue, and 5 s leaves the store's close inside
+    /// the 10 s that `docker stop` (and 30 s that Kubernetes) allow before SIGKILL.
+    pub shutdown_timeout_ms: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -78,6 +83,7 @@ impl Default for RuntimeConfig {
             spin_before_park_us: 0,
             io_memory_kib: 1024,
             ring_depth: 4096,
+            shutdown_timeout_ms: 5_000,
         }
     }
 }

@@ -1,7 +1,12 @@
 //! The `coretalk` binary: parses the command line, loads the configuration and runs the server.
 //!
 //! Flags override only a handful of config fields; everything else lives in the TOML file
-//! documented in `tuning/`.
+//! documented in `tuning/`. SIGINT and SIGTERM are blocked before anything else happens, so that
+//! every thread inherits the mask and only the server's signal thread ever takes them.
+//!
+//! Exit status: 0 after a clean shutdown, 1 on a start-up or runtime error, 2 for bad arguments,
+//! 3 when a second signal or `runtime.shutdown_timeout_ms` cut the shutdown short (the store was
+//! still closed cleanly), 4 when even the store could not be closed (see `server::Exit`).
 
 use std::path::PathBuf;
 
@@ -23,14 +28,19 @@ USAGE: coretalk [--listen HOST:PORT] [--data DIR] [--shards N] [--config FILE]
 ";
 
 fn main() {
+    // First, before any thread exists (the store writer, hash threads and shards inherit it).
+    let signals = coretalk::server::signals::block();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match parse_args(std::env::args().skip(1).collect()) {
-        Ok(Some(cfg)) => {
-            if let Err(e) = coretalk::server::run(cfg) {
+        Ok(Some(cfg)) => match coretalk::server::run(cfg, signals) {
+            Ok(exit) if exit.code() == 0 => {}
+            // Abandoned threads may still be running: leave without waiting for them.
+            Ok(exit) => std::process::exit(exit.code()),
+            Err(e) => {
                 eprintln!("coretalk: {e:#}");
                 std::process::exit(1);
             }
-        }
+        },
         Ok(None) => {}
         Err(e) => {
             eprintln!("coretalk: {e}\n\n{USAGE}");

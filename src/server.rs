@@ -1,8 +1,16 @@
 //! Wiring and lifecycle: opens the store, starts the writer and hash threads, builds the mesh,
 //! starts one pinned executor per shard with its SO_REUSEPORT listener, announces the address,
-//! and on SIGINT/SIGTERM stops the shards and drains the writer so nothing acknowledged is lost.
+//! and on SIGINT/SIGTERM runs the shutdown sequence (`server/shutdown.rs`): drain, bounded by a
+//! deadline and cut short by a second signal, then close the store in every case.
 //!
 //! The only module that imports every layer; only `main` imports it.
+
+mod shutdown;
+pub mod signals;
+mod store_gate;
+
+pub use shutdown::Exit;
+pub use signals::Blocked;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{FromRawFd, IntoRawFd};
@@ -24,6 +32,8 @@ use crate::ids::ShardId;
 use crate::shard::{self, local, mesh, ShardCtx, ShardInit};
 use crate::stats::ShardStats;
 use crate::store::{RedbStore, Store, StoreWriter, WriterConfig};
+use shutdown::{Event, Pending};
+use store_gate::StoreGate;
 
 /// Protocol version reported in `{hi}`.
 pub const PROTOCOL_VERSION: &str = "0.25";
@@ -56,33 +66,24 @@ fn hi_params(cfg: &Config) -> serde_json::Value {
     })
 }
 
-fn block_signals() -> libc::sigset_t {
-    // SAFETY: plain libc calls on a zeroed, locally owned signal set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    }
-}
-
-fn wait_signal(set: &libc::sigset_t) -> i32 {
-    let mut sig = 0;
-    // SAFETY: `set` was initialised by `block_signals`; sigwait writes one int.
-    unsafe { libc::sigwait(set, &mut sig) };
-    sig
-}
-
-/// Runs the server until SIGINT or SIGTERM.
-pub fn run(cfg: Config) -> anyhow::Result<()> {
+/// Runs the server until SIGINT or SIGTERM and the shutdown sequence end; the result says how it
+/// ended (the process's exit status). `signals` is proof that `main` blocked both signals before
+/// any thread started.
+pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
     cfg.validate()?;
     let cfg = Arc::new(cfg);
+    let (events_tx, events) = std::sync::mpsc::channel::<Event>();
+    signals
+        .listen(events_tx.clone())
+        .context("cannot start the signal thread")?;
     let data_dir = cfg.store.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
-    let store: Arc<dyn Store> = Arc::new(RedbStore::open(&data_dir, cfg.store.durable)?);
+    let gate = Arc::new(StoreGate::new(RedbStore::open(
+        &data_dir,
+        cfg.store.durable,
+    )?));
+    let store: Arc<dyn Store> = gate.clone();
     let (writer, writer_join) = StoreWriter::spawn(
         store.clone(),
         WriterConfig {
@@ -132,7 +133,6 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         .as_socket()
         .ok_or_else(|| anyhow!("listener has no inet address"))?;
 
-    let sigset = block_signals();
     let (links, services) = mesh::build(n, cfg.mesh.queue_capacity);
     let all_stats: Arc<Vec<Arc<ShardStats>>> =
         Arc::new((0..n).map(|_| Arc::new(ShardStats::default())).collect());
@@ -206,19 +206,38 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         let _ = out.flush();
     }
 
-    let sig = wait_signal(&sigset);
-    log::info!("signal {sig}: shutting down");
+    drop((writer, hasher, store));
+
+    let first = loop {
+        match events.recv() {
+            Ok(Event::Signal(sig)) => break sig,
+            Ok(_) => {}
+            Err(_) => return Err(anyhow!("the signal thread is gone")),
+        }
+    };
+    let timeout = Duration::from_millis(cfg.runtime.shutdown_timeout_ms);
+    log::info!(
+        "{}: shutting down (deadline {} ms, runtime.shutdown_timeout_ms)",
+        signals::name(first),
+        timeout.as_millis()
+    );
     for s in &services {
         let _ = s.send(mesh::Local::Shutdown);
     }
-    for h in handles {
-        let _ = h.join();
-    }
     drop(services);
-    drop(writer);
-    drop(hasher);
-    writer_join.join()?;
-    hasher_join.join();
-    log::info!("stopped cleanly");
-    Ok(())
+    for (i, h) in handles.into_iter().enumerate() {
+        shutdown::watch(&events_tx, Event::ShardExited(i), move || {
+            if let Err(e) = h.join() {
+                log::error!("shard {i} ended abnormally: {e}");
+            }
+        });
+    }
+    // Both end once the shards have dropped their handles and the queues are empty.
+    shutdown::watch(&events_tx, Event::WriterExited, move || {
+        if let Err(e) = writer_join.join() {
+            log::error!("{e}");
+        }
+    });
+    shutdown::watch(&events_tx, Event::HashExited, move || hasher_join.join());
+    Ok(shutdown::finish(&events, Pending::new(n), &gate, timeout))
 }

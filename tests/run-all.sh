@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, Rust unit/integration/tidy tests, bench smoke runs,
 # the end-to-end tests with the official tinode-sdk under Node (npm packages installed here), and
-# the official web app driven in headless Chromium (tests/webapp).
+# the official web app driven in headless Chromium (tests/webapp). It starts with tests/setup.sh,
+# which installs what is missing (Node, Chromium, nats-server, mosquitto, rustfmt, clippy), so it
+# runs on a fresh machine as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
+
+step "tests/setup.sh (install what is missing)"
+tests/setup.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -20,7 +25,6 @@ step "cargo test (unit, integration, tidy, bench smoke)"
 cargo test --workspace --all-targets
 
 step "SDK end-to-end tests (tests/e2e, tinode-sdk under Node)"
-command -v node >/dev/null || { echo "node is required for the SDK tests (apt-get install nodejs npm)"; exit 1; }
 (
   cd tests/e2e
   npm ci --no-audit --no-fund --loglevel=error
@@ -28,7 +32,6 @@ command -v node >/dev/null || { echo "node is required for the SDK tests (apt-ge
 )
 
 step "Web app in a browser (tests/webapp, tinode-webapp in headless Chromium)"
-[ -x /usr/bin/chromium ] || { echo "chromium is required for the web app test (apt-get install chromium)"; exit 1; }
 bin="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/coretalk"
 (
   cd tests/webapp

@@ -20,7 +20,11 @@ fn content(i: usize) -> Value {
 
 /// Reads the whole history of `grp` newest first, page by page: the page in `first` (a sub or
 /// get reply), then `{get data before}` until `ctrl 204`. Returns seq → data.
-async fn read_history(c: &mut Client, grp: &str, first: Vec<Value>) -> BTreeMap<u64, Value> {
+pub(crate) async fn read_history(
+    c: &mut Client,
+    grp: &str,
+    first: Vec<Value>,
+) -> BTreeMap<u64, Value> {
     let mut all = BTreeMap::new();
     let mut page = first;
     loop {

@@ -1,9 +1,11 @@
 //! Integration tests against the real `coretalk` binary over real sockets: cross-shard fan-out,
-//! durability across `kill -9`, resource cleanup, hostile input and protocol reply sequences.
+//! durability across `kill -9`, resource cleanup, hostile input, protocol reply sequences and
+//! shutdown (signals, the deadline, the store closed in every case).
 
 mod bad_input;
 mod cleanup;
 mod cross_shard;
 mod durability;
 mod protocol;
+mod shutdown;
 mod support;

@@ -148,25 +148,66 @@ impl Server {
         }
     }
 
-    /// SIGTERM and wait for a clean exit (killed after 15 s); returns the exit status.
-    pub fn stop(&mut self) -> Option<ExitStatus> {
-        let mut c = self.child.take()?;
+    /// The process id of the current process.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Sends `sig` to the current process.
+    pub fn signal(&self, sig: i32) {
+        assert!(self.child.is_some(), "no coretalk process to signal");
         // SAFETY: sending a signal to our own child process by its pid.
-        unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(15);
+        unsafe { libc::kill(self.pid as libc::pid_t, sig) };
+    }
+
+    /// Waits for the current process to exit by itself; after `limit` it is killed and the test
+    /// fails. Returns the exit status.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let mut c = self.child.take().expect("a running coretalk process");
+        let deadline = Instant::now() + limit;
         loop {
             if let Ok(Some(status)) = c.try_wait() {
-                return Some(status);
+                return status;
             }
             if Instant::now() > deadline {
                 let _ = c.kill();
                 let _ = c.wait();
                 panic!(
-                    "coretalk did not stop within 15 s of SIGTERM; stderr:\n{}",
+                    "coretalk did not exit within {limit:?}; stderr:\n{}",
                     self.stderr_tail()
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit (killed after 15 s); returns the exit status.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        self.child.as_ref()?;
+        self.signal(libc::SIGTERM);
+        Some(self.wait_exit(Duration::from_secs(15)))
+    }
+
+    /// The whole stderr (log) of the current or last process.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.stderr_path()).unwrap_or_default()
+    }
+
+    /// Replaces the whole config file (nothing is added to `toml`); the next start reads it.
+    pub fn rewrite_config(&self, toml: &str) {
+        std::fs::write(self.dir.path().join("config.toml"), toml).expect("write config");
+    }
+
+    /// Whether the database in the data directory was closed cleanly by its last writer: redb
+    /// opens a file read-only only when that writer recorded its shutdown (a durable commit
+    /// clears the record, a clean close writes it). The server must not be running.
+    pub fn store_closed_cleanly(&self) -> bool {
+        assert!(self.child.is_none(), "the server is still running");
+        let path = self.data_dir().join("coretalk.redb");
+        match redb::ReadOnlyDatabase::open(&path) {
+            Ok(_) => true,
+            Err(redb::DatabaseError::RepairAborted) => false,
+            Err(e) => panic!("cannot open {} read-only: {e}", path.display()),
         }
     }
 
