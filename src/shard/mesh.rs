@@ -19,7 +19,10 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use crate::auth::hasher::HashOutcome;
 use crate::ids::ShardId;
 pub use crate::routing::Envelope;
-use crate::store::StoreError;
+use crate::store::{ReadAnswer, ReadQuery, StoreError};
+
+/// The result of one store read.
+pub type ReadResult = Result<ReadAnswer, StoreError>;
 
 /// Completions and requests from this shard's own services: never sent between shards.
 #[derive(Debug)]
@@ -31,6 +34,11 @@ pub enum Local {
     },
     /// A password hash job submitted by the receiving shard completed.
     HashDone { ticket: u64, outcome: HashOutcome },
+    /// Store reads asked by the receiving shard were answered, each query with its result.
+    ReadDone {
+        ticket: u64,
+        results: Vec<(ReadQuery, ReadResult)>,
+    },
     /// Stop: tell sessions, close connections, exit.
     Shutdown,
 }

@@ -29,8 +29,9 @@ use crate::proto::{decode, DecodeError, Decoded, Encoding, Frame, Outcome};
 use crate::routing::{home_shard, me_topic, SessionEvent, TopicRequest};
 use crate::session::{Session, SessionCx, SessionLimits, SessionOut};
 use crate::stats::ShardStats;
-use crate::store::{Store, StoreError, StoreWriter, WriteBatch};
+use crate::store::{Answers, ReadQuery, Store, StoreError, StoreWriter, WriteBatch};
 use crate::topic::{Topic, TopicCx, TopicLimits, TopicOut};
+use mesh::ReadResult;
 
 /// Session kinds, re-exported for transports (which do not import the session layer).
 pub use crate::session::SessionKind;
@@ -88,6 +89,14 @@ struct TopicSlot {
     idle_since: Option<UnixMillis>,
 }
 
+/// What waits for a store read.
+enum ReadWaiter {
+    /// A topic being loaded (its requests wait in `ShardCtx::loading`).
+    Load(String),
+    /// A loaded topic's request or join.
+    Topic { topic: String, token: u64 },
+}
+
 /// What waits for a store write.
 enum StoreWaiter {
     Topic { topic: String, token: u64 },
@@ -116,6 +125,11 @@ pub struct ShardCtx {
     detached: BTreeSet<(UnixMillis, SessionId)>,
     topics: HashMap<String, TopicSlot>,
     store_waiters: HashMap<u64, StoreWaiter>,
+    read_waiters: HashMap<u64, ReadWaiter>,
+    /// Topics being loaded, with the requests that arrived meanwhile.
+    loading: HashMap<String, Vec<TopicRequest>>,
+    /// Service completions produced within the current step (the embedded store's reads).
+    completions: VecDeque<Local>,
     hash_waiters: HashMap<u64, account::HashWaiter>,
     next_ticket: u64,
     /// Envelopes for this shard emitted during the current step, handled in order before it
@@ -161,6 +175,9 @@ impl ShardCtx {
             detached: BTreeSet::new(),
             topics: HashMap::new(),
             store_waiters: HashMap::new(),
+            read_waiters: HashMap::new(),
+            loading: HashMap::new(),
+            completions: VecDeque::new(),
             hash_waiters: HashMap::new(),
             next_ticket: 1,
             work: VecDeque::new(),
@@ -379,10 +396,17 @@ impl ShardCtx {
         self.send(sid.shard(), Envelope::Session { sid, ev });
     }
 
-    /// Runs queued work until none is left.
+    /// Runs queued work until none is left: completions first (the embedded store's read
+    /// answers), then envelopes, in order.
     fn run_work(&mut self) {
-        while let Some(env) = self.work.pop_front() {
-            self.handle(env);
+        loop {
+            if let Some(l) = self.completions.pop_front() {
+                self.local(l);
+            } else if let Some(env) = self.work.pop_front() {
+                self.handle(env);
+            } else {
+                break;
+            }
         }
     }
 
@@ -413,6 +437,11 @@ impl ShardCtx {
     }
 
     fn topic_request(&mut self, name: String, req: TopicRequest) {
+        if let Some(waiting) = self.loading.get_mut(&name) {
+            // Loading: the request runs once the topic is in memory, in arrival order.
+            waiting.push(req);
+            return;
+        }
         if !self.topics.contains_key(&name) {
             match &req {
                 TopicRequest::Detach { .. }
@@ -429,35 +458,26 @@ impl ShardCtx {
                             idle_since: None,
                         },
                     );
+                    ShardStats::set(&self.stats.live_topics, self.topics.len() as u64);
                 }
-                _ => match Topic::load(&name, self.store.as_ref(), self.n_shards) {
-                    Ok(Some(topic)) => {
-                        self.topics.insert(
-                            name.clone(),
-                            TopicSlot {
-                                topic,
-                                idle_since: None,
-                            },
-                        );
-                    }
-                    Ok(None) => return self.topic_missing(&name, req, Outcome::TopicNotFound),
-                    Err(e) => {
-                        log::error!("topic {name}: load failed: {e}");
-                        return self.topic_missing(&name, req, Outcome::InternalError);
-                    }
-                },
+                _ => {
+                    let Some(queries) = Topic::load_reads(&name) else {
+                        return self.topic_missing(&name, req, Outcome::TopicNotFound);
+                    };
+                    self.loading.insert(name.clone(), vec![req]);
+                    return self.read(ReadWaiter::Load(name), queries);
+                }
             }
-            ShardStats::set(&self.stats.live_topics, self.topics.len() as u64);
         }
+        self.with_topic(&name, |topic, cx| topic.handle(req, cx));
+    }
+
+    /// Runs one step of a loaded topic and applies what it produced.
+    fn with_topic(&mut self, name: &str, f: impl FnOnce(&mut Topic, &mut TopicCx<'_>)) {
         let mut out = std::mem::take(&mut self.topic_out);
-        if let Some(slot) = self.topics.get_mut(&name) {
-            let mut cx = TopicCx {
-                now: now(),
-                store: self.store.as_ref(),
-                limits: &self.topic_limits,
-                out: &mut out,
-            };
-            slot.topic.handle(req, &mut cx);
+        if let Some(slot) = self.topics.get_mut(name) {
+            let mut cx = TopicCx::new(now(), &self.topic_limits, &mut out);
+            f(&mut slot.topic, &mut cx);
             // The linger (`topic.idle_unload_ms`) counts from the moment the topic became
             // idle, not from the next housekeeping tick.
             slot.idle_since = if slot.topic.is_idle() {
@@ -466,8 +486,59 @@ impl ShardCtx {
                 None
             };
         }
-        self.apply_topic_out(&name, &mut out);
+        self.apply_topic_out(name, &mut out);
         self.topic_out = out;
+    }
+
+    /// Asks the store for `queries`; the answers come back as [`Local::ReadDone`]. The
+    /// embedded store answers within this step (queued as a completion, so the step's order
+    /// is the same as for a store that answers later).
+    fn read(&mut self, waiter: ReadWaiter, queries: Vec<ReadQuery>) {
+        let ticket = self.ticket();
+        self.read_waiters.insert(ticket, waiter);
+        let results = queries
+            .into_iter()
+            .map(|q| {
+                let r = self.store.read(&q);
+                (q, r)
+            })
+            .collect();
+        self.completions
+            .push_back(Local::ReadDone { ticket, results });
+    }
+
+    /// A topic's load reads came back: build it and run the requests that waited for it.
+    fn topic_loaded(&mut self, name: String, results: Vec<(ReadQuery, ReadResult)>) {
+        let waiting = self.loading.remove(&name).unwrap_or_default();
+        let mut answers = Answers::default();
+        answers.extend(results);
+        match Topic::from_answers(&name, &answers, self.n_shards) {
+            Ok(Some(topic)) => {
+                self.topics.insert(
+                    name.clone(),
+                    TopicSlot {
+                        topic,
+                        idle_since: None,
+                    },
+                );
+                ShardStats::set(&self.stats.live_topics, self.topics.len() as u64);
+                for req in waiting {
+                    self.topic_request(name.clone(), req);
+                }
+            }
+            Ok(None) => {
+                for req in waiting {
+                    self.topic_missing(&name, req, Outcome::TopicNotFound);
+                }
+            }
+            Err(e) => {
+                log::error!("topic {name}: load failed: {e}");
+                ShardStats::inc(&self.stats.store_errors);
+                for req in waiting {
+                    self.topic_missing(&name, req, Outcome::InternalError);
+                }
+            }
+        }
     }
 
     /// A request for a topic that does not exist (or failed to load).
@@ -571,6 +642,10 @@ impl ShardCtx {
                         self.topic_persisted(topic.to_owned(), token, Err(e));
                     }
                 }
+                TopicOut::Read { token, queries } => {
+                    let topic = topic.to_owned();
+                    self.read(ReadWaiter::Topic { topic, token }, queries);
+                }
                 TopicOut::Write { batch } => {
                     let stats = self.stats.clone();
                     let res = self.writer.submit(
@@ -646,25 +721,37 @@ impl ShardCtx {
         if res.is_err() {
             ShardStats::inc(&self.stats.store_errors);
         }
-        let mut out = std::mem::take(&mut self.topic_out);
-        if let Some(slot) = self.topics.get_mut(&name) {
-            let mut cx = TopicCx {
-                now: now(),
-                store: self.store.as_ref(),
-                limits: &self.topic_limits,
-                out: &mut out,
-            };
-            slot.topic.handle_persisted(token, res, &mut cx);
-        }
-        self.apply_topic_out(&name, &mut out);
-        self.topic_out = out;
+        self.with_topic(&name, |topic, cx| topic.handle_persisted(token, res, cx));
     }
 
     /// Handles what the mesh brought: service completions first, then envelopes from other
     /// shards, each run to completion.
     pub fn handle_received(&mut self, locals: &mut Vec<Local>, envs: &mut Vec<Envelope>) {
         for l in locals.drain(..) {
+            self.local(l);
+            self.run_work();
+        }
+        for env in envs.drain(..) {
+            self.handle(env);
+            self.run_work();
+        }
+        self.flush();
+    }
+
+    /// One completion of this shard's services.
+    fn local(&mut self, l: Local) {
+        {
             match l {
+                Local::ReadDone { ticket, results } => match self.read_waiters.remove(&ticket) {
+                    Some(ReadWaiter::Load(name)) => self.topic_loaded(name, results),
+                    Some(ReadWaiter::Topic { topic, token }) => {
+                        if results.iter().any(|(_, r)| r.is_err()) {
+                            ShardStats::inc(&self.stats.store_errors);
+                        }
+                        self.with_topic(&topic, |t, cx| t.handle_read(token, results, cx));
+                    }
+                    None => {}
+                },
                 Local::StoreDone { ticket, res } => match self.store_waiters.remove(&ticket) {
                     Some(StoreWaiter::Topic { topic, token }) => {
                         self.topic_persisted(topic, token, res)
@@ -680,13 +767,7 @@ impl ShardCtx {
                 }
                 Local::Shutdown => self.begin_shutdown(),
             }
-            self.run_work();
         }
-        for env in envs.drain(..) {
-            self.handle(env);
-            self.run_work();
-        }
-        self.flush();
     }
 
     /// Flushes the mesh.
@@ -727,12 +808,7 @@ impl ShardCtx {
                 continue;
             };
             let mut out = std::mem::take(&mut self.topic_out);
-            let mut cx = TopicCx {
-                now,
-                store: self.store.as_ref(),
-                limits: &self.topic_limits,
-                out: &mut out,
-            };
+            let mut cx = TopicCx::new(now, &self.topic_limits, &mut out);
             slot.topic.on_unload(&mut cx);
             self.apply_topic_out(&name, &mut out);
             self.topic_out = out;

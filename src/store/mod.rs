@@ -15,7 +15,7 @@ use crate::access::{AccessMode, AuthLevel, DefaultAccess};
 use crate::ids::{UnixMillis, UserId};
 
 pub use self::redb::RedbStore;
-pub use read::{ContactRow, ReadAnswer, ReadQuery};
+pub use read::{Answers, ContactRow, Found, ReadAnswer, ReadQuery};
 pub use writer::{StoreWriter, WriterConfig};
 
 /// JSON text kept verbatim (public/private descriptions, message heads and contents).

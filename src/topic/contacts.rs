@@ -12,7 +12,7 @@ use crate::ids::{SessionId, UserId};
 use crate::proto::server::{Pres, ServerMsg};
 use crate::proto::Frame;
 use crate::routing::{me_topic, ContactEvent, TopicRequest};
-use crate::store::{Store, StoreError, SubRecord, WriteOp};
+use crate::store::{Answers, StoreError, SubRecord, WriteOp};
 use crate::topic::{Topic, TopicCx, TopicKind, TopicOut};
 
 /// One contact of a user: a P2P conversation or a group the user is subscribed to.
@@ -57,11 +57,11 @@ impl Contact {
 
 impl Topic {
     /// `me`: reads the user's active subscriptions into the contact list.
-    pub(crate) fn load_contacts(&mut self, store: &dyn Store) -> Result<(), StoreError> {
+    pub(crate) fn load_contacts(&mut self, answers: &Answers) -> Result<(), StoreError> {
         let TopicKind::Me(uid) = self.kind else {
             return Ok(());
         };
-        for sub in store.subs_of_user(uid)? {
+        for sub in answers.subs_of_user(uid)? {
             if sub.deleted.is_some() {
                 continue;
             }
@@ -222,7 +222,7 @@ impl Topic {
             }
             ContactEvent::SubChanged | ContactEvent::NewContact => {
                 let new_contact = matches!(ev, ContactEvent::NewContact);
-                match cx.store.sub(&topic, uid) {
+                match cx.fetched.sub(&topic, uid) {
                     Ok(Some(sub)) if sub.deleted.is_none() => {
                         if let Some(mut c) = Contact::from_sub(uid, &sub) {
                             let known = self.contacts.get(&topic);

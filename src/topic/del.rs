@@ -8,7 +8,7 @@ use crate::proto::client::{Credential, SeqRange};
 use crate::proto::server::{Pres, RangeOut, ServerMsg};
 use crate::proto::{Frame, Outcome};
 use crate::routing::{DelWhat, Requester, SessionEvent};
-use crate::store::{DelRecord, MessageQuery, WriteOp};
+use crate::store::{DelRecord, WriteOp};
 use crate::topic::{Reply, Topic, TopicCx, TopicKind, TopicOut};
 
 /// Most ids one `{del msg}` may name across several ranges.
@@ -108,20 +108,10 @@ impl Topic {
         let merged = normalize_ranges(ranges, self.seq).ok_or(Outcome::Malformed)?;
         if hard && cx.limits.msg_delete_age_ms > 0 {
             let oldest_allowed = cx.now.0.saturating_sub(cx.limits.msg_delete_age_ms);
-            for &(low, hi) in &merged {
-                let q = MessageQuery {
-                    since: Some(low),
-                    before: Some(hi),
-                    limit: (hi - low) as usize,
-                    exclude: Vec::new(),
-                };
-                let msgs = cx
-                    .store
-                    .messages(&self.name, q)
-                    .map_err(|_| Outcome::InternalError)?;
-                if msgs.iter().any(|m| m.ts.0 < oldest_allowed) {
-                    return Err(Outcome::PermissionDenied);
-                }
+            // The messages of the ranges were read before this step (`Topic::reads_for`).
+            let msgs = cx.fetched_history().map_err(|_| Outcome::InternalError)?;
+            if msgs.iter().any(|m| m.ts.0 < oldest_allowed) {
+                return Err(Outcome::PermissionDenied);
             }
         }
         let Some(mut rec) = self.rec.clone() else {
@@ -155,18 +145,14 @@ impl Topic {
                     .msg(),
             )],
             after: Vec::new(),
+            on_conflict: None,
         };
         let delseq = ranges_out(&merged);
         if hard {
             // Attached readers other than the requester see it on the topic…
             let act = req.uid.usr();
             let mut sub = Vec::new();
-            let mut tmp = TopicCx {
-                now: cx.now,
-                store: cx.store,
-                limits: cx.limits,
-                out: &mut sub,
-            };
+            let mut tmp = TopicCx::new(cx.now, cx.limits, &mut sub);
             self.fan(
                 AccessMode::READ,
                 Some(req.sid),
@@ -295,6 +281,7 @@ impl Topic {
                 as_seen: as_seen.to_owned(),
                 frames: vec![ok],
                 after: Vec::new(),
+                on_conflict: None,
             };
             self.unsubscribe(req.uid, Some(reply), as_seen, cx);
             return Ok(());
@@ -350,6 +337,7 @@ impl Topic {
             as_seen: as_seen.to_owned(),
             frames: vec![ok],
             after,
+            on_conflict: None,
         };
         let batch = vec![WriteOp::DeleteTopic {
             name: self.name.clone(),
@@ -393,6 +381,7 @@ impl Topic {
                 Outcome::Ok.ctrl(id, Some(as_seen), cx.now).msg(),
             )],
             after: Vec::new(),
+            on_conflict: None,
         };
         let view = self.view_of(target);
         self.unsubscribe(target, Some(reply), &view, cx);
@@ -441,12 +430,17 @@ impl Topic {
                 frame,
                 targets: vec![(req.uid, vec![req.sid])],
             }],
+            on_conflict: None,
         };
-        self.persist_reply(
-            vec![WriteOp::PatchUser(crate::store::UserPatch::profile(&user))],
-            reply,
-            cx,
-        );
+        let batch = vec![
+            WriteOp::PatchUser(crate::store::UserPatch::profile(&user)),
+            // The value is free for other accounts again.
+            WriteOp::ReleaseCred {
+                unique: tag,
+                user: user.id,
+            },
+        ];
+        self.persist_reply(batch, reply, cx);
         Ok(())
     }
 }

@@ -4,15 +4,15 @@
 //! matched tags first. Suspended and deleted users never appear (root sees them too).
 
 use crate::access::{AccessMode, AuthLevel};
-use crate::ids::UserId;
 use crate::proto::server::{raw, AccessOut, SubOut, Ts};
 use crate::routing::Requester;
 use crate::store::UserState;
-use crate::topic::tags::{parse_query, query_tags, satisfies};
+use crate::topic::tags::{parse_query, satisfies};
 use crate::topic::{Topic, TopicCx};
 
 impl Topic {
-    /// The results of the session's current query as `{meta sub}` items.
+    /// The results of the session's current query as `{meta sub}` items, from the search
+    /// fetched for this step (`Topic::get_reads`).
     pub(crate) fn fnd_results(&self, req: &Requester, cx: &mut TopicCx<'_>) -> Vec<SubOut> {
         let Some(q) = self.queries.get(&req.sid) else {
             return Vec::new();
@@ -21,11 +21,7 @@ impl Topic {
         if query.is_empty() {
             return Vec::new();
         }
-        let tags = query_tags(&query);
-        let found = match cx
-            .store
-            .find_tags(&tags, cx.limits.max_results.saturating_mul(4))
-        {
+        let found = match cx.fetched_search() {
             Ok(f) => f,
             Err(e) => {
                 log::error!("fnd: search failed: {e}");
@@ -34,21 +30,15 @@ impl Topic {
         };
         let root = req.level == AuthLevel::Root;
         let mut out = Vec::new();
-        for (owner, matched) in found {
+        for f in found {
             if out.len() >= cx.limits.max_results {
                 break;
             }
-            if !satisfies(&query, &matched) {
+            if !satisfies(&query, &f.tags) {
                 continue;
             }
-            if let Some(uid) = UserId::parse_usr(&owner) {
-                if uid == req.uid {
-                    continue;
-                }
-                let Ok(Some(user)) = cx.store.user(uid) else {
-                    continue;
-                };
-                if user.state != UserState::Ok && !root {
+            if let Some(user) = f.user {
+                if user.id == req.uid || (user.state != UserState::Ok && !root) {
                     continue;
                 }
                 let mode = match req.level {
@@ -56,29 +46,14 @@ impl Topic {
                     _ => user.access.auth,
                 };
                 out.push(SubOut {
-                    user: Some(owner),
+                    user: Some(f.owner),
                     updated: Some(Ts(user.updated)),
                     acs: Some(mode_only(mode)),
                     public: user.public.as_deref().map(raw),
                     trusted: user.trusted.as_deref().map(raw),
                     ..SubOut::default()
                 });
-            } else if let Some(body) = owner.strip_prefix("grp").map(str::to_owned) {
-                let Ok(Some(rec)) = cx.store.topic(&owner) else {
-                    continue;
-                };
-                let subcnt = cx
-                    .store
-                    .subs_of_topic(&owner)
-                    .map(|v| {
-                        v.iter()
-                            .filter(|s| {
-                                s.deleted.is_none()
-                                    && !(rec.is_chan && s.given == AccessMode::CHAN_READER)
-                            })
-                            .count()
-                    })
-                    .unwrap_or(0);
+            } else if let (Some(rec), Some(body)) = (f.topic, f.owner.strip_prefix("grp")) {
                 let (name, mode) = if rec.is_chan {
                     (format!("chn{body}"), AccessMode::CHAN_READER)
                 } else {
@@ -86,7 +61,7 @@ impl Topic {
                         AuthLevel::Anon => rec.access.anon,
                         _ => rec.access.auth,
                     };
-                    (owner, m)
+                    (f.owner.clone(), m)
                 };
                 out.push(SubOut {
                     topic: Some(name),
@@ -94,7 +69,7 @@ impl Topic {
                     acs: Some(mode_only(mode)),
                     public: rec.public.as_deref().map(raw),
                     trusted: rec.trusted.as_deref().map(raw),
-                    subcnt: subcnt as u64,
+                    subcnt: f.members as u64,
                     ..SubOut::default()
                 });
             }

@@ -550,8 +550,21 @@ impl Topic {
         self.complete_join(p, cx);
     }
 
-    /// Attaches the session and sends the reply sequence.
+    /// Attaches the session and sends the reply sequence, once the reads it needs (the
+    /// read-only check, the `get` part) are fetched.
     pub(crate) fn complete_join(&mut self, p: PendingJoin, cx: &mut TopicCx<'_>) {
+        let mut need = Vec::new();
+        if matches!(self.kind, TopicKind::Group | TopicKind::P2p(..)) {
+            need.extend(self.read_only_reads());
+        }
+        if let Some(get) = &p.get {
+            self.get_reads(&p.req, get, &cx.fetched, cx.limits, &mut need);
+        }
+        let need = super::reads::missing(need, &cx.fetched);
+        if !need.is_empty() {
+            let answers = std::mem::take(&mut cx.fetched);
+            return self.read(need, Pending::CompleteJoin(p, answers), cx);
+        }
         let uid = p.req.uid;
         if matches!(self.kind, TopicKind::Group | TopicKind::P2p(..)) {
             self.check_read_only(cx);
@@ -731,6 +744,7 @@ impl Topic {
             as_seen: as_seen.clone(),
             frames: vec![ok],
             after: vec![detached],
+            on_conflict: None,
         };
         self.unsubscribe(req.uid, Some(reply), &as_seen, cx);
     }
@@ -761,12 +775,7 @@ impl Topic {
         // Everything below waits for the write: collect it apart.
         let mut later = Vec::new();
         {
-            let mut lcx = TopicCx {
-                now: cx.now,
-                store: cx.store,
-                limits: cx.limits,
-                out: &mut later,
-            };
+            let mut lcx = TopicCx::new(cx.now, cx.limits, &mut later);
             let skip: Vec<SessionId> = origin.into_iter().collect();
             self.notify_acs(
                 uid,

@@ -1,5 +1,6 @@
 //! Queries: `{get}` and the `get` part of `{sub}` — `desc`, `sub`, `tags`, `cred`, `aux`,
-//! `data` and `del` — answered from the topic's memory and inline store reads, in the
+//! `data` and `del` — answered from the topic's memory and the reads fetched for the step
+//! (named in `reads.rs`), in the
 //! reference order, with If-Modified-Since (`ims`) semantics for `desc` and `sub`. A session
 //! that is not attached gets the limited answers the reference allows.
 
@@ -12,7 +13,6 @@ use crate::proto::server::{
 };
 use crate::proto::{Frame, Outcome};
 use crate::routing::Requester;
-use crate::store::MessageQuery;
 use crate::topic::del::ranges_out;
 use crate::topic::publish::data_frame;
 use crate::topic::{Topic, TopicCx, TopicKind};
@@ -157,7 +157,7 @@ impl Topic {
                 let peer = match self.kind {
                     TopicKind::P2p(a, b) => {
                         let p = if req.uid == a { b } else { a };
-                        cx.store.user(p).ok().flatten()
+                        cx.fetched.user(p).ok().flatten()
                     }
                     _ => None,
                 };
@@ -337,7 +337,7 @@ impl Topic {
         members
             .into_iter()
             .map(|m| {
-                let user = cx.store.user(m.sub.user).ok().flatten();
+                let user = cx.fetched.user(m.sub.user).ok().flatten();
                 let own = m.sub.user == req.uid;
                 if m.sub.deleted.is_some() {
                     return SubOut {
@@ -378,7 +378,7 @@ impl Topic {
         ims: Option<UnixMillis>,
         cx: &mut TopicCx<'_>,
     ) -> Vec<SubOut> {
-        let subs = match cx.store.subs_of_user(uid) {
+        let rows = match cx.fetched_contacts(uid) {
             Ok(s) => s,
             Err(e) => {
                 log::error!("me {uid}: cannot list subscriptions: {e}");
@@ -386,17 +386,15 @@ impl Topic {
             }
         };
         let mut out = Vec::new();
-        for sub in subs {
+        for row in rows {
+            let (sub, rec, last) = (row.sub, row.topic, row.last);
             let kind = TopicKind::of(&sub.topic);
             let peer = match kind {
                 Some(TopicKind::P2p(a, b)) => Some(if a == uid { b } else { a }),
                 Some(TopicKind::Group) => None,
                 _ => continue,
             };
-            let Ok(Some(rec)) = cx.store.topic(&sub.topic) else {
-                continue;
-            };
-            let peer_user = peer.and_then(|p| cx.store.user(p).ok().flatten());
+            let peer_user = peer.and_then(|p| cx.fetched.user(p).ok().flatten());
             if peer.is_some() && peer_user.is_none() {
                 continue;
             }
@@ -425,24 +423,9 @@ impl Topic {
                 }
                 continue;
             }
-            let last = cx.store.last_message(&sub.topic).ok().flatten();
             let mode = sub.want.and(sub.given);
             let readable = mode.has(AccessMode::READ);
-            let subcnt = if peer.is_none() {
-                cx.store
-                    .subs_of_topic(&sub.topic)
-                    .map(|v| {
-                        v.iter()
-                            .filter(|s| {
-                                s.deleted.is_none()
-                                    && !(rec.is_chan && s.given == AccessMode::CHAN_READER)
-                            })
-                            .count()
-                    })
-                    .unwrap_or(0)
-            } else {
-                0
-            };
+            let subcnt = if peer.is_none() { row.members } else { 0 };
             let fresh = ims.is_none_or(|t| public_updated.0 > t.0);
             let (public, trusted) = match &peer_user {
                 Some(u) => (u.public.as_deref(), u.trusted.as_deref()),
@@ -508,22 +491,9 @@ impl Topic {
             ));
             return;
         }
-        let max = cx.limits.max_history;
-        let limit = match opts.limit {
-            Some(l) if l > 0 => (l as usize).min(max),
-            _ => max,
-        };
-        let q = MessageQuery {
-            since: opts.since.filter(|s| *s > 0).map(|s| s as u64),
-            before: opts.before.filter(|s| *s > 0).map(|s| s as u64),
-            limit,
-            exclude: self.soft_deleted(req.uid, cx),
-        };
-        let msgs = match &opts.ranges {
-            Some(ranges) if !ranges.is_empty() => self.ranged_history(ranges, q, cx),
-            _ => cx.store.messages(&self.name, q),
-        };
-        let msgs = match msgs {
+        // The page was read before this step (`Topic::get_reads`), the caller's soft
+        // deletions excluded.
+        let msgs = match cx.fetched_history() {
             Ok(m) => m,
             Err(e) => {
                 log::error!("topic {}: history read failed: {e}", self.name);
@@ -551,63 +521,9 @@ impl Topic {
             .param("count", count);
         frames.push(Frame::new(done.msg()));
     }
-
-    /// History within `[low, hi)` ranges (also bounded by since/before), newest first, at
-    /// most `q.limit` messages.
-    fn ranged_history(
-        &self,
-        ranges: &[crate::proto::client::SeqRange],
-        q: MessageQuery,
-        cx: &mut TopicCx<'_>,
-    ) -> Result<Vec<crate::store::MessageRecord>, crate::store::StoreError> {
-        let mut out = Vec::new();
-        for r in ranges.iter().filter(|r| r.low > 0) {
-            let low = r.low as u64;
-            let hi = if r.hi > r.low { r.hi as u64 } else { low + 1 };
-            let since = q.since.map_or(low, |s| s.max(low));
-            let before = q.before.map_or(hi, |b| b.min(hi));
-            if since >= before {
-                continue;
-            }
-            let part = MessageQuery {
-                since: Some(since),
-                before: Some(before),
-                limit: q.limit,
-                exclude: q.exclude.clone(),
-            };
-            out.extend(cx.store.messages(&self.name, part)?);
-        }
-        out.sort_by_key(|m| std::cmp::Reverse(m.seq));
-        out.dedup_by_key(|m| m.seq);
-        out.truncate(q.limit);
-        Ok(out)
-    }
 }
 
 impl Topic {
-    /// The `[low, hi)` ranges `uid` soft-deleted here.
-    pub(crate) fn soft_deleted(
-        &self,
-        uid: crate::ids::UserId,
-        cx: &mut TopicCx<'_>,
-    ) -> Vec<(u64, u64)> {
-        let has_any = self.members.get(&uid).is_some_and(|m| m.sub.del_id > 0);
-        if !has_any {
-            return Vec::new();
-        }
-        match cx.store.del_log(&self.name, 0, None, usize::MAX) {
-            Ok(log) => log
-                .into_iter()
-                .filter(|d| d.user == Some(uid))
-                .flat_map(|d| d.ranges)
-                .collect(),
-            Err(e) => {
-                log::error!("topic {}: delete log read failed: {e}", self.name);
-                Vec::new()
-            }
-        }
-    }
-
     fn tags_frame(
         &self,
         req: &Requester,
@@ -726,13 +642,12 @@ impl Topic {
         if !self.kind.has_members() || !self.mode_of(req).has(AccessMode::READ) {
             return no_content(id, as_seen, "del", cx);
         }
-        let since = opts.since.filter(|s| *s > 0).unwrap_or(0) as u64;
-        let before = opts.before.filter(|b| *b > 0).map(|b| b as u64);
         let limit = match opts.limit {
             Some(l) if l > 0 => (l as usize).min(cx.limits.max_results),
             _ => cx.limits.max_results,
         };
-        let log = match cx.store.del_log(&self.name, since, before, usize::MAX) {
+        // `since..before` bound the read named in `Topic::get_reads`.
+        let log = match cx.fetched_del_log() {
             Ok(l) => l,
             Err(e) => {
                 log::error!("topic {}: delete log read failed: {e}", self.name);

@@ -1,7 +1,14 @@
 //! The topic state machine, runtime-free: one per loaded topic, owned by the topic's home
-//! shard. It takes [`TopicRequest`]s and `now`, reads the store inline when it must, and
-//! returns [`TopicOut`]s: frames for sessions, per-shard fan-out batches, presence for users'
-//! `me` topics, and store writes whose completion comes back through [`Topic::handle_persisted`].
+//! shard. It takes [`TopicRequest`]s and `now` and returns [`TopicOut`]s: frames for sessions,
+//! per-shard fan-out batches, presence for users' `me` topics, store reads whose answers come
+//! back through [`Topic::handle_read`], and store writes whose completion comes back through
+//! [`Topic::handle_persisted`].
+//!
+//! A topic never calls the store. A request that needs stored data first names its reads
+//! ([`Topic::reads_for`]); the request waits (and later requests to the topic queue behind it,
+//! so they keep their order) until the answers arrive, then runs with them in
+//! [`TopicCx::fetched`]. The embedded store answers within the same step; a network database
+//! answers later, and nothing else changes.
 //!
 //! A topic never reads the clock, never spawns, never touches a socket, and never talks to a
 //! session directly. Writes it needs acknowledged are emitted as [`TopicOut::Persist`] and the
@@ -15,19 +22,23 @@ mod join;
 mod meta;
 mod p2p;
 mod publish;
+mod reads;
 mod set;
 pub mod tags;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use crate::access::{AccessMode, AuthLevel};
 use crate::ids::{SessionId, UnixMillis, UserId};
 use crate::proto::server::AccessOut;
 use crate::proto::{Encoding, Frame, Outcome, ServerMsg};
 use crate::routing::{Requester, SessionEvent, TopicRequest};
-use crate::store::{Store, StoreError, SubRecord, TopicRecord, UserRecord, UserState, WriteBatch};
+use crate::store::{
+    Answers, ReadAnswer, ReadQuery, StoreError, SubRecord, TopicRecord, UserRecord, UserState,
+    WriteBatch,
+};
 
 pub use fanout::{group_by_shard, Recipients};
 
@@ -109,9 +120,22 @@ impl Default for TopicLimits {
 /// Everything a topic needs from its caller for one step.
 pub struct TopicCx<'a> {
     pub now: UnixMillis,
-    pub store: &'a dyn Store,
+    /// The stored data this step asked for (empty unless the step follows a read).
+    pub fetched: Answers,
     pub limits: &'a TopicLimits,
     pub out: &'a mut Vec<TopicOut>,
+}
+
+impl<'a> TopicCx<'a> {
+    /// A context for one step with nothing fetched.
+    pub fn new(now: UnixMillis, limits: &'a TopicLimits, out: &'a mut Vec<TopicOut>) -> Self {
+        TopicCx {
+            now,
+            fetched: Answers::default(),
+            limits,
+            out,
+        }
+    }
 }
 
 /// What a topic step produces.
@@ -129,6 +153,8 @@ pub enum TopicOut {
     },
     /// A durable write; the runtime calls [`Topic::handle_persisted`] with `token` when done.
     Persist { token: u64, batch: WriteBatch },
+    /// Store reads; the runtime calls [`Topic::handle_read`] with `token` and the answers.
+    Read { token: u64, queries: Vec<ReadQuery> },
     /// A write nobody waits for (read markers); failures are only logged.
     Write { batch: WriteBatch },
     /// A request for another topic (a user's `me`), routed to its home shard.
@@ -170,6 +196,10 @@ pub(crate) enum Pending {
     Publish(publish::PendingPublish),
     /// A reply (and notifications) to send once a `{set}`/`{del}` write is durable.
     Reply(Reply),
+    /// A request waiting for the reads it named, with what was fetched so far.
+    Request(TopicRequest, Answers),
+    /// A durable join waiting for the reads its `get` part needs.
+    CompleteJoin(join::PendingJoin, Answers),
 }
 
 /// What a durable write of a `{set}`/`{del}` releases: frames for the requester, then
@@ -181,6 +211,9 @@ pub(crate) struct Reply {
     pub(crate) as_seen: String,
     pub(crate) frames: Vec<Frame>,
     pub(crate) after: Vec<TopicOut>,
+    /// What to answer instead when the write fails a uniqueness precondition (a credential
+    /// another account holds), and the user record to put back in memory.
+    pub(crate) on_conflict: Option<Box<(Outcome, Option<UserRecord>)>>,
 }
 
 /// One loaded topic.
@@ -201,6 +234,9 @@ pub struct Topic {
     pub(crate) attached: HashMap<SessionId, Attachment>,
     pub(crate) pending: HashMap<u64, Pending>,
     next_token: u64,
+    /// The read in flight, if any: requests that arrive meanwhile wait in `parked`.
+    reading: Option<u64>,
+    parked: VecDeque<TopicRequest>,
     /// Set when a creation failed to persist: the topic only waits to be unloaded.
     pub(crate) broken: bool,
     /// `me`: the user's contacts (routing name → state).
@@ -237,6 +273,8 @@ impl Topic {
             attached: HashMap::new(),
             pending: HashMap::new(),
             next_token: 1,
+            reading: None,
+            parked: VecDeque::new(),
             broken: false,
             contacts: HashMap::new(),
             uas: Vec::new(),
@@ -254,10 +292,39 @@ impl Topic {
         Topic::empty(name, TopicKind::Group, n_shards)
     }
 
-    /// Loads a topic from the store. `Ok(None)`: no such topic (or not a kind hosted here).
-    pub fn load(
+    /// The reads that loading topic `name` takes (one round); `None` for a name of a kind not
+    /// hosted here.
+    pub fn load_reads(name: &str) -> Option<Vec<ReadQuery>> {
+        let kind = TopicKind::of(name)?;
+        let name = name.to_owned();
+        Some(match kind {
+            TopicKind::Me(uid) => vec![
+                ReadQuery::User(uid),
+                ReadQuery::SubsOfUser(uid),
+                ReadQuery::Sub {
+                    topic: name,
+                    user: uid,
+                },
+            ],
+            TopicKind::Fnd(uid) => vec![ReadQuery::User(uid)],
+            TopicKind::Group | TopicKind::P2p(..) | TopicKind::Sys => {
+                let mut q = vec![
+                    ReadQuery::Topic(name.clone()),
+                    ReadQuery::SubsOfTopic(name.clone()),
+                    ReadQuery::LastMessage(name),
+                ];
+                if let TopicKind::P2p(a, b) = kind {
+                    q.push(ReadQuery::Users(vec![a, b]));
+                }
+                q
+            }
+        })
+    }
+
+    /// Builds a topic from the answers to [`Topic::load_reads`]. `Ok(None)`: no such topic.
+    pub fn from_answers(
         name: &str,
-        store: &dyn Store,
+        answers: &Answers,
         n_shards: usize,
     ) -> Result<Option<Topic>, StoreError> {
         let Some(kind) = TopicKind::of(name) else {
@@ -268,18 +335,18 @@ impl Topic {
             |u: &Option<UserRecord>| u.as_ref().is_some_and(|u| u.state != UserState::Deleted);
         match kind {
             TopicKind::Me(uid) => {
-                let user = store.user(uid)?;
+                let user = answers.user(uid)?;
                 if !active(&user) {
                     return Ok(None);
                 }
                 topic.user = user;
-                topic.load_contacts(store)?;
-                if let Some(sub) = store.sub(name, uid)? {
+                topic.load_contacts(answers)?;
+                if let Some(sub) = answers.sub(name, uid)? {
                     topic.me_want = sub.want;
                 }
             }
             TopicKind::Fnd(uid) => {
-                let user = store.user(uid)?;
+                let user = answers.user(uid)?;
                 if !active(&user) {
                     return Ok(None);
                 }
@@ -288,20 +355,20 @@ impl Topic {
             TopicKind::Group | TopicKind::P2p(..) | TopicKind::Sys => {
                 if let TopicKind::P2p(a, b) = kind {
                     // Both users must exist; the topic itself is created by the first `{sub}`.
-                    if !active(&store.user(a)?) || !active(&store.user(b)?) {
+                    if !active(&answers.user(a)?) || !active(&answers.user(b)?) {
                         return Ok(None);
                     }
                 }
-                match store.topic(name)? {
+                match answers.topic(name)? {
                     Some(rec) => topic.rec = Some(rec),
                     None if kind == TopicKind::Group => return Ok(None),
                     None if kind == TopicKind::Sys => topic.rec = Some(sys_record()),
                     None => {}
                 }
-                for sub in store.subs_of_topic(name)? {
+                for sub in answers.subs_of_topic(name)? {
                     topic.members.insert(sub.user, Member { sub, online: 0 });
                 }
-                if let Some(last) = store.last_message(name)? {
+                if let Some(last) = answers.last_message(name)? {
                     topic.seq = last.seq;
                     topic.touched = Some(last.ts);
                 }
@@ -320,13 +387,79 @@ impl Topic {
         self.attached.len()
     }
 
-    /// True when nothing keeps the topic loaded: no attached session, no write in flight.
+    /// True when nothing keeps the topic loaded: no attached session, no read or write in
+    /// flight, no request waiting.
     pub fn is_idle(&self) -> bool {
-        self.attached.is_empty() && self.pending.is_empty()
+        self.attached.is_empty() && self.pending.is_empty() && self.parked.is_empty()
     }
 
-    /// Handles one request.
+    /// Handles one request: at once when it needs no stored data, else once its reads are
+    /// answered. While a read is in flight, requests wait their turn.
     pub fn handle(&mut self, req: TopicRequest, cx: &mut TopicCx<'_>) {
+        if self.reading.is_some() {
+            self.parked.push_back(req);
+            return;
+        }
+        self.run_request(req, Answers::default(), cx);
+    }
+
+    /// Answers to a [`TopicOut::Read`] arrived: the waiting request (or join) goes on, then
+    /// the requests that queued behind it.
+    pub fn handle_read(
+        &mut self,
+        token: u64,
+        results: Vec<(ReadQuery, Result<ReadAnswer, StoreError>)>,
+        cx: &mut TopicCx<'_>,
+    ) {
+        if self.reading == Some(token) {
+            self.reading = None;
+        }
+        match self.pending.remove(&token) {
+            Some(Pending::Request(req, mut answers)) => {
+                answers.extend(results);
+                self.run_request(req, answers, cx);
+            }
+            Some(Pending::CompleteJoin(p, mut answers)) => {
+                answers.extend(results);
+                cx.fetched = answers;
+                self.complete_join(p, cx);
+                cx.fetched = Answers::default();
+            }
+            Some(other) => {
+                self.pending.insert(token, other);
+            }
+            None => {}
+        }
+        while self.reading.is_none() {
+            let Some(req) = self.parked.pop_front() else {
+                break;
+            };
+            self.run_request(req, Answers::default(), cx);
+        }
+    }
+
+    /// Asks for `queries`, remembering what waits for them; later requests queue meanwhile.
+    pub(crate) fn read(&mut self, queries: Vec<ReadQuery>, pending: Pending, cx: &mut TopicCx<'_>) {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.pending.insert(token, pending);
+        self.reading = Some(token);
+        cx.out.push(TopicOut::Read { token, queries });
+    }
+
+    /// Runs a request with what was fetched for it, first asking for anything still missing.
+    fn run_request(&mut self, req: TopicRequest, answers: Answers, cx: &mut TopicCx<'_>) {
+        let need = self.reads_for(&req, &answers, cx.limits);
+        if !need.is_empty() {
+            return self.read(need, Pending::Request(req, answers), cx);
+        }
+        cx.fetched = answers;
+        self.dispatch(req, cx);
+        cx.fetched = Answers::default();
+    }
+
+    /// Handles one request whose reads are in `cx.fetched`.
+    fn dispatch(&mut self, req: TopicRequest, cx: &mut TopicCx<'_>) {
         if self.broken {
             let (r, id, as_seen) = match req {
                 TopicRequest::Join {
@@ -448,6 +581,9 @@ impl Topic {
             Some(Pending::Join(p)) => self.join_persisted(p, res, cx),
             Some(Pending::Publish(p)) => self.publish_persisted(p, res, cx),
             Some(Pending::Reply(r)) => self.reply_persisted(r, res, cx),
+            Some(other) => {
+                self.pending.insert(token, other);
+            }
             None => {}
         }
     }
@@ -466,6 +602,21 @@ impl Topic {
                     self.send(sid, r.frames, cx);
                 }
                 cx.out.extend(r.after);
+            }
+            Err(StoreError::Conflict(_)) if r.on_conflict.is_some() => {
+                let Some(conflict) = r.on_conflict else {
+                    return;
+                };
+                let (outcome, before) = *conflict;
+                if before.is_some() {
+                    self.user = before;
+                }
+                let frame = Frame::new(
+                    outcome
+                        .ctrl(r.id.as_deref(), Some(&r.as_seen), cx.now)
+                        .msg(),
+                );
+                self.send(sid, vec![frame], cx);
             }
             Err(e) => {
                 log::error!("topic {}: change not persisted: {e}", self.name);

@@ -98,7 +98,7 @@ impl Topic {
                 changed = c;
             }
             previous => {
-                let users = (cx.store.user(me), cx.store.user(peer));
+                let users = (cx.fetched.user(me), cx.fetched.user(peer));
                 let (my_user, peer_user) = match users {
                     (Ok(Some(u)), Ok(Some(p))) => (u, p),
                     (Err(e), _) | (_, Err(e)) => {

@@ -135,7 +135,8 @@ impl Topic {
 
     /// A P2P topic with a suspended or deleted participant, or a group whose owner is
     /// suspended, takes no messages. Checked when a session attaches (not per message: store
-    /// reads stay off the publish path); a suspension evicts the user's sessions anyway.
+    /// reads stay off the publish path); a suspension evicts the user's sessions anyway. The
+    /// users were fetched for the step (`Topic::read_only_reads`).
     pub(crate) fn check_read_only(&mut self, cx: &mut TopicCx<'_>) {
         self.read_only = self.compute_read_only(cx);
     }
@@ -147,7 +148,7 @@ impl Topic {
             _ => Vec::new(),
         };
         users.into_iter().any(|u| {
-            cx.store
+            cx.fetched
                 .user(u)
                 .ok()
                 .flatten()

@@ -11,7 +11,7 @@ use crate::proto::client::{Credential, SetDesc, SetQuery, SetSub};
 use crate::proto::server::{DeltaAcs, Pres, ServerMsg};
 use crate::proto::{Frame, Outcome};
 use crate::routing::Requester;
-use crate::store::{CredRecord, JsonText, SubRecord, UserPatch, UserState, WriteOp};
+use crate::store::{CredRecord, JsonText, SubRecord, UserPatch, UserRecord, UserState, WriteOp};
 use crate::topic::tags::{merge_user_tags, normalize, TagError};
 use crate::topic::{Member, Reply, Topic, TopicCx, TopicKind, TopicOut};
 
@@ -52,10 +52,14 @@ fn merge_map(base: &mut Map<String, Value>, patch: Map<String, Value>) {
 }
 
 /// What one `{set}` step accumulates.
+#[derive(Default)]
 struct Acc {
     frames: Vec<Frame>,
     batch: Vec<WriteOp>,
     after: Vec<TopicOut>,
+    /// A confirmed credential: its own write (the claim may conflict without failing the
+    /// other parts), what it releases, and the user record to restore on a conflict.
+    cred: Option<(Vec<WriteOp>, Vec<TopicOut>, UserRecord)>,
 }
 
 impl Topic {
@@ -98,11 +102,7 @@ impl Topic {
                 return;
             }
         }
-        let mut acc = Acc {
-            frames: Vec::new(),
-            batch: Vec::new(),
-            after: Vec::new(),
-        };
+        let mut acc = Acc::default();
         let ctrl =
             |o: Outcome, cx: &TopicCx<'_>| Frame::new(o.ctrl(idr, Some(&as_seen), cx.now).msg());
         if let Some(desc) = q.desc {
@@ -140,9 +140,14 @@ impl Topic {
                 Err(o) => acc.frames.push(ctrl(o, cx)),
             }
         }
+        let mut cred_reply = None;
         if let Some(cred) = q.cred {
             let o = self.set_cred(&req, &cred, &mut acc, cx);
-            acc.frames.push(ctrl(o, cx));
+            match acc.cred.take() {
+                // Answered once the claim is durable, or with 409 if another account holds it.
+                Some((batch, after, before)) => cred_reply = Some((batch, after, before, o)),
+                None => acc.frames.push(ctrl(o, cx)),
+            }
         }
         if let Some(aux) = q.aux {
             let o = self.set_aux(&req, aux.get(), &mut acc, cx);
@@ -151,15 +156,28 @@ impl Topic {
         let reply = Reply {
             sid: Some(req.sid),
             id: id.clone(),
-            as_seen,
+            as_seen: as_seen.clone(),
             frames: acc.frames,
             after: acc.after,
+            on_conflict: None,
         };
         if acc.batch.is_empty() {
             self.send(req.sid, reply.frames, cx);
             cx.out.extend(reply.after);
         } else {
             self.persist_reply(acc.batch, reply, cx);
+        }
+        if let Some((batch, after, before, o)) = cred_reply {
+            let frame = Frame::new(o.ctrl(id.as_deref(), Some(&as_seen), cx.now).msg());
+            let reply = Reply {
+                sid: Some(req.sid),
+                id,
+                as_seen,
+                frames: vec![frame],
+                after,
+                on_conflict: Some(Box::new((Outcome::DuplicateCredential, Some(before)))),
+            };
+            self.persist_reply(batch, reply, cx);
         }
     }
 
@@ -251,12 +269,7 @@ impl Topic {
                 if public_changed {
                     // Peers re-read the description on `upd`: only once it is durable.
                     let mut later = Vec::new();
-                    let mut lcx = TopicCx {
-                        now: cx.now,
-                        store: cx.store,
-                        limits: cx.limits,
-                        out: &mut later,
-                    };
+                    let mut lcx = TopicCx::new(cx.now, cx.limits, &mut later);
                     self.me_public_changed(&mut lcx);
                     acc.after.extend(later);
                 }
@@ -501,7 +514,7 @@ impl Topic {
             }
             previous => {
                 // An invitation.
-                let user = match cx.store.user(target) {
+                let user = match cx.fetched.user(target) {
                     Ok(Some(u)) if u.state == UserState::Ok => u,
                     Ok(Some(_)) => return Err(Outcome::PermissionDenied),
                     Ok(None) => return Err(Outcome::UserNotFound),
@@ -618,12 +631,7 @@ impl Topic {
         let visible = want.has(AccessMode::PRES);
         if was_visible != visible {
             let mut later = Vec::new();
-            let mut lcx = TopicCx {
-                now: cx.now,
-                store: cx.store,
-                limits: cx.limits,
-                out: &mut later,
-            };
+            let mut lcx = TopicCx::new(cx.now, cx.limits, &mut later);
             self.me_visibility_changed(visible, &mut lcx);
             acc.after.extend(later);
         }
@@ -796,15 +804,10 @@ impl Topic {
         {
             return Outcome::NotModified;
         }
-        // A confirmed credential belongs to one account.
+        // A confirmed credential belongs to one account: the write claims it, and fails if
+        // another account holds it (decided by the store, so two shards cannot both accept).
+        let before = user.clone();
         let tag = format!("{method}:{val}");
-        match cx.store.find_tags(std::slice::from_ref(&tag), 2) {
-            Ok(found) if found.iter().any(|(owner, _)| *owner != user.id.usr()) => {
-                return Outcome::DuplicateCredential;
-            }
-            Ok(_) => {}
-            Err(_) => return Outcome::InternalError,
-        }
         user.creds
             .retain(|x| !(x.method == method && x.value == val));
         user.creds.push(CredRecord {
@@ -813,14 +816,21 @@ impl Topic {
             done: true,
         });
         if !user.tags.contains(&tag) && user.tags.len() < cx.limits.max_tag_count {
-            user.tags.push(tag);
+            user.tags.push(tag.clone());
             user.tags.sort();
         }
         user.updated = cx.now;
-        acc.batch
-            .push(WriteOp::PatchUser(UserPatch::profile(&user)));
+        let batch = vec![
+            WriteOp::ClaimCred {
+                unique: tag,
+                user: user.id,
+            },
+            WriteOp::PatchUser(UserPatch::profile(&user)),
+        ];
         self.user = Some(user);
-        self.pres_to_own_sessions(req, "tags", acc);
+        let mut own = Acc::default();
+        self.pres_to_own_sessions(req, "tags", &mut own);
+        acc.cred = Some((batch, own.after, before));
         Outcome::Ok
     }
 

@@ -9,4 +9,5 @@ mod notes;
 mod p2p;
 mod presence;
 mod publish;
+mod reads;
 mod sim;

@@ -10,7 +10,8 @@ pub(super) use crate::ids::ShardId;
 use crate::proto::client::{GetQuery, SetQuery};
 use crate::proto::{Encoding, Frame};
 use crate::routing::CreateSpec;
-use crate::store::{RedbStore, UserState, WriteOp};
+pub(super) use crate::store::Store;
+use crate::store::{Answers, ReadQuery, RedbStore, UserState, WriteOp};
 use crate::topic::*;
 
 pub(super) const T0: UnixMillis = UnixMillis(1_735_787_045_000);
@@ -46,6 +47,13 @@ pub(super) struct Sim {
     pub(super) in_flight: Vec<(String, u64, WriteBatch)>,
     /// Makes every later `Persist` fail (the batch is not applied).
     pub(super) fail_writes: bool,
+    /// Holds `Read`s until [`Sim::answer_reads`] (a store that answers later); by default
+    /// they are answered within the step, as the embedded store does.
+    pub(super) defer_reads: bool,
+    /// `Read` outputs not yet answered: (topic, token, queries).
+    pub(super) reads_in_flight: Vec<(String, u64, Vec<ReadQuery>)>,
+    /// Every query topics asked, in order.
+    pub(super) reads_asked: Vec<ReadQuery>,
     /// Sessions that speak another encoding than JSON.
     pub(super) encodings: HashMap<SessionId, Encoding>,
     /// The bytes each session was given, in its own encoding, as the runtime's outboxes hold.
@@ -70,6 +78,9 @@ impl Sim {
             delivers: Vec::new(),
             in_flight: Vec::new(),
             fail_writes: false,
+            defer_reads: false,
+            reads_in_flight: Vec::new(),
+            reads_asked: Vec::new(),
             encodings: HashMap::new(),
             wire: HashMap::new(),
             shared: Vec::new(),
@@ -112,7 +123,15 @@ impl Sim {
 
     /// Loads a stored topic into the sim; false when the store has no such topic.
     pub(super) fn load(&mut self, name: &str) -> bool {
-        match Topic::load(name, &self.store, self.n_shards).expect("store read") {
+        let Some(queries) = Topic::load_reads(name) else {
+            return false;
+        };
+        let mut answers = Answers::default();
+        answers.extend(queries.into_iter().map(|q| {
+            let r = self.store.read(&q);
+            (q, r)
+        }));
+        match Topic::from_answers(name, &answers, self.n_shards).expect("store read") {
             Some(t) => {
                 self.topics.insert(name.to_owned(), t);
                 true
@@ -130,12 +149,7 @@ impl Sim {
         let mut out = Vec::new();
         {
             let topic = self.topics.get_mut(name).expect("topic loaded");
-            let mut cx = TopicCx {
-                now: self.now,
-                store: &self.store,
-                limits: &self.limits,
-                out: &mut out,
-            };
+            let mut cx = TopicCx::new(self.now, &self.limits, &mut out);
             f(topic, &mut cx);
         }
         for o in out {
@@ -213,6 +227,14 @@ impl Sim {
             TopicOut::Persist { token, batch } => {
                 self.in_flight.push((origin.to_owned(), token, batch));
             }
+            TopicOut::Read { token, queries } => {
+                self.reads_asked.extend(queries.iter().cloned());
+                self.reads_in_flight
+                    .push((origin.to_owned(), token, queries));
+                if !self.defer_reads {
+                    self.answer_reads();
+                }
+            }
             TopicOut::ToTopic { topic, req } => {
                 // Like the runtime: a contact event for a `me` that is not loaded is dropped.
                 if self.topics.contains_key(&topic) {
@@ -224,6 +246,21 @@ impl Sim {
                     self.write(batch);
                 }
             }
+        }
+    }
+
+    /// Answers every read in flight from the store, oldest first.
+    pub(super) fn answer_reads(&mut self) {
+        while !self.reads_in_flight.is_empty() {
+            let (topic, token, queries) = self.reads_in_flight.remove(0);
+            let results = queries
+                .into_iter()
+                .map(|q| {
+                    let r = self.store.read(&q);
+                    (q, r)
+                })
+                .collect();
+            self.step(&topic, |t, cx| t.handle_read(token, results, cx));
         }
     }
 
