@@ -20,6 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
+use crate::account::{AccountRules, Accounts};
 use crate::auth::apikey::ApiKeyChecker;
 use crate::auth::hasher::HashPool;
 use crate::auth::token::TokenIssuer;
@@ -81,8 +82,7 @@ struct TopicSlot {
 /// What waits for a store write.
 enum StoreWaiter {
     Topic { topic: String, token: u64 },
-    Account(Box<account::CreateWaiter>),
-    Change(account::ChangeWaiter),
+    Account(account::AccountWaiter),
 }
 
 /// Work queued within one step.
@@ -113,7 +113,8 @@ pub struct ShardCtx {
     store: Arc<dyn Store>,
     writer: StoreWriter,
     hasher: HashPool,
-    tokens: TokenIssuer,
+    /// Logins, account creations and changes (`shard/account.rs` carries out its outputs).
+    accounts: Accounts,
     api_keys: Arc<ApiKeyChecker>,
     stats: Arc<ShardStats>,
     all_stats: Arc<Vec<Arc<ShardStats>>>,
@@ -152,13 +153,13 @@ impl ShardCtx {
                 max_results: cfg.topic.max_results,
                 restricted_tags: cfg.topic.restricted_tags.clone(),
             },
+            accounts: Accounts::new(AccountRules::from_config(&cfg), init.tokens),
             cfg,
             link: init.link,
             service: init.service,
             store: init.store,
             writer: init.writer,
             hasher: init.hasher,
-            tokens: init.tokens,
             api_keys: init.api_keys,
             stats: init.stats,
             all_stats: init.all_stats,
@@ -622,8 +623,7 @@ impl ShardCtx {
                     Some(StoreWaiter::Topic { topic, token }) => {
                         self.topic_persisted(topic, token, res)
                     }
-                    Some(StoreWaiter::Account(w)) => self.account_stored(*w, res),
-                    Some(StoreWaiter::Change(w)) => self.change_stored(w, res),
+                    Some(StoreWaiter::Account(w)) => self.account_stored(w, res),
                     None => {}
                 },
                 Envelope::HashDone { ticket, outcome } => {
