@@ -5,15 +5,17 @@
 //! which groups many batches into one durable transaction (one fsync) and reports completion
 //! through a callback. This module knows nothing about the wire protocol or the runtime.
 
+#[cfg(test)]
+pub(crate) mod conformance;
 pub mod read;
-pub mod redb_store;
+pub mod redb;
 pub mod writer;
 
 use crate::access::{AccessMode, AuthLevel, DefaultAccess};
 use crate::ids::{UnixMillis, UserId};
 
+pub use self::redb::RedbStore;
 pub use read::{ContactRow, ReadAnswer, ReadQuery};
-pub use redb_store::RedbStore;
 pub use writer::{StoreWriter, WriterConfig};
 
 /// JSON text kept verbatim (public/private descriptions, message heads and contents).
@@ -250,16 +252,38 @@ pub enum WriteOp {
     /// Remove a topic entirely: its record, subscriptions (both indexes), messages, delete
     /// history and tag index entries. Missing: no-op.
     DeleteTopic { name: String },
+    /// Claim a confirmed credential for `user`, so that no other account can confirm it.
+    /// `unique` is `method:value` (`email:alice@example.com`), compared whole and byte for byte
+    /// (callers normalize it); the store does not parse it.
+    ///
+    /// A precondition: the batch fails with [`StoreError::Conflict`] if another user holds
+    /// `unique`; if `user` holds it already, this is a no-op. It is checked with the batch's
+    /// other preconditions against the claims as the earlier batches of the same
+    /// [`Store::apply`] call (one write transaction) and the earlier ops of the same batch left
+    /// them: of two batches of one call claiming a value for different users, the second
+    /// conflicts. Within a batch, claims and releases take effect in op order, so
+    /// `ReleaseCred` then `ClaimCred` moves a credential from one user to another, and
+    /// `ClaimCred` then `ReleaseCred` by the same user leaves it free.
+    ///
+    /// Claims are kept only by `ClaimCred` and [`WriteOp::ReleaseCred`]: storing a user's
+    /// `creds`, or marking the user deleted, does not change them. Whoever deletes an account
+    /// releases each of its credentials explicitly in the same batch; a claim nobody releases
+    /// stays forever.
+    ClaimCred { unique: String, user: UserId },
+    /// Release `user`'s claim on `unique` (see [`WriteOp::ClaimCred`]). A claim held by another
+    /// user, or no claim, is left as it is: a no-op, never a conflict.
+    ReleaseCred { unique: String, user: UserId },
 }
 
-/// Ops applied atomically, all or none. Preconditions (conflicts) are checked before any op of
-/// the batch is applied.
+/// Ops applied atomically, all or none. Preconditions (creations that must be new, credential
+/// claims) are checked before any op of the batch is applied.
 pub type WriteBatch = Vec<WriteOp>;
 
 /// Errors at the persistence boundary.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    /// A uniqueness precondition failed (duplicate login, existing user id or topic name).
+    /// A uniqueness precondition failed (duplicate login, existing user id or topic name, a
+    /// credential claimed by another user).
     #[error("conflict: {0}")]
     Conflict(String),
     /// The backing database failed (I/O, corruption); the message is for the log.
@@ -304,6 +328,9 @@ pub trait Store: Send + Sync + 'static {
         tags: &[String],
         limit: usize,
     ) -> Result<Vec<(String, Vec<String>)>, StoreError>;
+    /// The user holding the claim on a credential (`method:value`, see
+    /// [`WriteOp::ClaimCred`]), if any.
+    fn cred_owner(&self, unique: &str) -> Result<Option<UserId>, StoreError>;
     /// Applies many batches in ONE durable transaction. Returns one result per batch: a batch
     /// whose precondition fails is skipped (`Err`), the others commit. A backend failure fails
     /// every batch.

@@ -54,6 +54,8 @@ pub enum ReadQuery {
     },
     /// Owners of any of `tags` with the tags each carries, at most `limit`.
     FindTags { tags: Vec<String>, limit: usize },
+    /// The user holding the claim on a credential (`method:value`).
+    CredOwner(String),
     /// A user's contact list in one read: every subscription of the user to a stored topic,
     /// with the topic's record, its newest message and its member count.
     Contacts(UserId),
@@ -83,6 +85,7 @@ pub enum ReadAnswer {
     Messages(Vec<MessageRecord>),
     DelLog(Vec<DelRecord>),
     Tags(Vec<(String, Vec<String>)>),
+    CredOwner(Option<UserId>),
     Contacts(Vec<ContactRow>),
 }
 
@@ -120,6 +123,7 @@ pub fn run(store: &dyn Store, q: &ReadQuery) -> Result<ReadAnswer, StoreError> {
             limit,
         } => ReadAnswer::DelLog(store.del_log(topic, *since, *before, *limit)?),
         ReadQuery::FindTags { tags, limit } => ReadAnswer::Tags(store.find_tags(tags, *limit)?),
+        ReadQuery::CredOwner(unique) => ReadAnswer::CredOwner(store.cred_owner(unique)?),
         ReadQuery::Contacts(uid) => ReadAnswer::Contacts(contacts(store, *uid)?),
     })
 }

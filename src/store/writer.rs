@@ -355,6 +355,9 @@ mod tests {
         ) -> Result<Vec<(String, Vec<String>)>, StoreError> {
             self.inner.find_tags(tags, limit)
         }
+        fn cred_owner(&self, unique: &str) -> Result<Option<UserId>, StoreError> {
+            self.inner.cred_owner(unique)
+        }
         fn apply(&self, batches: &[WriteBatch]) -> Vec<Result<(), StoreError>> {
             let _ = self.entered.send(());
             let _ = self.gate.recv();
