@@ -171,7 +171,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "crate::transport",
             "crate::server",
             "crate::store::RedbStore",
-            "crate::store::redb_store",
+            "crate::store::redb",
             "crate::store::writer",
             "crate::store::StoreWriter",
         ],

@@ -4,9 +4,12 @@
 //! on every shard (suspension, deletion) and loaded topics re-check the participant's state.
 //!
 //! A login taken by someone else is refused by the write (`CreateAuth`'s precondition, → 409),
-//! not by a read before it.
+//! not by a read before it. Deleting an account releases its credential claims in the same
+//! write.
 
-use super::{auths_answer, subs_answer, user_answer, AccountCx, Accounts, Asker, Done, Pending};
+use super::{
+    auths_answer, cred_unique, subs_answer, user_answer, AccountCx, Accounts, Asker, Done, Pending,
+};
 use crate::access::{AccessMode, AuthLevel};
 use crate::auth::basic;
 use crate::auth::hasher::{HashJob, HashOutcome};
@@ -190,6 +193,7 @@ impl Accounts {
                     Err(_) => return asker.ctrl(Outcome::InternalError, None, cx),
                 };
                 let target = user.id;
+                let user_creds = user.creds.clone();
                 user.state = UserState::Deleted;
                 user.updated = cx.now;
                 user.tags.clear();
@@ -199,6 +203,11 @@ impl Accounts {
                         .into_iter()
                         .map(|a| WriteOp::DeleteAuth { unique: a.unique }),
                 );
+                // Its credentials are free for other accounts again.
+                batch.extend(user_creds.iter().map(|c| WriteOp::ReleaseCred {
+                    unique: cred_unique(c),
+                    user: target,
+                }));
                 let step = Change::DeleteSubs {
                     asker,
                     actor,

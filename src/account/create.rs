@@ -3,15 +3,16 @@
 //! is durable.
 //!
 //! Uniqueness is the write's business: the batch's preconditions refuse a login that exists
-//! (`CreateAuth`, → 409) and a user id that exists (`CreateUser`, → the write is retried under
-//! a fresh id). Credentials are confirmed at once (no validator is configured) and become
-//! `email:`/`tel:` tags.
+//! (`CreateAuth`, → 409 `auth`), a credential another account claimed (`ClaimCred`, → 409 with
+//! its method) and a user id that exists (`CreateUser`, → the write is retried under a fresh
+//! id). Credentials are confirmed at once (no validator is configured), claimed for the new
+//! account in the same batch, and become `email:`/`tel:` tags.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use super::{mix, AccountCx, Accounts, Asker, AuthEffect, Done, Pending};
+use super::{cred_unique, mix, AccountCx, Accounts, Asker, AuthEffect, Done, Pending};
 use crate::access::{AccessMode, AuthLevel, DefaultAccess};
 use crate::auth::basic;
 use crate::auth::hasher::{HashJob, HashOutcome};
@@ -19,9 +20,7 @@ use crate::ids::{SessionId, UnixMillis, UserId};
 use crate::proto::time::rfc3339;
 use crate::proto::Outcome;
 use crate::routing::{is_restricted_tag, normalize_tags, AccountRequest};
-use crate::store::{
-    AuthRecord, CredRecord, ReadAnswer, ReadQuery, StoreError, UserRecord, UserState, WriteOp,
-};
+use crate::store::{AuthRecord, CredRecord, StoreError, UserRecord, UserState, WriteOp};
 
 /// Writes of one creation that may fail on a colliding user id before it gives up (each try
 /// draws a fresh 63-bit id, so a second collision means the entropy is broken).
@@ -29,8 +28,6 @@ const MAX_UID_TRIES: u32 = 4;
 
 /// A creation waiting for a completion.
 pub(super) enum Create {
-    /// Whether another account holds credential `next` (the ones before it are free).
-    Creds { c: Box<Creation>, next: usize },
     /// The password hash.
     Hash(Box<Creation>),
     /// The write of the records.
@@ -133,7 +130,7 @@ impl Accounts {
         } else {
             self.level_of(&login, AuthLevel::Auth)
         };
-        let c = Box::new(Creation {
+        let mut c = Box::new(Creation {
             asker,
             login: req.login,
             anonymous,
@@ -155,47 +152,6 @@ impl Accounts {
             level,
             tries: 0,
         });
-        self.check_cred(c, 0, cx);
-    }
-
-    pub(super) fn create_step(&mut self, step: Create, done: Done, cx: &mut AccountCx<'_>) {
-        match (step, done) {
-            (Create::Creds { c, next }, Done::Read(res)) => match res {
-                Ok(ReadAnswer::Tags(found)) if found.is_empty() => self.check_cred(c, next + 1, cx),
-                Ok(ReadAnswer::Tags(_)) => {
-                    let method = c.user.creds.get(next).map(|cr| cr.method.as_str());
-                    c.asker.ctrl(Outcome::DuplicateCredential, method, cx);
-                }
-                other => {
-                    let e = other
-                        .err()
-                        .unwrap_or_else(|| super::unexpected("tag search"));
-                    log::error!("credential lookup failed: {e}");
-                    c.asker.ctrl(Outcome::InternalError, None, cx);
-                }
-            },
-            (Create::Hash(mut c), Done::Hashed(HashOutcome::Hashed(Ok(hash)))) => {
-                c.hash = hash;
-                self.write_account(c, cx);
-            }
-            (Create::Write(c), Done::Persisted(res)) => self.account_written(c, res, cx),
-            (step, Done::Refused) => step.asker().ctrl(Outcome::ServiceUnavailable, None, cx),
-            // A failed hash, or a completion of another kind than the flow waits for.
-            (step, _) => step.asker().ctrl(Outcome::InternalError, None, cx),
-        }
-    }
-
-    /// A confirmed credential belongs to one account: `email:`/`tel:` tags are unique. Asks
-    /// whether credential `next` is taken; past the last one, goes on to the hash.
-    fn check_cred(&mut self, mut c: Box<Creation>, next: usize, cx: &mut AccountCx<'_>) {
-        if let Some(cred) = c.user.creds.get(next) {
-            let tag = format!("{}:{}", cred.method, cred.value);
-            let query = ReadQuery::FindTags {
-                tags: vec![tag],
-                limit: 1,
-            };
-            return self.read(Pending::Create(Create::Creds { c, next }), query, cx);
-        }
         if c.anonymous {
             // Nothing to hash: the token issued at creation is the only way back in.
             return self.write_account(c, cx);
@@ -207,12 +163,25 @@ impl Accounts {
         self.hash(Pending::Create(Create::Hash(c)), job, cx);
     }
 
+    pub(super) fn create_step(&mut self, step: Create, done: Done, cx: &mut AccountCx<'_>) {
+        match (step, done) {
+            (Create::Hash(mut c), Done::Hashed(HashOutcome::Hashed(Ok(hash)))) => {
+                c.hash = hash;
+                self.write_account(c, cx);
+            }
+            (Create::Write(c), Done::Persisted(res)) => self.account_written(c, res, cx),
+            (step, Done::Refused) => step.asker().ctrl(Outcome::ServiceUnavailable, None, cx),
+            // A failed hash, or a completion of another kind than the flow waits for.
+            (step, _) => step.asker().ctrl(Outcome::InternalError, None, cx),
+        }
+    }
+
     /// Writes the records of a new account under a fresh user id.
     fn write_account(&mut self, mut c: Box<Creation>, cx: &mut AccountCx<'_>) {
         // Random, so ids reveal nothing about sign-up order; a taken one fails the write.
         c.user.id = UserId(mix(cx.entropy, 1) | 1);
         c.tries += 1;
-        let batch = vec![
+        let mut batch = vec![
             WriteOp::CreateUser(c.user.clone()),
             WriteOp::CreateAuth(AuthRecord {
                 unique: c.unique.clone(),
@@ -223,6 +192,11 @@ impl Accounts {
                 expires: None,
             }),
         ];
+        // A confirmed credential belongs to one account: the write claims it.
+        batch.extend(c.user.creds.iter().map(|cr| WriteOp::ClaimCred {
+            unique: cred_unique(cr),
+            user: c.user.id,
+        }));
         self.persist(Pending::Create(Create::Write(c)), batch, cx);
     }
 
@@ -242,8 +216,16 @@ impl Accounts {
                 log::error!("account creation: {} user ids in a row were taken", c.tries);
                 return c.asker.ctrl(Outcome::InternalError, None, cx);
             }
-            Err(StoreError::Conflict(_)) => {
-                return c.asker.ctrl(Outcome::DuplicateCredential, Some("auth"), cx)
+            Err(StoreError::Conflict(msg)) => {
+                // The batch checks the login before the credentials, as the reply's `what`
+                // did when both were read first.
+                let what = c
+                    .user
+                    .creds
+                    .iter()
+                    .find(|cr| names(&msg, &cred_unique(cr)))
+                    .map_or("auth", |cr| cr.method.as_str());
+                return c.asker.ctrl(Outcome::DuplicateCredential, Some(what), cx);
             }
             Err(e) => {
                 log::error!("account creation failed: {e}");
@@ -286,14 +268,21 @@ impl Accounts {
 impl Create {
     fn asker(&self) -> &Asker {
         match self {
-            Create::Creds { c, .. } | Create::Hash(c) | Create::Write(c) => &c.asker,
+            Create::Hash(c) | Create::Write(c) => &c.asker,
         }
     }
 }
 
-/// True when a store conflict message names `key` (a user id, a unique login) as one word.
-fn names(msg: &str, key: &str) -> bool {
-    msg.split_whitespace().any(|w| w == key)
+/// True when a store conflict message names `key` (a user id, a login, a credential) between
+/// spaces or the message's ends, as the store's messages do (`user usr… exists`, `login
+/// basic:alice exists`, `credential email:a@b.c is claimed by another user`).
+pub(super) fn names(msg: &str, key: &str) -> bool {
+    !key.is_empty()
+        && msg.match_indices(key).any(|(i, _)| {
+            let (before, after) = (&msg[..i], &msg[i + key.len()..]);
+            (before.is_empty() || before.ends_with(' '))
+                && (after.is_empty() || after.starts_with(' '))
+        })
 }
 
 /// `params.desc` of an account creation reply.

@@ -31,7 +31,7 @@ use crate::ids::{SessionId, UnixMillis, UserId};
 use crate::proto::{encode, Outcome, ServerMsg};
 use crate::routing::TopicRequest;
 use crate::store::{
-    AuthRecord, ReadAnswer, ReadQuery, StoreError, SubRecord, UserRecord, WriteBatch,
+    AuthRecord, CredRecord, ReadAnswer, ReadQuery, StoreError, SubRecord, UserRecord, WriteBatch,
 };
 
 /// The rules accounts follow, taken from the configuration once.
@@ -254,6 +254,11 @@ impl Accounts {
             stored
         }
     }
+}
+
+/// The claim key of a credential (`WriteOp::ClaimCred`): `method:value`.
+fn cred_unique(c: &CredRecord) -> String {
+    format!("{}:{}", c.method, c.value)
 }
 
 /// The `stream`-th value drawn from one random `u64` (splitmix64), so that a step needing

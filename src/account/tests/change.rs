@@ -219,6 +219,11 @@ fn deleting_the_own_account_tells_contacts_writes_and_ends_every_session() {
             WriteOp::DeleteAuth {
                 unique: "basic:alice".into()
             },
+            // The claims go with the account.
+            WriteOp::ReleaseCred {
+                unique: "email:a@b.c".into(),
+                user: target
+            },
         ]
     );
     let out = rig.persisted(t, Ok(()));

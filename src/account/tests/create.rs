@@ -142,26 +142,73 @@ fn anonymous_sign_up_writes_at_once_and_hands_out_a_token() {
 }
 
 #[test]
-fn a_taken_credential_is_409_with_its_method() {
+fn credentials_are_claimed_by_the_creation_write_and_a_taken_one_is_409() {
     let mut rig = Rig::new();
     let mut req = basic_request("alice:secret1", true);
     req.creds = vec![
         ("Email".into(), " A@b.c ".into()),
         ("tel".into(), "+1555".into()),
     ];
-    let (t, q) = read_of(rig.create(sid(1), req));
-    let find = |tag: &str| ReadQuery::FindTags {
-        tags: vec![tag.into()],
-        limit: 1,
+    // No read before the write: the claims are its preconditions.
+    let (t, _) = hash_of(rig.create(sid(1), req));
+    let (t, batch, _) = persist_of(rig.hashed(t, HashOutcome::Hashed(Ok(b"h".to_vec()))));
+    let [WriteOp::CreateUser(u), WriteOp::CreateAuth(_), claims @ ..] = &batch[..] else {
+        panic!("{batch:?}");
     };
-    assert_eq!(q, find("email:a@b.c"));
-    let (t, q) = read_of(rig.answer(t, ReadAnswer::Tags(Vec::new())));
-    assert_eq!(q, find("tel:+1555"));
-    let held = vec![("usrOther".to_owned(), vec!["tel:+1555".to_owned()])];
-    let (_, ctrl, effect) = only_reply(rig.answer(t, ReadAnswer::Tags(held)));
+    let uid = u.id;
+    assert_eq!(
+        claims,
+        &[
+            WriteOp::ClaimCred {
+                unique: "email:a@b.c".into(),
+                user: uid
+            },
+            WriteOp::ClaimCred {
+                unique: "tel:+1555".into(),
+                user: uid
+            },
+        ]
+    );
+    assert_eq!(u.tags, vec!["basic:alice", "email:a@b.c", "tel:+1555"]);
+    let confirmed = |method: &str, value: &str| CredRecord {
+        method: method.into(),
+        value: value.into(),
+        done: true,
+    };
+    assert_eq!(
+        u.creds,
+        vec![confirmed("email", "a@b.c"), confirmed("tel", "+1555")]
+    );
+    let conflict = StoreError::Conflict("credential tel:+1555 is claimed by another user".into());
+    let (_, ctrl, effect) = only_reply(rig.persisted(t, Err(conflict)));
     assert_eq!(code_text(&ctrl), (409, "duplicate credential"));
     assert_eq!(ctrl["params"]["what"], "tel");
     assert_eq!(effect, AuthEffect::Finished);
+}
+
+#[test]
+fn conflicts_name_their_key_whole() {
+    assert!(crate::account::create::names(
+        "user usrAQAAAAAAAAA exists",
+        "usrAQAAAAAAAAA"
+    ));
+    assert!(crate::account::create::names(
+        "login basic:alice exists",
+        "basic:alice"
+    ));
+    assert!(!crate::account::create::names(
+        "login basic:alice2 exists",
+        "basic:alice"
+    ));
+    assert!(crate::account::create::names(
+        "credential email:a b@c.d is claimed by another user",
+        "email:a b@c.d"
+    ));
+    assert!(!crate::account::create::names(
+        "credential email:xa@b.c is claimed",
+        "email:a@b.c"
+    ));
+    assert!(!crate::account::create::names("anything", ""));
 }
 
 #[test]
