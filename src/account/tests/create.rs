@@ -109,6 +109,36 @@ fn a_colliding_user_id_is_written_again_under_fresh_entropy() {
 }
 
 #[test]
+fn user_ids_colliding_again_and_again_end_in_500() {
+    let mut rig = Rig::new();
+    let (t, _) = hash_of(rig.create(sid(1), basic_request("alice:secret1", true)));
+    let mut out = rig.hashed(t, HashOutcome::Hashed(Ok(b"h".to_vec())));
+    for n in 1.. {
+        let (t, batch, _) = match out.last() {
+            Some(AccountOut::Persist { .. }) => persist_of(out),
+            _ => {
+                assert_eq!(n, 5, "four writes were tried");
+                break;
+            }
+        };
+        let WriteOp::CreateUser(u) = &batch[0] else {
+            panic!("{batch:?}")
+        };
+        rig.entropy += 1;
+        out = rig.persisted(
+            t,
+            Err(StoreError::Conflict(format!("user {} exists", u.id))),
+        );
+    }
+    let (_, ctrl, effect) = only_reply(out);
+    assert_eq!(
+        (code_text(&ctrl), effect),
+        ((500, "internal error"), AuthEffect::Finished)
+    );
+    assert_eq!(rig.acc.n_pending(), 0);
+}
+
+#[test]
 fn anonymous_sign_up_writes_at_once_and_hands_out_a_token() {
     for login in [false, true] {
         let mut rig = Rig::new();
