@@ -8,12 +8,13 @@
 //! - `routing`: what sessions and topics tell each other through the runtime.
 //! - `store`: persistence boundary and the embedded redb store with its group-commit writer.
 //! - `auth`: API keys, tokens, password hashing off the executors.
-//! - `session`, `topic`: the runtime-free protocol state machines.
+//! - `session`, `topic`, `account`: the runtime-free protocol state machines.
 //! - `shard`: the pinned executors, their tables, the cross-core mesh.
 //! - `transport`: HTTP and WebSocket on the shard's sockets.
 //! - `server`: wiring and lifecycle.
 
 pub mod access;
+pub mod account;
 pub mod auth;
 pub mod config;
 pub mod ids;

@@ -1,11 +1,13 @@
-//! The vocabulary the session and topic state machines exchange through the shard runtime:
-//! who is asking ([`Requester`]), what a topic is asked ([`TopicRequest`]), what a session is
-//! told ([`SessionEvent`]), and where a topic lives ([`home_shard`]).
+//! The vocabulary the protocol state machines exchange through the shard runtime: who is
+//! asking ([`Requester`]), what a topic is asked ([`TopicRequest`]), what a session is told
+//! ([`SessionEvent`]), what the account machine is asked ([`AccountRequest`],
+//! [`AccountChange`]), where a topic lives ([`home_shard`]), and the naming and tag rules they
+//! share ([`p2p_users`], [`normalize_tags`]).
 //!
-//! `session` and `topic` never import each other; both speak these types and only `shard`
-//! carries them between the two. [`Envelope`] is the closed list of everything one shard sends
-//! another (and, in a cluster, one node another): plain data — ids, strings, frames — with no
-//! runtime type (no queue, callback, clock or store handle) inside, so a node link can
+//! `session`, `topic` and `account` never import each other; they speak these types and only
+//! `shard` carries them between them. [`Envelope`] is the closed list of everything one shard
+//! sends another (and, in a cluster, one node another): plain data — ids, strings, frames —
+//! with no runtime type (no queue, callback, clock or store handle) inside, so a node link can
 //! serialise it. Everything here is `Send`, because it crosses cores.
 
 use crate::access::AuthLevel;
@@ -41,6 +43,56 @@ pub fn p2p_topic(a: UserId, b: UserId) -> String {
         "p2p{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     )
+}
+
+/// The two users of a P2P topic name (the inverse of [`p2p_topic`]), smaller id first.
+pub fn p2p_users(name: &str) -> Option<(UserId, UserId)> {
+    use base64::Engine as _;
+    let body = name.strip_prefix("p2p")?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(body)
+        .ok()?;
+    let lo = UserId(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?));
+    let hi = UserId(u64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?));
+    (bytes.len() == 16 && lo.0 < hi.0).then_some((lo, hi))
+}
+
+/// True for a group's (or channel's) routing name, `grp…`.
+pub fn is_group(name: &str) -> bool {
+    name.starts_with("grp") && name.len() > 3
+}
+
+/// Shortest and longest tag, in characters.
+pub const MIN_TAG_LEN: usize = 2;
+pub const MAX_TAG_LEN: usize = 96;
+
+/// Normalises tags as the reference does: trimmed, lowercased, 2..=96 characters, starting
+/// with a letter or digit, de-duplicated, sorted, at most `max_count`. (The same rule as
+/// `topic::tags::normalize`, here so that the account machine, which may not import `topic`,
+/// applies it at sign-up.)
+pub fn normalize_tags(tags: Vec<String>, max_count: usize) -> Vec<String> {
+    let mut out: Vec<String> = tags
+        .into_iter()
+        .map(|t| t.trim().to_lowercase())
+        .filter(|t| {
+            let n = t.chars().count();
+            (MIN_TAG_LEN..=MAX_TAG_LEN).contains(&n)
+                && t.chars().next().is_some_and(|c| c.is_alphanumeric())
+                && !t.chars().any(|c| c.is_control())
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out.truncate(max_count);
+    out
+}
+
+/// True when `tag` lies in one of the `restricted` namespaces (`email` for `email:a@b.c`).
+pub fn is_restricted_tag(tag: &str, restricted: &[String]) -> bool {
+    tag.split_once(':')
+        .map(|(ns, _)| ns)
+        .filter(|ns| !ns.is_empty())
+        .is_some_and(|ns| restricted.iter().any(|r| r == ns))
 }
 
 /// The session on whose behalf a topic request is made.
@@ -230,6 +282,46 @@ pub enum SessionEvent {
     End,
 }
 
+/// An account creation request (`{acc user:"new…"}`), carried out by the account machine
+/// (`account`): the password hash runs off the executors and the records are written durably
+/// before the reply.
+#[derive(Debug)]
+pub struct AccountRequest {
+    pub id: Option<String>,
+    pub scheme: String,
+    pub secret: Vec<u8>,
+    pub login: bool,
+    pub tags: Vec<String>,
+    /// Credentials given at sign-up: (method, value).
+    pub creds: Vec<(String, String)>,
+    pub public: Option<RawJson>,
+    pub private: Option<RawJson>,
+    pub auth_defacs: Option<String>,
+    pub anon_defacs: Option<String>,
+}
+
+/// An `{acc}` update or a `{del what:"user"}`, carried out by the account machine.
+#[derive(Debug)]
+pub struct AccountChange {
+    pub id: Option<String>,
+    /// The acting user and level.
+    pub actor: (UserId, AuthLevel),
+    /// The target user (the actor unless root names another).
+    pub target: UserId,
+    pub what: AccountWhat,
+}
+
+/// What an account change does.
+#[derive(Debug)]
+pub enum AccountWhat {
+    /// Change the basic login and/or password (`secret` = `login:password`, login optional).
+    Secret { scheme: String, secret: Vec<u8> },
+    /// Suspend (`susp`) or restore (`ok`) the account (root only).
+    State { suspend: bool },
+    /// Delete the account.
+    Delete,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +340,29 @@ mod tests {
         let (a, b) = (UserId(5), UserId(9));
         assert_eq!(p2p_topic(a, b), p2p_topic(b, a));
         assert_eq!(p2p_topic(a, b).len(), 25);
+    }
+
+    #[test]
+    fn p2p_users_inverts_p2p_topic() {
+        let (a, b) = (UserId(9), UserId(5));
+        assert_eq!(p2p_users(&p2p_topic(a, b)), Some((b, a)));
+        assert_eq!(p2p_users("p2pAAAA"), None);
+        assert_eq!(p2p_users(&a.usr()), None);
+        assert!(is_group("grpAbCdEfGhIjK") && !is_group("grp") && !is_group("p2pX"));
+    }
+
+    #[test]
+    fn tags_normalise_and_restricted_namespaces() {
+        let tags = vec![
+            " Alice ".into(),
+            "x".into(),
+            "alice".into(),
+            "Email:A@B.c".into(),
+        ];
+        assert_eq!(normalize_tags(tags, 10), vec!["alice", "email:a@b.c"]);
+        let restricted = vec!["email".to_owned()];
+        assert!(is_restricted_tag("email:a@b.c", &restricted));
+        assert!(!is_restricted_tag("basic:alice", &restricted));
+        assert!(!is_restricted_tag(":email", &restricted));
     }
 }

@@ -1,6 +1,6 @@
 //! Tidy checks that keep the architecture visible: every source file opens with a `//!`
-//! charter, the runtime-free core (session, topic) never imports the runtime or reads the
-//! clock, layers only import downward, and every config field is documented in `tuning/`.
+//! charter, the runtime-free core (session, topic, account) never imports the runtime or reads
+//! the clock, layers only import downward, and every config field is documented in `tuning/`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -145,6 +145,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "session",
         &[
             "crate::topic",
+            "crate::account",
             "crate::shard",
             "crate::transport",
             "crate::server",
@@ -155,9 +156,24 @@ const LAYERS: &[(&str, &[&str])] = &[
         "topic",
         &[
             "crate::session",
+            "crate::account",
             "crate::shard",
             "crate::transport",
             "crate::server",
+        ],
+    ),
+    (
+        "account",
+        &[
+            "crate::session",
+            "crate::topic",
+            "crate::shard",
+            "crate::transport",
+            "crate::server",
+            "crate::store::RedbStore",
+            "crate::store::redb",
+            "crate::store::writer",
+            "crate::store::StoreWriter",
         ],
     ),
     ("shard", &["crate::transport", "crate::server"]),
@@ -166,6 +182,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "crate::session",
             "crate::topic",
+            "crate::account",
             "crate::store",
             "crate::auth",
             "crate::server",
@@ -217,7 +234,7 @@ fn the_protocol_core_is_runtime_free() {
         "rand::",
     ];
     let mut bad = Vec::new();
-    for module in ["session", "topic"] {
+    for module in ["session", "topic", "account"] {
         for (path, text) in sources(&format!("src/{module}")) {
             for (n, line) in code_lines(&text) {
                 for b in banned {
@@ -231,6 +248,35 @@ fn the_protocol_core_is_runtime_free() {
     assert!(
         bad.is_empty(),
         "the runtime-free core uses runtime facilities:\n{}",
+        bad.join("\n")
+    );
+}
+
+/// The account machine asks for reads, writes and hashes as outputs; it never holds the store,
+/// the writer or the hash pool.
+#[test]
+fn the_account_machine_reaches_the_store_and_the_hash_pool_only_by_outputs() {
+    let banned = [
+        "dyn Store",
+        "impl Store",
+        "RedbStore",
+        "StoreWriter",
+        "read::run",
+        "HashPool",
+    ];
+    let mut bad = Vec::new();
+    for (path, text) in sources("src/account") {
+        for (n, line) in code_lines(&text) {
+            for b in banned {
+                if line.contains(b) {
+                    bad.push(format!("{}:{}: {b}", path.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "the account machine touches the store or the hash pool:\n{}",
         bad.join("\n")
     );
 }

@@ -14,9 +14,12 @@ use std::collections::HashMap;
 
 use crate::access::AuthLevel;
 use crate::ids::{SessionId, UnixMillis, UserId};
-use crate::proto::client::RawJson;
 use crate::proto::{Encoding, Frame, Outcome, ServerMsg};
 use crate::routing::{SessionEvent, TopicRequest};
+
+/// The account requests a session hands to the account machine (defined in `routing`, the
+/// vocabulary shared by the protocol machines).
+pub use crate::routing::{AccountChange, AccountRequest, AccountWhat};
 
 /// How the client is connected. Transport-specific state is not here: it lives with the
 /// transport that owns the connection.
@@ -88,23 +91,6 @@ pub struct SessionCx<'a> {
     pub out: &'a mut Vec<SessionOut>,
 }
 
-/// An account creation request (`{acc user:"new…"}`), carried out by the shard: the password
-/// hash runs off the executors and the records are written durably before the reply.
-#[derive(Debug)]
-pub struct AccountRequest {
-    pub id: Option<String>,
-    pub scheme: String,
-    pub secret: Vec<u8>,
-    pub login: bool,
-    pub tags: Vec<String>,
-    /// Credentials given at sign-up: (method, value).
-    pub creds: Vec<(String, String)>,
-    pub public: Option<RawJson>,
-    pub private: Option<RawJson>,
-    pub auth_defacs: Option<String>,
-    pub anon_defacs: Option<String>,
-}
-
 /// What a session step produces.
 // Drained within the same step; never queued across cores.
 #[allow(clippy::large_enum_variant)]
@@ -127,28 +113,6 @@ pub enum SessionOut {
     Account(AccountChange),
     /// End this session once what is queued has been written.
     End,
-}
-
-/// An `{acc}` update or a `{del what:"user"}`, carried out by the shard.
-#[derive(Debug)]
-pub struct AccountChange {
-    pub id: Option<String>,
-    /// The acting user and level.
-    pub actor: (UserId, AuthLevel),
-    /// The target user (the actor unless root names another).
-    pub target: UserId,
-    pub what: AccountWhat,
-}
-
-/// What an account change does.
-#[derive(Debug)]
-pub enum AccountWhat {
-    /// Change the basic login and/or password (`secret` = `login:password`, login optional).
-    Secret { scheme: String, secret: Vec<u8> },
-    /// Suspend (`susp`) or restore (`ok`) the account (root only).
-    State { suspend: bool },
-    /// Delete the account.
-    Delete,
 }
 
 /// The protocol state of one client session.

@@ -20,6 +20,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::account::{AccountRules, Accounts};
 use crate::auth::apikey::ApiKeyChecker;
 use crate::auth::hasher::HashPool;
 use crate::auth::token::TokenIssuer;
@@ -90,18 +91,19 @@ struct TopicSlot {
 }
 
 /// What waits for a store read.
-enum ReadWaiter {
+pub(crate) enum ReadWaiter {
     /// A topic being loaded (its requests wait in `ShardCtx::loading`).
     Load(String),
     /// A loaded topic's request or join.
     Topic { topic: String, token: u64 },
+    /// The account machine (its token).
+    Account(u64),
 }
 
 /// What waits for a store write.
 enum StoreWaiter {
     Topic { topic: String, token: u64 },
-    Account(Box<account::CreateWaiter>),
-    Change(account::ChangeWaiter),
+    Account(account::AccountWaiter),
 }
 
 /// One shard's state. Reached through [`local::with`].
@@ -114,7 +116,8 @@ pub struct ShardCtx {
     store: Arc<dyn Store>,
     writer: StoreWriter,
     hasher: HashPool,
-    tokens: TokenIssuer,
+    /// Logins, account creations and changes (`shard/account.rs` carries out its outputs).
+    accounts: Accounts,
     api_keys: Arc<ApiKeyChecker>,
     stats: Arc<ShardStats>,
     all_stats: Arc<Vec<Arc<ShardStats>>>,
@@ -161,13 +164,13 @@ impl ShardCtx {
                 max_results: cfg.topic.max_results,
                 restricted_tags: cfg.topic.restricted_tags.clone(),
             },
+            accounts: Accounts::new(AccountRules::from_config(&cfg), init.tokens),
             cfg,
             link: init.link,
             service: init.service,
             store: init.store,
             writer: init.writer,
             hasher: init.hasher,
-            tokens: init.tokens,
             api_keys: init.api_keys,
             stats: init.stats,
             all_stats: init.all_stats,
@@ -493,7 +496,7 @@ impl ShardCtx {
     /// Asks the store for `queries`; the answers come back as [`Local::ReadDone`]. The
     /// embedded store answers within this step (queued as a completion, so the step's order
     /// is the same as for a store that answers later).
-    fn read(&mut self, waiter: ReadWaiter, queries: Vec<ReadQuery>) {
+    pub(crate) fn read(&mut self, waiter: ReadWaiter, queries: Vec<ReadQuery>) {
         let ticket = self.ticket();
         self.read_waiters.insert(ticket, waiter);
         let results = queries
@@ -750,14 +753,14 @@ impl ShardCtx {
                         }
                         self.with_topic(&topic, |t, cx| t.handle_read(token, results, cx));
                     }
+                    Some(ReadWaiter::Account(token)) => self.account_read(token, results),
                     None => {}
                 },
                 Local::StoreDone { ticket, res } => match self.store_waiters.remove(&ticket) {
                     Some(StoreWaiter::Topic { topic, token }) => {
                         self.topic_persisted(topic, token, res)
                     }
-                    Some(StoreWaiter::Account(w)) => self.account_stored(*w, res),
-                    Some(StoreWaiter::Change(w)) => self.change_stored(w, res),
+                    Some(StoreWaiter::Account(w)) => self.account_stored(w, res),
                     None => {}
                 },
                 Local::HashDone { ticket, outcome } => {
