@@ -143,6 +143,24 @@ pub struct DefaultAccess {
     pub anon: AccessMode,
 }
 
+impl DefaultAccess {
+    /// Parses a client's `defacs` strings over `self`: each string given replaces its level's
+    /// mode (an empty one keeps it). `None` when either string is not a mode. The one parser
+    /// of default access; callers apply their own rules on top (topics refuse `O`, sign-up
+    /// masks to the P2P maximum).
+    pub fn parse_over(self, auth: Option<&str>, anon: Option<&str>) -> Option<DefaultAccess> {
+        let mut out = self;
+        for (text, slot) in [(auth, &mut out.auth), (anon, &mut out.anon)] {
+            if let Some(text) = text {
+                if let Some(m) = AccessMode::parse(text).ok()? {
+                    *slot = m;
+                }
+            }
+        }
+        Some(out)
+    }
+}
+
 /// Authentication level of a session or account.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AuthLevel {

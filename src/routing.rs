@@ -11,9 +11,9 @@
 //! serialise it. Everything here is `Send`, because it crosses cores.
 
 use crate::access::AuthLevel;
-use crate::ids::{SessionId, ShardId, UserId};
+use crate::ids::{SessionId, ShardId, UnixMillis, UserId};
 use crate::proto::client::{Credential, GetQuery, RawJson, SeqRange, SetQuery};
-use crate::proto::{Encoding, Frame};
+use crate::proto::{Encoding, Frame, Outcome};
 
 /// The home shard of a topic (internal routing name): FNV-1a 64 of the name, modulo the shard
 /// count. Pure, so every shard computes the same answer without coordination.
@@ -67,19 +67,13 @@ pub const MIN_TAG_LEN: usize = 2;
 pub const MAX_TAG_LEN: usize = 96;
 
 /// Normalises tags as the reference does: trimmed, lowercased, 2..=96 characters, starting
-/// with a letter or digit, de-duplicated, sorted, at most `max_count`. (The same rule as
-/// `topic::tags::normalize`, here so that the account machine, which may not import `topic`,
-/// applies it at sign-up.)
+/// with a letter or digit, de-duplicated, sorted, at most `max_count`. The one rule for tags,
+/// used at sign-up (account), by `{set tags}` and group creation (topic).
 pub fn normalize_tags(tags: Vec<String>, max_count: usize) -> Vec<String> {
     let mut out: Vec<String> = tags
         .into_iter()
         .map(|t| t.trim().to_lowercase())
-        .filter(|t| {
-            let n = t.chars().count();
-            (MIN_TAG_LEN..=MAX_TAG_LEN).contains(&n)
-                && t.chars().next().is_some_and(|c| c.is_alphanumeric())
-                && !t.chars().any(|c| c.is_control())
-        })
+        .filter(|t| valid_tag(t))
         .collect();
     out.sort();
     out.dedup();
@@ -87,12 +81,24 @@ pub fn normalize_tags(tags: Vec<String>, max_count: usize) -> Vec<String> {
     out
 }
 
-/// True when `tag` lies in one of the `restricted` namespaces (`email` for `email:a@b.c`).
-pub fn is_restricted_tag(tag: &str, restricted: &[String]) -> bool {
+/// True for a normalised tag of acceptable length and shape.
+pub fn valid_tag(t: &str) -> bool {
+    let n = t.chars().count();
+    (MIN_TAG_LEN..=MAX_TAG_LEN).contains(&n)
+        && t.chars().next().is_some_and(|c| c.is_alphanumeric())
+        && !t.chars().any(|c| c.is_control())
+}
+
+/// The namespace of a tag (`email` for `email:a@b.c`), if it has one.
+pub fn tag_namespace(tag: &str) -> Option<&str> {
     tag.split_once(':')
         .map(|(ns, _)| ns)
         .filter(|ns| !ns.is_empty())
-        .is_some_and(|ns| restricted.iter().any(|r| r == ns))
+}
+
+/// True when `tag` lies in one of the `restricted` namespaces (`email` for `email:a@b.c`).
+pub fn is_restricted_tag(tag: &str, restricted: &[String]) -> bool {
+    tag_namespace(tag).is_some_and(|ns| restricted.iter().any(|r| r == ns))
 }
 
 /// The session on whose behalf a topic request is made.
@@ -120,43 +126,28 @@ pub struct CreateSpec {
 pub enum TopicRequest {
     /// `{sub}`: attach (creating the topic or subscription when needed).
     Join {
-        req: Requester,
-        id: Option<String>,
-        as_seen: String,
+        hdr: ReqHead,
         create: Option<CreateSpec>,
         set: Option<Box<SetQuery>>,
         get: Option<Box<GetQuery>>,
         ua: String,
     },
     /// `{leave}`: detach, and with `unsub` delete the subscription.
-    Leave {
-        req: Requester,
-        id: Option<String>,
-        as_seen: String,
-        unsub: bool,
-    },
+    Leave { hdr: ReqHead, unsub: bool },
     /// The session ended: detach silently.
     Detach { sid: SessionId },
     /// `{pub}`.
     Publish {
-        req: Requester,
-        id: Option<String>,
-        as_seen: String,
+        hdr: ReqHead,
         noecho: bool,
         head: Option<serde_json::Map<String, serde_json::Value>>,
         content: RawJson,
     },
     /// `{get}` (the topic answers a limited query when the session is not attached).
-    Get {
-        req: Requester,
-        id: Option<String>,
-        as_seen: String,
-        query: Box<GetQuery>,
-    },
-    /// `{note}`: typing indicators and read/recv receipts.
+    Get { hdr: ReqHead, query: Box<GetQuery> },
+    /// `{note}`: typing indicators and read/recv receipts (no id: notes are not answered).
     Note {
-        req: Requester,
-        as_seen: String,
+        hdr: ReqHead,
         what: String,
         seq: u64,
         event: Option<String>,
@@ -164,19 +155,9 @@ pub enum TopicRequest {
     },
     /// `{set}` (the topic allows only `desc.private` and the own `sub.mode` when the session
     /// is not attached).
-    Set {
-        req: Requester,
-        id: Option<String>,
-        as_seen: String,
-        query: Box<SetQuery>,
-    },
+    Set { hdr: ReqHead, query: Box<SetQuery> },
     /// `{del}` of messages, the topic, a subscription, or (on `me`) a credential.
-    Del {
-        req: Requester,
-        id: Option<String>,
-        as_seen: String,
-        what: DelWhat,
-    },
+    Del { hdr: ReqHead, what: DelWhat },
     /// A pre-serialized `{pres}` for the user whose `me` topic this is, to be shown on every
     /// session attached to `me` except `skip` (those are attached to the source topic).
     UserPres { frame: Frame, skip: Vec<SessionId> },
@@ -187,6 +168,15 @@ pub enum TopicRequest {
     /// `topic` is the contact's routing name (`p2p…` or `grp…`). Dropped when `me` is not
     /// loaded (the user is offline).
     Contact { topic: String, ev: ContactEvent },
+}
+
+/// What every request a client makes of a topic carries: who asks, the request id to echo,
+/// and the topic's name as the client wrote it (used in every reply to that session).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReqHead {
+    pub req: Requester,
+    pub id: Option<String>,
+    pub as_seen: String,
 }
 
 /// What a `{del}` deletes.
@@ -228,22 +218,90 @@ pub enum ContactEvent {
 }
 
 impl TopicRequest {
-    /// The requesting session, if the request came from one.
-    pub fn requester(&self) -> Option<&Requester> {
+    /// The header of a client's request; `None` for the runtime's own requests.
+    pub fn hdr(&self) -> Option<&ReqHead> {
         match self {
-            TopicRequest::Join { req, .. }
-            | TopicRequest::Leave { req, .. }
-            | TopicRequest::Publish { req, .. }
-            | TopicRequest::Get { req, .. }
-            | TopicRequest::Set { req, .. }
-            | TopicRequest::Del { req, .. }
-            | TopicRequest::Note { req, .. } => Some(req),
+            TopicRequest::Join { hdr, .. }
+            | TopicRequest::Leave { hdr, .. }
+            | TopicRequest::Publish { hdr, .. }
+            | TopicRequest::Get { hdr, .. }
+            | TopicRequest::Set { hdr, .. }
+            | TopicRequest::Del { hdr, .. }
+            | TopicRequest::Note { hdr, .. } => Some(hdr),
             TopicRequest::Detach { .. }
             | TopicRequest::UserPres { .. }
             | TopicRequest::Refresh
             | TopicRequest::Contact { .. } => None,
         }
     }
+
+    /// The requesting session, if the request came from one.
+    pub fn requester(&self) -> Option<&Requester> {
+        self.hdr().map(|h| &h.req)
+    }
+
+    /// How a request is answered when it cannot reach its topic (no such topic, a failed
+    /// load, a broken topic): the one table of those answers. `None` for the runtime's own
+    /// requests, which are dropped.
+    pub fn refusal(&self, why: Unreachable) -> Option<Refusal> {
+        use TopicRequest::*;
+        let client = |reply, detach| Some(Refusal { reply, detach });
+        match (self, why) {
+            (Detach { .. } | UserPres { .. } | Refresh | Contact { .. }, _) => None,
+            (_, Unreachable::Broken) => client(Some(Outcome::Locked), true),
+            // Notes are never answered; the session learns it is not attached.
+            (Note { .. }, _) => client(None, true),
+            (Set { .. } | Del { .. }, Unreachable::Failed) => {
+                client(Some(Outcome::InternalError), false)
+            }
+            (Set { .. } | Del { .. }, Unreachable::NotFound) => {
+                client(Some(Outcome::TopicNotFound), false)
+            }
+            (_, Unreachable::Failed) => client(Some(Outcome::InternalError), true),
+            (Join { .. }, Unreachable::NotFound) => client(Some(Outcome::TopicNotFound), true),
+            (Leave { .. } | Publish { .. } | Get { .. }, Unreachable::NotFound) => {
+                client(Some(Outcome::AttachFirst), true)
+            }
+        }
+    }
+}
+
+/// The answer to a request that cannot reach its topic ([`TopicRequest::refusal`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The `{ctrl}` to send (with the request's id and topic name), if any.
+    pub reply: Option<Outcome>,
+    /// Tell the session it is not attached to the topic (it may think it is joining).
+    pub detach: bool,
+}
+
+impl Refusal {
+    /// The events for the requesting session: the reply, then (when asked) `Detached` from
+    /// `topic` (routing name).
+    pub fn events(&self, hdr: &ReqHead, topic: &str, now: UnixMillis) -> Vec<SessionEvent> {
+        let mut evs = Vec::new();
+        if let Some(o) = self.reply {
+            let msg = o.ctrl(hdr.id.as_deref(), Some(&hdr.as_seen), now).msg();
+            evs.push(SessionEvent::Frames(vec![Frame::new(msg)]));
+        }
+        if self.detach {
+            evs.push(SessionEvent::Detached {
+                topic: topic.to_owned(),
+            });
+        }
+        evs
+    }
+}
+
+/// Why a request cannot reach its topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unreachable {
+    /// No such topic.
+    NotFound,
+    /// The topic could not be loaded (store failure).
+    Failed,
+    /// The topic's creation failed to persist; it waits to be unloaded.
+    Broken,
 }
 
 /// Everything one shard can ask of another (or, later, of a shard on another node).
@@ -364,5 +422,74 @@ mod tests {
         assert!(is_restricted_tag("email:a@b.c", &restricted));
         assert!(!is_restricted_tag("basic:alice", &restricted));
         assert!(!is_restricted_tag(":email", &restricted));
+    }
+
+    /// The one table of answers to requests that cannot reach their topic.
+    #[test]
+    fn refusals_follow_the_reference_per_request_kind() {
+        use crate::proto::client::{GetQuery, SetQuery};
+        let hdr = || ReqHead {
+            req: Requester {
+                sid: SessionId(1),
+                uid: UserId(2),
+                level: AuthLevel::Auth,
+                enc: Encoding::Json,
+            },
+            id: Some("1".into()),
+            as_seen: "grpX".into(),
+        };
+        let get: Box<GetQuery> = Box::new(serde_json::from_str("{}").unwrap());
+        let set: Box<SetQuery> = Box::new(serde_json::from_str("{}").unwrap());
+        let join = TopicRequest::Join {
+            hdr: hdr(),
+            create: None,
+            set: None,
+            get: None,
+            ua: String::new(),
+        };
+        let leave = TopicRequest::Leave {
+            hdr: hdr(),
+            unsub: false,
+        };
+        let get = TopicRequest::Get {
+            hdr: hdr(),
+            query: get,
+        };
+        let set = TopicRequest::Set {
+            hdr: hdr(),
+            query: set,
+        };
+        let note = TopicRequest::Note {
+            hdr: hdr(),
+            what: "kp".into(),
+            seq: 0,
+            event: None,
+            payload: None,
+        };
+        let r = |reply, detach| Some(Refusal { reply, detach });
+        use Unreachable::*;
+        let rows = [
+            (&join, NotFound, r(Some(Outcome::TopicNotFound), true)),
+            (&join, Failed, r(Some(Outcome::InternalError), true)),
+            (&leave, NotFound, r(Some(Outcome::AttachFirst), true)),
+            (&get, NotFound, r(Some(Outcome::AttachFirst), true)),
+            (&get, Failed, r(Some(Outcome::InternalError), true)),
+            (&set, NotFound, r(Some(Outcome::TopicNotFound), false)),
+            (&set, Failed, r(Some(Outcome::InternalError), false)),
+            (&note, NotFound, r(None, true)),
+            (&note, Broken, r(Some(Outcome::Locked), true)),
+            (&set, Broken, r(Some(Outcome::Locked), true)),
+            (&TopicRequest::Refresh, NotFound, None),
+            (&TopicRequest::Detach { sid: SessionId(1) }, Broken, None),
+        ];
+        for (i, (req, why, want)) in rows.iter().enumerate() {
+            assert_eq!(req.refusal(*why), *want, "row {i}: {why:?}");
+        }
+        let evs =
+            r(Some(Outcome::AttachFirst), true)
+                .unwrap()
+                .events(&hdr(), "grpX", UnixMillis(0));
+        assert_eq!(evs.len(), 2);
+        assert!(matches!(&evs[1], SessionEvent::Detached { topic } if topic == "grpX"));
     }
 }

@@ -17,7 +17,7 @@ use crate::ids::{SessionId, UserId};
 use crate::proto::server::Pres;
 use crate::proto::{Encoding, Frame, Outcome, ServerMsg};
 use crate::routing::{
-    is_group, p2p_users, AccountChange, AccountWhat, DelWhat, Requester, TopicRequest,
+    is_group, p2p_users, AccountChange, AccountWhat, DelWhat, ReqHead, Requester, TopicRequest,
 };
 use crate::store::{AuthRecord, ReadQuery, StoreError, SubRecord, UserRecord, UserState, WriteOp};
 
@@ -350,9 +350,11 @@ fn announce_deletion(sid: SessionId, target: UserId, subs: &[SubRecord], cx: &mu
             cx.out.push(super::AccountOut::Route {
                 topic: s.topic.clone(),
                 req: TopicRequest::Del {
-                    req,
-                    id: None,
-                    as_seen: s.topic.clone(),
+                    hdr: ReqHead {
+                        req,
+                        id: None,
+                        as_seen: s.topic.clone(),
+                    },
                     what: DelWhat::Topic { hard: true },
                 },
             });

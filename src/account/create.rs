@@ -80,24 +80,22 @@ impl Accounts {
             auth: AccessMode::USER_AUTH_DEFAULT,
             anon: AccessMode::NONE,
         };
-        for (text, slot) in [
-            (&req.auth_defacs, &mut access.auth),
-            (&req.anon_defacs, &mut access.anon),
+        let (auth, anon) = (req.auth_defacs.as_deref(), req.anon_defacs.as_deref());
+        let Some(given) = access.parse_over(auth, anon) else {
+            return asker.ctrl(Outcome::Malformed, None, cx);
+        };
+        // User defaults are masked to the P2P mode; A is forced unless N.
+        for (text, m, slot) in [
+            (auth, given.auth, &mut access.auth),
+            (anon, given.anon, &mut access.anon),
         ] {
-            if let Some(text) = text {
-                match AccessMode::parse(text) {
-                    // User defaults are masked to the P2P mode; A is forced unless N.
-                    Ok(Some(m)) => {
-                        let masked = m.and(AccessMode::USER_AUTH_DEFAULT);
-                        *slot = if masked.0 == 0 {
-                            masked
-                        } else {
-                            masked.with(AccessMode::APPROVE)
-                        };
-                    }
-                    Ok(None) => {}
-                    Err(_) => return asker.ctrl(Outcome::Malformed, None, cx),
-                }
+            if text.is_some_and(|t| !t.trim().is_empty()) {
+                let masked = m.and(AccessMode::USER_AUTH_DEFAULT);
+                *slot = if masked.0 == 0 {
+                    masked
+                } else {
+                    masked.with(AccessMode::APPROVE)
+                };
             }
         }
         let restricted = &self.rules.restricted_tags;

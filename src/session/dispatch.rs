@@ -12,7 +12,7 @@ use crate::ids::{random_body, UserId};
 use crate::proto::client::what;
 use crate::proto::client::*;
 use crate::proto::{Decoded, Outcome};
-use crate::routing::{me_topic, p2p_topic, CreateSpec, DelWhat, Requester, TopicRequest};
+use crate::routing::{me_topic, p2p_topic, CreateSpec, DelWhat, ReqHead, Requester, TopicRequest};
 use crate::session::{
     AccountChange, AccountWhat, Lifecycle, Session, SessionCx, SessionOut, SubState,
 };
@@ -354,9 +354,11 @@ impl Session {
         cx.out.push(SessionOut::Route {
             topic: ex.routing,
             req: TopicRequest::Join {
-                req,
-                id: m.id,
-                as_seen: m.topic,
+                hdr: ReqHead {
+                    req,
+                    id: m.id,
+                    as_seen: m.topic,
+                },
                 create: ex.create,
                 set: m.set.map(Box::new),
                 get: m.get.map(Box::new),
@@ -386,9 +388,11 @@ impl Session {
         cx.out.push(SessionOut::Route {
             topic: ex.routing,
             req: TopicRequest::Leave {
-                req,
-                id: m.id,
-                as_seen: m.topic,
+                hdr: ReqHead {
+                    req,
+                    id: m.id,
+                    as_seen: m.topic,
+                },
                 unsub: m.unsub,
             },
         });
@@ -411,9 +415,11 @@ impl Session {
         cx.out.push(SessionOut::Route {
             topic: ex.routing,
             req: TopicRequest::Publish {
-                req,
-                id: m.id,
-                as_seen: m.topic,
+                hdr: ReqHead {
+                    req,
+                    id: m.id,
+                    as_seen: m.topic,
+                },
                 noecho: m.noecho,
                 head: m.head,
                 content,
@@ -437,9 +443,11 @@ impl Session {
         cx.out.push(SessionOut::Route {
             topic: ex.routing,
             req: TopicRequest::Get {
-                req,
-                id: id_owned,
-                as_seen: topic,
+                hdr: ReqHead {
+                    req,
+                    id: id_owned,
+                    as_seen: topic,
+                },
                 query: Box::new(m.into_query()),
             },
         });
@@ -471,8 +479,11 @@ impl Session {
         cx.out.push(SessionOut::Route {
             topic: ex.routing,
             req: TopicRequest::Note {
-                req,
-                as_seen: m.topic,
+                hdr: ReqHead {
+                    req,
+                    id: None,
+                    as_seen: m.topic,
+                },
                 what: m.what,
                 seq: m.seq as u64,
                 event: m.event,
@@ -502,9 +513,7 @@ impl Session {
         cx.out.push(SessionOut::Route {
             topic: ex.routing,
             req: TopicRequest::Set {
-                req,
-                id,
-                as_seen,
+                hdr: ReqHead { req, id, as_seen },
                 query: Box::new(m.into_query()),
             },
         });
@@ -570,9 +579,11 @@ impl Session {
         cx.out.push(SessionOut::Route {
             topic: ex.routing,
             req: TopicRequest::Del {
-                req,
-                id: m.id,
-                as_seen: m.topic,
+                hdr: ReqHead {
+                    req,
+                    id: m.id,
+                    as_seen: m.topic,
+                },
                 what,
             },
         });

@@ -27,7 +27,7 @@ use crate::auth::token::TokenIssuer;
 use crate::config::Config;
 use crate::ids::{SessionHandle, SessionId, ShardId, UnixMillis, UserId};
 use crate::proto::{decode, DecodeError, Decoded, Encoding, Frame, Outcome};
-use crate::routing::{home_shard, me_topic, SessionEvent, TopicRequest};
+use crate::routing::{home_shard, me_topic, SessionEvent, TopicRequest, Unreachable};
 use crate::session::{Session, SessionCx, SessionLimits, SessionOut};
 use crate::stats::ShardStats;
 use crate::store::{Answers, ReadQuery, Store, StoreError, StoreWriter, WriteBatch};
@@ -465,7 +465,7 @@ impl ShardCtx {
                 }
                 _ => {
                     let Some(queries) = Topic::load_reads(&name) else {
-                        return self.topic_missing(&name, req, Outcome::TopicNotFound);
+                        return self.topic_missing(&name, req, Unreachable::NotFound);
                     };
                     self.loading.insert(name.clone(), vec![req]);
                     return self.read(ReadWaiter::Load(name), queries);
@@ -531,86 +531,28 @@ impl ShardCtx {
             }
             Ok(None) => {
                 for req in waiting {
-                    self.topic_missing(&name, req, Outcome::TopicNotFound);
+                    self.topic_missing(&name, req, Unreachable::NotFound);
                 }
             }
             Err(e) => {
                 log::error!("topic {name}: load failed: {e}");
                 ShardStats::inc(&self.stats.store_errors);
                 for req in waiting {
-                    self.topic_missing(&name, req, Outcome::InternalError);
+                    self.topic_missing(&name, req, Unreachable::Failed);
                 }
             }
         }
     }
 
-    /// A request for a topic that does not exist (or failed to load).
-    fn topic_missing(&mut self, name: &str, req: TopicRequest, outcome: Outcome) {
-        let (req_of, id, as_seen) = match req {
-            TopicRequest::Join {
-                req, id, as_seen, ..
-            } => (req, id, as_seen),
-            TopicRequest::Leave {
-                req, id, as_seen, ..
-            }
-            | TopicRequest::Publish {
-                req, id, as_seen, ..
-            }
-            | TopicRequest::Get {
-                req, id, as_seen, ..
-            } => {
-                let o = if outcome == Outcome::InternalError {
-                    outcome
-                } else {
-                    Outcome::AttachFirst
-                };
-                let frame = Frame::new(o.ctrl(id.as_deref(), Some(&as_seen), now()).msg());
-                self.send_to_session(req.sid, SessionEvent::Frames(vec![frame]));
-                self.send_to_session(
-                    req.sid,
-                    SessionEvent::Detached {
-                        topic: name.to_owned(),
-                    },
-                );
-                return;
-            }
-            TopicRequest::Note { req, .. } => {
-                self.send_to_session(
-                    req.sid,
-                    SessionEvent::Detached {
-                        topic: name.to_owned(),
-                    },
-                );
-                return;
-            }
-            TopicRequest::Set {
-                req, id, as_seen, ..
-            }
-            | TopicRequest::Del {
-                req, id, as_seen, ..
-            } => {
-                let o = if outcome == Outcome::InternalError {
-                    outcome
-                } else {
-                    Outcome::TopicNotFound
-                };
-                let frame = Frame::new(o.ctrl(id.as_deref(), Some(&as_seen), now()).msg());
-                self.send_to_session(req.sid, SessionEvent::Frames(vec![frame]));
-                return;
-            }
-            TopicRequest::Detach { .. }
-            | TopicRequest::UserPres { .. }
-            | TopicRequest::Refresh
-            | TopicRequest::Contact { .. } => return,
+    /// A request for a topic that does not exist (or failed to load): answered from the
+    /// one table of such answers, [`TopicRequest::refusal`].
+    fn topic_missing(&mut self, name: &str, req: TopicRequest, why: Unreachable) {
+        let (Some(hdr), Some(refusal)) = (req.hdr(), req.refusal(why)) else {
+            return;
         };
-        let frame = Frame::new(outcome.ctrl(id.as_deref(), Some(&as_seen), now()).msg());
-        self.send_to_session(req_of.sid, SessionEvent::Frames(vec![frame]));
-        self.send_to_session(
-            req_of.sid,
-            SessionEvent::Detached {
-                topic: name.to_owned(),
-            },
-        );
+        for ev in refusal.events(hdr, name, now()) {
+            self.send_to_session(hdr.req.sid, ev);
+        }
     }
 
     /// Executes what a topic step produced.

@@ -265,7 +265,7 @@ impl Topic {
                     return;
                 }
                 if let Some(d) = desc.defacs {
-                    match parse_defacs(d.auth.as_deref(), d.anon.as_deref(), access) {
+                    match super::topic_defacs(access, d.auth.as_deref(), d.anon.as_deref()) {
                         Some(acc) => access = acc,
                         None => {
                             self.broken = true;
@@ -283,10 +283,10 @@ impl Topic {
                 // `␡` values mean "no such key" on creation too.
                 public = desc
                     .public
-                    .and_then(|r| super::set::merge_json(None, r.get()).flatten());
+                    .and_then(|r| super::json::merge_json(None, r.get()).flatten());
                 private = desc
                     .private
-                    .and_then(|r| super::set::merge_json(None, r.get()).flatten());
+                    .and_then(|r| super::json::merge_json(None, r.get()).flatten());
             }
             if let Some(mode) = set.sub.and_then(|s| s.mode) {
                 match AccessMode::parse(&mode) {
@@ -929,30 +929,4 @@ impl Topic {
             .filter(|m| m.is_active() && !self.is_reader(m.sub.user))
             .count()
     }
-}
-
-/// Parses `defacs` strings over a base; `None` if either is invalid or asks for O.
-pub(crate) fn parse_defacs(
-    auth: Option<&str>,
-    anon: Option<&str>,
-    base: DefaultAccess,
-) -> Option<DefaultAccess> {
-    let mut out = base;
-    if let Some(s) = auth {
-        if let Some(m) = AccessMode::parse(s).ok()? {
-            if m.has(AccessMode::OWNER) {
-                return None;
-            }
-            out.auth = m;
-        }
-    }
-    if let Some(s) = anon {
-        if let Some(m) = AccessMode::parse(s).ok()? {
-            if m.has(AccessMode::OWNER) {
-                return None;
-            }
-            out.anon = m;
-        }
-    }
-    Some(out)
 }

@@ -19,6 +19,7 @@ mod del;
 mod fanout;
 mod fnd;
 mod join;
+mod json;
 mod meta;
 mod p2p;
 mod publish;
@@ -34,7 +35,7 @@ use crate::access::{AccessMode, AuthLevel};
 use crate::ids::{SessionId, UnixMillis, UserId};
 use crate::proto::server::AccessOut;
 use crate::proto::{Encoding, Frame, Outcome, ServerMsg};
-use crate::routing::{Requester, SessionEvent, TopicRequest};
+use crate::routing::{ReqHead, Requester, SessionEvent, TopicRequest, Unreachable};
 use crate::store::{
     Answers, ReadAnswer, ReadQuery, StoreError, SubRecord, TopicRecord, UserRecord, UserState,
     WriteBatch,
@@ -66,17 +67,12 @@ impl TopicKind {
         if let Some(body) = name.strip_prefix("fnd") {
             return UserId::decode_body(body).map(TopicKind::Fnd);
         }
-        if name.starts_with("grp") && name.len() > 3 {
+        if crate::routing::is_group(name) {
             return Some(TopicKind::Group);
         }
-        if let Some(body) = name.strip_prefix("p2p") {
-            use base64::Engine as _;
-            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(body)
-                .ok()?;
-            let lo = UserId(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?));
-            let hi = UserId(u64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?));
-            return (bytes.len() == 16 && lo.0 < hi.0).then_some(TopicKind::P2p(lo, hi));
+        if name.starts_with("p2p") {
+            let (lo, hi) = crate::routing::p2p_users(name)?;
+            return Some(TopicKind::P2p(lo, hi));
         }
         if name == "sys" {
             return Some(TopicKind::Sys);
@@ -461,39 +457,19 @@ impl Topic {
     /// Handles one request whose reads are in `cx.fetched`.
     fn dispatch(&mut self, req: TopicRequest, cx: &mut TopicCx<'_>) {
         if self.broken {
-            let (r, id, as_seen) = match req {
-                TopicRequest::Join {
-                    req, id, as_seen, ..
+            // A creation that failed to persist: every client request is refused alike.
+            if let (Some(hdr), Some(mut r)) = (req.hdr(), req.refusal(Unreachable::Broken)) {
+                r.detach &= !self.attached.contains_key(&hdr.req.sid);
+                for ev in r.events(hdr, &self.name, cx.now) {
+                    let sid = hdr.req.sid;
+                    cx.out.push(TopicOut::ToSession { sid, ev });
                 }
-                | TopicRequest::Leave {
-                    req, id, as_seen, ..
-                }
-                | TopicRequest::Publish {
-                    req, id, as_seen, ..
-                }
-                | TopicRequest::Get {
-                    req, id, as_seen, ..
-                }
-                | TopicRequest::Set {
-                    req, id, as_seen, ..
-                }
-                | TopicRequest::Del {
-                    req, id, as_seen, ..
-                } => (req, id, as_seen),
-                TopicRequest::Note { req, as_seen, .. } => (req, None, as_seen),
-                TopicRequest::Detach { .. }
-                | TopicRequest::UserPres { .. }
-                | TopicRequest::Refresh
-                | TopicRequest::Contact { .. } => return,
-            };
-            self.reply_err(&r, Outcome::Locked, id.as_deref(), &as_seen, cx);
+            }
             return;
         }
         match req {
             TopicRequest::Join {
-                req,
-                id,
-                as_seen,
+                hdr: ReqHead { req, id, as_seen },
                 create,
                 set,
                 get,
@@ -514,16 +490,12 @@ impl Topic {
                 )
             }
             TopicRequest::Leave {
-                req,
-                id,
-                as_seen,
+                hdr: ReqHead { req, id, as_seen },
                 unsub,
             } => self.on_leave(req, id, as_seen, unsub, cx),
             TopicRequest::Detach { sid } => self.detach(sid, cx),
             TopicRequest::Publish {
-                req,
-                id,
-                as_seen,
+                hdr: ReqHead { req, id, as_seen },
                 noecho,
                 head,
                 content,
@@ -539,29 +511,22 @@ impl Topic {
                 cx,
             ),
             TopicRequest::Get {
-                req,
-                id,
-                as_seen,
+                hdr: ReqHead { req, id, as_seen },
                 query,
             } => self.on_get(req, id, as_seen, *query, cx),
             TopicRequest::Note {
-                req,
-                as_seen,
+                hdr: ReqHead { req, as_seen, .. },
                 what,
                 seq,
                 event,
                 payload,
             } => self.on_note(req, as_seen, what, seq, event, payload, cx),
             TopicRequest::Set {
-                req,
-                id,
-                as_seen,
+                hdr: ReqHead { req, id, as_seen },
                 query,
             } => self.on_set(req, id, as_seen, *query, cx),
             TopicRequest::Del {
-                req,
-                id,
-                as_seen,
+                hdr: ReqHead { req, id, as_seen },
                 what,
             } => self.on_del(req, id, as_seen, what, cx),
             TopicRequest::UserPres { frame, skip } => self.on_user_pres(frame, skip, cx),
@@ -749,6 +714,17 @@ impl Topic {
             mode: sub.want.and(sub.given).to_string(),
         }
     }
+}
+
+/// A topic's default access from a client's `defacs` over `base`; `None` if a string is not
+/// a mode or asks for `O` (ownership is never a default).
+pub(crate) fn topic_defacs(
+    base: crate::access::DefaultAccess,
+    auth: Option<&str>,
+    anon: Option<&str>,
+) -> Option<crate::access::DefaultAccess> {
+    base.parse_over(auth, anon)
+        .filter(|d| !d.auth.has(AccessMode::OWNER) && !d.anon.has(AccessMode::OWNER))
 }
 
 /// The in-memory record of `sys` before anything about it was stored.

@@ -7,7 +7,7 @@
 
 use crate::ids::UserId;
 use crate::proto::client::{what, GetQuery};
-use crate::routing::{ContactEvent, DelWhat, Requester, TopicRequest};
+use crate::routing::{ContactEvent, DelWhat, ReqHead, Requester, TopicRequest};
 use crate::store::{
     Answers, ContactRow, DelRecord, Found, MessageQuery, MessageRecord, ReadAnswer, ReadQuery,
     StoreError,
@@ -40,7 +40,10 @@ impl Topic {
     ) -> Vec<ReadQuery> {
         let mut q = Vec::new();
         match req {
-            TopicRequest::Join { req: r, .. } => {
+            TopicRequest::Join {
+                hdr: ReqHead { req: r, .. },
+                ..
+            } => {
                 // A new P2P subscription looks at both users.
                 if let TopicKind::P2p(a, b) = self.kind {
                     if !self.members.get(&r.uid).is_some_and(|m| m.is_active()) {
@@ -48,7 +51,11 @@ impl Topic {
                     }
                 }
             }
-            TopicRequest::Get { req: r, query, .. } => {
+            TopicRequest::Get {
+                hdr: ReqHead { req: r, .. },
+                query,
+                ..
+            } => {
                 if self.attached.contains_key(&r.sid) {
                     self.get_reads(r, query, answers, limits, &mut q);
                 } else if what::parse(&query.what) == what::DESC {

@@ -1,9 +1,10 @@
 //! `{set}`: descriptions (public, private, trusted, default access, the `fnd` query),
 //! subscriptions (own want, invitations, approvals, bans, ownership transfer), tags,
 //! credentials and aux data — processed in the reference order desc → sub → tags → cred →
-//! aux, one `{ctrl}` each, all released together once the one write batch is durable.
+//! aux, one `{ctrl}` each, released together once the write batch is durable (a confirmed
+//! credential is claimed by a write of its own, answered on its own).
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::access::{AccessMode, AuthLevel};
 use crate::ids::UserId;
@@ -11,45 +12,10 @@ use crate::proto::client::{Credential, SetDesc, SetQuery, SetSub};
 use crate::proto::server::{DeltaAcs, Pres, ServerMsg};
 use crate::proto::{Frame, Outcome};
 use crate::routing::Requester;
-use crate::store::{CredRecord, JsonText, SubRecord, UserPatch, UserRecord, UserState, WriteOp};
+use crate::store::{CredRecord, SubRecord, UserPatch, UserRecord, UserState, WriteOp};
+use crate::topic::json::{merge_json, DEL_CHAR};
 use crate::topic::tags::{merge_user_tags, normalize, TagError};
 use crate::topic::{Member, Reply, Topic, TopicCx, TopicKind, TopicOut};
-
-/// The "delete this value" marker, U+2421.
-pub(crate) const DEL_CHAR: &str = "\u{2421}";
-
-/// Applies a client value over a stored one: `␡` clears, objects merge key by key (a `␡`
-/// value removes the key), anything else replaces. `None`: nothing changes.
-pub(crate) fn merge_json(old: Option<&JsonText>, new: &str) -> Option<Option<JsonText>> {
-    let new_v: Value = serde_json::from_str(new).ok()?;
-    if new_v.as_str() == Some(DEL_CHAR) {
-        return old.is_some().then_some(None);
-    }
-    let merged = match (
-        old.and_then(|o| serde_json::from_str::<Value>(o).ok()),
-        new_v,
-    ) {
-        (Some(Value::Object(mut base)), Value::Object(patch)) => {
-            merge_map(&mut base, patch);
-            Value::Object(base)
-        }
-        (_, v) => v,
-    };
-    let text = merged.to_string();
-    (old.map(String::as_str) != Some(text.as_str())).then_some(Some(text))
-}
-
-fn merge_map(base: &mut Map<String, Value>, patch: Map<String, Value>) {
-    for (k, v) in patch {
-        if v.as_str() == Some(DEL_CHAR) {
-            base.remove(&k);
-        } else if let (Some(Value::Object(b)), Value::Object(p)) = (base.get_mut(&k), &v) {
-            merge_map(b, p.clone());
-        } else {
-            base.insert(k, v);
-        }
-    }
-}
 
 /// What one `{set}` step accumulates.
 #[derive(Default)]
@@ -216,8 +182,18 @@ impl Topic {
                 let mut changed = false;
                 let mut public_changed = false;
                 if let Some(defacs) = d.defacs {
-                    let auth = defacs.auth.as_deref().map(AccessMode::parse);
-                    let anon = defacs.anon.as_deref().map(AccessMode::parse);
+                    let (auth, anon) = (defacs.auth.as_deref(), defacs.anon.as_deref());
+                    // Parsed over "nothing given" to see what the client named.
+                    let Some(given) =
+                        crate::access::DefaultAccess::default().parse_over(auth, anon)
+                    else {
+                        return Outcome::Malformed;
+                    };
+                    if given.auth.has(AccessMode::OWNER) || given.anon.has(AccessMode::OWNER) {
+                        return Outcome::Malformed;
+                    }
+                    // A user's defaults are masked (to the P2P maximum for authenticated
+                    // users); A is forced unless the mode is N.
                     let fix = |m: AccessMode, mask: AccessMode| {
                         let m = m.and(mask);
                         if m.0 == 0 {
@@ -226,24 +202,15 @@ impl Topic {
                             m.with(AccessMode::APPROVE)
                         }
                     };
-                    let has_owner = |m: &Option<Result<Option<AccessMode>, _>>| matches!(m, Some(Ok(Some(m))) if m.has(AccessMode::OWNER));
-                    if has_owner(&auth) || has_owner(&anon) {
-                        return Outcome::Malformed;
+                    if auth.is_some_and(|s| !s.trim().is_empty()) {
+                        let m = fix(given.auth, AccessMode::USER_AUTH_DEFAULT);
+                        changed |= m != user.access.auth;
+                        user.access.auth = m;
                     }
-                    match (auth, anon) {
-                        (Some(Err(_)), _) | (_, Some(Err(_))) => return Outcome::Malformed,
-                        (a, n) => {
-                            if let Some(Ok(Some(m))) = a {
-                                let m = fix(m, AccessMode::USER_AUTH_DEFAULT);
-                                changed |= m != user.access.auth;
-                                user.access.auth = m;
-                            }
-                            if let Some(Ok(Some(m))) = n {
-                                let m = fix(m, AccessMode::P2P);
-                                changed |= m != user.access.anon;
-                                user.access.anon = m;
-                            }
-                        }
+                    if anon.is_some_and(|s| !s.trim().is_empty()) {
+                        let m = fix(given.anon, AccessMode::P2P);
+                        changed |= m != user.access.anon;
+                        user.access.anon = m;
                     }
                 }
                 if let Some(p) = d.public {
@@ -293,10 +260,10 @@ impl Topic {
                 let mut topic_changed = false;
                 if let Some(mut rec) = self.rec.clone() {
                     if let Some(defacs) = &d.defacs {
-                        match super::join::parse_defacs(
+                        match super::topic_defacs(
+                            rec.access,
                             defacs.auth.as_deref(),
                             defacs.anon.as_deref(),
-                            rec.access,
                         ) {
                             Some(a) if a != rec.access => {
                                 rec.access = a;
@@ -891,25 +858,4 @@ pub(crate) fn cred_value(c: &Credential) -> Option<String> {
         other => other.to_string(),
     };
     (!v.is_empty()).then_some(v)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_merge_replaces_merges_and_clears() {
-        let old = r#"{"fn":"Alice","note":"x"}"#.to_string();
-        assert_eq!(
-            merge_json(Some(&old), r#"{"note":"␡","photo":"p"}"#),
-            Some(Some(r#"{"fn":"Alice","photo":"p"}"#.into()))
-        );
-        assert_eq!(merge_json(Some(&old), r#""␡""#), Some(None));
-        assert_eq!(merge_json(None, r#""␡""#), None);
-        assert_eq!(merge_json(Some(&old), r#"{"fn":"Alice"}"#), None);
-        assert_eq!(
-            merge_json(None, r#""text""#),
-            Some(Some(r#""text""#.into()))
-        );
-    }
 }

@@ -4,42 +4,10 @@
 //! Pure functions over strings; the store keeps the tag index, the topics decide who may
 //! change what.
 
-/// Shortest and longest tag, in characters.
-pub const MIN_TAG_LEN: usize = 2;
-pub const MAX_TAG_LEN: usize = 96;
-
-/// Normalises tags as the reference does: trimmed, lowercased, 2..=96 characters, starting
-/// with a letter or digit, de-duplicated, sorted, at most `max_count`.
-pub fn normalize(tags: Vec<String>, max_count: usize) -> Vec<String> {
-    let mut out: Vec<String> = tags
-        .into_iter()
-        .map(|t| t.trim().to_lowercase())
-        .filter(|t| valid(t))
-        .collect();
-    out.sort();
-    out.dedup();
-    out.truncate(max_count);
-    out
-}
-
-fn valid(t: &str) -> bool {
-    let n = t.chars().count();
-    (MIN_TAG_LEN..=MAX_TAG_LEN).contains(&n)
-        && t.chars().next().is_some_and(|c| c.is_alphanumeric())
-        && !t.chars().any(|c| c.is_control())
-}
-
-/// The namespace of a tag (`email` for `email:a@b.c`), if it has one.
-pub fn namespace(tag: &str) -> Option<&str> {
-    tag.split_once(':')
-        .map(|(ns, _)| ns)
-        .filter(|ns| !ns.is_empty())
-}
-
-/// True when `tag` lies in one of the `restricted` namespaces.
-pub fn is_restricted(tag: &str, restricted: &[String]) -> bool {
-    namespace(tag).is_some_and(|ns| restricted.iter().any(|r| r == ns))
-}
+pub use crate::routing::{
+    is_restricted_tag as is_restricted, normalize_tags as normalize, tag_namespace as namespace,
+    valid_tag as valid, MAX_TAG_LEN, MIN_TAG_LEN,
+};
 
 /// Applies a user's new tag list over `old`. Restricted tags cannot be added or removed by the
 /// user: the request must repeat exactly the restricted tags `old` has (as the reference

@@ -2,6 +2,7 @@
 //! by root) with its evictions and contact news, and a failing store.
 
 use super::*;
+use crate::routing::ReqHead;
 
 #[test]
 fn password_and_login_change() {
@@ -195,9 +196,12 @@ fn deleting_the_own_account_tells_contacts_writes_and_ends_every_session() {
             topic,
             req:
                 TopicRequest::Del {
-                    req,
-                    id: None,
-                    as_seen,
+                    hdr:
+                        ReqHead {
+                            req,
+                            id: None,
+                            as_seen,
+                        },
                     what: DelWhat::Topic { hard: true },
                 },
         } => {

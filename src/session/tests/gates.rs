@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::harness::*;
 use crate::access::AuthLevel;
-use crate::routing::{SessionEvent, TopicRequest};
+use crate::routing::{ReqHead, SessionEvent, TopicRequest};
 
 #[test]
 fn topic_messages_need_authentication() {
@@ -115,9 +115,12 @@ fn leave_gates_follow_the_reference_codes() {
     assert_eq!(topic, "grpAbc");
     match req {
         TopicRequest::Leave {
-            req: r,
-            id,
-            as_seen,
+            hdr:
+                ReqHead {
+                    req: r,
+                    id,
+                    as_seen,
+                },
             unsub,
         } => {
             assert_eq!(r, requester(&h));
@@ -133,8 +136,8 @@ fn leave_gates_follow_the_reference_codes() {
     assert!(matches!(
         req,
         TopicRequest::Leave {
+            hdr: ReqHead { id: None, .. },
             unsub: false,
-            id: None,
             ..
         }
     ));
@@ -197,9 +200,12 @@ fn attachment_events_decide_what_pub_accepts() {
     assert_eq!(topic, "grpAbc");
     match req {
         TopicRequest::Publish {
-            req: r,
-            id,
-            as_seen,
+            hdr:
+                ReqHead {
+                    req: r,
+                    id,
+                    as_seen,
+                },
             noecho,
             head,
             content,

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::harness::*;
 use crate::ids::UnixMillis;
 use crate::proto::{Frame, Outcome};
-use crate::routing::{SessionEvent, TopicRequest};
+use crate::routing::{ReqHead, SessionEvent, TopicRequest};
 use crate::session::*;
 
 #[test]
@@ -22,7 +22,9 @@ fn get_with_empty_or_unknown_what_is_malformed() {
     assert_eq!(topic, "grpAbc");
     match req {
         TopicRequest::Get {
-            id, as_seen, query, ..
+            hdr: ReqHead { id, as_seen, .. },
+            query,
+            ..
         } => {
             assert_eq!(
                 (id.as_deref(), as_seen.as_str(), query.what.as_str()),

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::harness::*;
 use crate::access::AuthLevel;
 use crate::ids::{random_body, SessionId, ShardId};
-use crate::routing::{p2p_topic, CreateSpec, Requester, SessionEvent, TopicRequest};
+use crate::routing::{p2p_topic, CreateSpec, ReqHead, Requester, SessionEvent, TopicRequest};
 use crate::session::*;
 
 #[test]
@@ -98,9 +98,12 @@ fn sub_me_routes_a_join_to_the_users_me_topic() {
     assert_eq!(topic, ALICE.usr());
     match req {
         TopicRequest::Join {
-            req: r,
-            id,
-            as_seen,
+            hdr:
+                ReqHead {
+                    req: r,
+                    id,
+                    as_seen,
+                },
             create,
             set,
             get,
@@ -140,12 +143,16 @@ fn topic_names_expand_to_routing_names() {
         let mut h = Harness::logged_in(ALICE, AuthLevel::Auth);
         let (topic, req) = route(h.feed(&json!({"sub": {"topic": name}}).to_string()));
         assert_eq!(topic, routing, "{name}");
-        assert!(matches!(req, TopicRequest::Join { as_seen, create: None, .. } if as_seen == name));
+        assert!(
+            matches!(req, TopicRequest::Join { hdr: ReqHead { as_seen, .. }, create: None, .. } if as_seen == name)
+        );
     }
     let mut h = Harness::logged_in(ALICE, AuthLevel::Auth);
     let (topic, req) = route(h.feed(&json!({"sub": {"id": "p", "topic": BOB.usr()}}).to_string()));
     assert_eq!(topic, p2p_topic(ALICE, BOB));
-    assert!(matches!(req, TopicRequest::Join { as_seen, .. } if as_seen == BOB.usr()));
+    assert!(
+        matches!(req, TopicRequest::Join { hdr: ReqHead { as_seen, .. }, .. } if as_seen == BOB.usr())
+    );
 }
 
 #[test]
@@ -167,7 +174,7 @@ fn sub_new_creates_a_fresh_group_name_from_the_entropy() {
         assert_eq!(topic.len(), 14, "grp + 11 characters");
         match req {
             TopicRequest::Join {
-                as_seen,
+                hdr: ReqHead { as_seen, .. },
                 create,
                 set,
                 ..

@@ -62,9 +62,11 @@ impl Op {
             ),
             Op::SetMe(q) => {
                 let req = TopicRequest::Set {
-                    req: rq(sid, uid),
-                    id: Some(id.into()),
-                    as_seen: "me".into(),
+                    hdr: ReqHead {
+                        req: rq(sid, uid),
+                        id: Some(id.into()),
+                        as_seen: "me".into(),
+                    },
                     query: set_query(query(q)),
                 };
                 return (uid.usr(), req);

@@ -232,7 +232,11 @@ fn a_user_whose_default_access_is_none_is_refused() {
         sim.create_group(sid(0, 1), ALICE, set.clone());
         sim.clear();
         let mut r = join(sid(1, 1), BOB, GROUP, Some("j"));
-        if let TopicRequest::Join { req, .. } = &mut r {
+        if let TopicRequest::Join {
+            hdr: ReqHead { req, .. },
+            ..
+        } = &mut r
+        {
             req.level = level;
         }
         sim.req(GROUP, r);

@@ -111,9 +111,11 @@ fn the_owner_cannot_unsubscribe_and_me_cannot_be_left_for_good() {
     sim.run(
         &me,
         TopicRequest::Leave {
-            req: rq(a1, ALICE),
-            id: Some("m".into()),
-            as_seen: "me".into(),
+            hdr: ReqHead {
+                req: rq(a1, ALICE),
+                id: Some("m".into()),
+                as_seen: "me".into(),
+            },
             unsub: true,
         },
     );

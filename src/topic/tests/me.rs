@@ -44,7 +44,11 @@ fn me_topics_admit_only_their_user() {
     assert_eq!(ctrl(f, 204, "no content")["params"], json!({"what": "sub"}));
     // Publishing to me is denied; the session stays attached.
     let mut p = publish(sid(0, 1), ALICE, Some("p"), "\"x\"");
-    if let TopicRequest::Publish { as_seen, .. } = &mut p {
+    if let TopicRequest::Publish {
+        hdr: ReqHead { as_seen, .. },
+        ..
+    } = &mut p
+    {
         *as_seen = "me".into();
     }
     sim.run(&me, p);

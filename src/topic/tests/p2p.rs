@@ -42,7 +42,11 @@ fn p2p_topics_are_named_by_the_peer_and_announced_to_it() {
     sim.run(&name, join_as(b1, BOB, &ALICE.usr(), Some("t")));
     sim.clear();
     let mut p = publish(a1, ALICE, Some("p"), r#""hi bob""#);
-    if let TopicRequest::Publish { as_seen, .. } = &mut p {
+    if let TopicRequest::Publish {
+        hdr: ReqHead { as_seen, .. },
+        ..
+    } = &mut p
+    {
         *as_seen = BOB.usr();
     }
     sim.run(&name, p);

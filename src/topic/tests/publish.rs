@@ -19,7 +19,11 @@ fn fan_out_encodes_once_per_encoding_in_use() {
     // gRPC sessions: their requests say so, as the session layer does for `SessionKind::Grpc`.
     for (s, uid) in [(b2, BOB), (c1, CAROL)] {
         let mut r = join(s, uid, GROUP, None);
-        if let TopicRequest::Join { req, .. } = &mut r {
+        if let TopicRequest::Join {
+            hdr: ReqHead { req, .. },
+            ..
+        } = &mut r
+        {
             req.enc = Encoding::Protobuf;
         }
         sim.encodings.insert(s, Encoding::Protobuf);

@@ -365,9 +365,11 @@ pub(super) fn set_query(v: Value) -> Box<SetQuery> {
 
 pub(super) fn join(sid: SessionId, uid: UserId, as_seen: &str, id: Option<&str>) -> TopicRequest {
     TopicRequest::Join {
-        req: rq(sid, uid),
-        id: id.map(str::to_owned),
-        as_seen: as_seen.to_owned(),
+        hdr: ReqHead {
+            req: rq(sid, uid),
+            id: id.map(str::to_owned),
+            as_seen: as_seen.to_owned(),
+        },
         create: None,
         set: None,
         get: None,
@@ -383,7 +385,11 @@ pub(super) fn join_as(
     id: Option<&str>,
 ) -> TopicRequest {
     let mut r = join(sid, uid, as_seen, id);
-    if let TopicRequest::Join { as_seen: a, .. } = &mut r {
+    if let TopicRequest::Join {
+        hdr: ReqHead { as_seen: a, .. },
+        ..
+    } = &mut r
+    {
         *a = as_seen.to_owned();
     }
     r
@@ -416,9 +422,11 @@ pub(super) fn publish(
     content: &str,
 ) -> TopicRequest {
     TopicRequest::Publish {
-        req: rq(sid, uid),
-        id: id.map(str::to_owned),
-        as_seen: GROUP.into(),
+        hdr: ReqHead {
+            req: rq(sid, uid),
+            id: id.map(str::to_owned),
+            as_seen: GROUP.into(),
+        },
         noecho: false,
         head: None,
         content: raw_json(content),
@@ -427,17 +435,22 @@ pub(super) fn publish(
 
 pub(super) fn leave(sid: SessionId, uid: UserId, id: &str, unsub: bool) -> TopicRequest {
     TopicRequest::Leave {
-        req: rq(sid, uid),
-        id: Some(id.into()),
-        as_seen: GROUP.into(),
+        hdr: ReqHead {
+            req: rq(sid, uid),
+            id: Some(id.into()),
+            as_seen: GROUP.into(),
+        },
         unsub,
     }
 }
 
 pub(super) fn note(sid: SessionId, uid: UserId, what: &str, seq: u64) -> TopicRequest {
     TopicRequest::Note {
-        req: rq(sid, uid),
-        as_seen: GROUP.into(),
+        hdr: ReqHead {
+            req: rq(sid, uid),
+            id: None,
+            as_seen: GROUP.into(),
+        },
         what: what.into(),
         seq,
         event: None,
@@ -447,9 +460,11 @@ pub(super) fn note(sid: SessionId, uid: UserId, what: &str, seq: u64) -> TopicRe
 
 pub(super) fn get(sid: SessionId, uid: UserId, id: &str, query: Value) -> TopicRequest {
     TopicRequest::Get {
-        req: rq(sid, uid),
-        id: Some(id.into()),
-        as_seen: GROUP.into(),
+        hdr: ReqHead {
+            req: rq(sid, uid),
+            id: Some(id.into()),
+            as_seen: GROUP.into(),
+        },
         query: get_query(query),
     }
 }
@@ -501,9 +516,11 @@ pub(super) fn sim_ctrl_frame(code: u16, text: &str, id: &str) -> Value {
 
 pub(super) fn set_req(sid: SessionId, uid: UserId, id: &str, q: Value) -> TopicRequest {
     TopicRequest::Set {
-        req: rq(sid, uid),
-        id: Some(id.into()),
-        as_seen: GROUP.into(),
+        hdr: ReqHead {
+            req: rq(sid, uid),
+            id: Some(id.into()),
+            as_seen: GROUP.into(),
+        },
         query: set_query(q),
     }
 }
@@ -515,9 +532,11 @@ pub(super) fn del_req(
     what: crate::routing::DelWhat,
 ) -> TopicRequest {
     TopicRequest::Del {
-        req: rq(sid, uid),
-        id: Some(id.into()),
-        as_seen: GROUP.into(),
+        hdr: ReqHead {
+            req: rq(sid, uid),
+            id: Some(id.into()),
+            as_seen: GROUP.into(),
+        },
         what,
     }
 }
