@@ -5,15 +5,21 @@
 //! This is the only layer that knows executors, queues and the clock. Each entry point (a
 //! client frame, a mesh envelope, a timer) runs one synchronous step: it queues work, runs it
 //! to completion (topics on this shard handled inline, others sent as envelopes), and flushes
-//! the mesh once at the end.
+//! the mesh once at the end. Every envelope a shard emits goes through one routing decision
+//! ([`ShardCtx`]'s `send`: this shard, another shard, later another node).
+//!
+//! `sessions.rs` applies session outputs, `topics.rs` topic outputs, `account.rs` the account
+//! machine's; this file holds the context, the routing, completions, housekeeping and shutdown.
 
 mod account;
 pub mod local;
 pub mod mesh;
 pub mod outbox;
+mod sessions;
 mod tasks;
 #[cfg(test)]
 mod tests;
+mod topics;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::rc::Rc;
@@ -25,14 +31,13 @@ use crate::auth::apikey::ApiKeyChecker;
 use crate::auth::hasher::HashPool;
 use crate::auth::token::TokenIssuer;
 use crate::config::Config;
-use crate::ids::{SessionHandle, SessionId, ShardId, UnixMillis, UserId};
-use crate::proto::{decode, DecodeError, Decoded, Encoding, Frame, Outcome};
-use crate::routing::{home_shard, me_topic, SessionEvent, TopicRequest, Unreachable};
-use crate::session::{Session, SessionCx, SessionLimits, SessionOut};
+use crate::ids::{SessionId, ShardId, UnixMillis, UserId};
+use crate::proto::{Encoding, Frame, Outcome};
+use crate::routing::{home_shard, SessionEvent, TopicRequest};
+use crate::session::{Session, SessionLimits, SessionOut};
 use crate::stats::ShardStats;
-use crate::store::{Answers, ReadQuery, Store, StoreError, StoreWriter, WriteBatch};
+use crate::store::{Store, StoreError, StoreWriter, WriteBatch};
 use crate::topic::{Topic, TopicCx, TopicLimits, TopicOut};
-use mesh::ReadResult;
 
 /// Session kinds, re-exported for transports (which do not import the session layer).
 pub use crate::session::SessionKind;
@@ -190,124 +195,6 @@ impl ShardCtx {
         }
     }
 
-    // ---- entry points used by transports ----
-
-    /// Opens a session with no transport attached yet (it expires like any detached session
-    /// unless one attaches); `None` while shutting down. The handle is what a client may hold:
-    /// the id is random with this shard in its top bits, plus a random secret.
-    pub fn open_session(&mut self, kind: SessionKind, remote: String) -> Option<SessionHandle> {
-        self.open_session_at(kind, remote, now())
-    }
-
-    fn open_session_at(
-        &mut self,
-        kind: SessionKind,
-        remote: String,
-        now: UnixMillis,
-    ) -> Option<SessionHandle> {
-        if self.shutting_down {
-            return None;
-        }
-        let sid = loop {
-            let sid = SessionId::new(self.id, rand::random::<u64>());
-            if sid.0 & 0xffff_ffff_ffff != 0 && !self.sessions.contains_key(&sid) {
-                break sid;
-            }
-        };
-        let secret = rand::random::<u64>();
-        let outbox = Rc::new(Outbox::new(
-            self.cfg.session.outbound_max_frames,
-            self.cfg.session.outbound_max_bytes,
-        ));
-        let session = Session::new(sid, kind, remote, now);
-        let expires = now.plus_ms(self.cfg.session.detached_idle_ms);
-        self.detached.insert((expires, sid));
-        self.sessions.insert(
-            sid,
-            SessionSlot {
-                encoding: session.kind.encoding(),
-                session,
-                outbox,
-                secret,
-                transports: 0,
-                expires: Some(expires),
-            },
-        );
-        ShardStats::inc(&self.stats.total_sessions);
-        ShardStats::set(&self.stats.live_sessions, self.sessions.len() as u64);
-        Some(SessionHandle { sid, secret })
-    }
-
-    /// Attaches a transport to a live session of this shard and returns the session's outbox
-    /// (what the transport writes). `None` for an unknown or expired session or a wrong secret.
-    pub fn attach_transport(&mut self, handle: SessionHandle) -> Option<Rc<Outbox>> {
-        let slot = self.sessions.get_mut(&handle.sid)?;
-        if !handle.secret_matches(slot.secret) {
-            return None;
-        }
-        slot.transports += 1;
-        if let Some(at) = slot.expires.take() {
-            self.detached.remove(&(at, handle.sid));
-        }
-        Some(slot.outbox.clone())
-    }
-
-    /// A transport let go of a session that lives on (a long poll answered); the session
-    /// expires `session.detached_idle_ms` after its last transport detached.
-    pub fn detach_transport(&mut self, sid: SessionId) {
-        self.detach_transport_at(sid, now());
-    }
-
-    fn detach_transport_at(&mut self, sid: SessionId, now: UnixMillis) {
-        let Some(slot) = self.sessions.get_mut(&sid) else {
-            return;
-        };
-        slot.transports = slot.transports.saturating_sub(1);
-        if slot.transports == 0 && slot.expires.is_none() {
-            let at = now.plus_ms(self.cfg.session.detached_idle_ms);
-            slot.expires = Some(at);
-            self.detached.insert((at, sid));
-        }
-    }
-
-    /// Handles one JSON client frame of session `sid` (WebSocket, long polling).
-    pub fn client_frame(&mut self, sid: SessionId, frame: &[u8]) {
-        self.client_msg(sid, decode(frame));
-    }
-
-    /// Handles one client message of session `sid`, decoded by its transport (any encoding);
-    /// an undecodable one is answered `{ctrl 400 "malformed"}`.
-    pub fn client_msg(&mut self, sid: SessionId, msg: Result<Decoded, DecodeError>) {
-        ShardStats::inc(&self.stats.frames_in);
-        let now = now();
-        let mut out = std::mem::take(&mut self.session_out);
-        if let Some(slot) = self.sessions.get_mut(&sid) {
-            match msg {
-                Ok(decoded) => {
-                    let mut cx = SessionCx {
-                        now,
-                        entropy: rand::random(),
-                        limits: &self.session_limits,
-                        out: &mut out,
-                    };
-                    slot.session.handle(decoded, &mut cx);
-                }
-                Err(_) => slot.session.malformed(now, &mut out),
-            }
-        }
-        self.apply_session_out(sid, &mut out);
-        self.session_out = out;
-        self.run_work();
-        self.flush();
-    }
-
-    /// The transport lost the connection (or closed it): end the session.
-    pub fn close_session(&mut self, sid: SessionId) {
-        self.end_session(sid, CloseReason::Ended);
-        self.run_work();
-        self.flush();
-    }
-
     /// True when the API key is valid.
     pub fn api_key_ok(&self, key: &str) -> bool {
         self.api_keys.check(key)
@@ -331,52 +218,6 @@ impl ShardCtx {
     }
 
     // ---- internals ----
-
-    fn end_session(&mut self, sid: SessionId, reason: CloseReason) {
-        let Some(mut slot) = self.sessions.remove(&sid) else {
-            return;
-        };
-        if let Some(at) = slot.expires {
-            self.detached.remove(&(at, sid));
-        }
-        slot.outbox.close(reason);
-        let mut out = Vec::new();
-        slot.session.terminate(&mut out);
-        for o in out {
-            if let SessionOut::Route { topic, req } = o {
-                self.route(topic, req);
-            }
-        }
-        ShardStats::set(&self.stats.live_sessions, self.sessions.len() as u64);
-    }
-
-    /// Executes what a session step produced.
-    fn apply_session_out(&mut self, sid: SessionId, out: &mut Vec<SessionOut>) {
-        for o in out.drain(..) {
-            match o {
-                SessionOut::Send(frame) => self.push_frame(sid, frame),
-                SessionOut::Route { topic, req } => self.route(topic, req),
-                SessionOut::Login { id, scheme, secret } => self.login(sid, id, scheme, secret),
-                SessionOut::CreateAccount(req) => self.create_account(sid, req),
-                SessionOut::Account(change) => self.account_change(sid, change),
-                SessionOut::End => self.end_session(sid, CloseReason::Ended),
-            }
-        }
-    }
-
-    /// Queues a frame on a local session; an overflow ends the session (slow consumer).
-    fn push_frame(&mut self, sid: SessionId, frame: Frame) {
-        let Some(slot) = self.sessions.get(&sid) else {
-            return;
-        };
-        if slot.outbox.push(frame.encoded(slot.encoding)).is_err() {
-            log::info!("session {sid}: outbound queue full, closing (slow consumer)");
-            ShardStats::inc(&self.stats.slow_consumers);
-            self.end_session(sid, CloseReason::Overflow);
-        } else {
-            ShardStats::inc(&self.stats.frames_out);
-        }
-    }
 
     /// The one routing decision: every envelope this shard emits — topic requests, session
     /// events, deliveries, presence, evictions — goes through here. This shard: queued as
@@ -424,227 +265,6 @@ impl ShardCtx {
         }
     }
 
-    fn session_event(&mut self, sid: SessionId, ev: SessionEvent) {
-        let mut out = std::mem::take(&mut self.session_out);
-        match self.sessions.get_mut(&sid) {
-            Some(slot) => slot.session.handle_event(ev, &mut out),
-            None => {
-                // The session is gone; undo an attachment that raced with its end.
-                if let SessionEvent::Attached { topic } = ev {
-                    self.route(topic, TopicRequest::Detach { sid });
-                }
-            }
-        }
-        self.apply_session_out(sid, &mut out);
-        self.session_out = out;
-    }
-
-    fn topic_request(&mut self, name: String, req: TopicRequest) {
-        if let Some(waiting) = self.loading.get_mut(&name) {
-            // Loading: the request runs once the topic is in memory, in arrival order.
-            waiting.push(req);
-            return;
-        }
-        if !self.topics.contains_key(&name) {
-            match &req {
-                TopicRequest::Detach { .. }
-                | TopicRequest::UserPres { .. }
-                | TopicRequest::Refresh
-                | TopicRequest::Contact { .. } => return,
-                TopicRequest::Join {
-                    create: Some(_), ..
-                } => {
-                    self.topics.insert(
-                        name.clone(),
-                        TopicSlot {
-                            topic: Topic::new_group(&name, self.n_shards),
-                            idle_since: None,
-                        },
-                    );
-                    ShardStats::set(&self.stats.live_topics, self.topics.len() as u64);
-                }
-                _ => {
-                    let Some(queries) = Topic::load_reads(&name) else {
-                        return self.topic_missing(&name, req, Unreachable::NotFound);
-                    };
-                    self.loading.insert(name.clone(), vec![req]);
-                    return self.read(ReadWaiter::Load(name), queries);
-                }
-            }
-        }
-        self.with_topic(&name, |topic, cx| topic.handle(req, cx));
-    }
-
-    /// Runs one step of a loaded topic and applies what it produced.
-    fn with_topic(&mut self, name: &str, f: impl FnOnce(&mut Topic, &mut TopicCx<'_>)) {
-        let mut out = std::mem::take(&mut self.topic_out);
-        if let Some(slot) = self.topics.get_mut(name) {
-            let mut cx = TopicCx::new(now(), &self.topic_limits, &mut out);
-            f(&mut slot.topic, &mut cx);
-            // The linger (`topic.idle_unload_ms`) counts from the moment the topic became
-            // idle, not from the next housekeeping tick.
-            slot.idle_since = if slot.topic.is_idle() {
-                Some(slot.idle_since.unwrap_or(cx.now))
-            } else {
-                None
-            };
-        }
-        self.apply_topic_out(name, &mut out);
-        self.topic_out = out;
-    }
-
-    /// Asks the store for `queries`; the answers come back as [`Local::ReadDone`]. The
-    /// embedded store answers within this step (queued as a completion, so the step's order
-    /// is the same as for a store that answers later).
-    pub(crate) fn read(&mut self, waiter: ReadWaiter, queries: Vec<ReadQuery>) {
-        let ticket = self.ticket();
-        self.read_waiters.insert(ticket, waiter);
-        let results = queries
-            .into_iter()
-            .map(|q| {
-                let r = self.store.read(&q);
-                (q, r)
-            })
-            .collect();
-        self.completions
-            .push_back(Local::ReadDone { ticket, results });
-    }
-
-    /// A topic's load reads came back: build it and run the requests that waited for it.
-    fn topic_loaded(&mut self, name: String, results: Vec<(ReadQuery, ReadResult)>) {
-        let waiting = self.loading.remove(&name).unwrap_or_default();
-        let mut answers = Answers::default();
-        answers.extend(results);
-        match Topic::from_answers(&name, &answers, self.n_shards) {
-            Ok(Some(topic)) => {
-                self.topics.insert(
-                    name.clone(),
-                    TopicSlot {
-                        topic,
-                        idle_since: None,
-                    },
-                );
-                ShardStats::set(&self.stats.live_topics, self.topics.len() as u64);
-                for req in waiting {
-                    self.topic_request(name.clone(), req);
-                }
-            }
-            Ok(None) => {
-                for req in waiting {
-                    self.topic_missing(&name, req, Unreachable::NotFound);
-                }
-            }
-            Err(e) => {
-                log::error!("topic {name}: load failed: {e}");
-                ShardStats::inc(&self.stats.store_errors);
-                for req in waiting {
-                    self.topic_missing(&name, req, Unreachable::Failed);
-                }
-            }
-        }
-    }
-
-    /// A request for a topic that does not exist (or failed to load): answered from the
-    /// one table of such answers, [`TopicRequest::refusal`].
-    fn topic_missing(&mut self, name: &str, req: TopicRequest, why: Unreachable) {
-        let (Some(hdr), Some(refusal)) = (req.hdr(), req.refusal(why)) else {
-            return;
-        };
-        for ev in refusal.events(hdr, name, now()) {
-            self.send_to_session(hdr.req.sid, ev);
-        }
-    }
-
-    /// Executes what a topic step produced.
-    fn apply_topic_out(&mut self, topic: &str, out: &mut Vec<TopicOut>) {
-        for o in out.drain(..) {
-            match o {
-                TopicOut::ToSession { sid, ev } => self.send_to_session(sid, ev),
-                TopicOut::Deliver { frame, to } => {
-                    // Encode on this shard before the frame is shared with others, so no
-                    // receiving shard ever waits for another to finish an encoding.
-                    if to.batches.iter().any(|(shard, _)| *shard != self.id) {
-                        frame.prepare(to.encodings);
-                    }
-                    for (shard, sids) in to.batches {
-                        let frame = frame.clone();
-                        self.send(shard, Envelope::Deliver { frame, sids });
-                    }
-                }
-                TopicOut::UserPres { frame, targets } => self.user_pres(frame, targets),
-                TopicOut::ToTopic { topic, req } => self.route(topic, req),
-                TopicOut::Persist { token, batch } => {
-                    let ticket = self.ticket();
-                    self.store_waiters.insert(
-                        ticket,
-                        StoreWaiter::Topic {
-                            topic: topic.to_owned(),
-                            token,
-                        },
-                    );
-                    if let Err(e) = self.submit(ticket, batch) {
-                        self.store_waiters.remove(&ticket);
-                        self.topic_persisted(topic.to_owned(), token, Err(e));
-                    }
-                }
-                TopicOut::Read { token, queries } => {
-                    let topic = topic.to_owned();
-                    self.read(ReadWaiter::Topic { topic, token }, queries);
-                }
-                TopicOut::Write { batch } => {
-                    let stats = self.stats.clone();
-                    let res = self.writer.submit(
-                        batch,
-                        Box::new(move |res| {
-                            if let Err(e) = res {
-                                log::error!("background store write failed: {e}");
-                                ShardStats::inc(&stats.store_errors);
-                            }
-                        }),
-                    );
-                    if let Err(e) = res {
-                        log::error!("background store write refused: {e}");
-                        ShardStats::inc(&self.stats.store_errors);
-                    }
-                }
-            }
-        }
-    }
-
-    fn deliver_local(&mut self, frame: &Frame, sids: &[SessionId]) {
-        for sid in sids {
-            self.push_frame(*sid, frame.clone());
-        }
-    }
-
-    /// Routes a user-level `{pres}` to the home shard of each target's `me` topic, one
-    /// envelope per shard.
-    fn user_pres(&mut self, frame: Frame, targets: Vec<(UserId, Vec<SessionId>)>) {
-        let mut by_home: Vec<Vec<(UserId, Vec<SessionId>)>> = vec![Vec::new(); self.n_shards];
-        for (uid, skip) in targets {
-            let home = home_shard(&me_topic(uid), self.n_shards);
-            by_home[home.idx()].push((uid, skip));
-        }
-        for (i, targets) in by_home.into_iter().enumerate() {
-            if !targets.is_empty() {
-                let frame = frame.clone();
-                self.send(ShardId(i as u16), Envelope::UserPres { frame, targets });
-            }
-        }
-    }
-
-    /// A user-level `{pres}` for `me` topics homed here: shown only where `me` is loaded (a
-    /// user whose `me` is not loaded is offline).
-    fn user_pres_local(&mut self, frame: Frame, targets: Vec<(UserId, Vec<SessionId>)>) {
-        for (uid, skip) in targets {
-            let me = me_topic(uid);
-            if self.topics.contains_key(&me) {
-                let frame = frame.clone();
-                self.topic_request(me, TopicRequest::UserPres { frame, skip });
-            }
-        }
-    }
-
     fn ticket(&mut self) -> u64 {
         let t = self.next_ticket;
         self.next_ticket += 1;
@@ -660,13 +280,6 @@ impl ShardCtx {
                 let _ = service.send(Local::StoreDone { ticket, res });
             }),
         )
-    }
-
-    fn topic_persisted(&mut self, name: String, token: u64, res: Result<(), StoreError>) {
-        if res.is_err() {
-            ShardStats::inc(&self.stats.store_errors);
-        }
-        self.with_topic(&name, |topic, cx| topic.handle_persisted(token, res, cx));
     }
 
     /// Handles what the mesh brought: service completions first, then envelopes from other
@@ -767,39 +380,6 @@ impl ShardCtx {
             (self.hash_waiters.len() + self.store_waiters.len()) as u64,
         );
         self.flush();
-    }
-
-    /// Ends the sessions that have been without a transport for `session.detached_idle_ms`.
-    fn expire_detached(&mut self, now: UnixMillis) {
-        while self.detached.first().is_some_and(|(at, _)| *at <= now) {
-            let Some((_, sid)) = self.detached.pop_first() else {
-                break;
-            };
-            if let Some(slot) = self.sessions.get_mut(&sid) {
-                slot.expires = None;
-            }
-            log::debug!("session {sid}: no transport for the idle time, ending");
-            self.end_session(sid, CloseReason::Ended);
-        }
-    }
-
-    /// Ends every local session of `uid` (but `except`) with `{ctrl 205 "evicted"}`.
-    fn evict_local(&mut self, uid: UserId, except: Option<SessionId>) {
-        let sids: Vec<SessionId> = self
-            .sessions
-            .iter()
-            .filter(|(sid, slot)| {
-                Some(**sid) != except && slot.session.user().is_some_and(|(u, _)| u == uid)
-            })
-            .map(|(sid, _)| *sid)
-            .collect();
-        let frame = Frame::new(Outcome::Evicted.ctrl(None, None, now()).msg());
-        for sid in sids {
-            if let Some(slot) = self.sessions.get(&sid) {
-                let _ = slot.outbox.push(frame.encoded(slot.encoding));
-            }
-            self.end_session(sid, CloseReason::Ended);
-        }
     }
 
     /// Sends an eviction of `uid` to every shard, this one included.

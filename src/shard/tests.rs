@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::auth::apikey::ApiKeyChecker;
+use crate::ids::SessionHandle;
 use crate::store::{RedbStore, WriterConfig};
 
 /// One shard of one, with real writer and hash threads over an in-memory store.

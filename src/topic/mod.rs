@@ -20,11 +20,13 @@ mod fanout;
 mod fnd;
 mod join;
 mod json;
+mod leave;
 mod meta;
 mod p2p;
 mod publish;
 mod reads;
 mod set;
+mod set_sub;
 pub mod tags;
 #[cfg(test)]
 mod tests;

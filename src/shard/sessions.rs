@@ -1,0 +1,227 @@
+//! The shard's sessions: opening them (random ids with this shard in their top bits, handles
+//! with a secret), attaching and detaching transports, client messages from any transport,
+//! frames into outboxes, topic events, expiry of sessions without a transport, evictions and
+//! the end of a session.
+//!
+//! Sessions are runtime-free state machines (`session/`); this file applies their outputs.
+
+use std::rc::Rc;
+
+use crate::ids::{SessionHandle, SessionId, UnixMillis, UserId};
+use crate::proto::{decode, DecodeError, Decoded, Frame, Outcome};
+use crate::routing::{SessionEvent, TopicRequest};
+use crate::session::{Session, SessionCx, SessionOut};
+use crate::shard::{now, CloseReason, Outbox, SessionKind, SessionSlot, ShardCtx};
+use crate::stats::ShardStats;
+
+impl ShardCtx {
+    /// Opens a session with no transport attached yet (it expires like any detached session
+    /// unless one attaches); `None` while shutting down. The handle is what a client may hold:
+    /// the id is random with this shard in its top bits, plus a random secret.
+    pub fn open_session(&mut self, kind: SessionKind, remote: String) -> Option<SessionHandle> {
+        self.open_session_at(kind, remote, now())
+    }
+
+    pub(super) fn open_session_at(
+        &mut self,
+        kind: SessionKind,
+        remote: String,
+        now: UnixMillis,
+    ) -> Option<SessionHandle> {
+        if self.shutting_down {
+            return None;
+        }
+        let sid = loop {
+            let sid = SessionId::new(self.id, rand::random::<u64>());
+            if sid.0 & 0xffff_ffff_ffff != 0 && !self.sessions.contains_key(&sid) {
+                break sid;
+            }
+        };
+        let secret = rand::random::<u64>();
+        let outbox = Rc::new(Outbox::new(
+            self.cfg.session.outbound_max_frames,
+            self.cfg.session.outbound_max_bytes,
+        ));
+        let session = Session::new(sid, kind, remote, now);
+        let expires = now.plus_ms(self.cfg.session.detached_idle_ms);
+        self.detached.insert((expires, sid));
+        self.sessions.insert(
+            sid,
+            SessionSlot {
+                encoding: session.kind.encoding(),
+                session,
+                outbox,
+                secret,
+                transports: 0,
+                expires: Some(expires),
+            },
+        );
+        ShardStats::inc(&self.stats.total_sessions);
+        ShardStats::set(&self.stats.live_sessions, self.sessions.len() as u64);
+        Some(SessionHandle { sid, secret })
+    }
+
+    /// Attaches a transport to a live session of this shard and returns the session's outbox
+    /// (what the transport writes). `None` for an unknown or expired session or a wrong secret.
+    pub fn attach_transport(&mut self, handle: SessionHandle) -> Option<Rc<Outbox>> {
+        let slot = self.sessions.get_mut(&handle.sid)?;
+        if !handle.secret_matches(slot.secret) {
+            return None;
+        }
+        slot.transports += 1;
+        if let Some(at) = slot.expires.take() {
+            self.detached.remove(&(at, handle.sid));
+        }
+        Some(slot.outbox.clone())
+    }
+
+    /// A transport let go of a session that lives on (a long poll answered); the session
+    /// expires `session.detached_idle_ms` after its last transport detached.
+    pub fn detach_transport(&mut self, sid: SessionId) {
+        self.detach_transport_at(sid, now());
+    }
+
+    pub(super) fn detach_transport_at(&mut self, sid: SessionId, now: UnixMillis) {
+        let Some(slot) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        slot.transports = slot.transports.saturating_sub(1);
+        if slot.transports == 0 && slot.expires.is_none() {
+            let at = now.plus_ms(self.cfg.session.detached_idle_ms);
+            slot.expires = Some(at);
+            self.detached.insert((at, sid));
+        }
+    }
+
+    /// Handles one JSON client frame of session `sid` (WebSocket, long polling).
+    pub fn client_frame(&mut self, sid: SessionId, frame: &[u8]) {
+        self.client_msg(sid, decode(frame));
+    }
+
+    /// Handles one client message of session `sid`, decoded by its transport (any encoding);
+    /// an undecodable one is answered `{ctrl 400 "malformed"}`.
+    pub fn client_msg(&mut self, sid: SessionId, msg: Result<Decoded, DecodeError>) {
+        ShardStats::inc(&self.stats.frames_in);
+        let now = now();
+        let mut out = std::mem::take(&mut self.session_out);
+        if let Some(slot) = self.sessions.get_mut(&sid) {
+            match msg {
+                Ok(decoded) => {
+                    let mut cx = SessionCx {
+                        now,
+                        entropy: rand::random(),
+                        limits: &self.session_limits,
+                        out: &mut out,
+                    };
+                    slot.session.handle(decoded, &mut cx);
+                }
+                Err(_) => slot.session.malformed(now, &mut out),
+            }
+        }
+        self.apply_session_out(sid, &mut out);
+        self.session_out = out;
+        self.run_work();
+        self.flush();
+    }
+
+    /// The transport lost the connection (or closed it): end the session.
+    pub fn close_session(&mut self, sid: SessionId) {
+        self.end_session(sid, CloseReason::Ended);
+        self.run_work();
+        self.flush();
+    }
+
+    pub(super) fn end_session(&mut self, sid: SessionId, reason: CloseReason) {
+        let Some(mut slot) = self.sessions.remove(&sid) else {
+            return;
+        };
+        if let Some(at) = slot.expires {
+            self.detached.remove(&(at, sid));
+        }
+        slot.outbox.close(reason);
+        let mut out = Vec::new();
+        slot.session.terminate(&mut out);
+        for o in out {
+            if let SessionOut::Route { topic, req } = o {
+                self.route(topic, req);
+            }
+        }
+        ShardStats::set(&self.stats.live_sessions, self.sessions.len() as u64);
+    }
+
+    /// Executes what a session step produced.
+    pub(super) fn apply_session_out(&mut self, sid: SessionId, out: &mut Vec<SessionOut>) {
+        for o in out.drain(..) {
+            match o {
+                SessionOut::Send(frame) => self.push_frame(sid, frame),
+                SessionOut::Route { topic, req } => self.route(topic, req),
+                SessionOut::Login { id, scheme, secret } => self.login(sid, id, scheme, secret),
+                SessionOut::CreateAccount(req) => self.create_account(sid, req),
+                SessionOut::Account(change) => self.account_change(sid, change),
+                SessionOut::End => self.end_session(sid, CloseReason::Ended),
+            }
+        }
+    }
+
+    /// Queues a frame on a local session; an overflow ends the session (slow consumer).
+    pub(super) fn push_frame(&mut self, sid: SessionId, frame: Frame) {
+        let Some(slot) = self.sessions.get(&sid) else {
+            return;
+        };
+        if slot.outbox.push(frame.encoded(slot.encoding)).is_err() {
+            log::info!("session {sid}: outbound queue full, closing (slow consumer)");
+            ShardStats::inc(&self.stats.slow_consumers);
+            self.end_session(sid, CloseReason::Overflow);
+        } else {
+            ShardStats::inc(&self.stats.frames_out);
+        }
+    }
+
+    pub(super) fn session_event(&mut self, sid: SessionId, ev: SessionEvent) {
+        let mut out = std::mem::take(&mut self.session_out);
+        match self.sessions.get_mut(&sid) {
+            Some(slot) => slot.session.handle_event(ev, &mut out),
+            None => {
+                // The session is gone; undo an attachment that raced with its end.
+                if let SessionEvent::Attached { topic } = ev {
+                    self.route(topic, TopicRequest::Detach { sid });
+                }
+            }
+        }
+        self.apply_session_out(sid, &mut out);
+        self.session_out = out;
+    }
+
+    /// Ends the sessions that have been without a transport for `session.detached_idle_ms`.
+    pub(super) fn expire_detached(&mut self, now: UnixMillis) {
+        while self.detached.first().is_some_and(|(at, _)| *at <= now) {
+            let Some((_, sid)) = self.detached.pop_first() else {
+                break;
+            };
+            if let Some(slot) = self.sessions.get_mut(&sid) {
+                slot.expires = None;
+            }
+            log::debug!("session {sid}: no transport for the idle time, ending");
+            self.end_session(sid, CloseReason::Ended);
+        }
+    }
+
+    /// Ends every local session of `uid` (but `except`) with `{ctrl 205 "evicted"}`.
+    pub(super) fn evict_local(&mut self, uid: UserId, except: Option<SessionId>) {
+        let sids: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(sid, slot)| {
+                Some(**sid) != except && slot.session.user().is_some_and(|(u, _)| u == uid)
+            })
+            .map(|(sid, _)| *sid)
+            .collect();
+        let frame = Frame::new(Outcome::Evicted.ctrl(None, None, now()).msg());
+        for sid in sids {
+            if let Some(slot) = self.sessions.get(&sid) {
+                let _ = slot.outbox.push(frame.encoded(slot.encoding));
+            }
+            self.end_session(sid, CloseReason::Ended);
+        }
+    }
+}
