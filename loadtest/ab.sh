@@ -3,6 +3,7 @@
 #   loadtest/ab.sh fanout BEFORE_BIN AFTER_BIN   W4 N=1000 @50/s and N=128 @500/s, two coretalk builds
 #   loadtest/ab.sh ring BIN                      W3 2,000 P2P pairs @2,500/s, runtime.ring_depth 128 vs 4096
 #   loadtest/ab.sh w6base BASELINE_BIN           W6's tokio peer: W4 N=1000 @50/s, 1 vs 2 runtime threads on cores 0-1
+#   loadtest/ab.sh p2p BEFORE_BIN AFTER_BIN       W3 2,000 P2P pairs @2,500/s, two coretalk builds (in-memory store)
 # Prints server CPU per operation, p50, p99 and drops per run. Needs target/release/coretalk-load.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -72,5 +73,25 @@ case "${1:-}" in
         point "$d" "baseline threads=$threads run=$run"
       done
     done ;;
-  *) sed -n '2,6p' "$0"; exit 2 ;;
+  p2p)
+    before=$2 after=$3
+    for run in 1 2 3; do
+      for side in before after; do
+        bin=$([ $side = before ] && echo "$before" || echo "$after")
+        dir=$(mktemp -d)
+        printf '[auth]\nbcrypt_cost = 4\n[store]\ndurable = false\n' > "$dir/c.toml"
+        taskset -c 0 "$bin" --listen 127.0.0.1:0 --data "$dir/data" --shards 1 --config "$dir/c.toml" \
+          > "$dir/out.log" 2> "$dir/err.log" &
+        pid=$!
+        for _ in $(seq 100); do grep -q "listening on" "$dir/out.log" && break; sleep 0.1; done
+        addr=$(grep -o "listening on [0-9.:]*" "$dir/out.log" | awk '{print $3}')
+        d="$OUT/w3-$side-$run"
+        "$LOAD" w3 --attach "$addr" --server-pid $pid --pairs 2000 --rate 2500 --topic-kind p2p \
+          "${COMMON[@]}" --results-dir "$d" > "$d.log" 2>&1
+        kill $pid; wait $pid 2>/dev/null || true
+        rm -rf "$dir"
+        point "$d" "w3 $side run=$run"
+      done
+    done ;;
+  *) sed -n '2,7p' "$0"; exit 2 ;;
 esac
