@@ -22,6 +22,21 @@ print(f"{sys.argv[2]:28} {p['cpu_us_per_op']:8.2f} us/op  p50 {p['latency']['p50
 PY
 }
 
+w3_on() { # BIN EXTRA_TOML RESULT_DIR: one-shard coretalk on core 0 (in-memory store), W3 2,000 P2P pairs @2,500/s
+  local bin=$1 extra=$2 d=$3 dir pid addr
+  dir=$(mktemp -d)
+  printf '[auth]\nbcrypt_cost = 4\n[store]\ndurable = false\n%b' "$extra" > "$dir/c.toml"
+  taskset -c 0 "$bin" --listen 127.0.0.1:0 --data "$dir/data" --shards 1 --config "$dir/c.toml" \
+    > "$dir/out.log" 2> "$dir/err.log" &
+  pid=$!
+  for _ in $(seq 100); do grep -q "listening on" "$dir/out.log" && break; sleep 0.1; done
+  addr=$(grep -o "listening on [0-9.:]*" "$dir/out.log" | awk '{print $3}')
+  "$LOAD" w3 --attach "$addr" --server-pid $pid --pairs 2000 --rate 2500 --topic-kind p2p \
+    "${COMMON[@]}" --results-dir "$d" > "$d.log" 2>&1
+  kill $pid; wait $pid 2>/dev/null || true
+  rm -rf "$dir"
+}
+
 case "${1:-}" in
   fanout)
     before=$2 after=$3
@@ -41,18 +56,8 @@ case "${1:-}" in
     bin=$2
     for run in 1 2 3; do
       for depth in 128 4096; do
-        dir=$(mktemp -d)
-        printf '[auth]\nbcrypt_cost = 4\n[store]\ndurable = false\n[runtime]\nring_depth = %s\n' $depth > "$dir/c.toml"
-        taskset -c 0 "$bin" --listen 127.0.0.1:0 --data "$dir/data" --shards 1 --config "$dir/c.toml" \
-          > "$dir/out.log" 2> "$dir/err.log" &
-        pid=$!
-        for _ in $(seq 100); do grep -q "listening on" "$dir/out.log" && break; sleep 0.1; done
-        addr=$(grep -o "listening on [0-9.:]*" "$dir/out.log" | awk '{print $3}')
         d="$OUT/ring$depth-$run"
-        "$LOAD" w3 --attach "$addr" --server-pid $pid --pairs 2000 --rate 2500 --topic-kind p2p \
-          "${COMMON[@]}" --results-dir "$d" > "$d.log" 2>&1
-        kill $pid; wait $pid 2>/dev/null || true
-        rm -rf "$dir"
+        w3_on "$bin" "[runtime]\nring_depth = $depth\n" "$d"
         point "$d" "ring_depth=$depth run=$run"
       done
     done ;;
@@ -78,18 +83,8 @@ case "${1:-}" in
     for run in 1 2 3; do
       for side in before after; do
         bin=$([ $side = before ] && echo "$before" || echo "$after")
-        dir=$(mktemp -d)
-        printf '[auth]\nbcrypt_cost = 4\n[store]\ndurable = false\n' > "$dir/c.toml"
-        taskset -c 0 "$bin" --listen 127.0.0.1:0 --data "$dir/data" --shards 1 --config "$dir/c.toml" \
-          > "$dir/out.log" 2> "$dir/err.log" &
-        pid=$!
-        for _ in $(seq 100); do grep -q "listening on" "$dir/out.log" && break; sleep 0.1; done
-        addr=$(grep -o "listening on [0-9.:]*" "$dir/out.log" | awk '{print $3}')
         d="$OUT/w3-$side-$run"
-        "$LOAD" w3 --attach "$addr" --server-pid $pid --pairs 2000 --rate 2500 --topic-kind p2p \
-          "${COMMON[@]}" --results-dir "$d" > "$d.log" 2>&1
-        kill $pid; wait $pid 2>/dev/null || true
-        rm -rf "$dir"
+        w3_on "$bin" "" "$d"
         point "$d" "w3 $side run=$run"
       done
     done ;;
