@@ -92,9 +92,11 @@ impl Default for RuntimeConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MeshConfig {
-    /// Capacity of each (source, destination) queue, in envelopes. A full queue spills into the
-    /// sender's local backlog and pauses reading from its sockets until it drains (back-pressure,
-    /// never unbounded growth). 8192 envelopes absorb a burst of 8k fan-out batches per peer.
+    /// Capacity of each shard's inbox, in envelopes, shared by every shard that sends to it
+    /// (one inbox per shard, so the mesh costs `shards × queue_capacity` slots, linear in the
+    /// shard count). A full inbox spills into the sender's local backlog and pauses reading
+    /// from its sockets until it drains (back-pressure, never unbounded growth). 8192
+    /// envelopes absorb a burst of 8k fan-out batches.
     pub queue_capacity: usize,
     /// Local backlog (envelopes) above which a shard stops reading client frames.
     pub backlog_pause: usize,

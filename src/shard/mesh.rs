@@ -1,7 +1,8 @@
 //! The cross-core mesh: the lock-free queues that carry [`Envelope`]s (the closed list of
-//! shard-to-shard messages, defined in `routing`), one per ordered pair of shards, plus one
-//! queue per shard for [`Local`] completions of its service threads (store writer, hash
-//! pool, store reads) and the server's shutdown request.
+//! shard-to-shard messages, defined in `routing`): one bounded inbox per shard that every
+//! other shard sends into (so memory grows linearly with the shard count, not with its
+//! square), plus one queue per shard for [`Local`] completions of its service threads (store
+//! writer, hash pool, store reads) and the server's shutdown request.
 //!
 //! Sending never blocks: envelopes are batched per destination during a step and flushed at
 //! its end with at most one wake-up per destination; a full queue spills into a local backlog
@@ -79,11 +80,13 @@ impl ServiceSender {
 #[derive(Debug)]
 pub struct ShardLink {
     id: ShardId,
-    /// To each shard (index = destination; the own slot is unused).
+    /// Each shard's inbox (index = destination; the own slot is unused). A bounded
+    /// multi-producer queue keeps each sender's envelopes in order, so FIFO per ordered pair of
+    /// shards holds as with one queue per pair.
     to: Vec<Sender<Envelope>>,
     bells: Vec<Arc<Doorbell>>,
-    /// From each shard and from services.
-    from: Vec<Receiver<Envelope>>,
+    /// This shard's inbox: envelopes from every other shard.
+    from: Receiver<Envelope>,
     services: Receiver<Local>,
     /// Envelopes gathered during the current step, per destination.
     outgoing: Vec<Vec<Envelope>>,
@@ -91,25 +94,16 @@ pub struct ShardLink {
     backlog: Vec<VecDeque<Envelope>>,
 }
 
-/// Builds the mesh for `n` shards: one link per shard and one service sender per shard.
+/// Builds the mesh for `n` shards: one link per shard and one service sender per shard; each
+/// shard's inbox holds `capacity` envelopes.
 pub fn build(n: usize, capacity: usize) -> (Vec<ShardLink>, Vec<ServiceSender>) {
     let bells: Vec<Arc<Doorbell>> = (0..n).map(|_| Arc::new(Doorbell::default())).collect();
-    // queues[src][dst]
-    let mut senders: Vec<Vec<Sender<Envelope>>> = Vec::with_capacity(n);
-    let mut receivers: Vec<Vec<Receiver<Envelope>>> =
-        (0..n).map(|_| Vec::with_capacity(n)).collect();
-    for _src in 0..n {
-        let mut row = Vec::with_capacity(n);
-        for rx_row in receivers.iter_mut() {
-            let (tx, rx) = crossbeam_channel::bounded(capacity);
-            row.push(tx);
-            rx_row.push(rx);
-        }
-        senders.push(row);
-    }
+    let (inboxes, receivers): (Vec<Sender<Envelope>>, Vec<Receiver<Envelope>>) =
+        (0..n).map(|_| crossbeam_channel::bounded(capacity)).unzip();
     let mut links = Vec::with_capacity(n);
     let mut services = Vec::with_capacity(n);
-    for (i, (to, from)) in senders.into_iter().zip(receivers).enumerate() {
+    for (i, from) in receivers.into_iter().enumerate() {
+        let to = inboxes.clone();
         // Completions are bounded by the writer's and the hash pool's own queues.
         let (stx, srx) = crossbeam_channel::unbounded();
         services.push(ServiceSender {
@@ -198,7 +192,7 @@ impl ShardLink {
     }
 
     /// Takes up to `max` received messages: service completions into `locals` first, then
-    /// envelopes from each peer in turn into `into`.
+    /// envelopes from the inbox into `into`.
     pub fn drain(&self, max: usize, locals: &mut Vec<Local>, into: &mut Vec<Envelope>) {
         while locals.len() < max {
             match self.services.try_recv() {
@@ -206,12 +200,10 @@ impl ShardLink {
                 Err(_) => break,
             }
         }
-        for rx in &self.from {
-            while into.len() < max {
-                match rx.try_recv() {
-                    Ok(env) => into.push(env),
-                    Err(_) => break,
-                }
+        while into.len() < max {
+            match self.from.try_recv() {
+                Ok(env) => into.push(env),
+                Err(_) => break,
             }
         }
         if into.len() >= max || locals.len() >= max {
@@ -275,6 +267,43 @@ mod tests {
         links[1].drain(100, &mut locals, &mut envs);
         assert!(matches!(locals.as_slice(), [Local::Shutdown]));
         assert!(envs.is_empty());
+    }
+
+    /// Every shard sends into one inbox per destination: each sender's envelopes stay in
+    /// order, and the bound is shared, so a full inbox spills each sender into its backlog.
+    #[test]
+    fn one_inbox_per_shard_keeps_each_senders_order_under_a_shared_bound() {
+        let (mut links, _svc) = build(3, 4);
+        let c = links.pop().unwrap();
+        let mut b = links.pop().unwrap();
+        let mut a = links.pop().unwrap();
+        let env = |sid: u64| Envelope::Session {
+            sid: SessionId(sid),
+            ev: SessionEvent::Frames(vec![]),
+        };
+        for i in 0..3 {
+            a.send(ShardId(2), env(i));
+            b.send(ShardId(2), env(100 + i));
+        }
+        assert_eq!(a.flush(), 3);
+        assert_eq!(b.flush(), 1, "the inbox holds 4 in all");
+        assert_eq!(b.backlog_len(), 2);
+        let mut got = Vec::new();
+        while got.len() < 6 {
+            c.drain(100, &mut Vec::new(), &mut got);
+            a.flush();
+            b.flush();
+        }
+        let ids = |from: u64| -> Vec<u64> {
+            got.iter()
+                .filter_map(|e| match e {
+                    Envelope::Session { sid, .. } if sid.0 / 100 == from => Some(sid.0),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(ids(0), vec![0, 1, 2]);
+        assert_eq!(ids(1), vec![100, 101, 102]);
     }
 
     #[test]
