@@ -148,6 +148,8 @@ pub struct ShardCtx {
     topic_out: Vec<TopicOut>,
     /// Set once shutdown began: no new sessions.
     shutting_down: bool,
+    /// The task waiting for the shard to drain (`run_tasks`).
+    drained_waker: Option<std::task::Waker>,
 }
 
 impl ShardCtx {
@@ -192,6 +194,7 @@ impl ShardCtx {
             session_out: Vec::new(),
             topic_out: Vec::new(),
             shutting_down: false,
+            drained_waker: None,
         }
     }
 
@@ -400,6 +403,18 @@ impl ShardCtx {
             }
             self.end_session(sid, CloseReason::Shutdown);
         }
+        if let Some(w) = self.drained_waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Ready once shutdown began and no session is left; registers the waker otherwise.
+    pub(crate) fn poll_drained(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.is_drained() {
+            return std::task::Poll::Ready(());
+        }
+        self.drained_waker = Some(cx.waker().clone());
+        std::task::Poll::Pending
     }
 
     /// True when the mesh backlog needs a quick retry.

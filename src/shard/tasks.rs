@@ -19,16 +19,12 @@ pub fn spawn_tasks() {
     glommio::spawn_local(housekeeping_loop()).detach();
 }
 
-/// Runs until shutdown completes: the future the executor's main task awaits.
+/// Runs until shutdown completes: the future the executor's main task awaits. It sleeps until
+/// the shard has drained (woken by the shutdown step itself; an idle shard is never polled).
 pub async fn run_tasks() {
-    loop {
-        glommio::timer::sleep(Duration::from_millis(20)).await;
-        if with(|ctx| ctx.is_drained()) {
-            // Give writers a moment to send the shutdown notice, then exit.
-            glommio::timer::sleep(Duration::from_millis(200)).await;
-            return;
-        }
-    }
+    poll_fn(|cx| with(|ctx| ctx.poll_drained(cx))).await;
+    // Give writers a moment to send the shutdown notice, then exit.
+    glommio::timer::sleep(Duration::from_millis(200)).await;
 }
 
 async fn mesh_loop() {

@@ -144,3 +144,36 @@ fn client_messages_come_decoded_from_any_transport() {
     );
     assert!(texts[1].contains("\"code\":400"), "{}", texts[1]);
 }
+
+/// The task that ends the executor sleeps until shutdown drains the shard, and is woken by the
+/// shutdown step itself: an idle shard is not polled on a timer.
+#[test]
+fn the_drain_waiter_is_woken_by_shutdown_not_by_a_timer() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let count = Arc::new(Count(AtomicUsize::new(0)));
+    let waker = Waker::from(count.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut sh = shard(Config::default());
+    let h = sh.open_session(SessionKind::WebSocket, "t".into()).unwrap();
+    sh.attach_transport(h).unwrap();
+    assert_eq!(sh.poll_drained(&mut cx), Poll::Pending);
+    sh.housekeeping();
+    assert_eq!(
+        count.0.load(Ordering::SeqCst),
+        0,
+        "nothing wakes it while serving"
+    );
+    sh.begin_shutdown();
+    assert_eq!(count.0.load(Ordering::SeqCst), 1);
+    assert_eq!(sh.poll_drained(&mut cx), Poll::Ready(()));
+    assert!(sh
+        .open_session(SessionKind::WebSocket, "late".into())
+        .is_none());
+}
