@@ -243,6 +243,9 @@ pub struct Topic {
     pub(crate) uas: Vec<(SessionId, String)>,
     /// `fnd`: each attached session's search query.
     pub(crate) queries: HashMap<SessionId, String>,
+    /// `fnd`: the user's stored `private` (the query used when a session has none), kept
+    /// in the `fnd` subscription row as the reference does.
+    pub(crate) fnd_private: Option<crate::store::JsonText>,
     /// Set once `on_unload` ran.
     pub(crate) unloaded: bool,
     /// `me`/group: the topic announced itself online (first attachment since loading).
@@ -277,6 +280,7 @@ impl Topic {
             contacts: HashMap::new(),
             uas: Vec::new(),
             queries: HashMap::new(),
+            fnd_private: None,
             unloaded: false,
             announced: false,
             last_ua: String::new(),
@@ -304,7 +308,13 @@ impl Topic {
                     user: uid,
                 },
             ],
-            TopicKind::Fnd(uid) => vec![ReadQuery::User(uid)],
+            TopicKind::Fnd(uid) => vec![
+                ReadQuery::User(uid),
+                ReadQuery::Sub {
+                    topic: name,
+                    user: uid,
+                },
+            ],
             TopicKind::Group | TopicKind::P2p(..) | TopicKind::Sys => {
                 let mut q = vec![
                     ReadQuery::Topic(name.clone()),
@@ -349,6 +359,9 @@ impl Topic {
                     return Ok(None);
                 }
                 topic.user = user;
+                if let Some(sub) = answers.sub(name, uid)? {
+                    topic.fnd_private = sub.private;
+                }
             }
             TopicKind::Group | TopicKind::P2p(..) | TopicKind::Sys => {
                 if let TopicKind::P2p(a, b) = kind {

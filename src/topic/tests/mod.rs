@@ -1,6 +1,7 @@
 //! Unit tests of the topic state machine, run through the simulator in `sim`, one file per feature.
 
 mod access;
+mod fnd;
 mod get;
 mod join;
 mod leave;
@@ -11,3 +12,4 @@ mod presence;
 mod publish;
 mod reads;
 mod sim;
+mod tags;
