@@ -6,6 +6,7 @@ mod get;
 mod join;
 mod leave;
 mod me;
+mod members;
 mod notes;
 mod p2p;
 mod presence;
