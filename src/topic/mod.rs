@@ -50,7 +50,8 @@ pub use fanout::{group_by_shard, Recipients};
 pub enum TopicKind {
     /// A user's `me` topic (`usr…`).
     Me(UserId),
-    /// A user's search topic (`fnd…`): per-session queries, nothing stored.
+    /// A user's search topic (`fnd…`): per-session queries, and the user's stored query (its
+    /// `private`, in the `fnd` subscription row).
     Fnd(UserId),
     /// A group or channel (`grp…`).
     Group,
