@@ -3,7 +3,6 @@
 use serde_json::json;
 
 use super::sim::*;
-use crate::topic::*;
 
 #[test]
 fn the_inviter_gets_the_new_members_public_after_the_ctrl() {
