@@ -84,13 +84,15 @@ impl Accounts {
         let Some(given) = access.parse_over(auth, anon) else {
             return asker.ctrl(Outcome::Malformed, None, cx);
         };
-        // User defaults are masked to the P2P mode; A is forced unless N.
+        // Defaults given at sign-up are masked to the P2P mode (`JRWPA`, not the `JRWPAS`
+        // a user gets when giving none); A is forced unless N (the reference's
+        // `replyCreateUser`).
         for (text, m, slot) in [
             (auth, given.auth, &mut access.auth),
             (anon, given.anon, &mut access.anon),
         ] {
             if text.is_some_and(|t| !t.trim().is_empty()) {
-                let masked = m.and(AccessMode::USER_AUTH_DEFAULT);
+                let masked = m.and(AccessMode::P2P);
                 *slot = if masked.0 == 0 {
                     masked
                 } else {

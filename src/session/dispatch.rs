@@ -467,7 +467,10 @@ impl Session {
             // Invalid notes are dropped silently, as the reference server does.
             return;
         }
-        if self.subs.get(&ex.routing) != Some(&SubState::Attached) {
+        // Not attached: a `recv` still goes to the topic (a client that fetched messages after
+        // a push or a `{pres msg}` and detached reports them delivered); the topic drops it
+        // silently unless the user is a member with R. Anything else must attach first.
+        if self.subs.get(&ex.routing) != Some(&SubState::Attached) && m.what != "recv" {
             let topic = m.topic.clone();
             self.send(
                 Outcome::AttachFirst.ctrl(None, Some(&topic), cx.now).msg(),

@@ -1,9 +1,11 @@
-//! `fnd`: tag search. A session sets its query with `{set fnd desc:{public:"…"}}` and reads
+//! `fnd`: tag search. A session sets its query with `{set fnd desc:{public:"…"}}` (or the user
+//! stores one with `{set fnd desc:{private:"…"}}`, used by sessions without their own) and reads
 //! the results with `{get fnd sub}`: users and groups carrying the query's tags (AND of OR
 //! groups, see [`crate::topic::tags::parse_query`]), with their public descriptions, most
 //! matched tags first. Suspended and deleted users never appear (root sees them too).
 
 use crate::access::{AccessMode, AuthLevel};
+use crate::ids::SessionId;
 use crate::proto::server::{raw, AccessOut, SubOut, Ts};
 use crate::routing::Requester;
 use crate::store::UserState;
@@ -11,13 +13,27 @@ use crate::topic::tags::{parse_query, satisfies};
 use crate::topic::{Topic, TopicCx};
 
 impl Topic {
+    /// The query of `sid`: its own (`{set fnd desc:{public}}`, per session) has priority over
+    /// the user's stored `private` (tinode-protocol.md §3.9), which counts only when it is a
+    /// JSON string.
+    pub(crate) fn fnd_query(&self, sid: SessionId) -> Option<String> {
+        match self.queries.get(&sid) {
+            Some(q) if !q.is_empty() => Some(q.clone()),
+            _ => self
+                .fnd_private
+                .as_deref()
+                .and_then(|p| serde_json::from_str::<String>(p).ok())
+                .filter(|q| !q.is_empty()),
+        }
+    }
+
     /// The results of the session's current query as `{meta sub}` items, from the search
     /// fetched for this step (`Topic::get_reads`).
     pub(crate) fn fnd_results(&self, req: &Requester, cx: &mut TopicCx<'_>) -> Vec<SubOut> {
-        let Some(q) = self.queries.get(&req.sid) else {
+        let Some(q) = self.fnd_query(req.sid) else {
             return Vec::new();
         };
-        let query = parse_query(q);
+        let query = parse_query(&q);
         if query.is_empty() {
             return Vec::new();
         }

@@ -140,6 +140,9 @@ impl Topic {
                         }
                     }
                 }
+                if matches!(self.kind, TopicKind::Fnd(_)) {
+                    desc.private = self.fnd_private.as_deref().map(raw);
+                }
                 let given = AccessMode::SELF_ME;
                 let want = if matches!(self.kind, TopicKind::Me(_)) {
                     self.me_want

@@ -50,7 +50,8 @@ pub use fanout::{group_by_shard, Recipients};
 pub enum TopicKind {
     /// A user's `me` topic (`usr…`).
     Me(UserId),
-    /// A user's search topic (`fnd…`): per-session queries, nothing stored.
+    /// A user's search topic (`fnd…`): per-session queries, and the user's stored query (its
+    /// `private`, in the `fnd` subscription row).
     Fnd(UserId),
     /// A group or channel (`grp…`).
     Group,
@@ -243,6 +244,9 @@ pub struct Topic {
     pub(crate) uas: Vec<(SessionId, String)>,
     /// `fnd`: each attached session's search query.
     pub(crate) queries: HashMap<SessionId, String>,
+    /// `fnd`: the user's stored `private` (the query used when a session has none), kept
+    /// in the `fnd` subscription row as the reference does.
+    pub(crate) fnd_private: Option<crate::store::JsonText>,
     /// Set once `on_unload` ran.
     pub(crate) unloaded: bool,
     /// `me`/group: the topic announced itself online (first attachment since loading).
@@ -277,6 +281,7 @@ impl Topic {
             contacts: HashMap::new(),
             uas: Vec::new(),
             queries: HashMap::new(),
+            fnd_private: None,
             unloaded: false,
             announced: false,
             last_ua: String::new(),
@@ -304,7 +309,13 @@ impl Topic {
                     user: uid,
                 },
             ],
-            TopicKind::Fnd(uid) => vec![ReadQuery::User(uid)],
+            TopicKind::Fnd(uid) => vec![
+                ReadQuery::User(uid),
+                ReadQuery::Sub {
+                    topic: name,
+                    user: uid,
+                },
+            ],
             TopicKind::Group | TopicKind::P2p(..) | TopicKind::Sys => {
                 let mut q = vec![
                     ReadQuery::Topic(name.clone()),
@@ -349,6 +360,9 @@ impl Topic {
                     return Ok(None);
                 }
                 topic.user = user;
+                if let Some(sub) = answers.sub(name, uid)? {
+                    topic.fnd_private = sub.private;
+                }
             }
             TopicKind::Group | TopicKind::P2p(..) | TopicKind::Sys => {
                 if let TopicKind::P2p(a, b) = kind {

@@ -2,9 +2,12 @@
 //! use, or attaches to it. Each user names the topic by the other's id; the internal name is
 //! never shown to clients.
 //!
-//! Default access follows the reference (tinode-protocol.md §4.2): the requester gets what the
-//! peer's `defacs` gives users of the requester's level; the peer gets what the requester's
-//! `defacs.auth` (or `set.desc.defacs.auth`) gives, masked to the P2P mode and keeping `A`.
+//! Default access follows the reference (tinode-protocol.md §4.2, `initTopicP2P`): the
+//! requester's `given` is what the peer's `defacs` gives users of the requester's level, in
+//! full (root: the P2P mode); the peer's `given` is the requester's `defacs.auth` (or
+//! `set.desc.defacs.auth`) masked to the P2P mode, with `A`; the requester's `want` is that
+//! same mode (or `set.sub.mode`, masked, with `A` and `J`); the peer's `want` is the peer's own
+//! `defacs` for the requester's level, masked, with `A`.
 
 use crate::access::{AccessMode, AuthLevel};
 use crate::ids::UserId;
@@ -14,15 +17,10 @@ use crate::store::{SubRecord, TopicRecord, UserRecord, UserState, WriteOp};
 use crate::topic::join::JoinArgs;
 use crate::topic::{Member, Topic, TopicCx, TopicKind, TopicOut};
 
-/// A P2P mode: masked to `JRWPA` (plus `D`, which P2P deletion would add), keeping `A`
-/// unless it is `N`.
+/// A P2P mode set at creation: masked to the P2P mode `JRWPA` (P2P deletion, which would add
+/// `D`, is not offered), with `A` always, as the reference's `mode & CP2P | A`.
 fn p2p_mask(m: AccessMode) -> AccessMode {
-    let m = m.and(AccessMode::P2P.with(AccessMode::DELETE));
-    if m.0 == 0 {
-        m
-    } else {
-        m.with(AccessMode::APPROVE)
-    }
+    m.and(AccessMode::P2P).with(AccessMode::APPROVE)
 }
 
 /// What `user`'s defaults give a user of `level`.
@@ -115,17 +113,29 @@ impl Topic {
                     self.reply_err(&a.req, Outcome::UserNotFound, id, &a.as_seen, cx);
                     return;
                 }
-                // A deleted subscription keeps its `given`, so a block survives.
+                // A deleted subscription keeps its `given`, so a block survives. A new one
+                // gets the peer's default in full (e.g. `JRWPAS`), as the reference does.
                 let given = match &previous {
                     Some(m) => m.sub.given,
-                    None => p2p_mask(given_by(&peer_user, a.req.level)),
+                    None => given_by(&peer_user, a.req.level),
                 };
                 if !given.has(AccessMode::JOIN) {
                     self.reply_err(&a.req, Outcome::PermissionDenied, id, &a.as_seen, cx);
                     return;
                 }
-                let want = requested
-                    .unwrap_or_else(|| p2p_mask(my_user.access.auth).with(AccessMode::JOIN));
+                // What the requester gives the peer (below), unless `set.sub.mode` says.
+                let peer_defacs = a
+                    .set
+                    .as_ref()
+                    .and_then(|s| s.desc.as_ref())
+                    .and_then(|d| d.defacs.as_ref())
+                    .and_then(|d| d.auth.as_deref())
+                    .and_then(|s| AccessMode::parse(s).ok().flatten());
+                let peer_given = match self.members.get(&peer) {
+                    Some(p) => p.sub.given,
+                    None => p2p_mask(peer_defacs.unwrap_or(my_user.access.auth)),
+                };
+                let want = requested.unwrap_or(peer_given.with(AccessMode::JOIN));
                 let sub = SubRecord {
                     topic: self.name.clone(),
                     user: me,
@@ -159,14 +169,6 @@ impl Topic {
                 batch.push(WriteOp::PutSub(sub.clone()));
                 self.members.insert(me, Member { sub, online: 0 });
                 if !self.members.contains_key(&peer) {
-                    let peer_defacs = a
-                        .set
-                        .as_ref()
-                        .and_then(|s| s.desc.as_ref())
-                        .and_then(|d| d.defacs.as_ref())
-                        .and_then(|d| d.auth.as_deref())
-                        .and_then(|s| AccessMode::parse(s).ok().flatten());
-                    let peer_given = p2p_mask(peer_defacs.unwrap_or(my_user.access.auth));
                     let peer_want = p2p_mask(given_by(&peer_user, a.req.level));
                     let psub = SubRecord {
                         topic: self.name.clone(),

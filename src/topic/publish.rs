@@ -203,6 +203,65 @@ impl Topic {
         }
     }
 
+    /// `{info topic:"me" src from what seq}` to every member with R and P, on their sessions
+    /// that are not attached here (tinode-protocol.md §3.8), so contact lists show typing and
+    /// receipts. Typing never goes to the sender's own sessions; `sender_sid` never gets it.
+    fn info_unattached(
+        &self,
+        sender: UserId,
+        what: &'static str,
+        seq: u64,
+        (event, payload): (Option<&str>, Option<&str>),
+        sender_sid: SessionId,
+        cx: &mut TopicCx<'_>,
+    ) {
+        let typing = what.starts_with("kp");
+        let mut here: std::collections::HashMap<UserId, Vec<SessionId>> =
+            std::collections::HashMap::new();
+        for (sid, a) in &self.attached {
+            here.entry(a.uid).or_default().push(*sid);
+        }
+        let chan = self.rec.as_ref().is_some_and(|r| r.is_chan);
+        let p2p = matches!(self.kind, TopicKind::P2p(..));
+        // The P2P participant the view depends on → targets; one frame per view.
+        type Targets = Vec<(UserId, Vec<SessionId>)>;
+        let mut groups: Vec<(Option<UserId>, Targets)> = Vec::new();
+        for (uid, m) in &self.members {
+            if !m.is_active()
+                || !m.mode().has(AccessMode::READ | AccessMode::PRES)
+                || (chan && m.sub.given == AccessMode::CHAN_READER)
+                || (typing && *uid == sender)
+            {
+                continue;
+            }
+            let mut skip = here.remove(uid).unwrap_or_default();
+            if *uid == sender && !skip.contains(&sender_sid) {
+                skip.push(sender_sid);
+            }
+            let key = p2p.then_some(*uid);
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, t)) => t.push((*uid, skip)),
+                None => groups.push((key, vec![(*uid, skip)])),
+            }
+        }
+        for (peer_view, targets) in groups {
+            let view = match peer_view {
+                Some(uid) => self.view_of(uid),
+                None => self.name.clone(),
+            };
+            let frame = Frame::new(ServerMsg::Info(Info {
+                topic: "me".into(),
+                src: Some(view),
+                from: sender.usr(),
+                what: what.to_owned(),
+                seq,
+                event: event.map(str::to_owned),
+                payload: payload.map(raw),
+            }));
+            cx.out.push(TopicOut::UserPres { frame, targets });
+        }
+    }
+
     /// A `me` topic shows a user-level `{pres}` on its sessions except those in `skip`.
     pub(crate) fn on_user_pres(&self, frame: Frame, skip: Vec<SessionId>, cx: &mut TopicCx<'_>) {
         let sids = self
@@ -225,7 +284,10 @@ impl Topic {
         payload: Option<RawJson>,
         cx: &mut TopicCx<'_>,
     ) {
-        if !self.attached.contains_key(&req.sid) {
+        let attached = self.attached.contains_key(&req.sid);
+        // A session not attached reaches the topic only with a `recv` (the session gate);
+        // anything else comes from a session the topic detached meanwhile.
+        if !attached && what != "recv" {
             let msg = Outcome::AttachFirst
                 .ctrl(None, Some(&as_seen), cx.now)
                 .msg();
@@ -237,13 +299,19 @@ impl Topic {
         }
         let reader = self.is_reader(req.uid);
         let view = self.view_of(req.uid);
-        let own_other: Vec<SessionId> = self
+        // The user's sessions that must not see the receipt on `me`: those attached here
+        // (they get the `{info}`) and the sender's.
+        let mut own_other: Vec<SessionId> = self
             .attached
             .iter()
             .filter(|(_, a)| a.uid == req.uid)
             .map(|(s, _)| *s)
             .collect();
-        let Some(member) = self.members.get_mut(&req.uid) else {
+        if !attached {
+            own_other.push(req.sid);
+        }
+        // A note from a user who is not a member is dropped silently, without a reply.
+        let Some(member) = self.members.get_mut(&req.uid).filter(|m| m.is_active()) else {
             return;
         };
         let mode = member.mode();
@@ -321,6 +389,15 @@ impl Topic {
             (None, None)
         };
         let payload_text = payload.map(|p| p.get().to_owned());
+        // Members with P and R see it on `me` where they are not attached here.
+        self.info_unattached(
+            sender,
+            what_static,
+            seq,
+            (event.as_deref(), payload_text.as_deref()),
+            req.sid,
+            cx,
+        );
         // Typing indicators never go to the same user's other sessions; receipts do. Channel
         // readers never receive them.
         self.fan(

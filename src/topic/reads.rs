@@ -210,7 +210,7 @@ impl Topic {
 
     /// The search of a `fnd` session's current query.
     fn search_read(&self, req: &Requester, limits: &TopicLimits) -> Option<ReadQuery> {
-        let q = crate::topic::tags::parse_query(self.queries.get(&req.sid)?);
+        let q = crate::topic::tags::parse_query(&self.fnd_query(req.sid)?);
         if q.is_empty() {
             return None;
         }

@@ -11,7 +11,7 @@ use crate::proto::client::{Credential, SetDesc, SetQuery};
 use crate::proto::server::{Pres, ServerMsg};
 use crate::proto::{Frame, Outcome};
 use crate::routing::Requester;
-use crate::store::{CredRecord, UserPatch, UserRecord, WriteOp};
+use crate::store::{CredRecord, SubRecord, UserPatch, UserRecord, WriteOp};
 use crate::topic::json::{merge_json, DEL_CHAR};
 use crate::topic::tags::{merge_user_tags, normalize, TagError};
 use crate::topic::{Reply, Topic, TopicCx, TopicKind, TopicOut};
@@ -159,8 +159,31 @@ impl Topic {
         let now = cx.now;
         match self.kind {
             TopicKind::Fnd(_) => {
+                // `private` is the user's stored query, kept in the `fnd` subscription row as
+                // the reference keeps it (durable before the reply); sessions without a query
+                // of their own search with it.
+                let mut changed = false;
+                if let Some(p) = d.private {
+                    if let Some(v) = merge_json(self.fnd_private.as_ref(), p.get()) {
+                        acc.batch.push(WriteOp::PutSub(SubRecord {
+                            topic: self.name.clone(),
+                            user: req.uid,
+                            created: now,
+                            updated: now,
+                            deleted: None,
+                            want: AccessMode::SELF_ME,
+                            given: AccessMode::SELF_ME,
+                            read: 0,
+                            recv: 0,
+                            del_id: 0,
+                            private: v.clone(),
+                        }));
+                        self.fnd_private = v;
+                        changed = true;
+                    }
+                }
                 let Some(public) = d.public else {
-                    return if d.private.is_some() {
+                    return if changed {
                         Outcome::Ok
                     } else {
                         Outcome::NotModified
@@ -358,11 +381,18 @@ impl Topic {
             let removed = old.iter().filter(|t| !new.contains(t)).count();
             (added, removed)
         };
+        // No valid tag at all (`tags:[]` included) changes nothing: 304, the tags stay
+        // (tinode-protocol.md §3.6; the reference's `replySetTags`). Checked after the
+        // category and owner checks, as there.
+        let nothing = |tags: &[String]| normalize(tags.to_vec(), limits.max_tag_count).is_empty();
         match self.kind {
             TopicKind::Me(_) => {
                 let Some(mut user) = self.user.clone() else {
                     return Err(Outcome::InternalError);
                 };
+                if nothing(&tags) {
+                    return Ok(None);
+                }
                 let new = merge_user_tags(
                     &user.tags,
                     tags,
@@ -390,6 +420,9 @@ impl Topic {
                     return Err(Outcome::InternalError);
                 };
                 let new = normalize(tags, limits.max_tag_count);
+                if new.is_empty() {
+                    return Ok(None);
+                }
                 if new
                     .iter()
                     .any(|t| super::tags::is_restricted(t, &limits.restricted_tags))

@@ -5,7 +5,7 @@
 use crate::access::AccessMode;
 use crate::ids::UserId;
 use crate::proto::client::SetSub;
-use crate::proto::server::{DeltaAcs, Pres, ServerMsg};
+use crate::proto::server::{raw, DeltaAcs, Meta, Pres, ServerMsg, SubOut, Ts};
 use crate::proto::{Frame, Outcome};
 use crate::routing::Requester;
 use crate::store::{SubRecord, UserState, WriteOp};
@@ -139,6 +139,8 @@ impl Topic {
             return Err(Outcome::PermissionDenied);
         }
         let existing = self.members.get(&target).cloned();
+        // An invitee's user record: the inviter is shown their description (below).
+        let mut invitee: Option<crate::store::UserRecord> = None;
         let (mut sub, online, old_given, old_want) = match existing {
             Some(m) if m.is_active() => {
                 if self.owner() == Some(target) {
@@ -172,6 +174,7 @@ impl Topic {
                 if !want.has(AccessMode::JOIN) {
                     return Err(Outcome::PermissionDenied);
                 }
+                invitee = Some(user);
                 let sub = SubRecord {
                     topic: self.name.clone(),
                     user: target,
@@ -215,6 +218,30 @@ impl Topic {
         );
         self.acs_changed_after(target, req, old_want, old_given, acc);
         acc.after.push(self.contact_changed_out(target));
+        if let Some(user) = invitee {
+            // The inviter's session gets no `{pres acs}` (it caused it), and the SDK adds the
+            // new member from the `{ctrl}` without a description, so the web app would show
+            // it "Unnamed" until a reload: after the `{ctrl}`, a `{meta sub}` (no id, which
+            // would settle the request's promise) with the member's `public`.
+            let frame = Frame::new(ServerMsg::Meta(Meta {
+                id: None,
+                topic: self.view_of(req.uid),
+                ts: Ts(now),
+                sub: Some(vec![SubOut {
+                    user: Some(target.usr()),
+                    updated: Some(Ts(sub.updated)),
+                    acs: Some(Topic::access_out(&sub)),
+                    public: user.public.as_deref().map(raw),
+                    trusted: user.trusted.as_deref().map(raw),
+                    ..SubOut::default()
+                }]),
+                ..Meta::default()
+            }));
+            acc.after.push(TopicOut::Deliver {
+                frame,
+                to: self.recipients([req.sid]),
+            });
+        }
         if !new_given.has(AccessMode::JOIN) {
             let view = self.view_of(target);
             self.evict_user(target, &view, false, cx);

@@ -56,6 +56,30 @@ fn basic_sign_up_hashes_writes_and_replies_only_once_durable() {
 }
 
 #[test]
+fn default_access_given_at_sign_up_is_masked_to_the_p2p_mode() {
+    for (auth, anon, want) in [
+        ("JRWPASDO", "JRWPASDO", ("JRWPA", "JRWPA")),
+        ("JRW", "N", ("JRWA", "N")),
+        ("", "JR", ("JRWPAS", "JRA")),
+    ] {
+        let mut rig = Rig::new();
+        let mut req = basic_request("alice:secret1", true);
+        req.auth_defacs = Some(auth.into());
+        req.anon_defacs = Some(anon.into());
+        let (t, _) = hash_of(rig.create(sid(1), req));
+        let (_, batch, _) = persist_of(rig.hashed(t, HashOutcome::Hashed(Ok(b"h".to_vec()))));
+        let WriteOp::CreateUser(u) = &batch[0] else {
+            panic!("{batch:?}")
+        };
+        assert_eq!(
+            (u.access.auth.to_string(), u.access.anon.to_string()),
+            (want.0.to_owned(), want.1.to_owned()),
+            "{auth} {anon}"
+        );
+    }
+}
+
+#[test]
 fn sign_up_without_login_is_201_and_leaves_the_session_as_it_was() {
     let mut rig = Rig::new();
     let (t, _) = hash_of(rig.create(sid(1), basic_request("bob:secret1", false)));

@@ -65,6 +65,11 @@ fn messages_to_a_topic_not_attached_must_attach_first() {
     ] {
         assert!(h.feed(frame).is_empty(), "{frame}");
     }
+    // A `recv` is routed to the topic even when not attached (delivery receipts after a
+    // push); the topic decides, and never answers.
+    let (topic, req) = route(h.feed(r#"{"note":{"topic":"grpAbc","what":"recv","seq":5}}"#));
+    assert_eq!(topic, "grpAbc");
+    assert!(matches!(req, TopicRequest::Note { what, seq: 5, .. } if what == "recv"));
 }
 
 #[test]

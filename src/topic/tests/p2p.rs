@@ -74,3 +74,40 @@ fn p2p_topics_are_named_by_the_peer_and_announced_to_it() {
         );
     }
 }
+
+#[test]
+fn new_p2p_subscriptions_take_the_reference_default_access() {
+    let (a1, b1) = (sid(0, 1), sid(1, 1));
+    let mut sim = Sim::new(2);
+    sim.add_user(ALICE);
+    sim.add_user(BOB); // defacs.auth JRWPAS, as a user who gave none at sign-up
+    let name = crate::routing::p2p_topic(ALICE, BOB);
+    assert!(sim.load(&name));
+    sim.run(&name, join_as(a1, ALICE, &BOB.usr(), Some("s")));
+    let modes = |sim: &Sim, u: UserId| {
+        let s = sim.store.sub(&name, u).unwrap().expect("stored");
+        (s.want.to_string(), s.given.to_string())
+    };
+    // Alice's given is Bob's default in full; her want is what she gives Bob.
+    assert_eq!(modes(&sim, ALICE), ("JRWPA".into(), "JRWPAS".into()));
+    // Bob's given is Alice's default masked to the P2P mode; his want his own, masked.
+    assert_eq!(modes(&sim, BOB), ("JRWPA".into(), "JRWPA".into()));
+
+    // What the requester gives the peer (`set.desc.defacs.auth`) is also her own want.
+    let mut sim = Sim::new(2);
+    sim.add_user(ALICE);
+    sim.add_user(BOB);
+    assert!(sim.load(&name));
+    let mut j = join_as(a1, ALICE, &BOB.usr(), Some("s"));
+    if let TopicRequest::Join { set, .. } = &mut j {
+        *set = Some(set_query(
+            serde_json::json!({"desc": {"defacs": {"auth": "JRWS"}}}),
+        ));
+    }
+    sim.run(&name, j);
+    assert_eq!(modes(&sim, BOB).1, "JRWA", "masked to JRWPA, with A");
+    assert_eq!(modes(&sim, ALICE), ("JRWA".into(), "JRWPAS".into()));
+    // Bob joins his side: nothing changes.
+    sim.run(&name, join_as(b1, BOB, &ALICE.usr(), Some("t")));
+    assert_eq!(modes(&sim, BOB), ("JRWPA".into(), "JRWA".into()));
+}
