@@ -491,3 +491,35 @@ async fn grpc_stream_end_reset_and_dropped_connection_release_the_sessions() {
         .await;
     assert!(ok, "everything released: {v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_message_over_the_size_limit_ends_the_stream_and_the_session() {
+    let server = Server::start(1, "[session]\nmax_message_size = 4096\n");
+    let mut g = Grpc::connect(&server, "big").await;
+    g.hi().await;
+    g.send(C::Pub(pbx::ClientPub {
+        id: "big".into(),
+        topic: "me".into(),
+        content: json!("x".repeat(8192)).to_string().into_bytes(),
+        ..Default::default()
+    }));
+    let deadline = Instant::now() + RECV_TIMEOUT;
+    while g.next_msg().await.is_some() {
+        assert!(Instant::now() < deadline, "the stream keeps going");
+    }
+    let trailers = tokio::time::timeout(RECV_TIMEOUT, g.recv.trailers())
+        .await
+        .expect("trailers in time")
+        .expect("trailers");
+    let status = trailers
+        .as_ref()
+        .and_then(|t| t.get("grpc-status"))
+        .and_then(|s| s.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert!(status != "0" && !status.is_empty(), "{trailers:?}");
+    let (v, ok) = server
+        .wait_vars(Duration::from_secs(10), |v| v["LiveSessions"] == 0)
+        .await;
+    assert!(ok, "the session ended: {v}");
+}
