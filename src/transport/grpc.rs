@@ -308,7 +308,7 @@ impl Stream for SessionStream {
             if this.inbound_done {
                 return Poll::Pending;
             }
-            if with(|ctx| ctx.should_pause_reading()) {
+            if try_with(|ctx| ctx.should_pause_reading()).unwrap_or(false) {
                 // Back-pressure from the mesh: look again shortly without reading.
                 let waker = cx.waker().clone();
                 glommio::spawn_local(async move {
@@ -321,7 +321,9 @@ impl Stream for SessionStream {
             match Pin::new(&mut this.inbound).poll_next(cx) {
                 Poll::Ready(Some(Ok(bytes))) => {
                     let sid = this.sid;
-                    with(|ctx| ctx.client_msg(sid, decode_client(&bytes)));
+                    let msg = decode_client(&bytes);
+                    // `try_with`: this task may outlive the shard's context at teardown.
+                    try_with(|ctx| ctx.client_msg(sid, msg));
                 }
                 Poll::Ready(Some(Err(status))) => {
                     // Too large, a broken frame or a reset: the session ends, and the stream

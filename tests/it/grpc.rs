@@ -2,7 +2,7 @@
 //! tokio) speaking the gRPC framing and the `pbx` prost types: sign-up, groups, publish and
 //! receive; a gRPC and a WebSocket client seeing each other's messages and presence; a
 //! malformed message answered and survived; the session released when its stream ends, is
-//! reset, or its connection drops.
+//! reset, or its connection drops, and when a message is over `session.max_message_size`.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
