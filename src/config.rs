@@ -35,6 +35,11 @@ pub struct ListenConfig {
     /// Accept backlog per shard. 1024 matches glommio's own default and absorbs connect bursts
     /// of a few thousand per second on top of `net.core.somaxconn`.
     pub backlog: i32,
+    /// `HOST:PORT` of the gRPC listener (Tinode's `pbx.Node` service, one bidirectional stream
+    /// per session), bound by every shard with SO_REUSEPORT like `addr`. 16060 is the port of
+    /// the reference's sample config; empty turns gRPC off; port 0 picks a free port (printed
+    /// at start-up). `--grpc-listen` overrides it.
+    pub grpc_addr: String,
 }
 
 impl Default for ListenConfig {
@@ -42,6 +47,7 @@ impl Default for ListenConfig {
         ListenConfig {
             addr: "0.0.0.0:6060".into(),
             backlog: 1024,
+            grpc_addr: "0.0.0.0:16060".into(),
         }
     }
 }

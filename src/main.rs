@@ -18,9 +18,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const USAGE: &str = "\
 coretalk: a thread-per-core chat server speaking the Tinode protocol
 
-USAGE: coretalk [--listen HOST:PORT] [--data DIR] [--shards N] [--config FILE]
+USAGE: coretalk [--listen HOST:PORT] [--grpc-listen HOST:PORT] [--data DIR] [--shards N] [--config FILE]
 
   --listen HOST:PORT  HTTP/WebSocket listen address (default 0.0.0.0:6060; port 0 = any free port)
+  --grpc-listen HOST:PORT  gRPC (pbx.Node) listen address (default 0.0.0.0:16060; empty = off)
   --data DIR          embedded store directory (default ./data)
   --shards N          number of shards, one pinned core each (default: one per core)
   --config FILE       TOML configuration (see tuning/); flags override it
@@ -51,7 +52,7 @@ fn main() {
 
 /// Builds the configuration from the arguments; `None` when only help or version was asked.
 fn parse_args(args: Vec<String>) -> Result<Option<Config>, String> {
-    let (mut listen, mut data, mut shards, mut config) = (None, None, None, None);
+    let (mut listen, mut grpc, mut data, mut shards, mut config) = (None, None, None, None, None);
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -66,6 +67,7 @@ fn parse_args(args: Vec<String>) -> Result<Option<Config>, String> {
         };
         match flag.as_str() {
             "--listen" => listen = Some(value("--listen")?),
+            "--grpc-listen" => grpc = Some(value("--grpc-listen")?),
             "--data" => data = Some(PathBuf::from(value("--data")?)),
             "--shards" => {
                 let v = value("--shards")?;
@@ -92,6 +94,9 @@ fn parse_args(args: Vec<String>) -> Result<Option<Config>, String> {
     };
     if let Some(l) = listen {
         cfg.listen.addr = l;
+    }
+    if let Some(g) = grpc {
+        cfg.listen.grpc_addr = g;
     }
     if let Some(d) = data {
         cfg.store.data_dir = d;

@@ -133,6 +133,25 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
         .as_socket()
         .ok_or_else(|| anyhow!("listener has no inet address"))?;
 
+    // gRPC, when on: the same scheme on its own port.
+    let grpc = match cfg.listen.grpc_addr.trim() {
+        "" => None,
+        a => {
+            let ga = a
+                .to_socket_addrs()
+                .with_context(|| format!("cannot resolve gRPC listen address {a}"))?
+                .next()
+                .ok_or_else(|| anyhow!("gRPC listen address {a} resolves to nothing"))?;
+            let holder = reuseport_socket(ga, None).with_context(|| format!("cannot bind {ga}"))?;
+            let ga: SocketAddr = holder
+                .local_addr()?
+                .as_socket()
+                .ok_or_else(|| anyhow!("gRPC listener has no inet address"))?;
+            Some((ga, holder))
+        }
+    };
+    let grpc_addr = grpc.as_ref().map(|(a, _)| *a);
+
     let (links, services) = mesh::build(n, cfg.mesh.queue_capacity);
     let all_stats: Arc<Vec<Arc<ShardStats>>> =
         Arc::new((0..n).map(|_| Arc::new(ShardStats::default())).collect());
@@ -178,10 +197,27 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
                         return;
                     }
                 };
+                let grpc_listener = match grpc_addr.map(|a| (a, reuseport_socket(a, Some(backlog))))
+                {
+                    None => None,
+                    // SAFETY: as above.
+                    Some((_, Ok(s))) => {
+                        Some(unsafe { glommio::net::TcpListener::from_raw_fd(s.into_raw_fd()) })
+                    }
+                    Some((a, Err(e))) => {
+                        let _ =
+                            ready.send(Err(format!("shard {i}: cannot listen on {a} (gRPC): {e}")));
+                        return;
+                    }
+                };
                 local::install(ShardCtx::new(init));
                 shard::spawn_tasks();
-                glommio::spawn_local(crate::transport::serve(listener, Rc::new(shard_cfg)))
-                    .detach();
+                let shard_cfg = Rc::new(shard_cfg);
+                if let Some(l) = grpc_listener {
+                    glommio::spawn_local(crate::transport::grpc::serve(l, shard_cfg.clone()))
+                        .detach();
+                }
+                glommio::spawn_local(crate::transport::serve(listener, shard_cfg)).detach();
                 let _ = ready.send(Ok(()));
                 shard::run_tasks().await;
                 drop(local::uninstall());
@@ -198,10 +234,15 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
         }
     }
     drop(placeholder);
+    drop(grpc);
     log::info!("{n} shards, data in {}", data_dir.display());
     {
         use std::io::Write as _;
         let mut out = std::io::stdout();
+        // Before the main line, which start-up scripts wait for.
+        if let Some(ga) = grpc_addr {
+            let _ = writeln!(out, "coretalk grpc listening on {ga}");
+        }
         let _ = writeln!(out, "coretalk listening on {addr}");
         let _ = out.flush();
     }

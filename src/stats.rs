@@ -19,10 +19,14 @@ pub struct ShardStats {
     pub attachments: AtomicU64,
     /// Logins and account creations waiting for the hash pool or the store.
     pub pending_auth: AtomicU64,
-    /// Client frames received.
+    /// Client frames received (JSON: WebSocket, long polling).
     pub frames_in: AtomicU64,
-    /// Frames queued to clients.
+    /// Frames queued to clients (JSON).
     pub frames_out: AtomicU64,
+    /// Client messages received over gRPC.
+    pub grpc_in: AtomicU64,
+    /// Messages queued to gRPC clients.
+    pub grpc_out: AtomicU64,
     /// Envelopes sent to other shards.
     pub mesh_out: AtomicU64,
     /// Envelopes waiting in the local backlog because a peer queue was full.
@@ -66,6 +70,14 @@ impl ShardStats {
         m.insert(
             "OutgoingMessagesWebsockTotal".into(),
             sum(|s| &s.frames_out).into(),
+        );
+        m.insert(
+            "IncomingMessagesGrpcTotal".into(),
+            sum(|s| &s.grpc_in).into(),
+        );
+        m.insert(
+            "OutgoingMessagesGrpcTotal".into(),
+            sum(|s| &s.grpc_out).into(),
         );
         m.insert("MeshEnvelopesTotal".into(), sum(|s| &s.mesh_out).into());
         m.insert("MeshBacklog".into(), sum(|s| &s.mesh_backlog).into());

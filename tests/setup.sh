@@ -4,7 +4,9 @@
 #   - Node.js and npm: the SDK end-to-end tests (tests/e2e) and the web app test (tests/webapp);
 #   - Debian's Chromium at /usr/bin/chromium: the web app test;
 #   - nats-server and mosquitto, through `loadtest/peers.sh install`: the load harness's smoke test;
-#   - the rustfmt and clippy components: `cargo fmt --check` and `cargo clippy`.
+#   - the rustfmt and clippy components: `cargo fmt --check` and `cargo clippy`;
+#   - a Python virtual environment at tests/grpc/.venv with the official `tinode-grpc` bindings
+#     (wheels only, pinned in tests/grpc/requirements.txt): the gRPC end-to-end suite.
 # What is present is left alone, so on a prepared machine this is a quick no-op. apt-get update
 # runs at most once, and only when a package has to be installed (which needs root).
 #
@@ -36,6 +38,14 @@ if [[ ! -x $chromium ]]; then
 fi
 peers=0
 have nats-server && have mosquitto || peers=1
+grpc_venv=tests/grpc/.venv
+pyenv=0
+"$grpc_venv/bin/python" -c 'import tinode_grpc, grpc' >/dev/null 2>&1 || pyenv=1
+if ((pyenv)); then
+  have python3 || apt_packages+=(python3)
+  # Debian's python3 makes virtual environments only with python3-venv (ensurepip).
+  python3 -c 'import ensurepip' >/dev/null 2>&1 || apt_packages+=(python3-venv)
+fi
 components=()
 cargo fmt --version >/dev/null 2>&1 || components+=(rustfmt)
 cargo clippy --version >/dev/null 2>&1 || components+=(clippy)
@@ -50,6 +60,7 @@ fi
 missing=("${apt_packages[@]}")
 ((peers)) && missing+=("nats-server and mosquitto (loadtest/peers.sh install)")
 ((${#components[@]})) && missing+=("rustup components: ${components[*]}")
+((pyenv)) && missing+=("$grpc_venv (tinode-grpc for tests/grpc)")
 if ((${#missing[@]} == 0)); then
   say "nothing to install"
   exit 0
@@ -79,5 +90,12 @@ if ((${#components[@]})); then
   have rustup || die "no rustup: install the ${components[*]} component(s) of your toolchain yourself"
   say "rustup component add ${components[*]}"
   rustup component add "${components[@]}"
+fi
+if ((pyenv)); then
+  say "python3 -m venv $grpc_venv; pip install tinode-grpc (wheels only)"
+  rm -rf "$grpc_venv"
+  python3 -m venv "$grpc_venv"
+  "$grpc_venv/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: \
+    -r tests/grpc/requirements.txt
 fi
 say "done"

@@ -21,6 +21,18 @@ pub fn uninstall() -> Option<ShardCtx> {
     CTX.with(|c| c.borrow_mut().take())
 }
 
+/// Runs `f` with the shard context if this thread has one installed and nobody holds it:
+/// `None` otherwise. For code that may run during teardown (a connection dropped with its
+/// executor after the context was uninstalled).
+pub fn try_with<R>(f: impl FnOnce(&mut ShardCtx) -> R) -> Option<R> {
+    CTX.try_with(|c| {
+        let mut guard = c.try_borrow_mut().ok()?;
+        guard.as_mut().map(f)
+    })
+    .ok()
+    .flatten()
+}
+
 /// Runs `f` with the shard context. Panics if called off a shard thread or re-entrantly,
 /// both programming errors.
 pub fn with<R>(f: impl FnOnce(&mut ShardCtx) -> R) -> R {

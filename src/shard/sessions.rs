@@ -8,7 +8,7 @@
 use std::rc::Rc;
 
 use crate::ids::{SessionHandle, SessionId, UnixMillis, UserId};
-use crate::proto::{decode, DecodeError, Decoded, Frame, Outcome};
+use crate::proto::{decode, DecodeError, Decoded, Encoding, Frame, Outcome};
 use crate::routing::{SessionEvent, TopicRequest};
 use crate::session::{Session, SessionCx, SessionOut};
 use crate::shard::{now, CloseReason, Outbox, SessionKind, SessionSlot, ShardCtx};
@@ -101,10 +101,13 @@ impl ShardCtx {
     /// Handles one client message of session `sid`, decoded by its transport (any encoding);
     /// an undecodable one is answered `{ctrl 400 "malformed"}`.
     pub fn client_msg(&mut self, sid: SessionId, msg: Result<Decoded, DecodeError>) {
-        ShardStats::inc(&self.stats.frames_in);
         let now = now();
         let mut out = std::mem::take(&mut self.session_out);
         if let Some(slot) = self.sessions.get_mut(&sid) {
+            ShardStats::inc(match slot.encoding {
+                Encoding::Json => &self.stats.frames_in,
+                Encoding::Protobuf => &self.stats.grpc_in,
+            });
             match msg {
                 Ok(decoded) => {
                     let mut cx = SessionCx {
@@ -173,7 +176,10 @@ impl ShardCtx {
             ShardStats::inc(&self.stats.slow_consumers);
             self.end_session(sid, CloseReason::Overflow);
         } else {
-            ShardStats::inc(&self.stats.frames_out);
+            ShardStats::inc(match slot.encoding {
+                Encoding::Json => &self.stats.frames_out,
+                Encoding::Protobuf => &self.stats.grpc_out,
+            });
         }
     }
 

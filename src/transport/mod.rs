@@ -3,9 +3,12 @@
 //! stats page, paths under `web.static_mount` (when `web.static_dir` is set) to the static file
 //! server, anything else to a JSON 404. The protocol paths keep priority over the static mount.
 //!
+//! gRPC has its own port and accept loop (`grpc.rs`).
+//!
 //! Transports talk to the protocol only through the shard's public entry points (open a
 //! session, hand it a frame, close it) and the session's [`crate::shard::Outbox`].
 
+pub mod grpc;
 pub mod http;
 pub mod static_files;
 pub mod ws;

@@ -218,7 +218,8 @@ export async function startServer({ config } = {}) {
   fs.writeFileSync(configPath, configToml(config));
   const logFd = fs.openSync(logPath, 'a');
 
-  const args = ['--listen', '127.0.0.1:0', '--data', dataDir, '--shards', '2', '--config', configPath];
+  // gRPC off: parallel test servers must not share its fixed default port.
+  const args = ['--listen', '127.0.0.1:0', '--grpc-listen', '', '--data', dataDir, '--shards', '2', '--config', configPath];
   const proc = spawn(SERVER_BIN, args, { stdio: ['ignore', 'pipe', logFd] });
   fs.closeSync(logFd); // the child holds its own copy
 

@@ -1,5 +1,6 @@
 //! Test harness: runs the real `coretalk` binary on a temporary data directory and talks to it
-//! over real sockets (WebSocket clients, plain HTTP for `/debug/vars`), with bounded waits only.
+//! over real sockets (WebSocket clients, plain HTTP for `/debug/vars`; gRPC clients are in
+//! `grpc.rs`), with bounded waits only.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -29,6 +30,7 @@ pub struct Server {
     child: Option<Child>,
     pid: u32,
     port: u16,
+    grpc_port: u16,
     shards: usize,
     dir: tempfile::TempDir,
     starts: u32,
@@ -48,6 +50,7 @@ impl Server {
             child: None,
             pid: 0,
             port: 0,
+            grpc_port: 0,
             shards,
             dir,
             starts: 0,
@@ -70,6 +73,8 @@ impl Server {
         let stderr = std::fs::File::create(self.stderr_path()).expect("stderr file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_coretalk"))
             .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--grpc-listen")
             .arg("127.0.0.1:0")
             .arg("--data")
             .arg(self.data_dir())
@@ -99,6 +104,14 @@ impl Server {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
+                    // Printed before the main line.
+                    if let Some(addr) = line.strip_prefix("coretalk grpc listening on ") {
+                        self.grpc_port = addr
+                            .rsplit(':')
+                            .next()
+                            .and_then(|p| p.trim().parse::<u16>().ok())
+                            .unwrap_or_else(|| panic!("cannot parse gRPC listen line {line:?}"));
+                    }
                     if let Some(addr) = line.strip_prefix("coretalk listening on ") {
                         let port = addr
                             .rsplit(':')
@@ -126,6 +139,11 @@ impl Server {
     /// The TCP port of the current process.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The gRPC port of the current process.
+    pub fn grpc_port(&self) -> u16 {
+        self.grpc_port
     }
 
     /// The WebSocket URL with the demo API key.

@@ -81,7 +81,7 @@ async function startServer() {
   const config = path.join(dir, 'coretalk.toml');
   const logPath = path.join(dir, 'server.log');
   fs.writeFileSync(config, `[web]\nstatic_dir = ${JSON.stringify(SITE)}\n\n[auth]\nbcrypt_cost = 4\n`);
-  const args = ['--listen', '127.0.0.1:0', '--data', path.join(dir, 'data'), '--shards', '2', '--config', config];
+  const args = ['--listen', '127.0.0.1:0', '--grpc-listen', '', '--data', path.join(dir, 'data'), '--shards', '2', '--config', config];
   const logFd = fs.openSync(logPath, 'a');
   const proc = spawn(SERVER_BIN, args, { stdio: ['ignore', 'pipe', logFd] });
   fs.closeSync(logFd);
