@@ -1,0 +1,358 @@
+//! The shard's side of the limits (`[limits]`, `tuning/limits.md`): the per-address bucket of
+//! password logins and account creations, the count of each user's sessions kept by the
+//! shard that is home to the user's `me`, the refusal of requests while a session's outbox is
+//! backed up, and the deadlines of background sessions turning foreground.
+//!
+//! The per-session buckets are the session's own (`session/limits.rs`); what lives here needs
+//! a table shared by sessions or a clock-driven index. Every table is bounded: addresses by
+//! `limits.addr_table_max` (full buckets are forgotten), user counts by the live sessions.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+
+use crate::access::AuthLevel;
+use crate::ids::{SessionId, UnixMillis, UserId};
+use crate::proto::{Decoded, Frame, Outcome, ServerMsg};
+use crate::routing::{home_shard, me_topic, Envelope, UserSessions};
+use crate::session::limits::{Rate, TokenBucket};
+use crate::shard::ShardCtx;
+use crate::stats::ShardStats;
+
+/// A remote address as a rate-limit key: IPv4 as itself, IPv6 by its /64 (one subscriber's
+/// usual allocation, so hopping addresses inside it does not help).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct AddrKey(u128);
+
+impl AddrKey {
+    /// The key of a transport's remote string (`ip:port`, `[v6]:port` or a bare address);
+    /// `None` when it names no IP address (then only the per-session bucket applies).
+    pub(crate) fn of(remote: &str) -> Option<AddrKey> {
+        let ip = remote
+            .parse::<SocketAddr>()
+            .map(|a| a.ip())
+            .or_else(|_| remote.parse::<IpAddr>())
+            .ok()?;
+        Some(match ip {
+            IpAddr::V4(v4) => AddrKey(u128::from(u32::from(v4))),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => AddrKey(u128::from(u32::from(v4))),
+                None => AddrKey(u128::from(v6) & !0xffff_ffff_ffff_ffffu128),
+            },
+        })
+    }
+}
+
+/// Per-address buckets of one shard, bounded. When the table is full of addresses that are
+/// still refilling, the others share one overflow bucket: a flood from many addresses is
+/// slowed as a whole, and addresses already known keep their own bucket.
+pub(crate) struct AddrTable {
+    rate: Rate,
+    max: usize,
+    buckets: HashMap<AddrKey, TokenBucket>,
+    overflow: TokenBucket,
+}
+
+impl AddrTable {
+    pub(crate) fn new(rate: Rate, max: usize) -> AddrTable {
+        AddrTable {
+            rate,
+            max,
+            buckets: HashMap::new(),
+            overflow: TokenBucket::full(rate, UnixMillis(0)),
+        }
+    }
+
+    /// Takes a token for `key` at `now`.
+    pub(crate) fn take(&mut self, key: AddrKey, now: UnixMillis) -> bool {
+        let rate = self.rate;
+        if rate.per_min == 0 {
+            return true;
+        }
+        if !self.buckets.contains_key(&key) && self.buckets.len() >= self.max {
+            self.evict_full(now);
+        }
+        if let Some(b) = self.buckets.get_mut(&key) {
+            return b.take(rate, now);
+        }
+        if self.buckets.len() >= self.max {
+            return self.overflow.take(rate, now);
+        }
+        let mut b = TokenBucket::full(rate, now);
+        let ok = b.take(rate, now);
+        self.buckets.insert(key, b);
+        ok
+    }
+
+    /// Forgets the addresses whose bucket has refilled (they are the same as unknown ones).
+    pub(crate) fn evict_full(&mut self, now: UnixMillis) {
+        let rate = self.rate;
+        self.buckets.retain(|_, b| !b.is_full(rate, now));
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.buckets.len()
+    }
+}
+
+/// The shard's limit state.
+pub(crate) struct ShardLimits {
+    pub(crate) addrs: AddrTable,
+    /// Background sessions of this shard by the time they turn foreground.
+    pub(crate) foreground_due: BTreeSet<(UnixMillis, SessionId)>,
+    /// Logins that succeeded and wait for the user's home shard to grant a session slot:
+    /// the reply to send and the level to authenticate at.
+    pub(crate) claims: HashMap<SessionId, (Frame, AuthLevel)>,
+    /// Home shard only: the sessions holding a slot, per user (`limits.max_sessions_per_user`).
+    pub(crate) user_slots: HashMap<UserId, Vec<SessionId>>,
+}
+
+impl ShardLimits {
+    pub(crate) fn new(cfg: &crate::config::Config) -> ShardLimits {
+        let l = &cfg.limits;
+        ShardLimits {
+            addrs: AddrTable::new(
+                Rate::per_min(l.addr_auth_per_min, l.addr_auth_burst),
+                l.addr_table_max,
+            ),
+            foreground_due: BTreeSet::new(),
+            claims: HashMap::new(),
+            user_slots: HashMap::new(),
+        }
+    }
+}
+
+impl ShardCtx {
+    /// The per-address bucket of password logins and account creations; on refusal the
+    /// session is answered `429` and its attempt is over.
+    pub(super) fn admit_auth_from(
+        &mut self,
+        sid: SessionId,
+        id: Option<&str>,
+        now: UnixMillis,
+    ) -> bool {
+        let Some(slot) = self.sessions.get_mut(&sid) else {
+            return false;
+        };
+        let Some(key) = AddrKey::of(&slot.session.remote) else {
+            return true;
+        };
+        if self.limits.addrs.take(key, now) {
+            return true;
+        }
+        slot.session.auth_finished();
+        ShardStats::inc(&self.stats.limited);
+        let frame = Frame::new(Outcome::TooManyRequests.ctrl(id, None, now).msg());
+        self.push_frame(sid, frame);
+        false
+    }
+
+    /// Refuses a client message with `429` when the session's outbox already holds half its
+    /// frame limit (a client that sends without reading, a long-poll client that does not
+    /// poll): replies to what it already sent keep the other half, so they never overflow
+    /// it. The refusal itself is dropped when it does not fit; it never ends the session.
+    pub(super) fn refuse_backed_up(
+        &mut self,
+        sid: SessionId,
+        msg: &Decoded,
+        now: UnixMillis,
+    ) -> bool {
+        let Some(slot) = self.sessions.get(&sid) else {
+            return false;
+        };
+        if slot.outbox.len() * 2 < self.cfg.session.outbound_max_frames {
+            return false;
+        }
+        ShardStats::inc(&self.stats.limited);
+        if matches!(msg.msg, crate::proto::client::ClientMsg::Note(_)) {
+            return true;
+        }
+        let frame = Frame::new(
+            Outcome::TooManyRequests
+                .ctrl(msg.msg.id(), msg.msg.topic(), now)
+                .msg(),
+        );
+        if slot.outbox.push(frame.encoded(slot.encoding)).is_ok() {
+            ShardStats::inc(&self.stats.frames_out);
+        }
+        true
+    }
+
+    /// `SessionOut::WakeAt`: remember when a background session turns foreground.
+    pub(super) fn wake_at(&mut self, sid: SessionId, at: UnixMillis) {
+        self.limits.foreground_due.insert((at, sid));
+    }
+
+    /// Turns the background sessions whose delay has passed foreground (housekeeping).
+    pub(super) fn wake_due(&mut self, now: UnixMillis) {
+        while self
+            .limits
+            .foreground_due
+            .first()
+            .is_some_and(|(at, _)| *at <= now)
+        {
+            let Some((_, sid)) = self.limits.foreground_due.pop_first() else {
+                break;
+            };
+            let mut out = std::mem::take(&mut self.session_out);
+            if let Some(slot) = self.sessions.get_mut(&sid) {
+                slot.session.wake(now, &mut out);
+            }
+            self.apply_session_out(sid, &mut out);
+            self.session_out = out;
+        }
+    }
+
+    /// A login of `sid` as `uid` succeeded: with a per-user session limit the reply waits for
+    /// the user's home shard to grant a slot; without one it is applied at once.
+    pub(super) fn authenticated(
+        &mut self,
+        sid: SessionId,
+        uid: UserId,
+        level: AuthLevel,
+        frame: Frame,
+    ) {
+        if self.cfg.limits.max_sessions_per_user == 0 {
+            if let Some(slot) = self.sessions.get_mut(&sid) {
+                slot.session.authenticated(uid, level);
+            }
+            self.push_frame(sid, frame);
+            return;
+        }
+        if !self.sessions.contains_key(&sid) {
+            return;
+        }
+        self.limits.claims.insert(sid, (frame, level));
+        let home = self.user_home(uid);
+        self.send(
+            home,
+            Envelope::UserSessions(UserSessions::Claim { uid, sid }),
+        );
+    }
+
+    /// A session ended (its slot already removed): forget its deadline and claim, and give
+    /// its user's session slot back.
+    pub(super) fn session_gone(
+        &mut self,
+        sid: SessionId,
+        uid: Option<UserId>,
+        foreground_at: Option<UnixMillis>,
+    ) {
+        self.limits.claims.remove(&sid);
+        if let Some(at) = foreground_at {
+            self.limits.foreground_due.remove(&(at, sid));
+        }
+        if let (Some(uid), true) = (uid, self.cfg.limits.max_sessions_per_user > 0) {
+            let home = self.user_home(uid);
+            self.send(
+                home,
+                Envelope::UserSessions(UserSessions::Release { uid, sid }),
+            );
+        }
+    }
+
+    fn user_home(&self, uid: UserId) -> crate::ids::ShardId {
+        home_shard(&me_topic(uid), self.n_shards)
+    }
+
+    /// `Envelope::UserSessions`: claims and releases at the user's home shard, answers at the
+    /// session's shard.
+    pub(super) fn user_sessions(&mut self, m: UserSessions) {
+        match m {
+            UserSessions::Claim { uid, sid } => {
+                let max = self.cfg.limits.max_sessions_per_user;
+                let slots = self.limits.user_slots.entry(uid).or_default();
+                let ok = max == 0 || slots.len() < max || slots.contains(&sid);
+                if ok && !slots.contains(&sid) {
+                    slots.push(sid);
+                }
+                if slots.is_empty() {
+                    self.limits.user_slots.remove(&uid);
+                }
+                self.send(
+                    sid.shard(),
+                    Envelope::UserSessions(UserSessions::Granted { uid, sid, ok }),
+                );
+            }
+            UserSessions::Release { uid, sid } => {
+                if let Some(slots) = self.limits.user_slots.get_mut(&uid) {
+                    slots.retain(|s| *s != sid);
+                    if slots.is_empty() {
+                        self.limits.user_slots.remove(&uid);
+                    }
+                }
+            }
+            UserSessions::Granted { uid, sid, ok } => {
+                let claim = self.limits.claims.remove(&sid);
+                let slot = self.sessions.get_mut(&sid);
+                let (Some((frame, level)), Some(slot)) = (claim, slot) else {
+                    // The session ended while the claim travelled: give the slot back.
+                    if ok {
+                        let home = self.user_home(uid);
+                        self.send(
+                            home,
+                            Envelope::UserSessions(UserSessions::Release { uid, sid }),
+                        );
+                    }
+                    return;
+                };
+                if ok {
+                    slot.session.authenticated(uid, level);
+                    self.push_frame(sid, frame);
+                    return;
+                }
+                slot.session.auth_finished();
+                ShardStats::inc(&self.stats.limited);
+                let id = match frame.msg() {
+                    ServerMsg::Ctrl(c) => c.id.clone(),
+                    _ => None,
+                };
+                log::info!("session {sid}: {uid} has too many sessions, login refused");
+                let refusal = Outcome::PolicyViolation
+                    .ctrl(id.as_deref(), None, crate::shard::now())
+                    .param("what", "sessions")
+                    .msg();
+                self.push_frame(sid, Frame::new(refusal));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_key_by_ip_and_ipv6_by_its_64() {
+        let a = AddrKey::of("10.1.2.3:5555").unwrap();
+        assert_eq!(Some(a), AddrKey::of("10.1.2.3:6666"));
+        assert_eq!(Some(a), AddrKey::of("[::ffff:10.1.2.3]:1"));
+        assert_ne!(Some(a), AddrKey::of("10.1.2.4:5555"));
+        let v6 = AddrKey::of("[2001:db8:1:2::1]:443").unwrap();
+        assert_eq!(Some(v6), AddrKey::of("[2001:db8:1:2:ffff::9]:80"));
+        assert_ne!(Some(v6), AddrKey::of("[2001:db8:1:3::1]:443"));
+        assert_eq!(AddrKey::of("test"), None);
+    }
+
+    #[test]
+    fn the_address_table_is_bounded_and_forgets_idle_addresses() {
+        let rate = Rate::per_min(60, 2);
+        let mut t = AddrTable::new(rate, 2);
+        let t0 = UnixMillis(1_000_000);
+        let (a, b, c) = (AddrKey(1), AddrKey(2), AddrKey(3));
+        assert!(t.take(a, t0) && t.take(a, t0));
+        assert!(!t.take(a, t0), "a's burst is spent");
+        assert!(t.take(b, t0));
+        assert_eq!(t.len(), 2);
+        // Full of active addresses: a third shares the overflow bucket, the table stays at 2.
+        assert!(t.take(c, t0) && t.take(AddrKey(4), t0));
+        assert!(!t.take(AddrKey(5), t0), "the overflow bucket is shared");
+        assert_eq!(t.len(), 2);
+        // Once a and b have refilled they are forgotten and c gets its own bucket.
+        let later = t0.plus_ms(2_000);
+        assert!(t.take(c, later));
+        assert!(t.len() <= 2);
+        t.evict_full(later.plus_ms(10_000));
+        assert_eq!(t.len(), 0, "every bucket refilled: nothing is kept");
+    }
+}
