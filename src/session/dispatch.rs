@@ -203,9 +203,7 @@ impl Session {
             self.platform = m.platf.unwrap_or_default();
             self.background = m.bkg && cx.limits.background_delay_ms > 0;
             if self.background {
-                let at = cx.now.plus_ms(cx.limits.background_delay_ms);
-                self.foreground_at = Some(at);
-                cx.out.push(SessionOut::WakeAt(at));
+                self.foreground_at = Some(cx.now.plus_ms(cx.limits.background_delay_ms));
             }
             self.lifecycle = Lifecycle::Versioned;
             let outcome = if self.kind == super::SessionKind::LongPoll {
@@ -227,6 +225,9 @@ impl Session {
                 }
             }
             self.send(msg.msg(), cx.out);
+            if let Some(at) = self.foreground_at {
+                cx.out.push(SessionOut::WakeAt(at));
+            }
             return;
         }
         // A later {hi}: the version may not change; it updates language (and device id).

@@ -321,6 +321,196 @@ impl ShardCtx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::shard::tests::shard;
+    use crate::shard::{now, Outbox, SessionKind};
+    use std::rc::Rc;
+
+    const ALICE: UserId = UserId(0x0102_0304_0506_0708);
+
+    fn drain(o: &Outbox) -> Vec<serde_json::Value> {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut got = Vec::new();
+        let _ = o.poll_drain(&mut cx, &mut got);
+        got.iter()
+            .map(|b| serde_json::from_slice(b).expect("JSON frames"))
+            .collect()
+    }
+
+    fn open(sh: &mut ShardCtx, remote: &str) -> (SessionId, Rc<Outbox>) {
+        let h = sh
+            .open_session(SessionKind::WebSocket, remote.into())
+            .expect("open");
+        let o = sh.attach_transport(h).expect("attach");
+        (h.sid, o)
+    }
+
+    fn feed(sh: &mut ShardCtx, sid: SessionId, frame: &str) {
+        sh.client_msg(sid, crate::proto::decode(frame.as_bytes()));
+    }
+
+    fn login_ok(id: &str) -> Frame {
+        Frame::new(Outcome::Ok.ctrl(Some(id), None, now()).msg())
+    }
+
+    #[test]
+    fn sessions_per_user_are_counted_at_the_users_home_and_given_back() {
+        let mut cfg = Config::default();
+        cfg.limits.max_sessions_per_user = 2;
+        let mut sh = shard(cfg);
+        let s: Vec<(SessionId, Rc<Outbox>)> = (0..3)
+            .map(|i| open(&mut sh, &format!("10.0.0.{i}:1")))
+            .collect();
+        for (i, (sid, _)) in s.iter().enumerate() {
+            sh.authenticated(*sid, ALICE, AuthLevel::Auth, login_ok(&format!("l{i}")));
+            sh.run_work();
+        }
+        for (sid, o) in &s[..2] {
+            assert_eq!(
+                sh.sessions[sid].session.user(),
+                Some((ALICE, AuthLevel::Auth))
+            );
+            assert_eq!(drain(o)[0]["ctrl"]["code"], 200);
+        }
+        let (s3, o3) = &s[2];
+        assert_eq!(sh.sessions[s3].session.user(), None, "the third is refused");
+        let f = drain(o3);
+        assert_eq!(
+            (
+                &f[0]["ctrl"]["code"],
+                &f[0]["ctrl"]["text"],
+                &f[0]["ctrl"]["id"]
+            ),
+            (
+                &serde_json::json!(422),
+                &serde_json::json!("policy violation"),
+                &serde_json::json!("l2")
+            )
+        );
+        assert!(
+            sh.sessions.contains_key(s3),
+            "and lives on: it may log in later"
+        );
+        assert_eq!(sh.limits.user_slots[&ALICE].len(), 2);
+        // A session that ends gives its slot back; the refused one gets it now.
+        sh.close_session(s[0].0);
+        sh.authenticated(*s3, ALICE, AuthLevel::Auth, login_ok("again"));
+        sh.run_work();
+        assert_eq!(
+            sh.sessions[s3].session.user(),
+            Some((ALICE, AuthLevel::Auth))
+        );
+        assert_eq!(drain(o3)[0]["ctrl"]["code"], 200);
+        for sid in [s[1].0, *s3] {
+            sh.close_session(sid);
+        }
+        assert!(
+            sh.limits.user_slots.is_empty(),
+            "nothing kept for users without sessions"
+        );
+        assert!(sh.limits.claims.is_empty());
+    }
+
+    #[test]
+    fn a_backed_up_outbox_refuses_requests_without_ending_the_session() {
+        let mut cfg = Config::default();
+        cfg.session.outbound_max_frames = 8;
+        cfg.limits.msg_burst = 4;
+        let mut sh = shard(cfg);
+        let (sid, o) = open(&mut sh, "10.0.0.1:1");
+        feed(&mut sh, sid, r#"{"hi":{"id":"1","ver":"0.25"}}"#);
+        assert_eq!(drain(&o).len(), 1);
+        // Half full: requests are refused, their refusals still fit.
+        for _ in 0..4 {
+            sh.push_frame(sid, login_ok("x"));
+        }
+        feed(
+            &mut sh,
+            sid,
+            r#"{"get":{"id":"g","topic":"me","what":"desc"}}"#,
+        );
+        assert_eq!(o.len(), 5);
+        // Full: the refusal is dropped, the session is not ended.
+        for _ in 0..3 {
+            sh.push_frame(sid, login_ok("x"));
+        }
+        feed(
+            &mut sh,
+            sid,
+            r#"{"get":{"id":"h","topic":"me","what":"desc"}}"#,
+        );
+        assert!(sh.sessions.contains_key(&sid));
+        let f = drain(&o);
+        assert_eq!(f.len(), 8);
+        assert_eq!(
+            (&f[4]["ctrl"]["code"], &f[4]["ctrl"]["id"]),
+            (&serde_json::json!(429), &serde_json::json!("g"))
+        );
+        // Drained: handled again (a second `{hi}` before login is 401, not 429).
+        feed(&mut sh, sid, r#"{"hi":{"id":"2","ver":"0.25"}}"#);
+        assert_eq!(drain(&o)[0]["ctrl"]["code"], 401);
+    }
+
+    #[test]
+    fn password_logins_are_limited_per_address_across_sessions() {
+        let mut cfg = Config::default();
+        cfg.limits.auth_per_min = 0;
+        cfg.limits.addr_auth_per_min = 60;
+        cfg.limits.addr_auth_burst = 2;
+        let mut sh = shard(cfg);
+        let login = r#"{"login":{"id":"l","scheme":"basic","secret":"YWxpY2U6YWxpY2UxMjM="}}"#;
+        let mut outs = Vec::new();
+        for remote in ["10.0.0.1:1", "10.0.0.1:2", "10.0.0.1:3", "10.0.0.2:1"] {
+            let (sid, o) = open(&mut sh, remote);
+            feed(&mut sh, sid, r#"{"hi":{"id":"1","ver":"0.25"}}"#);
+            drain(&o);
+            feed(&mut sh, sid, login);
+            outs.push((sid, o));
+        }
+        // The first two reached the account machine (no such user: 401); the third
+        // address-mate is refused at once; another address is not affected.
+        let code = |o: &Outbox| drain(o)[0]["ctrl"]["code"].clone();
+        assert_eq!(code(&outs[0].1), 401);
+        assert_eq!(code(&outs[1].1), 401);
+        let f = drain(&outs[2].1);
+        assert_eq!(
+            (&f[0]["ctrl"]["code"], &f[0]["ctrl"]["id"]),
+            (&serde_json::json!(429), &serde_json::json!("l"))
+        );
+        assert!(
+            !sh.sessions[&outs[2].0].session.auth_pending,
+            "it may try again later"
+        );
+        assert_eq!(code(&outs[3].1), 401);
+    }
+
+    #[test]
+    fn housekeeping_turns_background_sessions_foreground_at_their_deadline() {
+        let mut sh = shard(Config::default());
+        let (sid, _o) = open(&mut sh, "10.0.0.1:1");
+        feed(&mut sh, sid, r#"{"hi":{"id":"1","ver":"0.25","bkg":true}}"#);
+        assert!(sh.sessions[&sid].session.is_background());
+        assert_eq!(sh.limits.foreground_due.len(), 1);
+        let t = now();
+        sh.housekeeping_at(t);
+        assert!(
+            sh.sessions[&sid].session.is_background(),
+            "5 s have not passed"
+        );
+        sh.housekeeping_at(t.plus_ms(5_001));
+        assert!(!sh.sessions[&sid].session.is_background());
+        assert!(sh.limits.foreground_due.is_empty());
+        // A background session that ends leaves nothing in the index.
+        let (sid2, _o2) = open(&mut sh, "10.0.0.1:2");
+        feed(
+            &mut sh,
+            sid2,
+            r#"{"hi":{"id":"1","ver":"0.25","bkg":true}}"#,
+        );
+        assert_eq!(sh.limits.foreground_due.len(), 1);
+        sh.close_session(sid2);
+        assert!(sh.limits.foreground_due.is_empty());
+    }
 
     #[test]
     fn addresses_key_by_ip_and_ipv6_by_its_64() {
