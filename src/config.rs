@@ -114,8 +114,10 @@ impl Default for MeshConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionConfig {
-    /// Outbound queue limit in frames. Tinode allows 128 queued + 32 slack; 256 lets a history
-    /// page of 100 plus live traffic fit. Overflow ends the session (slow-consumer policy).
+    /// Outbound queue limit in frames. Tinode allows 128 queued + 32 slack; 512 lets a history
+    /// page of 100 plus live traffic fit, and the replies to a full `limits.msg_burst` of
+    /// pipelined requests (an ack and an echo each) in half of it. Overflow ends the session
+    /// (slow-consumer policy); memory is bounded by `outbound_max_bytes` either way.
     pub outbound_max_frames: usize,
     /// Outbound queue limit in bytes, so a few huge frames cannot pin memory either. 4 MiB =
     /// a 100-message history page of 32 KiB messages plus slack.
@@ -133,7 +135,7 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
-            outbound_max_frames: 256,
+            outbound_max_frames: 512,
             outbound_max_bytes: 4 << 20,
             max_message_size: 128 << 10,
             max_subscriptions: 1024,
@@ -330,9 +332,9 @@ pub struct LimitsConfig {
     pub msg_per_sec: u32,
     /// Messages a session may send at once above the sustained rate (bucket size). 128 covers
     /// a client start-up (hi, login, sub me, a few topics with their gets) and pipelined batches
-    /// of 100 `{pub}`, and keeps in-flight replies (an ack and an echo each) within
-    /// `session.outbound_max_frames`, so a pipelining client is refused before its outbox
-    /// could overflow.
+    /// of 100 `{pub}`; at most a quarter of `session.outbound_max_frames`, so the replies to
+    /// everything admitted at once (an ack and an echo each) fit in half the outbox and a
+    /// pipelining client is refused before its outbox could overflow.
     pub msg_burst: u32,
     /// `{login}` (basic) and `{acc}` (new account) attempts per minute per session. 6/min
     /// (one per 10 s) after the burst slows password guessing on one connection.
@@ -455,10 +457,10 @@ impl Config {
         }
         if self.limits.msg_per_sec > 0
             && (self.limits.msg_burst == 0
-                || self.limits.msg_burst as usize * 2 > self.session.outbound_max_frames)
+                || self.limits.msg_burst as usize * 4 > self.session.outbound_max_frames)
         {
             return bad(
-                "limits.msg_burst must be > 0 and at most half of session.outbound_max_frames",
+                "limits.msg_burst must be > 0 and at most a quarter of session.outbound_max_frames",
             );
         }
         if (self.limits.auth_per_min > 0 && self.limits.auth_burst == 0)

@@ -123,6 +123,7 @@ impl Session {
         {
             return true;
         }
+        self.limited += 1;
         if !is_note {
             let id = msg.id().map(str::to_owned);
             let topic = msg.topic().map(str::to_owned);
@@ -147,6 +148,7 @@ impl Session {
         {
             return true;
         }
+        self.limited += 1;
         self.reply(Outcome::TooManyRequests, id, None, cx);
         false
     }

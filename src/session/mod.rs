@@ -200,6 +200,8 @@ pub struct Session {
     pub(crate) msg_bucket: Option<TokenBucket>,
     pub(crate) note_bucket: Option<TokenBucket>,
     pub(crate) auth_bucket: Option<TokenBucket>,
+    /// Requests this session refused for a rate limit (the shard adds them to its stats).
+    pub(crate) limited: u64,
     /// Set once authenticated; fixed for the session's life (there is no logout).
     pub(crate) user: Option<(UserId, AuthLevel)>,
     /// A login or account creation is in progress; further ones wait for its answer.
@@ -227,6 +229,7 @@ impl Session {
             msg_bucket: None,
             note_bucket: None,
             auth_bucket: None,
+            limited: 0,
             user: None,
             auth_pending: false,
             subs: HashMap::new(),
@@ -257,6 +260,11 @@ impl Session {
     /// count as the user being online and announce nothing.
     pub fn is_background(&self) -> bool {
         self.background
+    }
+
+    /// Requests refused by this session's rate limits so far.
+    pub fn limited(&self) -> u64 {
+        self.limited
     }
 
     /// When a background session turns foreground.

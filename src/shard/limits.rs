@@ -147,10 +147,12 @@ impl ShardCtx {
         false
     }
 
-    /// Refuses a client message with `429` when the session's outbox already holds half its
-    /// frame limit (a client that sends without reading, a long-poll client that does not
-    /// poll): replies to what it already sent keep the other half, so they never overflow
-    /// it. The refusal itself is dropped when it does not fit; it never ends the session.
+    /// Refuses a client message with `429` when the session's outbox already holds a quarter
+    /// of its frame limit (a client that sends without reading, a long-poll client that does
+    /// not poll). Refusals are queued only while the outbox is less than half full and dropped
+    /// beyond (never ending the session), so the other half stays free for the replies to
+    /// requests admitted earlier: at most `limits.msg_burst` at once, two frames each, which
+    /// `Config::validate` keeps within half the limit.
     pub(super) fn refuse_backed_up(
         &mut self,
         sid: SessionId,
@@ -160,7 +162,8 @@ impl ShardCtx {
         let Some(slot) = self.sessions.get(&sid) else {
             return false;
         };
-        if slot.outbox.len() * 2 < self.cfg.session.outbound_max_frames {
+        let max = self.cfg.session.outbound_max_frames;
+        if slot.outbox.len() * 4 < max {
             return false;
         }
         ShardStats::inc(&self.stats.limited);
@@ -172,7 +175,7 @@ impl ShardCtx {
                 .ctrl(msg.msg.id(), msg.msg.topic(), now)
                 .msg(),
         );
-        if slot.outbox.push(frame.encoded(slot.encoding)).is_ok() {
+        if slot.outbox.len() * 2 < max && slot.outbox.push(frame.encoded(slot.encoding)).is_ok() {
             ShardStats::inc(&self.stats.frames_out);
         }
         true
@@ -414,13 +417,13 @@ mod tests {
     #[test]
     fn a_backed_up_outbox_refuses_requests_without_ending_the_session() {
         let mut cfg = Config::default();
-        cfg.session.outbound_max_frames = 8;
+        cfg.session.outbound_max_frames = 16;
         cfg.limits.msg_burst = 4;
         let mut sh = shard(cfg);
         let (sid, o) = open(&mut sh, "10.0.0.1:1");
         feed(&mut sh, sid, r#"{"hi":{"id":"1","ver":"0.25"}}"#);
         assert_eq!(drain(&o).len(), 1);
-        // Half full: requests are refused, their refusals still fit.
+        // A quarter full: requests are refused, their refusals are queued.
         for _ in 0..4 {
             sh.push_frame(sid, login_ok("x"));
         }
@@ -430,7 +433,7 @@ mod tests {
             r#"{"get":{"id":"g","topic":"me","what":"desc"}}"#,
         );
         assert_eq!(o.len(), 5);
-        // Full: the refusal is dropped, the session is not ended.
+        // Half full: refusals are dropped (the rest is for replies), the session lives on.
         for _ in 0..3 {
             sh.push_frame(sid, login_ok("x"));
         }

@@ -119,7 +119,11 @@ impl ShardCtx {
                         limits: &self.session_limits,
                         out: &mut out,
                     };
+                    let limited = slot.session.limited();
                     slot.session.handle(decoded, &mut cx);
+                    if slot.session.limited() != limited {
+                        ShardStats::inc(&self.stats.limited);
+                    }
                 }
                 Err(_) => slot.session.malformed(now, &mut out),
             }
