@@ -23,6 +23,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub topic: TopicConfig,
     pub web: WebConfig,
+    pub limits: LimitsConfig,
 }
 
 /// Where clients connect.
@@ -121,8 +122,10 @@ impl Default for MeshConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionConfig {
-    /// Outbound queue limit in frames. Tinode allows 128 queued + 32 slack; 256 lets a history
-    /// page of 100 plus live traffic fit. Overflow ends the session (slow-consumer policy).
+    /// Outbound queue limit in frames. Tinode allows 128 queued + 32 slack; 512 lets a history
+    /// page of 100 plus live traffic fit, and the replies to a full `limits.msg_burst` of
+    /// pipelined requests (an ack and an echo each) in half of it. Overflow ends the session
+    /// (slow-consumer policy); memory is bounded by `outbound_max_bytes` either way.
     pub outbound_max_frames: usize,
     /// Outbound queue limit in bytes, so a few huge frames cannot pin memory either. 4 MiB =
     /// a 100-message history page of 32 KiB messages plus slack.
@@ -140,7 +143,7 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
-            outbound_max_frames: 256,
+            outbound_max_frames: 512,
             outbound_max_bytes: 4 << 20,
             max_message_size: 128 << 10,
             max_subscriptions: 1024,
@@ -325,6 +328,97 @@ impl Default for WebConfig {
     }
 }
 
+/// Rate limits and quotas against abusive or broken clients (`tuning/limits.md`). Each refusal
+/// is a `{ctrl}` (429 for rates, 422 for quotas); none of them ends a session. A rate of 0
+/// turns that limit off.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Client messages per second a session may sustain (token bucket refill). 50/s is ten
+    /// times what a fast typist with receipts and typing notices sends; bots that need more
+    /// raise it.
+    pub msg_per_sec: u32,
+    /// Messages a session may send at once above the sustained rate (bucket size). 128 covers
+    /// a client start-up (hi, login, sub me, a few topics with their gets) and pipelined batches
+    /// of 100 `{pub}`; at most a quarter of `session.outbound_max_frames`, so the replies to
+    /// everything admitted at once (an ack and an echo each) fit in half the outbox and a
+    /// pipelining client is refused before its outbox could overflow.
+    pub msg_burst: u32,
+    /// `{login}` (basic) and `{acc}` (new account) attempts per minute per session. 6/min
+    /// (one per 10 s) after the burst slows password guessing on one connection.
+    pub auth_per_min: u32,
+    /// Attempts a session may make at once before `auth_per_min` applies. 5 covers a user
+    /// mistyping a password a few times.
+    pub auth_burst: u32,
+    /// Attempts per minute per remote address (IPv6: per /64), counted on each shard. 60/min
+    /// lets an office behind one NAT log in at the start of the day and still slows guessing
+    /// from one host by orders of magnitude.
+    pub addr_auth_per_min: u32,
+    /// Attempts one address may make at once (per shard) before `addr_auth_per_min` applies.
+    pub addr_auth_burst: u32,
+    /// Most addresses a shard tracks; full buckets (idle addresses) are evicted, and when the
+    /// table is full of active ones the rest share one bucket. 16384 × ~64 B ≈ 1 MiB per shard.
+    pub addr_table_max: usize,
+    /// Most concurrent authenticated sessions of one user, counted by the shard that is home
+    /// to the user's `me` topic (0: unlimited). 128: far above anyone's devices and tabs,
+    /// and it bounds how many copies of each message one account can make the server send.
+    pub max_sessions_per_user: usize,
+    /// Largest client message on WebSocket, bytes; 0: `session.max_message_size`.
+    pub max_message_size_ws: usize,
+    /// Largest client message on long polling (a POST body), bytes; 0: `session.max_message_size`.
+    pub max_message_size_lp: usize,
+    /// Largest client message on gRPC, bytes; 0: `session.max_message_size`.
+    pub max_message_size_grpc: usize,
+    /// A `{hi bkg:true}` session announces presence only after this long, ms (reference:
+    /// `deferredNotificationsTimeout`, 5 s); it announces nothing if it ends first. Checked by
+    /// the shard's once-a-second housekeeping, so the delay is up to a second longer.
+    pub background_delay_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            msg_per_sec: 50,
+            msg_burst: 128,
+            auth_per_min: 6,
+            auth_burst: 5,
+            addr_auth_per_min: 60,
+            addr_auth_burst: 60,
+            addr_table_max: 16_384,
+            max_sessions_per_user: 128,
+            max_message_size_ws: 0,
+            max_message_size_lp: 0,
+            max_message_size_grpc: 0,
+            background_delay_ms: 5_000,
+        }
+    }
+}
+
+/// A transport, for the limits that differ by transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    WebSocket,
+    LongPoll,
+    Grpc,
+}
+
+impl Config {
+    /// The largest client message accepted on `transport`, bytes: its `limits.max_message_size_*`
+    /// or, when that is 0, `session.max_message_size`.
+    pub fn max_message_size(&self, transport: Transport) -> usize {
+        let own = match transport {
+            Transport::WebSocket => self.limits.max_message_size_ws,
+            Transport::LongPoll => self.limits.max_message_size_lp,
+            Transport::Grpc => self.limits.max_message_size_grpc,
+        };
+        if own == 0 {
+            self.session.max_message_size
+        } else {
+            own
+        }
+    }
+}
+
 /// Errors while loading the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -363,6 +457,24 @@ impl Config {
         }
         if self.session.max_message_size < 256 {
             return bad("session.max_message_size must be at least 256 bytes");
+        }
+        for t in [Transport::WebSocket, Transport::LongPoll, Transport::Grpc] {
+            if self.max_message_size(t) < 256 {
+                return bad("limits.max_message_size_* must be 0 or at least 256 bytes");
+            }
+        }
+        if self.limits.msg_per_sec > 0
+            && (self.limits.msg_burst == 0
+                || self.limits.msg_burst as usize * 4 > self.session.outbound_max_frames)
+        {
+            return bad(
+                "limits.msg_burst must be > 0 and at most a quarter of session.outbound_max_frames",
+            );
+        }
+        if (self.limits.auth_per_min > 0 && self.limits.auth_burst == 0)
+            || (self.limits.addr_auth_per_min > 0 && self.limits.addr_auth_burst == 0)
+        {
+            return bad("limits.auth_burst and limits.addr_auth_burst must be > 0");
         }
         if self.ws.read_buffer < 256 {
             return bad("ws.read_buffer must be at least 256 bytes");

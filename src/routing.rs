@@ -131,7 +131,13 @@ pub enum TopicRequest {
         set: Option<Box<SetQuery>>,
         get: Option<Box<GetQuery>>,
         ua: String,
+        /// The session is in the background (`{hi bkg:true}`, not yet foreground): attach
+        /// without counting the user online or announcing anything.
+        bkg: bool,
     },
+    /// A background session turned foreground: count it online and send the `on` it deferred
+    /// (its `ua` is the user agent to announce on `me`). Dropped when the topic is not loaded.
+    Foreground { sid: SessionId, ua: String },
     /// `{leave}`: detach, and with `unsub` delete the subscription.
     Leave { hdr: ReqHead, unsub: bool },
     /// The session ended: detach silently.
@@ -229,6 +235,7 @@ impl TopicRequest {
             | TopicRequest::Del { hdr, .. }
             | TopicRequest::Note { hdr, .. } => Some(hdr),
             TopicRequest::Detach { .. }
+            | TopicRequest::Foreground { .. }
             | TopicRequest::UserPres { .. }
             | TopicRequest::Refresh
             | TopicRequest::Contact { .. } => None,
@@ -247,7 +254,9 @@ impl TopicRequest {
         use TopicRequest::*;
         let client = |reply, detach| Some(Refusal { reply, detach });
         match (self, why) {
-            (Detach { .. } | UserPres { .. } | Refresh | Contact { .. }, _) => None,
+            (Detach { .. } | Foreground { .. } | UserPres { .. } | Refresh | Contact { .. }, _) => {
+                None
+            }
             (_, Unreachable::Broken) => client(Some(Outcome::Locked), true),
             // Notes are never answered; the session learns it is not attached.
             (Note { .. }, _) => client(None, true),
@@ -324,6 +333,25 @@ pub enum Envelope {
     EvictUser {
         uid: UserId,
         except: Option<SessionId>,
+    },
+    /// The count of a user's sessions, kept by the shard that is home to the user's `me`
+    /// (`limits.max_sessions_per_user`).
+    UserSessions(UserSessions),
+}
+
+/// Claims and releases of a user's session slots, between a session's shard and the shard
+/// that counts the user's sessions (home of `me_topic(uid)`), and the answer to a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserSessions {
+    /// A session of `uid` authenticated: may it stay?
+    Claim { uid: UserId, sid: SessionId },
+    /// A session holding a slot ended.
+    Release { uid: UserId, sid: SessionId },
+    /// The answer to `Claim`, to the session's shard.
+    Granted {
+        uid: UserId,
+        sid: SessionId,
+        ok: bool,
     },
 }
 
@@ -446,6 +474,7 @@ mod tests {
             set: None,
             get: None,
             ua: String::new(),
+            bkg: false,
         };
         let leave = TopicRequest::Leave {
             hdr: hdr(),

@@ -35,6 +35,8 @@ pub struct ShardStats {
     pub slow_consumers: AtomicU64,
     /// Store writes that failed.
     pub store_errors: AtomicU64,
+    /// Client requests refused by a rate limit or quota (`limits.*`), answered 429 or 422.
+    pub limited: AtomicU64,
 }
 
 impl ShardStats {
@@ -62,6 +64,7 @@ impl ShardStats {
         m.insert("TotalSessions".into(), sum(|s| &s.total_sessions).into());
         m.insert("LiveTopics".into(), sum(|s| &s.live_topics).into());
         m.insert("Attachments".into(), sum(|s| &s.attachments).into());
+        m.insert("LimitedTotal".into(), sum(|s| &s.limited).into());
         m.insert("PendingAuth".into(), sum(|s| &s.pending_auth).into());
         m.insert(
             "IncomingMessagesWebsockTotal".into(),

@@ -184,7 +184,15 @@ pub fn coretalk_config(common: &Common, t: &Tuning) -> String {
          durable = {}\n\
          \n\
          [topic]\n\
-         max_subscriber_count = {}\n",
+         max_subscriber_count = {}\n\
+         \n\
+         [limits]\n\
+         # publishers send thousands of messages a second on one session, accounts are\n\
+         # created in bulk from one address and shared by many sessions: no rate limits\n\
+         msg_per_sec = 0\n\
+         auth_per_min = 0\n\
+         addr_auth_per_min = 0\n\
+         max_sessions_per_user = 0\n",
         common.store == StoreMode::Durable,
         t.max_subscribers.max(128) + 16,
     )

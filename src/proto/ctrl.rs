@@ -42,6 +42,8 @@ pub enum Outcome {
     AttachFirst,
     CommandOutOfSequence,
     PolicyViolation,
+    /// A rate limit refused the request (`limits.*`); the session lives on.
+    TooManyRequests,
     InternalError,
     NotImplemented,
     ServiceUnavailable,
@@ -84,6 +86,7 @@ impl Outcome {
             AttachFirst => (409, "must attach first"),
             CommandOutOfSequence => (409, "command out of sequence"),
             PolicyViolation => (422, "policy violation"),
+            TooManyRequests => (429, "too many requests"),
             InternalError => (500, "internal error"),
             NotImplemented => (501, "not implemented"),
             ServiceUnavailable => (503, "service unavailable"),

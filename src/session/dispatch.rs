@@ -13,6 +13,7 @@ use crate::proto::client::what;
 use crate::proto::client::*;
 use crate::proto::{Decoded, Outcome};
 use crate::routing::{me_topic, p2p_topic, CreateSpec, DelWhat, ReqHead, Requester, TopicRequest};
+use crate::session::limits::TokenBucket;
 use crate::session::{
     AccountChange, AccountWhat, Lifecycle, Session, SessionCx, SessionOut, SubState,
 };
@@ -48,6 +49,9 @@ impl Session {
         let id = id.as_deref();
         if self.lifecycle == Lifecycle::Terminating {
             self.reply(Outcome::Locked, id, msg.topic(), cx);
+            return;
+        }
+        if !self.admit(&msg, cx) {
             return;
         }
         if let Some(extra) = &extra {
@@ -102,6 +106,53 @@ impl Session {
         }
     }
 
+    /// The per-session rate limit: one token per message from the message bucket (notes from
+    /// their own). A refused message is answered `429` with its id and topic; a refused note
+    /// is dropped, as invalid notes are.
+    fn admit(&mut self, msg: &ClientMsg, cx: &mut SessionCx<'_>) -> bool {
+        let now = cx.now;
+        let is_note = matches!(msg, ClientMsg::Note(_));
+        let (bucket, rate) = if is_note {
+            (&mut self.note_bucket, cx.limits.note_rate)
+        } else {
+            (&mut self.msg_bucket, cx.limits.msg_rate)
+        };
+        if bucket
+            .get_or_insert_with(|| TokenBucket::full(rate, now))
+            .take(rate, now)
+        {
+            return true;
+        }
+        self.limited += 1;
+        if !is_note {
+            let id = msg.id().map(str::to_owned);
+            let topic = msg.topic().map(str::to_owned);
+            self.reply(
+                Outcome::TooManyRequests,
+                id.as_deref(),
+                topic.as_deref(),
+                cx,
+            );
+        }
+        false
+    }
+
+    /// The stricter per-session bucket of password logins and account creations; `false`
+    /// after answering `429`.
+    fn admit_auth(&mut self, id: Option<&str>, cx: &mut SessionCx<'_>) -> bool {
+        let (now, rate) = (cx.now, cx.limits.auth_rate);
+        if self
+            .auth_bucket
+            .get_or_insert_with(|| TokenBucket::full(rate, now))
+            .take(rate, now)
+        {
+            return true;
+        }
+        self.limited += 1;
+        self.reply(Outcome::TooManyRequests, id, None, cx);
+        false
+    }
+
     fn reply(
         &self,
         outcome: Outcome,
@@ -152,7 +203,10 @@ impl Session {
             self.ua = m.ua.unwrap_or_default();
             self.lang = m.lang.unwrap_or_default();
             self.platform = m.platf.unwrap_or_default();
-            self.background = m.bkg;
+            self.background = m.bkg && cx.limits.background_delay_ms > 0;
+            if self.background {
+                self.foreground_at = Some(cx.now.plus_ms(cx.limits.background_delay_ms));
+            }
             self.lifecycle = Lifecycle::Versioned;
             let outcome = if self.kind == super::SessionKind::LongPoll {
                 Outcome::Ok
@@ -166,7 +220,16 @@ impl Session {
                     msg = msg.param(k, v.clone());
                 }
             }
+            if let Some(t) = self.kind.transport() {
+                let size = cx.limits.max_message_size[t as usize];
+                if size > 0 {
+                    msg = msg.param("maxMessageSize", size);
+                }
+            }
             self.send(msg.msg(), cx.out);
+            if let Some(at) = self.foreground_at {
+                cx.out.push(SessionOut::WakeAt(at));
+            }
             return;
         }
         // A later {hi}: the version may not change; it updates language (and device id).
@@ -214,6 +277,10 @@ impl Session {
                 let Some(secret) = secret else {
                     return self.reply(Outcome::Malformed, id, None, cx);
                 };
+                // Tokens are 256-bit HMACs checked without bcrypt: nothing to guess or burn.
+                if scheme == "basic" && !self.admit_auth(id, cx) {
+                    return;
+                }
                 self.auth_pending = true;
                 cx.out.push(SessionOut::Login {
                     id: m.id,
@@ -250,6 +317,9 @@ impl Session {
             "anonymous" => Vec::new(),
             _ => return self.reply(Outcome::Malformed, id, None, cx),
         };
+        if !self.admit_auth(id, cx) {
+            return;
+        }
         let creds = m
             .cred
             .unwrap_or_default()
@@ -363,6 +433,7 @@ impl Session {
                 set: m.set.map(Box::new),
                 get: m.get.map(Box::new),
                 ua: self.ua.clone(),
+                bkg: self.background,
             },
         });
     }

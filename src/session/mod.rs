@@ -7,15 +7,18 @@
 //! [`SessionEvent`]s. Transport state (sockets, buffers, timers) lives with the transport.
 
 mod dispatch;
+pub mod limits;
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
 
 use crate::access::AuthLevel;
+use crate::config::Transport;
 use crate::ids::{SessionId, UnixMillis, UserId};
 use crate::proto::{Encoding, Frame, Outcome, ServerMsg};
 use crate::routing::{SessionEvent, TopicRequest};
+use limits::{Rate, TokenBucket};
 
 /// The account requests a session hands to the account machine (defined in `routing`, the
 /// vocabulary shared by the protocol machines).
@@ -51,6 +54,17 @@ impl SessionKind {
             | SessionKind::Multiplex { .. } => Encoding::Json,
         }
     }
+
+    /// The client-facing transport, for the limits that differ by transport (`None` for the
+    /// cluster's internal kinds).
+    pub fn transport(&self) -> Option<Transport> {
+        match self {
+            SessionKind::WebSocket => Some(Transport::WebSocket),
+            SessionKind::LongPoll => Some(Transport::LongPoll),
+            SessionKind::Grpc => Some(Transport::Grpc),
+            SessionKind::Proxy { .. } | SessionKind::Multiplex { .. } => None,
+        }
+    }
 }
 
 /// Where a session is in its life.
@@ -80,6 +94,52 @@ pub struct SessionLimits {
     pub hi_params: serde_json::Value,
     /// Most topics one session may be attached to or joining.
     pub max_subscriptions: usize,
+    /// Client messages other than notes (`limits.msg_per_sec`, `limits.msg_burst`).
+    pub msg_rate: Rate,
+    /// Notes have a bucket of their own at the same rate, so receipts a client sends for every
+    /// message of a busy group never starve its own requests; a refused note is dropped.
+    pub note_rate: Rate,
+    /// Password logins and account creations (`limits.auth_per_min`, `limits.auth_burst`).
+    pub auth_rate: Rate,
+    /// How long a `{hi bkg:true}` session stays in the background, ms (0: never).
+    pub background_delay_ms: u64,
+    /// `maxMessageSize` advertised to each transport, by [`SessionKind::transport`]
+    /// (`[WebSocket, LongPoll, Grpc]`); 0 keeps what `hi_params` says.
+    pub max_message_size: [usize; 3],
+}
+
+impl SessionLimits {
+    /// Limits with no rate limit, no background delay and the given handshake parameters.
+    pub fn unlimited(hi_params: serde_json::Value, max_subscriptions: usize) -> SessionLimits {
+        SessionLimits {
+            hi_params,
+            max_subscriptions,
+            msg_rate: Rate::UNLIMITED,
+            note_rate: Rate::UNLIMITED,
+            auth_rate: Rate::UNLIMITED,
+            background_delay_ms: 0,
+            max_message_size: [0; 3],
+        }
+    }
+
+    /// The session limits of a configuration.
+    pub fn from_config(cfg: &crate::config::Config, hi_params: serde_json::Value) -> SessionLimits {
+        let l = &cfg.limits;
+        let msg_rate = Rate::per_sec(l.msg_per_sec, l.msg_burst);
+        SessionLimits {
+            hi_params,
+            max_subscriptions: cfg.session.max_subscriptions,
+            msg_rate,
+            note_rate: msg_rate,
+            auth_rate: Rate::per_min(l.auth_per_min, l.auth_burst),
+            background_delay_ms: l.background_delay_ms,
+            max_message_size: [
+                cfg.max_message_size(Transport::WebSocket),
+                cfg.max_message_size(Transport::LongPoll),
+                cfg.max_message_size(Transport::Grpc),
+            ],
+        }
+    }
 }
 
 /// Everything a session needs from its caller for one step.
@@ -113,6 +173,8 @@ pub enum SessionOut {
     Account(AccountChange),
     /// End this session once what is queued has been written.
     End,
+    /// Call [`Session::wake`] at this time (a background session turning foreground).
+    WakeAt(UnixMillis),
 }
 
 /// The protocol state of one client session.
@@ -132,6 +194,14 @@ pub struct Session {
     pub(crate) lang: String,
     pub(crate) platform: String,
     pub(crate) background: bool,
+    /// While `background`: when the session turns foreground.
+    pub(crate) foreground_at: Option<UnixMillis>,
+    /// Rate limits (`None`: full, not used yet).
+    pub(crate) msg_bucket: Option<TokenBucket>,
+    pub(crate) note_bucket: Option<TokenBucket>,
+    pub(crate) auth_bucket: Option<TokenBucket>,
+    /// Requests this session refused for a rate limit (the shard adds them to its stats).
+    pub(crate) limited: u64,
     /// Set once authenticated; fixed for the session's life (there is no logout).
     pub(crate) user: Option<(UserId, AuthLevel)>,
     /// A login or account creation is in progress; further ones wait for its answer.
@@ -155,6 +225,11 @@ impl Session {
             lang: String::new(),
             platform: String::new(),
             background: false,
+            foreground_at: None,
+            msg_bucket: None,
+            note_bucket: None,
+            auth_bucket: None,
+            limited: 0,
             user: None,
             auth_pending: false,
             subs: HashMap::new(),
@@ -179,6 +254,45 @@ impl Session {
     /// Topics (routing names) the session is attached to or joining.
     pub fn topics(&self) -> impl Iterator<Item = &str> {
         self.subs.keys().map(String::as_str)
+    }
+
+    /// True while a `{hi bkg:true}` session has not turned foreground: its attachments do not
+    /// count as the user being online and announce nothing.
+    pub fn is_background(&self) -> bool {
+        self.background
+    }
+
+    /// Requests refused by this session's rate limits so far.
+    pub fn limited(&self) -> u64 {
+        self.limited
+    }
+
+    /// When a background session turns foreground.
+    pub fn foreground_at(&self) -> Option<UnixMillis> {
+        self.foreground_at
+    }
+
+    /// The shard's timer for [`SessionOut::WakeAt`]: a background session whose time has come
+    /// turns foreground and tells every topic it is attached to or joining, which then count
+    /// it online and send the deferred `on`.
+    pub fn wake(&mut self, now: UnixMillis, out: &mut Vec<SessionOut>) {
+        if !self.background || self.lifecycle == Lifecycle::Terminating {
+            return;
+        }
+        if self.foreground_at.is_some_and(|at| at > now) {
+            return;
+        }
+        self.background = false;
+        self.foreground_at = None;
+        for topic in self.subs.keys() {
+            out.push(SessionOut::Route {
+                topic: topic.clone(),
+                req: TopicRequest::Foreground {
+                    sid: self.sid,
+                    ua: self.ua.clone(),
+                },
+            });
+        }
     }
 
     /// Number of topics attached or joining.

@@ -83,13 +83,14 @@ impl ShardCtx {
             let mut more = Vec::new();
             match o {
                 AccountOut::Reply { sid, frame, effect } => {
+                    if let AuthEffect::Authenticated(uid, level) = effect {
+                        // Applied once the user's home shard grants a session slot.
+                        self.authenticated(sid, uid, level, frame);
+                        continue;
+                    }
                     if let Some(slot) = self.sessions.get_mut(&sid) {
-                        match effect {
-                            AuthEffect::Unchanged => {}
-                            AuthEffect::Finished => slot.session.auth_finished(),
-                            AuthEffect::Authenticated(uid, level) => {
-                                slot.session.authenticated(uid, level)
-                            }
+                        if effect == AuthEffect::Finished {
+                            slot.session.auth_finished();
                         }
                     }
                     self.push_frame(sid, frame);

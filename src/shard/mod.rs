@@ -12,6 +12,7 @@
 //! machine's; this file holds the context, the routing, completions, housekeeping and shutdown.
 
 mod account;
+mod limits;
 pub mod local;
 pub mod mesh;
 pub mod outbox;
@@ -127,6 +128,8 @@ pub struct ShardCtx {
     stats: Arc<ShardStats>,
     all_stats: Arc<Vec<Arc<ShardStats>>>,
     session_limits: SessionLimits,
+    /// Per-address buckets, per-user session counts, background deadlines (`limits.rs`).
+    limits: limits::ShardLimits,
     topic_limits: TopicLimits,
     sessions: HashMap<SessionId, SessionSlot>,
     /// Sessions without a transport, by expiry time.
@@ -159,10 +162,8 @@ impl ShardCtx {
         ShardCtx {
             id: init.id,
             n_shards: init.n_shards,
-            session_limits: SessionLimits {
-                hi_params: init.hi_params,
-                max_subscriptions: cfg.session.max_subscriptions,
-            },
+            session_limits: SessionLimits::from_config(&cfg, init.hi_params),
+            limits: limits::ShardLimits::new(&cfg),
             topic_limits: TopicLimits {
                 max_history: cfg.topic.max_history,
                 max_subscriber_count: cfg.topic.max_subscriber_count,
@@ -265,6 +266,7 @@ impl ShardCtx {
             Envelope::Deliver { frame, sids } => self.deliver_local(&frame, &sids),
             Envelope::UserPres { frame, targets } => self.user_pres_local(frame, targets),
             Envelope::EvictUser { uid, except } => self.evict_local(uid, except),
+            Envelope::UserSessions(m) => self.user_sessions(m),
         }
     }
 
@@ -350,6 +352,8 @@ impl ShardCtx {
 
     fn housekeeping_at(&mut self, now: UnixMillis) {
         self.expire_detached(now);
+        self.wake_due(now);
+        self.limits.addrs.evict_full(now);
         let delay = self.cfg.topic.idle_unload_ms;
         let mut attachments = 0u64;
         let mut expired = Vec::new();

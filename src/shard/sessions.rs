@@ -103,6 +103,12 @@ impl ShardCtx {
     pub fn client_msg(&mut self, sid: SessionId, msg: Result<Decoded, DecodeError>) {
         let now = now();
         let mut out = std::mem::take(&mut self.session_out);
+        if let Ok(decoded) = &msg {
+            if self.refuse_backed_up(sid, decoded, now) {
+                self.flush();
+                return;
+            }
+        }
         if let Some(slot) = self.sessions.get_mut(&sid) {
             ShardStats::inc(match slot.encoding {
                 Encoding::Json => &self.stats.frames_in,
@@ -116,7 +122,11 @@ impl ShardCtx {
                         limits: &self.session_limits,
                         out: &mut out,
                     };
+                    let limited = slot.session.limited();
                     slot.session.handle(decoded, &mut cx);
+                    if slot.session.limited() != limited {
+                        ShardStats::inc(&self.stats.limited);
+                    }
                 }
                 Err(_) => slot.session.malformed(now, &mut out),
             }
@@ -142,6 +152,11 @@ impl ShardCtx {
             self.detached.remove(&(at, sid));
         }
         slot.outbox.close(reason);
+        let (uid, due) = (
+            slot.session.user().map(|u| u.0),
+            slot.session.foreground_at(),
+        );
+        self.session_gone(sid, uid, due);
         let mut out = Vec::new();
         slot.session.terminate(&mut out);
         for o in out {
@@ -158,8 +173,17 @@ impl ShardCtx {
             match o {
                 SessionOut::Send(frame) => self.push_frame(sid, frame),
                 SessionOut::Route { topic, req } => self.route(topic, req),
-                SessionOut::Login { id, scheme, secret } => self.login(sid, id, scheme, secret),
-                SessionOut::CreateAccount(req) => self.create_account(sid, req),
+                SessionOut::Login { id, scheme, secret } => {
+                    if scheme != "basic" || self.admit_auth_from(sid, id.as_deref(), now()) {
+                        self.login(sid, id, scheme, secret)
+                    }
+                }
+                SessionOut::CreateAccount(req) => {
+                    if self.admit_auth_from(sid, req.id.as_deref(), now()) {
+                        self.create_account(sid, req)
+                    }
+                }
+                SessionOut::WakeAt(at) => self.wake_at(sid, at),
                 SessionOut::Account(change) => self.account_change(sid, change),
                 SessionOut::End => self.end_session(sid, CloseReason::Ended),
             }

@@ -9,7 +9,7 @@ use crate::ids::SessionHandle;
 use crate::store::{RedbStore, WriterConfig};
 
 /// One shard of one, with real writer and hash threads over an in-memory store.
-fn shard(cfg: Config) -> ShardCtx {
+pub(super) fn shard(cfg: Config) -> ShardCtx {
     let store: Arc<dyn Store> = Arc::new(RedbStore::in_memory());
     let (writer, _join) =
         StoreWriter::spawn(store.clone(), WriterConfig::default()).expect("writer thread");

@@ -24,6 +24,7 @@ impl ShardCtx {
         if !self.topics.contains_key(&name) {
             match &req {
                 TopicRequest::Detach { .. }
+                | TopicRequest::Foreground { .. }
                 | TopicRequest::UserPres { .. }
                 | TopicRequest::Refresh
                 | TopicRequest::Contact { .. } => return,

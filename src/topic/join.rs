@@ -5,6 +5,7 @@
 //! `get` asked for. A join that creates a record replies only after the record is durable.
 
 use crate::access::{AccessMode, AuthLevel, DefaultAccess};
+use crate::ids::{SessionId, UserId};
 use crate::proto::client::{GetQuery, SetQuery};
 use crate::proto::{Frame, Outcome};
 use crate::routing::{CreateSpec, Requester, SessionEvent};
@@ -20,6 +21,8 @@ pub(crate) struct JoinArgs {
     pub(crate) set: Option<SetQuery>,
     pub(crate) get: Option<GetQuery>,
     pub(crate) ua: String,
+    /// A background session: attach without counting it online or announcing it.
+    pub(crate) bkg: bool,
 }
 
 /// A join waiting for its subscription (and maybe topic) to be durable.
@@ -35,6 +38,8 @@ pub(crate) struct PendingJoin {
     pub(crate) acs_changed: bool,
     /// The user agent of the joining session (`me`).
     pub(crate) ua: String,
+    /// A background session (may turn foreground while the join waits for its write).
+    pub(crate) bkg: bool,
     /// Notifications to release once the join is durable (the P2P peer's `pres acs`).
     pub(crate) after: Vec<TopicOut>,
 }
@@ -50,6 +55,7 @@ impl JoinArgs {
             tmpname: None,
             acs_changed,
             ua: self.ua,
+            bkg: self.bkg,
             after,
         }
     }
@@ -87,11 +93,11 @@ impl Topic {
             TopicKind::P2p(..) => self.join_p2p(a, cx),
             TopicKind::Group => {
                 if let Some(spec) = a.create {
-                    self.create_group(a.req, a.id, spec, a.set, a.get, cx);
+                    self.create_group(a.req, a.id, spec, a.set, a.get, a.bkg, cx);
                 } else if a.as_seen.starts_with("chn") {
                     self.join_channel(a, cx);
                 } else {
-                    self.join_group(a.req, a.id, a.as_seen, a.set, a.get, cx);
+                    self.join_group(a.req, a.id, a.as_seen, a.set, a.get, a.bkg, cx);
                 }
             }
         }
@@ -223,6 +229,7 @@ impl Topic {
         self.join_after(batch, a.pending(changed, Vec::new()), cx);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn create_group(
         &mut self,
         req: Requester,
@@ -230,6 +237,7 @@ impl Topic {
         spec: CreateSpec,
         set: Option<SetQuery>,
         get: Option<GetQuery>,
+        bkg: bool,
         cx: &mut TopicCx<'_>,
     ) {
         let now = cx.now;
@@ -357,6 +365,7 @@ impl Topic {
             tmpname: Some(spec.tmpname),
             acs_changed: true,
             ua: String::new(),
+            bkg,
             after: Vec::new(),
         };
         self.persist(
@@ -366,6 +375,7 @@ impl Topic {
         );
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn join_group(
         &mut self,
         req: Requester,
@@ -373,6 +383,7 @@ impl Topic {
         as_seen: String,
         set: Option<SetQuery>,
         get: Option<GetQuery>,
+        bkg: bool,
         cx: &mut TopicCx<'_>,
     ) {
         let Some(rec) = &self.rec else {
@@ -478,6 +489,7 @@ impl Topic {
             tmpname: None,
             acs_changed: changed,
             ua: String::new(),
+            bkg,
             after: Vec::new(),
         };
         if changed {
@@ -572,6 +584,7 @@ impl Topic {
             Attachment {
                 uid,
                 enc: p.req.enc,
+                background: p.bkg,
             },
         );
         cx.out.push(TopicOut::ToSession {
@@ -596,13 +609,14 @@ impl Topic {
             }
         }
         // Counted online before the `get` part is answered: the session is attached, so
-        // `desc.online` and its own `sub.online` already include it.
+        // `desc.online` and its own `sub.online` already include it. A background session is
+        // not counted until it turns foreground (`Topic::foreground`).
         let first = match self.members.get_mut(&uid) {
-            Some(m) => {
+            Some(m) if !p.bkg => {
                 m.online += 1;
                 m.online == 1
             }
-            None => false,
+            _ => false,
         };
         let mut frames = vec![Frame::new(ctrl.msg())];
         if let Some(get) = &p.get {
@@ -625,8 +639,24 @@ impl Topic {
         }
         self.send(p.req.sid, frames, cx);
         cx.out.extend(p.after);
+        if !p.bkg {
+            self.came_online(p.req.sid, uid, first, &p.ua, cx);
+        }
+    }
+
+    /// A foreground session is attached (or an attached one turned foreground): `me` learns
+    /// its user agent and announces the user to contacts, a group comes online, and the
+    /// user's first session is announced `on` to the other members.
+    fn came_online(
+        &mut self,
+        sid: SessionId,
+        uid: UserId,
+        first: bool,
+        ua: &str,
+        cx: &mut TopicCx<'_>,
+    ) {
         match self.kind {
-            TopicKind::Me(_) => self.me_attached(p.req.sid, &p.ua, cx),
+            TopicKind::Me(_) => self.me_attached(sid, ua, cx),
             TopicKind::Group => {
                 self.group_online(cx);
                 if first && !self.is_reader(uid) {
@@ -636,5 +666,34 @@ impl Topic {
             TopicKind::P2p(..) if first => self.announce(uid, "on", cx),
             _ => {}
         }
+    }
+
+    /// `TopicRequest::Foreground`: a background session turned foreground. An attached one is
+    /// counted online now and its deferred `on` goes out; a join still waiting for its write
+    /// completes as foreground. Anything else (the session left meanwhile) is ignored.
+    pub(crate) fn foreground(&mut self, sid: SessionId, ua: &str, cx: &mut TopicCx<'_>) {
+        for p in self.pending.values_mut() {
+            match p {
+                Pending::Join(j) if j.req.sid == sid => j.bkg = false,
+                Pending::CompleteJoin(j, _) if j.req.sid == sid => j.bkg = false,
+                _ => {}
+            }
+        }
+        let Some(a) = self.attached.get_mut(&sid) else {
+            return;
+        };
+        if !a.background {
+            return;
+        }
+        a.background = false;
+        let uid = a.uid;
+        let first = match self.members.get_mut(&uid) {
+            Some(m) => {
+                m.online += 1;
+                m.online == 1
+            }
+            None => false,
+        };
+        self.came_online(sid, uid, first, ua, cx);
     }
 }

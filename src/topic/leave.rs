@@ -41,12 +41,13 @@ impl Topic {
     ) -> Option<UserId> {
         let a = self.attached.remove(&sid)?;
         self.queries.remove(&sid);
+        // A background session was never counted online and announced nothing.
         let last = match self.members.get_mut(&a.uid) {
-            Some(m) => {
+            Some(m) if !a.background => {
                 m.online = m.online.saturating_sub(1);
                 m.online == 0
             }
-            None => false,
+            _ => false,
         };
         match self.kind {
             TopicKind::Me(_) => self.me_detached(sid),

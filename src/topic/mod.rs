@@ -184,6 +184,8 @@ pub(crate) struct Attachment {
     pub(crate) uid: UserId,
     /// The wire encoding of the attached session (fan-out encodes each one in use once).
     pub(crate) enc: Encoding,
+    /// A background session: not counted in its member's `online` (`Topic::foreground`).
+    pub(crate) background: bool,
 }
 
 /// Work waiting for a durable write.
@@ -490,6 +492,7 @@ impl Topic {
                 set,
                 get,
                 ua,
+                bkg,
             } => {
                 let (set, get) = (set.map(|b| *b), get.map(|b| *b));
                 self.on_join(
@@ -501,10 +504,12 @@ impl Topic {
                         set,
                         get,
                         ua,
+                        bkg,
                     },
                     cx,
                 )
             }
+            TopicRequest::Foreground { sid, ua } => self.foreground(sid, &ua, cx),
             TopicRequest::Leave {
                 hdr: ReqHead { req, id, as_seen },
                 unsub,

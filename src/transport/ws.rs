@@ -87,7 +87,7 @@ pub async fn serve(
     let Some((sid, outbox)) = opened else {
         return;
     };
-    let max = cfg.session.max_message_size;
+    let max = cfg.max_message_size(crate::config::Transport::WebSocket);
     let ws_cfg = WebSocketConfig::default()
         .read_buffer_size(cfg.ws.read_buffer)
         .max_message_size(Some(max))

@@ -68,7 +68,9 @@ pub(crate) async fn read_history(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_messages_survive_kill_9() {
-    let mut server = Server::start(2, "");
+    // Pipelined bursts far above a client's rate: the message rate limit is off here
+    // (`limits.rs` tests it).
+    let mut server = Server::start(2, "[limits]\nmsg_per_sec = 0\n");
     let mut a = Client::connect(&server, "dur").await;
     a.hi().await;
     let (uid, token) = a.sign_up(&unique_login("dur")).await;

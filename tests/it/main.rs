@@ -1,7 +1,7 @@
 //! Integration tests against the real `coretalk` binary over real sockets: accounts and their
 //! credentials, cross-shard fan-out, gRPC sessions, durability across `kill -9`, resource
-//! cleanup, hostile input, protocol reply sequences and shutdown (signals, the deadline, the
-//! store closed in every case).
+//! cleanup, hostile input, protocol reply sequences, rate limits and quotas, and shutdown
+//! (signals, the deadline, the store closed in every case).
 
 mod accounts;
 mod bad_input;
@@ -9,6 +9,7 @@ mod cleanup;
 mod cross_shard;
 mod durability;
 mod grpc;
+mod limits;
 mod protocol;
 mod shutdown;
 mod support;

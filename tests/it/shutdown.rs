@@ -86,7 +86,7 @@ async fn publish_until_closed(
     grp: String,
     count: Arc<AtomicUsize>,
 ) -> BTreeMap<u64, Value> {
-    // Below `session.outbound_max_frames` (256): the acks of a burst cannot overflow the queue.
+    // Below `session.outbound_max_frames` (512): the acks of a burst cannot overflow the queue.
     const BURST: usize = 50;
     let mut acked = BTreeMap::new();
     for burst in 0.. {

@@ -18,6 +18,8 @@ pub(super) struct Harness {
     pub(super) s: Session,
     pub(super) limits: SessionLimits,
     pub(super) entropy: u64,
+    /// The fixed clock; tests of rates and delays move it.
+    pub(super) now: UnixMillis,
 }
 
 impl Harness {
@@ -29,11 +31,12 @@ impl Harness {
                 "127.0.0.1:5555".into(),
                 UnixMillis(NOW.0 - 1_000),
             ),
-            limits: SessionLimits {
-                hi_params: json!({"ver": "0.25", "build": "redb:test", "maxMessageSize": 131072}),
-                max_subscriptions: 3,
-            },
+            limits: SessionLimits::unlimited(
+                json!({"ver": "0.25", "build": "redb:test", "maxMessageSize": 131072}),
+                3,
+            ),
             entropy: 0x0807_0605_0403_0201,
+            now: NOW,
         }
     }
 
@@ -68,7 +71,7 @@ impl Harness {
         let decoded = decode(frame.as_bytes()).unwrap_or_else(|e| panic!("{frame}: {e}"));
         let mut out = Vec::new();
         let mut cx = SessionCx {
-            now: NOW,
+            now: self.now,
             entropy: self.entropy,
             limits: &self.limits,
             out: &mut out,

@@ -6,5 +6,6 @@ mod accounts;
 mod gates;
 mod harness;
 mod lifecycle;
+mod limits;
 mod routing;
 mod sub;

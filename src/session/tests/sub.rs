@@ -108,7 +108,9 @@ fn sub_me_routes_a_join_to_the_users_me_topic() {
             set,
             get,
             ua,
+            bkg,
         } => {
+            assert!(!bkg, "a foreground session");
             assert_eq!(
                 r,
                 Requester {

@@ -1,6 +1,7 @@
 //! Unit tests of the topic state machine, run through the simulator in `sim`, one file per feature.
 
 mod access;
+mod background;
 mod fnd;
 mod get;
 mod join;

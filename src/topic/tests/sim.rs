@@ -374,6 +374,7 @@ pub(super) fn join(sid: SessionId, uid: UserId, as_seen: &str, id: Option<&str>)
         set: None,
         get: None,
         ua: "test-ua".into(),
+        bkg: false,
     }
 }
 
