@@ -13,6 +13,7 @@
 
 mod account;
 pub mod local;
+mod longpoll;
 pub mod mesh;
 pub mod outbox;
 mod sessions;
@@ -39,8 +40,11 @@ use crate::stats::ShardStats;
 use crate::store::{Store, StoreError, StoreWriter, WriteBatch};
 use crate::topic::{Topic, TopicCx, TopicLimits, TopicOut};
 
+/// Long-poll requests and answers, re-exported for the transport.
+pub use crate::routing::{LpAnswer, LpRequest};
 /// Session kinds, re-exported for transports (which do not import the session layer).
 pub use crate::session::SessionKind;
+pub use longpoll::LpWait;
 pub use mesh::{Envelope, Local, ServiceSender, ShardLink};
 pub use outbox::{CloseReason, Outbox};
 pub use tasks::{run_tasks, spawn_tasks};
@@ -146,6 +150,10 @@ pub struct ShardCtx {
     /// Reused output buffers (no allocation per step once warm).
     session_out: Vec<SessionOut>,
     topic_out: Vec<TopicOut>,
+    /// Long-poll requests of this shard's connections waiting for their answer, by ticket.
+    lp_waits: HashMap<u64, Rc<LpWait>>,
+    /// Polls held for this shard's sessions, by where their answer goes.
+    lp_holds: HashMap<crate::routing::LpReplyTo, Rc<longpoll::LpHold>>,
     /// Set once shutdown began: no new sessions.
     shutting_down: bool,
 }
@@ -191,6 +199,8 @@ impl ShardCtx {
             work: VecDeque::new(),
             session_out: Vec::new(),
             topic_out: Vec::new(),
+            lp_waits: HashMap::new(),
+            lp_holds: HashMap::new(),
             shutting_down: false,
         }
     }
@@ -262,6 +272,9 @@ impl ShardCtx {
             Envelope::Deliver { frame, sids } => self.deliver_local(&frame, &sids),
             Envelope::UserPres { frame, targets } => self.user_pres_local(frame, targets),
             Envelope::EvictUser { uid, except } => self.evict_local(uid, except),
+            Envelope::LongPoll { handle, req, reply } => self.longpoll_request(handle, req, reply),
+            Envelope::LongPollAnswer { ticket, answer } => self.longpoll_answered(ticket, answer),
+            Envelope::LongPollCancel { reply } => self.longpoll_cancel(reply),
         }
     }
 

@@ -102,6 +102,13 @@ impl ShardCtx {
     /// an undecodable one is answered `{ctrl 400 "malformed"}`.
     pub fn client_msg(&mut self, sid: SessionId, msg: Result<Decoded, DecodeError>) {
         ShardStats::inc(&self.stats.frames_in);
+        self.session_input(sid, msg);
+        self.run_work();
+        self.flush();
+    }
+
+    /// One client message into session `sid`, within the current step.
+    pub(super) fn session_input(&mut self, sid: SessionId, msg: Result<Decoded, DecodeError>) {
         let now = now();
         let mut out = std::mem::take(&mut self.session_out);
         if let Some(slot) = self.sessions.get_mut(&sid) {
@@ -120,8 +127,6 @@ impl ShardCtx {
         }
         self.apply_session_out(sid, &mut out);
         self.session_out = out;
-        self.run_work();
-        self.flush();
     }
 
     /// The transport lost the connection (or closed it): end the session.

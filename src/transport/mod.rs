@@ -1,12 +1,14 @@
 //! The edge: sockets and bytes. Accepts TCP connections on a shard's listener, reads the HTTP
-//! request head, and routes it: `/v0/channels` to the WebSocket transport, `/debug/vars` to the
-//! stats page, paths under `web.static_mount` (when `web.static_dir` is set) to the static file
-//! server, anything else to a JSON 404. The protocol paths keep priority over the static mount.
+//! request head, and routes it: `/v0/channels` to the WebSocket transport, `/v0/channels/lp` to
+//! long polling, `/debug/vars` to the stats page, paths under `web.static_mount` (when
+//! `web.static_dir` is set) to the static file server, anything else to a JSON 404. The
+//! protocol paths keep priority over the static mount.
 //!
 //! Transports talk to the protocol only through the shard's public entry points (open a
 //! session, hand it a frame, close it) and the session's [`crate::shard::Outbox`].
 
 pub mod http;
+pub mod lp;
 pub mod static_files;
 pub mod ws;
 
@@ -66,6 +68,9 @@ async fn connection(mut stream: TcpStream, cfg: &Config) {
     };
     match head.path.as_str() {
         "/v0/channels" | "/v0/channels/" => ws::serve(stream, head, leftover, remote, cfg).await,
+        "/v0/channels/lp" | "/v0/channels/lp/" => {
+            lp::serve(stream, head, leftover, remote, cfg).await
+        }
         "/debug/vars" => {
             let body = with(|ctx| ctx.stats_json());
             respond(&mut stream, 200, "OK", "application/json", &body).await
