@@ -10,6 +10,11 @@
 //! shard when its client went away) and then detaches. Every answer travels back as
 //! `Envelope::LongPollAnswer` through `send` again. Envelopes carry plain data only (the
 //! decoded message, bytes, tickets); the `Rc`s stay in each shard's own tables.
+//!
+//! A long-poll session that ends with frames still queued (its eviction notice, the reply
+//! before it) keeps its closed outbox for `session.detached_idle_ms`, so the next polls deliver
+//! those last frames before the session is reported gone (403), as the reference writes its
+//! final message.
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
@@ -19,7 +24,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::ids::{SessionHandle, SessionId};
+use crate::ids::{SessionHandle, SessionId, UnixMillis};
 use crate::routing::{LpAnswer, LpReplyTo, LpRequest};
 use crate::shard::local::with;
 use crate::shard::{Envelope, Outbox, ShardCtx};
@@ -80,6 +85,14 @@ impl LpHold {
     }
 }
 
+/// The closed outbox of an ended long-poll session, kept for its last frames.
+#[derive(Debug)]
+pub(super) struct LpClosing {
+    secret: u64,
+    outbox: Rc<Outbox>,
+    until: UnixMillis,
+}
+
 /// How a hold ended.
 enum Held {
     Frame(Bytes),
@@ -137,7 +150,8 @@ impl ShardCtx {
         reply: LpReplyTo,
     ) {
         let Some(outbox) = self.attach_transport(handle) else {
-            return self.longpoll_answer(reply, LpAnswer::Invalid);
+            let answer = self.closing_answer(handle, &req);
+            return self.longpoll_answer(reply, answer);
         };
         let sid = handle.sid;
         let answer = match req {
@@ -167,6 +181,50 @@ impl ShardCtx {
         };
         self.detach_transport(sid);
         self.longpoll_answer(reply, answer);
+    }
+
+    /// On the home shard: a long-poll session ended; keep its outbox while frames are left.
+    pub(super) fn keep_closing(&mut self, sid: SessionId, secret: u64, outbox: Rc<Outbox>) {
+        if !outbox.is_empty() {
+            let until = crate::shard::now().plus_ms(self.cfg.session.detached_idle_ms);
+            self.lp_closing.insert(
+                sid,
+                LpClosing {
+                    secret,
+                    outbox,
+                    until,
+                },
+            );
+        }
+    }
+
+    /// Forgets ended sessions' outboxes that nobody polled in time.
+    pub(super) fn expire_closing(&mut self, now: UnixMillis) {
+        if !self.lp_closing.is_empty() {
+            self.lp_closing.retain(|_, c| c.until > now);
+        }
+    }
+
+    /// The answer for a session that is not live: a poll of an ended session with frames left
+    /// gets the next one; anything else is refused.
+    fn closing_answer(&mut self, handle: SessionHandle, req: &LpRequest) -> LpAnswer {
+        let Some(c) = self.lp_closing.get(&handle.sid) else {
+            return LpAnswer::Invalid;
+        };
+        if !handle.secret_matches(c.secret) || !matches!(req, LpRequest::Poll) {
+            return LpAnswer::Invalid;
+        }
+        let next = c.outbox.try_pop();
+        if c.outbox.is_empty() {
+            self.lp_closing.remove(&handle.sid);
+        }
+        match next {
+            Some(frame) => {
+                ShardStats::inc(&self.stats.lp_out);
+                LpAnswer::Frame(frame)
+            }
+            None => LpAnswer::Invalid,
+        }
     }
 
     /// On the home shard: the client of a held poll went away.

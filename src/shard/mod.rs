@@ -152,6 +152,8 @@ pub struct ShardCtx {
     topic_out: Vec<TopicOut>,
     /// Long-poll requests of this shard's connections waiting for their answer, by ticket.
     lp_waits: HashMap<u64, Rc<LpWait>>,
+    /// Ended long-poll sessions whose last frames wait for a poll.
+    lp_closing: HashMap<SessionId, longpoll::LpClosing>,
     /// Polls held for this shard's sessions, by where their answer goes.
     lp_holds: HashMap<crate::routing::LpReplyTo, Rc<longpoll::LpHold>>,
     /// Set once shutdown began: no new sessions.
@@ -201,6 +203,7 @@ impl ShardCtx {
             topic_out: Vec::new(),
             lp_waits: HashMap::new(),
             lp_holds: HashMap::new(),
+            lp_closing: HashMap::new(),
             shutting_down: false,
         }
     }
@@ -360,6 +363,7 @@ impl ShardCtx {
 
     fn housekeeping_at(&mut self, now: UnixMillis) {
         self.expire_detached(now);
+        self.expire_closing(now);
         let delay = self.cfg.topic.idle_unload_ms;
         let mut attachments = 0u64;
         let mut expired = Vec::new();

@@ -144,6 +144,9 @@ impl ShardCtx {
             self.detached.remove(&(at, sid));
         }
         slot.outbox.close(reason);
+        if slot.session.kind == SessionKind::LongPoll {
+            self.keep_closing(sid, slot.secret, slot.outbox.clone());
+        }
         let mut out = Vec::new();
         slot.session.terminate(&mut out);
         for o in out {
@@ -208,6 +211,8 @@ impl ShardCtx {
             }
             log::debug!("session {sid}: no transport for the idle time, ending");
             self.end_session(sid, CloseReason::Ended);
+            // Nobody came for what it had queued: no later poll gets it either.
+            self.lp_closing.remove(&sid);
         }
     }
 

@@ -406,3 +406,34 @@ async fn refusals_and_preflight() {
     let vars = server.vars();
     assert_eq!(vars["LiveSessions"], 1, "{vars}");
 }
+
+/// A session that ends with frames queued (deleting its own account: the reply, then
+/// `{ctrl 205 "evicted"}`) delivers them through the next polls, then answers 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_session_delivers_its_last_frames_then_403() {
+    let server = Server::start(2, "");
+    let mut lp = Lp::create(&server).await;
+    lp.request(json!({"hi": {"ver": "0.25.3"}})).await;
+    let login = unique_login("lpdel");
+    let secret = b64(&format!("{login}:{login}-pw"));
+    let acc = lp
+        .request(
+            json!({"acc": {"user": "new", "scheme": "basic", "secret": secret, "login": true}}),
+        )
+        .await;
+    assert_eq!(acc["code"], 200, "{acc}");
+    let del = lp
+        .request(json!({"del": {"what": "user", "hard": true}}))
+        .await;
+    assert_eq!(del["code"], 200, "{del}");
+    let got = lp
+        .poll_until("the eviction", |v| v["ctrl"]["code"] == 205)
+        .await;
+    assert_eq!(
+        got.last().expect("ctrl")["ctrl"]["text"],
+        "evicted",
+        "{got:?}"
+    );
+    let r = lp.poll().await;
+    assert_eq!(r.status, 403, "{r:?}");
+}
