@@ -355,7 +355,7 @@ pub struct LpReplyTo {
 pub enum LpRequest {
     /// One client message, decoded by the shard that read it (an undecodable one is answered
     /// `{ctrl 400 "malformed"}` through a later poll).
-    Send(Result<Decoded, DecodeError>),
+    Send(Box<Result<Decoded, DecodeError>>),
     /// The network probe `1`: a later poll answers `0`.
     Probe,
     /// The next queued frame, waiting up to the hold time for one.

@@ -157,7 +157,7 @@ impl ShardCtx {
         let answer = match req {
             LpRequest::Send(msg) => {
                 ShardStats::inc(&self.stats.lp_in);
-                self.session_input(sid, msg);
+                self.session_input(sid, *msg);
                 LpAnswer::Accepted
             }
             LpRequest::Probe => {

@@ -175,9 +175,9 @@ pub async fn serve(
     } else if is_form(&head) {
         // The body was the form; like the reference, what is left of it (nothing) is the
         // message, which is malformed.
-        LpRequest::Send(decode(b""))
+        LpRequest::Send(Box::new(decode(b"")))
     } else {
-        LpRequest::Send(decode(&body))
+        LpRequest::Send(Box::new(decode(&body)))
     };
     let poll = matches!(req, LpRequest::Poll);
     let wait = with(|ctx| ctx.longpoll(handle, req));
