@@ -355,14 +355,14 @@ async fn read_body(
     let wants_continue = head
         .header("expect")
         .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"));
-    if wants_continue && buf.is_empty() && head.version >= 1 {
-        if stream
+    let continue_first = wants_continue && buf.is_empty() && head.version >= 1;
+    if continue_first
+        && stream
             .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
             .await
             .is_err()
-        {
-            return Err(BodyError::Gone);
-        }
+    {
+        return Err(BodyError::Gone);
     }
     match length {
         Some(len) => {
