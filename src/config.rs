@@ -18,6 +18,7 @@ pub struct Config {
     pub mesh: MeshConfig,
     pub session: SessionConfig,
     pub ws: WsConfig,
+    pub longpoll: LongPollConfig,
     pub api: ApiConfig,
     pub auth: AuthConfig,
     pub store: StoreConfig,
@@ -178,6 +179,27 @@ impl Default for WsConfig {
             pong_timeout_ms: 55_000,
             handshake_timeout_ms: 10_000,
             max_header_bytes: 16 << 10,
+        }
+    }
+}
+
+/// Long polling (`/v0/channels/lp`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LongPollConfig {
+    /// How long a poll waits for a message before answering an empty 200, ms. 49.5 s as the
+    /// reference (its WebSocket ping period), under the 60 s that proxies commonly allow.
+    pub hold_ms: u64,
+    /// Give up on a request whose body (at most `session.max_message_size` bytes) does not
+    /// arrive in this time, ms; the head has `ws.handshake_timeout_ms`.
+    pub body_timeout_ms: u64,
+}
+
+impl Default for LongPollConfig {
+    fn default() -> Self {
+        LongPollConfig {
+            hold_ms: 49_500,
+            body_timeout_ms: 10_000,
         }
     }
 }
@@ -481,6 +503,9 @@ impl Config {
         }
         if self.ws.ping_interval_ms == 0 || self.ws.pong_timeout_ms <= self.ws.ping_interval_ms {
             return bad("ws.pong_timeout_ms must exceed ws.ping_interval_ms > 0");
+        }
+        if self.longpoll.hold_ms == 0 || self.longpoll.body_timeout_ms == 0 {
+            return bad("longpoll.hold_ms and longpoll.body_timeout_ms must be > 0");
         }
         if !(4..=31).contains(&self.auth.bcrypt_cost) {
             return bad("auth.bcrypt_cost must be within 4..=31");

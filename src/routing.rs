@@ -10,10 +10,12 @@
 //! with no runtime type (no queue, callback, clock or store handle) inside, so a node link can
 //! serialise it. Everything here is `Send`, because it crosses cores.
 
+use bytes::Bytes;
+
 use crate::access::AuthLevel;
-use crate::ids::{SessionId, ShardId, UnixMillis, UserId};
+use crate::ids::{SessionHandle, SessionId, ShardId, UnixMillis, UserId};
 use crate::proto::client::{Credential, GetQuery, RawJson, SeqRange, SetQuery};
-use crate::proto::{Encoding, Frame, Outcome};
+use crate::proto::{DecodeError, Decoded, Encoding, Frame, Outcome};
 
 /// The home shard of a topic (internal routing name): FNV-1a 64 of the name, modulo the shard
 /// count. Pure, so every shard computes the same answer without coordination.
@@ -337,6 +339,52 @@ pub enum Envelope {
     /// The count of a user's sessions, kept by the shard that is home to the user's `me`
     /// (`limits.max_sessions_per_user`).
     UserSessions(UserSessions),
+    /// A long-poll request for a session whose home is the receiving shard (the handle's
+    /// shard), from the shard that holds its HTTP connection; answered with `LongPollAnswer`.
+    LongPoll {
+        handle: SessionHandle,
+        req: LpRequest,
+        reply: LpReplyTo,
+    },
+    /// The answer to a `LongPoll`, for the request waiting under `ticket` on the receiving
+    /// shard.
+    LongPollAnswer { ticket: u64, answer: LpAnswer },
+    /// The client behind a held poll went away: stop holding it (nothing is taken from the
+    /// session's queue). Sent to the session's home shard.
+    LongPollCancel { reply: LpReplyTo },
+}
+
+/// Where the answer to a long-poll request goes: the shard holding its HTTP connection and
+/// that shard's ticket for the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LpReplyTo {
+    pub shard: ShardId,
+    pub ticket: u64,
+}
+
+/// What a long-poll request asks of its session.
+#[derive(Debug)]
+pub enum LpRequest {
+    /// One client message, decoded by the shard that read it (an undecodable one is answered
+    /// `{ctrl 400 "malformed"}` through a later poll).
+    Send(Box<Result<Decoded, DecodeError>>),
+    /// The network probe `1`: a later poll answers `0`.
+    Probe,
+    /// The next queued frame, waiting up to the hold time for one.
+    Poll,
+}
+
+/// The answer to a long-poll request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LpAnswer {
+    /// The message went to the session (HTTP 200, empty body).
+    Accepted,
+    /// The next frame (HTTP 200 with it as the body).
+    Frame(Bytes),
+    /// Nothing came within the hold time (HTTP 200, empty body).
+    Empty,
+    /// Unknown or expired session, or a wrong secret (HTTP 403).
+    Invalid,
 }
 
 /// Claims and releases of a user's session slots, between a session's shard and the shard

@@ -27,6 +27,10 @@ pub struct ShardStats {
     pub grpc_in: AtomicU64,
     /// Messages queued to gRPC clients.
     pub grpc_out: AtomicU64,
+    /// Client messages received by long polling (counted on the session's home shard).
+    pub lp_in: AtomicU64,
+    /// Messages answered to long polls (counted on the session's home shard).
+    pub lp_out: AtomicU64,
     /// Envelopes sent to other shards.
     pub mesh_out: AtomicU64,
     /// Envelopes waiting in the local backlog because a peer queue was full.
@@ -81,6 +85,14 @@ impl ShardStats {
         m.insert(
             "OutgoingMessagesGrpcTotal".into(),
             sum(|s| &s.grpc_out).into(),
+        );
+        m.insert(
+            "IncomingMessagesLongpollTotal".into(),
+            sum(|s| &s.lp_in).into(),
+        );
+        m.insert(
+            "OutgoingMessagesLongpollTotal".into(),
+            sum(|s| &s.lp_out).into(),
         );
         m.insert("MeshEnvelopesTotal".into(), sum(|s| &s.mesh_out).into());
         m.insert("MeshBacklog".into(), sum(|s| &s.mesh_backlog).into());

@@ -25,7 +25,7 @@ cargo build --workspace --bins
 step "cargo test (unit, integration, tidy, bench smoke)"
 cargo test --workspace --all-targets
 
-step "SDK end-to-end tests (tests/e2e, tinode-sdk under Node)"
+step "SDK end-to-end tests (tests/e2e, tinode-sdk under Node, over WebSocket and long polling)"
 (
   cd tests/e2e
   npm ci --no-audit --no-fund --loglevel=error
@@ -35,7 +35,7 @@ step "SDK end-to-end tests (tests/e2e, tinode-sdk under Node)"
 step "gRPC end-to-end tests (tests/grpc, official tinode-grpc bindings under Python)"
 CORETALK_BIN="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/coretalk" tests/grpc/run.sh
 
-step "Web app in a browser (tests/webapp, tinode-webapp in headless Chromium)"
+step "Web app in a browser (tests/webapp, tinode-webapp in headless Chromium, ws and lp)"
 bin="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/coretalk"
 (
   cd tests/webapp

@@ -14,6 +14,7 @@
 mod account;
 mod limits;
 pub mod local;
+mod longpoll;
 pub mod mesh;
 pub mod outbox;
 mod sessions;
@@ -40,8 +41,11 @@ use crate::stats::ShardStats;
 use crate::store::{Store, StoreError, StoreWriter, WriteBatch};
 use crate::topic::{Topic, TopicCx, TopicLimits, TopicOut};
 
+/// Long-poll requests and answers, re-exported for the transport.
+pub use crate::routing::{LpAnswer, LpRequest};
 /// Session kinds, re-exported for transports (which do not import the session layer).
 pub use crate::session::SessionKind;
+pub use longpoll::LpWait;
 pub use mesh::{Envelope, Local, ServiceSender, ShardLink};
 pub use outbox::{CloseReason, Outbox};
 pub use tasks::{run_tasks, spawn_tasks};
@@ -149,6 +153,12 @@ pub struct ShardCtx {
     /// Reused output buffers (no allocation per step once warm).
     session_out: Vec<SessionOut>,
     topic_out: Vec<TopicOut>,
+    /// Long-poll requests of this shard's connections waiting for their answer, by ticket.
+    lp_waits: HashMap<u64, Rc<LpWait>>,
+    /// Ended long-poll sessions whose last frames wait for a poll.
+    lp_closing: HashMap<SessionId, longpoll::LpClosing>,
+    /// Polls held for this shard's sessions, by where their answer goes.
+    lp_holds: HashMap<crate::routing::LpReplyTo, Rc<longpoll::LpHold>>,
     /// Set once shutdown began: no new sessions.
     shutting_down: bool,
     /// The task waiting for the shard to drain (`run_tasks`).
@@ -194,6 +204,9 @@ impl ShardCtx {
             work: VecDeque::new(),
             session_out: Vec::new(),
             topic_out: Vec::new(),
+            lp_waits: HashMap::new(),
+            lp_holds: HashMap::new(),
+            lp_closing: HashMap::new(),
             shutting_down: false,
             drained_waker: None,
         }
@@ -267,6 +280,9 @@ impl ShardCtx {
             Envelope::UserPres { frame, targets } => self.user_pres_local(frame, targets),
             Envelope::EvictUser { uid, except } => self.evict_local(uid, except),
             Envelope::UserSessions(m) => self.user_sessions(m),
+            Envelope::LongPoll { handle, req, reply } => self.longpoll_request(handle, req, reply),
+            Envelope::LongPollAnswer { ticket, answer } => self.longpoll_answered(ticket, answer),
+            Envelope::LongPollCancel { reply } => self.longpoll_cancel(reply),
         }
     }
 
@@ -354,6 +370,7 @@ impl ShardCtx {
         self.expire_detached(now);
         self.wake_due(now);
         self.limits.addrs.evict_full(now);
+        self.expire_closing(now);
         let delay = self.cfg.topic.idle_unload_ms;
         let mut attachments = 0u64;
         let mut expired = Vec::new();

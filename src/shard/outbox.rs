@@ -1,6 +1,10 @@
 //! The bounded outbound queue of one session, shared between the shard (producer) and the
 //! transport's writer (consumer) on the same core.
 //!
+//! Two kinds of consumer: a connection's writer drains everything at once (`poll_drain`, one
+//! waker: WebSocket), and long polls take one frame each (`pop`, any number of waiters, each
+//! woken on a push; a waiter that goes away unregisters itself).
+//!
 //! Slow-consumer policy: a push that would exceed the frame or byte limit fails; the shard then
 //! ends the session (its connection is closed, the client reconnects and catches up from
 //! history by seq). Memory per session is therefore bounded, and one slow client never stalls
@@ -8,6 +12,8 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
@@ -34,7 +40,21 @@ struct Inner {
     max_frames: usize,
     max_bytes: usize,
     waker: Option<Waker>,
+    /// Tasks waiting in [`Outbox::pop`], by key; empty unless long polls wait.
+    poppers: Vec<(u64, Waker)>,
+    next_popper: u64,
     closed: Option<CloseReason>,
+}
+
+impl Inner {
+    fn wake_all(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+        for (_, w) in &self.poppers {
+            w.wake_by_ref();
+        }
+    }
 }
 
 /// One session's outbound frames.
@@ -53,6 +73,8 @@ impl Outbox {
                 max_frames,
                 max_bytes,
                 waker: None,
+                poppers: Vec::new(),
+                next_popper: 0,
                 closed: None,
             }),
         }
@@ -70,9 +92,7 @@ impl Outbox {
         }
         i.bytes += frame.len();
         i.frames.push_back(frame);
-        if let Some(w) = i.waker.take() {
-            w.wake();
-        }
+        i.wake_all();
         Ok(())
     }
 
@@ -86,9 +106,7 @@ impl Outbox {
             i.frames.clear();
             i.bytes = 0;
         }
-        if let Some(w) = i.waker.take() {
-            w.wake();
-        }
+        i.wake_all();
     }
 
     /// Moves every queued frame into `into` (the writer then writes them in one go). Ready
@@ -111,6 +129,30 @@ impl Outbox {
         Poll::Pending
     }
 
+    /// The next frame, taken alone (a long poll answers with exactly one): `Some(frame)` as
+    /// soon as one is queued (also after close, until drained), `None` once closed and empty.
+    /// Several `pop`s may wait at once; each push wakes them all and the first to run takes
+    /// the frame.
+    pub fn pop(&self) -> Pop<'_> {
+        Pop {
+            outbox: self,
+            key: None,
+        }
+    }
+
+    /// Takes the next frame now, if any.
+    pub fn try_pop(&self) -> Option<Bytes> {
+        let mut i = self.inner.borrow_mut();
+        let f = i.frames.pop_front()?;
+        i.bytes -= f.len();
+        Some(f)
+    }
+
+    /// True once closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.borrow().closed.is_some()
+    }
+
     /// Frames waiting.
     pub fn len(&self) -> usize {
         self.inner.borrow().frames.len()
@@ -119,6 +161,67 @@ impl Outbox {
     /// True when nothing waits.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The future of [`Outbox::pop`].
+#[derive(Debug)]
+pub struct Pop<'a> {
+    outbox: &'a Outbox,
+    /// This waiter's key in `poppers`, once registered.
+    key: Option<u64>,
+}
+
+impl Future for Pop<'_> {
+    type Output = Option<Bytes>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let outbox = self.outbox;
+        let mut i = outbox.inner.borrow_mut();
+        if let Some(f) = i.frames.pop_front() {
+            i.bytes -= f.len();
+            drop(i);
+            self.unregister();
+            return Poll::Ready(Some(f));
+        }
+        if i.closed.is_some() {
+            drop(i);
+            self.unregister();
+            return Poll::Ready(None);
+        }
+        match self.key {
+            Some(k) => {
+                if let Some((_, w)) = i.poppers.iter_mut().find(|(key, _)| *key == k) {
+                    w.clone_from(cx.waker());
+                }
+            }
+            None => {
+                let k = i.next_popper;
+                i.next_popper += 1;
+                i.poppers.push((k, cx.waker().clone()));
+                drop(i);
+                self.key = Some(k);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Pop<'_> {
+    fn unregister(&mut self) {
+        if let Some(k) = self.key.take() {
+            self.outbox
+                .inner
+                .borrow_mut()
+                .poppers
+                .retain(|(key, _)| *key != k);
+        }
+    }
+}
+
+impl Drop for Pop<'_> {
+    fn drop(&mut self) {
+        self.unregister();
     }
 }
 
@@ -147,5 +250,41 @@ mod tests {
             o.poll_drain(&mut cx, &mut got),
             Poll::Ready(Some(CloseReason::Ended))
         );
+    }
+
+    #[test]
+    fn pops_take_one_frame_each_and_waiters_unregister() {
+        use std::future::Future;
+        use std::pin::pin;
+        let o = Outbox::new(8, 100);
+        let mut cx = Context::from_waker(Waker::noop());
+        {
+            let mut a = pin!(o.pop());
+            let mut b = pin!(o.pop());
+            assert!(a.as_mut().poll(&mut cx).is_pending());
+            assert!(b.as_mut().poll(&mut cx).is_pending());
+            assert_eq!(o.inner.borrow().poppers.len(), 2);
+            o.push(Bytes::from_static(b"x")).unwrap();
+            o.push(Bytes::from_static(b"y")).unwrap();
+            assert_eq!(
+                a.as_mut().poll(&mut cx),
+                Poll::Ready(Some(Bytes::from_static(b"x")))
+            );
+            assert_eq!(o.inner.borrow().poppers.len(), 1);
+            assert_eq!(
+                b.as_mut().poll(&mut cx),
+                Poll::Ready(Some(Bytes::from_static(b"y")))
+            );
+            let mut c = pin!(o.pop());
+            assert!(c.as_mut().poll(&mut cx).is_pending());
+        }
+        // Dropped waiters leave nothing behind.
+        assert!(o.inner.borrow().poppers.is_empty());
+        assert_eq!(o.inner.borrow().bytes, 0);
+        o.push(Bytes::from_static(b"z")).unwrap();
+        o.close(CloseReason::Ended);
+        assert_eq!(o.try_pop(), Some(Bytes::from_static(b"z")));
+        let mut d = pin!(o.pop());
+        assert_eq!(d.as_mut().poll(&mut cx), Poll::Ready(None));
     }
 }

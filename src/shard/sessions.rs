@@ -101,6 +101,13 @@ impl ShardCtx {
     /// Handles one client message of session `sid`, decoded by its transport (any encoding);
     /// an undecodable one is answered `{ctrl 400 "malformed"}`.
     pub fn client_msg(&mut self, sid: SessionId, msg: Result<Decoded, DecodeError>) {
+        self.session_input(sid, msg);
+        self.run_work();
+        self.flush();
+    }
+
+    /// One client message into session `sid`, within the current step.
+    pub(super) fn session_input(&mut self, sid: SessionId, msg: Result<Decoded, DecodeError>) {
         let now = now();
         let mut out = std::mem::take(&mut self.session_out);
         if let Ok(decoded) = &msg {
@@ -110,10 +117,12 @@ impl ShardCtx {
             }
         }
         if let Some(slot) = self.sessions.get_mut(&sid) {
-            ShardStats::inc(match slot.encoding {
-                Encoding::Json => &self.stats.frames_in,
-                Encoding::Protobuf => &self.stats.grpc_in,
-            });
+            // Per transport, as the reference's counters (long polls count on their own path).
+            match (&slot.session.kind, slot.encoding) {
+                (SessionKind::LongPoll, _) => {}
+                (_, Encoding::Json) => ShardStats::inc(&self.stats.frames_in),
+                (_, Encoding::Protobuf) => ShardStats::inc(&self.stats.grpc_in),
+            }
             match msg {
                 Ok(decoded) => {
                     let mut cx = SessionCx {
@@ -133,8 +142,6 @@ impl ShardCtx {
         }
         self.apply_session_out(sid, &mut out);
         self.session_out = out;
-        self.run_work();
-        self.flush();
     }
 
     /// The transport lost the connection (or closed it): end the session.
@@ -157,6 +164,9 @@ impl ShardCtx {
             slot.session.foreground_at(),
         );
         self.session_gone(sid, uid, due);
+        if slot.session.kind == SessionKind::LongPoll {
+            self.keep_closing(sid, slot.secret, slot.outbox.clone());
+        }
         let mut out = Vec::new();
         slot.session.terminate(&mut out);
         for o in out {
@@ -233,6 +243,8 @@ impl ShardCtx {
             }
             log::debug!("session {sid}: no transport for the idle time, ending");
             self.end_session(sid, CloseReason::Ended);
+            // Nobody came for what it had queued: no later poll gets it either.
+            self.lp_closing.remove(&sid);
         }
     }
 

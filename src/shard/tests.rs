@@ -177,3 +177,64 @@ fn the_drain_waiter_is_woken_by_shutdown_not_by_a_timer() {
         .open_session(SessionKind::WebSocket, "late".into())
         .is_none());
 }
+
+/// Long-poll requests on the session's own shard, answered within the step (no hold needed):
+/// a message, a probe, polls of queued frames, a wrong secret, an ended session's last frame.
+#[test]
+fn long_poll_requests_answered_within_the_step() {
+    use crate::routing::{LpAnswer, LpRequest};
+    let mut sh = shard(Config::default());
+    let h = sh
+        .open_session(SessionKind::LongPoll, "t".into())
+        .expect("open");
+    let ask = |sh: &mut ShardCtx, h: SessionHandle, req| {
+        let w = sh.longpoll(h, req);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match w.poll_answer(&mut cx) {
+            std::task::Poll::Ready(a) => a,
+            std::task::Poll::Pending => panic!("not answered within the step"),
+        }
+    };
+    let hi = crate::proto::decode(br#"{"hi":{"id":"1","ver":"0.25"}}"#);
+    assert_eq!(
+        ask(&mut sh, h, LpRequest::Send(Box::new(hi))),
+        LpAnswer::Accepted
+    );
+    assert_eq!(ask(&mut sh, h, LpRequest::Probe), LpAnswer::Accepted);
+    let LpAnswer::Frame(f) = ask(&mut sh, h, LpRequest::Poll) else {
+        panic!("the hi reply");
+    };
+    assert!(f.starts_with(br#"{"ctrl":{"id":"1""#), "{f:?}");
+    assert_eq!(
+        ask(&mut sh, h, LpRequest::Poll),
+        LpAnswer::Frame(bytes::Bytes::from_static(b"0"))
+    );
+    let forged = SessionHandle {
+        secret: h.secret ^ 1,
+        ..h
+    };
+    assert_eq!(ask(&mut sh, forged, LpRequest::Poll), LpAnswer::Invalid);
+    assert_eq!(sh.stats.lp_in.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        sh.stats.lp_out.load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    assert_eq!(sh.sessions[&h.sid].transports, 0, "every request detached");
+    // Ended with a frame queued: the next poll gets it, the one after is refused.
+    sh.push_frame(h.sid, Frame::new(Outcome::Ok.ctrl(None, None, now()).msg()));
+    sh.close_session(h.sid);
+    assert_eq!(
+        ask(
+            &mut sh,
+            h,
+            LpRequest::Send(Box::new(crate::proto::decode(b"{}")))
+        ),
+        LpAnswer::Invalid
+    );
+    assert!(matches!(
+        ask(&mut sh, h, LpRequest::Poll),
+        LpAnswer::Frame(_)
+    ));
+    assert_eq!(ask(&mut sh, h, LpRequest::Poll), LpAnswer::Invalid);
+    assert!(sh.lp_waits.is_empty() && sh.lp_closing.is_empty());
+}

@@ -110,7 +110,7 @@ where
 /// Accepts gRPC connections until the shard shuts down; each is served by hyper's HTTP/2 on
 /// this executor.
 pub async fn serve(listener: TcpListener, cfg: Rc<Config>) {
-    let max_message = cfg.session.max_message_size;
+    let max_message = cfg.max_message_size(crate::config::Transport::Grpc);
     loop {
         let stream = match listener.accept().await {
             Ok(s) => s,

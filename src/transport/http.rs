@@ -22,6 +22,8 @@ pub struct RequestHead {
     pub query: String,
     /// Headers with lowercased names.
     pub headers: Vec<(String, String)>,
+    /// The minor HTTP version: 1 for HTTP/1.1, 0 for HTTP/1.0.
+    pub version: u8,
 }
 
 impl RequestHead {
@@ -57,7 +59,8 @@ impl RequestHead {
     }
 }
 
-fn percent_decode(s: &str) -> String {
+/// Percent-decodes a query or form value (`+` is a space).
+pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -130,6 +133,7 @@ pub async fn read_head(
                 let (path, query) = target.split_once('?').unwrap_or((target, ""));
                 let head = RequestHead {
                     method: req.method.unwrap_or("").to_owned(),
+                    version: req.version.unwrap_or(1),
                     path: path.to_owned(),
                     query: query.to_owned(),
                     headers: req

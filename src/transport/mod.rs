@@ -1,7 +1,8 @@
 //! The edge: sockets and bytes. Accepts TCP connections on a shard's listener, reads the HTTP
-//! request head, and routes it: `/v0/channels` to the WebSocket transport, `/debug/vars` to the
-//! stats page, paths under `web.static_mount` (when `web.static_dir` is set) to the static file
-//! server, anything else to a JSON 404. The protocol paths keep priority over the static mount.
+//! request head, and routes it: `/v0/channels` to the WebSocket transport, `/v0/channels/lp` to
+//! long polling, `/debug/vars` to the stats page, paths under `web.static_mount` (when
+//! `web.static_dir` is set) to the static file server, anything else to a JSON 404. The
+//! protocol paths keep priority over the static mount.
 //!
 //! gRPC has its own port and accept loop (`grpc.rs`).
 //!
@@ -10,6 +11,7 @@
 
 pub mod grpc;
 pub mod http;
+pub mod lp;
 pub mod static_files;
 pub mod ws;
 
@@ -69,6 +71,9 @@ async fn connection(mut stream: TcpStream, cfg: &Config) {
     };
     match head.path.as_str() {
         "/v0/channels" | "/v0/channels/" => ws::serve(stream, head, leftover, remote, cfg).await,
+        "/v0/channels/lp" | "/v0/channels/lp/" => {
+            lp::serve(stream, head, leftover, remote, cfg).await
+        }
         "/debug/vars" => {
             let body = with(|ctx| ctx.stats_json());
             respond(&mut stream, 200, "OK", "application/json", &body).await

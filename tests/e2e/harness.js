@@ -1,11 +1,14 @@
 // Test harness for the coretalk end-to-end suite.
 //
 // Starts one coretalk server per test file (each `node --test` file runs in its own process) and
-// drives it with the official Tinode JS SDK (npm `tinode-sdk`) over WebSocket, exactly as a browser
-// client would. Node 20 has no WebSocket/XMLHttpRequest/indexedDB, so the SDK gets `ws`, `xhr2` and
-// a tiny indexedDB stub (with `persist: false` the SDK only calls `indexedDB.deleteDatabase()`).
+// drives it with the official Tinode JS SDK (npm `tinode-sdk`) over WebSocket or long polling,
+// exactly as a browser client would. Node 20 has no WebSocket/XMLHttpRequest/indexedDB, so the SDK
+// gets `ws`, `xhr2` and a tiny indexedDB stub (with `persist: false` the SDK only calls
+// `indexedDB.deleteDatabase()`).
 //
 // Environment:
+//   E2E_TRANSPORT  `ws` (default) or `lp`: the SDK's transport for every client (`npm test` runs
+//                  the whole suite once per transport)
 //   CORETALK_BIN   server binary (default <repo>/target/debug/coretalk)
 //   E2E_TRACE=1    print every wire frame (SDK "in:"/"out:" log lines) live
 //   E2E_KEEP=1     keep the server's temp dir (data + log) even when all tests pass
@@ -26,6 +29,11 @@ import sdk from 'tinode-sdk';
 export const { Tinode, AccessMode, Drafty } = sdk;
 
 export const API_KEY = 'AQEAAAABAAD_rAp4DJh05a1HAwFT3A6K';
+/** The SDK transport of every client in this run: 'ws' or 'lp' (E2E_TRANSPORT). */
+export const TRANSPORT = process.env.E2E_TRANSPORT === 'lp' ? 'lp' : 'ws';
+if (!['', undefined, 'ws', 'lp'].includes(process.env.E2E_TRANSPORT)) {
+  throw new Error(`E2E_TRANSPORT must be ws or lp, not ${process.env.E2E_TRANSPORT}`);
+}
 export const DEFAULT_TIMEOUT_MS = 5000;
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -53,7 +61,34 @@ const fakeIndexedDB = {
   },
 };
 
-Tinode.setNetworkProviders(WebSocket, XMLHttpRequest);
+// SDK quirk (tinode-sdk 0.25.3, connection.js): over long polling, disconnect() aborts only the
+// first poll of a connection; the poll pending at that moment stays open until the server answers
+// it, and then the SDK starts another one on a null URL. A browser tab that closes takes its
+// requests with it; a Node process does not. So every XMLHttpRequest is tagged with the client
+// whose code created it (a poll is created in the handler of the previous one, so the chain
+// inherits the tag) and disconnect() aborts the client's requests still open: the server sees the
+// connection close and lets the session expire, as it would for a closed tab.
+let xhrOwner = null;
+class TrackedXHR extends XMLHttpRequest {
+  constructor() {
+    super();
+    this.owner = xhrOwner;
+    if (this.owner) this.owner._xhrs.add(this);
+  }
+
+  _setReadyState(state) {
+    if (state === XMLHttpRequest.DONE && this.owner) this.owner._xhrs.delete(this);
+    const prev = xhrOwner;
+    xhrOwner = this.owner;
+    try {
+      return super._setReadyState(state);
+    } finally {
+      xhrOwner = prev;
+    }
+  }
+}
+
+Tinode.setNetworkProviders(WebSocket, TrackedXHR);
 Tinode.setDatabaseProvider(fakeIndexedDB);
 
 // ---------------------------------------------------------------------------------------------------
@@ -191,6 +226,11 @@ function tomlValue(v) {
  */
 export function configToml(config = {}) {
   const sections = { auth: { bcrypt_cost: 4 } };
+  // A long-poll session outlives its last request by session.detached_idle_ms (70 s, as the
+  // reference); a disconnected client must go offline as soon as a WebSocket one would (the
+  // scenarios time presence), so over LP it ends 1 s after its last request. The SDK always
+  // has a poll open, so a live client never comes near that.
+  if (TRANSPORT === 'lp') sections.session = { detached_idle_ms: 1000 };
   for (const [name, values] of Object.entries(config)) {
     sections[name] = { ...(sections[name] || {}), ...values };
   }
@@ -345,7 +385,8 @@ function dumpDiagnostics(name, err) {
 const openClients = new Set();
 
 /**
- * New SDK instance connected over WebSocket, resolved once the server answered {hi}.
+ * New SDK instance connected over the run's transport (TRANSPORT), resolved once the server
+ * answered {hi}.
  * `label` tags its frames in the wire trace; `appName` becomes the first word of the session's
  * user agent ("e2e (Node; ...); tinodejs/0.25.3" by default).
  */
@@ -355,11 +396,12 @@ export async function connect(label = 'client', { appName = 'e2e' } = {}) {
     appName,
     host: srv.host,
     apiKey: API_KEY,
-    transport: 'ws',
+    transport: TRANSPORT,
     secure: false,
     persist: false,
   });
   tn.label = label;
+  tn._xhrs = new Set(); // long polling: this client's open requests (see TrackedXHR)
   // Every frame received, raw (tn.rawIn, strings) and parsed without the SDK's reviver (tn.wire,
   // plain JSON: timestamps stay strings, acs stays {want,given,mode}). See frames()/waitForFrame().
   tn.rawIn = [];
@@ -383,14 +425,18 @@ export async function connect(label = 'client', { appName = 'e2e' } = {}) {
     tn.onDisconnect = (err) =>
       reject(new Error(`[${label}] disconnected before {hi} was answered: ${err && err.message ? err.message : err}`));
   });
-  tn.connect().catch(() => {
-    /* reported through onDisconnect / timeout */
-  });
+  xhrOwner = tn;
   try {
-    await withTimeout(ready, `[${label}] WebSocket connect + reply to {hi}`);
+    tn.connect().catch(() => {
+      /* reported through onDisconnect / timeout */
+    });
+  } finally {
+    xhrOwner = null;
+  }
+  try {
+    await withTimeout(ready, `[${label}] ${TRANSPORT} connect + reply to {hi}`);
   } catch (err) {
-    tn.disconnect();
-    openClients.delete(tn);
+    disconnect(tn);
     throw err;
   }
   tn.onConnect = undefined;
@@ -406,6 +452,13 @@ export function disconnect(tn) {
     tn.disconnect();
   } catch {
     /* ignore */
+  }
+  for (const xhr of [...(tn._xhrs || [])]) {
+    try {
+      xhr.abort();
+    } catch {
+      /* ignore */
+    }
   }
 }
 

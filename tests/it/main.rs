@@ -1,7 +1,7 @@
 //! Integration tests against the real `coretalk` binary over real sockets: accounts and their
-//! credentials, cross-shard fan-out, gRPC sessions, durability across `kill -9`, resource
-//! cleanup, hostile input, protocol reply sequences, rate limits and quotas, and shutdown
-//! (signals, the deadline, the store closed in every case).
+//! credentials, cross-shard fan-out, gRPC sessions, long polling, durability across `kill -9`,
+//! resource cleanup, hostile input, protocol reply sequences, rate limits and quotas, and
+//! shutdown (signals, the deadline, the store closed in every case).
 
 mod accounts;
 mod bad_input;
@@ -10,6 +10,7 @@ mod cross_shard;
 mod durability;
 mod grpc;
 mod limits;
+mod longpoll;
 mod protocol;
 mod shutdown;
 mod support;

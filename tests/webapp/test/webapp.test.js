@@ -7,12 +7,16 @@
 // reply, a request left unanswered for 5 s (the SDK's "timeout (504)"), an error shown in the
 // app's error panel, an uncaught page exception, or a console error outside the allow-list.
 //
-// Output under tests/webapp/out/ (gitignored):
+// Output under tests/webapp/out/ (gitignored; out/lp/ for a long-polling run):
 //   screenshots/*.png       key screens; fail-*.png when a step fails
-//   frames-<user>.log       every WebSocket frame both ways, with times
+//   frames-<user>.log       every WebSocket frame (or long-poll body) both ways, with times
 //   server.log              coretalk's stderr
 //
 // Environment:
+//   WEBAPP_TRANSPORT ws (default) or lp: over lp the app is told (its own `settings` in
+//                    localStorage, as its settings panel stores them) to use long polling with
+//                    the server at localhost:PORT while the page is at 127.0.0.1:PORT, so every
+//                    request is cross-origin and needs coretalk's CORS answers
 //   CORETALK_BIN     server binary (default <CARGO_TARGET_DIR or repo/target>/debug/coretalk)
 //   CHROMIUM_BIN     browser (default /usr/bin/chromium)
 //   WEBAPP_HEADFUL=1 show the browser (needs a display)
@@ -32,8 +36,9 @@ import { chromium } from 'playwright-core';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PKG = path.resolve(HERE, '..');
 const REPO = path.resolve(PKG, '..', '..');
-const OUT = path.join(PKG, 'out');
-const SITE = path.join(OUT, 'site');
+const TRANSPORT = process.env.WEBAPP_TRANSPORT === 'lp' ? 'lp' : 'ws';
+const SITE = path.join(PKG, 'out', 'site');
+const OUT = TRANSPORT === 'lp' ? path.join(PKG, 'out', 'lp') : path.join(PKG, 'out');
 const SHOTS = path.join(OUT, 'screenshots');
 const TARGET = path.resolve(REPO, process.env.CARGO_TARGET_DIR || 'target');
 const SERVER_BIN = process.env.CORETALK_BIN || path.join(TARGET, 'debug', 'coretalk');
@@ -181,6 +186,23 @@ class User {
       ws.on('socketerror', (e) => this.problem('websocket error', String(e)));
       ws.on('close', () => this.log('== websocket closed'));
     });
+    // Long polling: a request body is one client message (empty: a poll), a response body one
+    // server message (empty: nothing came within the hold).
+    const isLp = (r) => r.url().includes('/v0/channels/lp');
+    page.on('request', (r) => {
+      if (!isLp(r) || r.method() === 'OPTIONS') return;
+      const body = r.postData();
+      if (body) this.frame('>>', body);
+    });
+    page.on('response', (r) => {
+      if (!isLp(r.request()) || r.request().method() === 'OPTIONS') return;
+      r.text().then(
+        (body) => {
+          if (body) this.frame('<<', body);
+        },
+        () => {},
+      );
+    });
     page.on('pageerror', (e) => {
       const text = `${e.message}\n${e.stack || ''}`;
       const allowed = PAGE_ERROR_ALLOW.find(([re]) => re.test(text));
@@ -229,6 +251,11 @@ class User {
 async function newUser(name) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US' });
   await context.addInitScript(watchErrorPanel);
+  if (TRANSPORT === 'lp') {
+    await context.addInitScript((serverAddress) => {
+      localStorage.setItem('settings', JSON.stringify({ serverAddress, transport: 'lp', secureConnection: false }));
+    }, `localhost:${server.port}`);
+  }
   const page = await context.newPage();
   const user = new User(name, context, page);
   user.observe();
