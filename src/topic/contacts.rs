@@ -124,12 +124,14 @@ impl Topic {
         }
     }
 
-    /// `me`: a session detached; the UA falls back to the previous session's.
-    pub(crate) fn me_detached(&mut self, sid: SessionId) {
+    /// `me`: a session detached; the UA falls back to the previous session's. When it was the
+    /// last one, the user was last seen now (recorded when `me` unloads, after the linger).
+    pub(crate) fn me_detached(&mut self, sid: SessionId, now: crate::ids::UnixMillis) {
         if let Some(i) = self.uas.iter().position(|(s, _)| *s == sid) {
             let (_, ua) = self.uas.remove(i);
             if self.uas.is_empty() {
                 self.last_ua = ua;
+                self.last_left = Some(now);
             }
         }
     }
@@ -174,7 +176,7 @@ impl Topic {
                 if let TopicKind::Me(uid) = self.kind {
                     let patch = crate::store::UserPatch {
                         id: uid,
-                        last_seen: Some((cx.now, ua)),
+                        last_seen: Some((self.last_left.unwrap_or(cx.now), ua)),
                         ..Default::default()
                     };
                     cx.out.push(TopicOut::Write {

@@ -50,7 +50,7 @@ impl Topic {
             _ => false,
         };
         match self.kind {
-            TopicKind::Me(_) => self.me_detached(sid),
+            TopicKind::Me(_) => self.me_detached(sid, cx.now),
             TopicKind::Group | TopicKind::P2p(..) if last && !self.is_reader(a.uid) => {
                 self.announce(a.uid, "off", cx)
             }

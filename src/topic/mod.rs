@@ -255,6 +255,8 @@ pub struct Topic {
     pub(crate) announced: bool,
     /// `me`: user agent of the last session that detached (recorded as last seen).
     pub(crate) last_ua: String,
+    /// `me`: when the last attached session left (the user's last-seen time).
+    pub(crate) last_left: Option<UnixMillis>,
     /// P2P/group: a participant or the owner is suspended; `{pub}` is refused.
     pub(crate) read_only: bool,
     /// `me`: the user's own want on `me` (`JPS` unless muted: without `P` the user neither
@@ -287,6 +289,7 @@ impl Topic {
             unloaded: false,
             announced: false,
             last_ua: String::new(),
+            last_left: None,
             read_only: false,
             me_want: AccessMode::SELF_ME,
         }

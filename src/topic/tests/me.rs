@@ -80,3 +80,23 @@ fn the_me_topic_lists_the_users_groups() {
     assert_eq!(subs[0]["public"], "G");
     assert_eq!(subs[0]["acs"]["mode"], "JRWPS");
 }
+
+/// Last seen is when the user's last session left `me`, not when `me` unloaded after its
+/// linger (a client that leaves over long polling, or a busy server, must not move it).
+#[test]
+fn last_seen_is_when_the_last_session_left() {
+    let mut sim = Sim::new(1);
+    sim.add_user(ALICE);
+    let me = ALICE.usr();
+    assert!(sim.load(&me));
+    sim.run(&me, join(sid(0, 1), ALICE, "me", None));
+    sim.now = UnixMillis(T0.0 + 1_000);
+    sim.run(&me, TopicRequest::Detach { sid: sid(0, 1) });
+    sim.now = UnixMillis(T0.0 + 9_000);
+    sim.step(&me, |t, cx| t.on_unload(cx));
+    let user = sim.store.user(ALICE).unwrap().expect("user");
+    assert_eq!(
+        user.last_seen,
+        Some((UnixMillis(T0.0 + 1_000), "test-ua".to_owned()))
+    );
+}
