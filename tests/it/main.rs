@@ -6,6 +6,7 @@
 mod accounts;
 mod bad_input;
 mod cleanup;
+mod clients;
 mod cross_shard;
 mod durability;
 mod grpc;
