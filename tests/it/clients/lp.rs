@@ -161,3 +161,53 @@ impl Lp {
         got.last().expect("the ctrl")["ctrl"].clone()
     }
 }
+
+/// Polls without pause in a background task, as a browser does, so the session stays attached
+/// however long the test is busy elsewhere; the messages come out in order.
+pub struct LpFeed {
+    name: String,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Resp>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LpFeed {
+    /// Starts polling session `lp`.
+    pub fn start(lp: &Lp, name: &str) -> LpFeed {
+        let (port, query) = (lp.port, format!("&sid={}", lp.sid));
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            loop {
+                let r = post(port, &query, b"").await;
+                let last = r.status != 200;
+                if (last || !r.body.is_empty()) && tx.send(r).is_err() {
+                    return;
+                }
+                if last {
+                    return;
+                }
+            }
+        });
+        LpFeed {
+            name: name.to_owned(),
+            rx,
+            task,
+        }
+    }
+
+    /// The next message; fails the test when none comes within [`RECV_TIMEOUT`] or the
+    /// session ended (a poll answered other than 200).
+    pub async fn next(&mut self) -> Value {
+        let r = tokio::time::timeout(RECV_TIMEOUT, self.rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{}: nothing polled within {RECV_TIMEOUT:?}", self.name))
+            .unwrap_or_else(|| panic!("{}: the poller failed", self.name));
+        assert_eq!(r.status, 200, "{}: poll answered {r:?}", self.name);
+        r.json()
+    }
+
+    /// Stops polling (a poll in flight is dropped); the session expires
+    /// `session.detached_idle_ms` after its last poll let go of it.
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
