@@ -1,6 +1,6 @@
 //! Test harness: runs the real `coretalk` binary on a temporary data directory and talks to it
-//! over real sockets (WebSocket clients, plain HTTP for `/debug/vars`; gRPC clients are in
-//! `grpc.rs`), with bounded waits only.
+//! over real sockets (WebSocket clients, plain HTTP for `/debug/vars`; the long-poll and gRPC
+//! clients are in `clients/`), with bounded waits only.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
