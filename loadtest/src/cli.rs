@@ -109,6 +109,8 @@ pub enum Transport {
     Ws,
     /// HTTP long polling (W5 only).
     Lp,
+    /// gRPC, one `pbx.Node/MessageLoop` stream per session (coretalk; W3 and W4).
+    Grpc,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -165,9 +167,13 @@ pub struct Common {
     /// Warm-up before each measurement, seconds (load is offered, nothing is recorded).
     #[arg(long, default_value_t = 5.0)]
     pub warmup: f64,
-    /// Transport: ws (W0-W4, W6) or lp (W5).
+    /// Transport: ws (W0-W4, W6), lp (W5) or grpc (W3, W4 on coretalk).
     #[arg(long, value_enum)]
     pub transport: Option<Transport>,
+    /// With --attach and --transport grpc: the server's gRPC HOST:PORT (default: the
+    /// attached host, port 16060).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub attach_grpc: Option<String>,
     /// coretalk store mode when the harness starts it.
     #[arg(long, value_enum, default_value = "memory")]
     pub store: StoreMode,

@@ -14,7 +14,6 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use anyhow::Result;
-use futures_util::SinkExt;
 use hdrhistogram::Histogram;
 use tokio_tungstenite::tungstenite::Message;
 

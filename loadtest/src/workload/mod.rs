@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Result;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::{Common, TargetKind, Workload};
+use crate::cli::{Common, TargetKind, Transport, Workload};
 use crate::coord::{unsupported, Want, Workers};
 use crate::hist;
 use crate::msg::{Account, Cmd, Role, RunCmd, TargetSpec, WorkerSpec, WorkerStats};
@@ -59,6 +59,7 @@ impl Ctx {
                 kind: common.target,
                 addr: String::new(),
                 run_id: run_id(),
+                grpc_addr: None,
             },
             mp,
             result: RunResult::new(
@@ -74,7 +75,7 @@ impl Ctx {
     pub fn start_server(&mut self, t: &Tuning) -> Result<()> {
         self.stop_server();
         let s = match &self.common.attach {
-            Some(a) => Server::attach(self.kind, a, self.common.server_pid)?,
+            Some(a) => Server::attach(self.kind, a, self.common.server_pid, &self.common)?,
             None => {
                 let sp = self.spinner(&format!("starting {}", self.kind.name()));
                 let s = Server::start(self.kind, &self.common, t);
@@ -83,6 +84,12 @@ impl Ctx {
             }
         };
         self.target.addr = s.addr.to_string();
+        if self.common.transport == Some(Transport::Grpc) {
+            let g = s
+                .grpc_addr
+                .ok_or_else(|| anyhow::anyhow!("{} has no gRPC listener", self.kind.name()))?;
+            self.target.grpc_addr = Some(g.to_string());
+        }
         self.sampler = s
             .info
             .pid
@@ -342,7 +349,26 @@ pub async fn run(w: &Workload) -> RunResult {
     }
     .unwrap_or_default();
     let mut ctx = Ctx::new(w.id(), &common, params);
-    let r = match w {
+    let r = match (w, common.transport) {
+        (Workload::W3(_) | Workload::W4(_), Some(Transport::Grpc))
+            if common.target != TargetKind::Coretalk =>
+        {
+            Err(anyhow::Error::new(crate::coord::Unsupported(format!(
+                "{} has no gRPC transport",
+                common.target.name()
+            ))))
+        }
+        (Workload::W3(_) | Workload::W4(_), Some(Transport::Grpc | Transport::Ws) | None)
+        | (Workload::W5(_), _) => Ok(()),
+        (_, Some(Transport::Ws) | None) => Ok(()),
+        (_, Some(t)) => Err(anyhow::anyhow!(
+            "--transport {t:?}: {} runs over WebSocket (gRPC: W3 and W4; long polling: W5)",
+            w.id()
+        )),
+    };
+    let r = match r {
+        Err(e) => Err(e),
+        Ok(()) => match w {
         Workload::W0(a) => w0::run(&mut ctx, a).await,
         Workload::W1(a) => w1::run(&mut ctx, a).await,
         Workload::W2(a) => w2::run(&mut ctx, a).await,
@@ -350,6 +376,7 @@ pub async fn run(w: &Workload) -> RunResult {
         Workload::W4(a) => w4::run(&mut ctx, a).await,
         Workload::W5(a) => w5::run(&mut ctx, a).await,
         Workload::W6(a) => w6::run(&mut ctx, a).await,
+        },
     };
     ctx.stop_server();
     let mut res = ctx.result;

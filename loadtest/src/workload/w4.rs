@@ -152,7 +152,7 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
         // The publisher is not a subscriber's stream: it joins to be allowed to publish
         // (Tinode), and reads only acks.
         let mut s = Session::open(t, dst, src.pick(), p).await?;
-        if s.proto == Proto::Tinode {
+        if s.proto.is_tinode() {
             s.join(topic).await?;
         }
         proto = s.proto;
