@@ -64,6 +64,10 @@ pub enum Command {
     HttpSol {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
+        /// Answer `Connection: close` and close after each response (one request per
+        /// connection, as coretalk's long polling answers).
+        #[arg(long)]
+        close: bool,
     },
 }
 
@@ -297,6 +301,11 @@ pub struct W5Args {
     /// Payload bytes (content).
     #[arg(long, default_value_t = 100)]
     pub payload: usize,
+    /// http-sol only: one request per connection (`Connection: close` after each response,
+    /// the client connects again), the connection pattern of coretalk's long polling; without
+    /// it http-sol keeps connections alive (wrk's pattern).
+    #[arg(long)]
+    pub http_close: bool,
 }
 
 #[derive(Args, Debug, Clone, Serialize, Deserialize)]

@@ -48,6 +48,8 @@ pub struct Tuning {
     pub shards: usize,
     /// Subscribers one group must hold (raises coretalk's `topic.max_subscriber_count`).
     pub max_subscribers: usize,
+    /// http-sol: one request per connection (`--close`).
+    pub http_close: bool,
 }
 
 /// Number of CPUs in a taskset list such as `0`, `2-3`, `0,4-5`.
@@ -367,6 +369,9 @@ impl Server {
                 let exe = std::env::current_exe()?;
                 let mut c = taskset(&cores, &exe);
                 c.arg("http-sol").arg("--listen").arg("127.0.0.1:0");
+                if t.http_close {
+                    c.arg("--close");
+                }
                 (
                     c,
                     String::new(),

@@ -244,6 +244,12 @@ impl Ctx {
         ticker.abort();
         bar.finish_and_clear();
         let stats = stats?;
+        // The server's CPU at the window's end is interpolated between readings: wait for one
+        // after it (workers without a drain, such as http-sol's, report right at the end).
+        let settle = to + 300_000_000;
+        if self.sampler.is_some() && now_ns() < settle {
+            tokio::time::sleep(Duration::from_nanos(settle - now_ns())).await;
+        }
         let (c1, t1) = (client_cpu(&pids), now_ns());
         let mut p = self.point(label, offered, op, fanout, &stats, from, to)?;
         p.client_cpu_pct = Some((c1 - c0) as f64 / ((t1 - t0) as f64 / 1e3) * 100.0);

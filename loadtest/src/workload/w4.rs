@@ -24,6 +24,7 @@ pub async fn run(ctx: &mut Ctx, a: &W4Args) -> Result<()> {
     ctx.start_server(&Tuning {
         shards: a.common.shards,
         max_subscribers: a.subscribers + 1,
+        ..Default::default()
     })?;
     if ctx.result.summary.is_null() {
         ctx.result.summary = serde_json::json!({});

@@ -36,6 +36,7 @@ pub async fn run(ctx: &mut Ctx, a: &W5Args) -> Result<()> {
     ctx.start_server(&Tuning {
         shards: a.common.shards,
         max_subscribers: a.sessions + 1,
+        http_close: a.http_close,
     })?;
     let sol = ctx.kind == TargetKind::HttpSol;
     let (topic, accounts) = if sol {
