@@ -46,7 +46,7 @@ pub enum Command {
     /// W4: one group topic with N subscribers and one publisher.
     #[command(alias = "W4")]
     W4(W4Args),
-    /// W5: long polling deliveries (coretalk does not implement long polling yet).
+    /// W5: long polling deliveries (Tinode long polling, or the plain-HTTP speed of light).
     #[command(alias = "W5")]
     W5(W5Args),
     /// W6: cross-core fan-out: W4 with 1 vs 2 shards, envelopes per message, efficiency.

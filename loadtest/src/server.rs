@@ -412,14 +412,11 @@ impl Server {
             .spawn()
             .with_context(|| format!("cannot start {}", line.join(" ")))?;
         let started = match banner {
-            Some(prefix) => {
-                wait_banner(&mut child, prefix, grpc_banner, Duration::from_secs(20)).and_then(
-                    |(a, g)| match (grpc_banner, g) {
-                        (Some(_), None) => Err(anyhow!("no gRPC listener announced")),
-                        _ => Ok((a, g)),
-                    },
-                )
-            }
+            Some(prefix) => wait_banner(&mut child, prefix, grpc_banner, Duration::from_secs(20))
+                .and_then(|(a, g)| match (grpc_banner, g) {
+                    (Some(_), None) => Err(anyhow!("no gRPC listener announced")),
+                    _ => Ok((a, g)),
+                }),
             None => {
                 let a: SocketAddr = format!("127.0.0.1:{ws_port}").parse()?;
                 wait_port(a, &mut child, Duration::from_secs(20)).map(|_| (a, None))
@@ -467,7 +464,12 @@ impl Server {
     }
 
     /// A server someone else runs.
-    pub fn attach(kind: TargetKind, addr: &str, pid: Option<u32>, common: &Common) -> Result<Server> {
+    pub fn attach(
+        kind: TargetKind,
+        addr: &str,
+        pid: Option<u32>,
+        common: &Common,
+    ) -> Result<Server> {
         let a = crate::net::resolve(addr)?;
         let pid = pid.or_else(|| crate::sample::pid_listening_on(a.port()));
         let grpc_addr = match (&common.attach_grpc, common.transport) {

@@ -30,7 +30,14 @@ fn args_for(w: &str, target: TargetKind) -> Vec<String> {
         ],
         "w3p2p" => &["--pairs", "8", "--rate", "400", "--topic-kind", "p2p"],
         "w4" => &["--subscribers", "16", "--rate", "200"],
-        "w4grpc" => &["--subscribers", "16", "--rate", "200", "--transport", "grpc"],
+        "w4grpc" => &[
+            "--subscribers",
+            "16",
+            "--rate",
+            "200",
+            "--transport",
+            "grpc",
+        ],
         "w5" => &["--sessions", "4", "--rate", "200"],
         "w5close" => &["--sessions", "4", "--rate", "200", "--http-close"],
         "w6" => &[

@@ -115,8 +115,8 @@ impl GrpcRecv {
     pub async fn next(&mut self) -> Result<Option<Bytes>> {
         loop {
             if self.buf.len() >= 5 {
-                let len =
-                    u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
+                let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]])
+                    as usize;
                 if self.buf[0] != 0 {
                     bail!("compressed gRPC message (flag {})", self.buf[0]);
                 }

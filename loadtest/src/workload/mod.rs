@@ -375,13 +375,13 @@ pub async fn run(w: &Workload) -> RunResult {
     let r = match r {
         Err(e) => Err(e),
         Ok(()) => match w {
-        Workload::W0(a) => w0::run(&mut ctx, a).await,
-        Workload::W1(a) => w1::run(&mut ctx, a).await,
-        Workload::W2(a) => w2::run(&mut ctx, a).await,
-        Workload::W3(a) => w3::run(&mut ctx, a).await,
-        Workload::W4(a) => w4::run(&mut ctx, a).await,
-        Workload::W5(a) => w5::run(&mut ctx, a).await,
-        Workload::W6(a) => w6::run(&mut ctx, a).await,
+            Workload::W0(a) => w0::run(&mut ctx, a).await,
+            Workload::W1(a) => w1::run(&mut ctx, a).await,
+            Workload::W2(a) => w2::run(&mut ctx, a).await,
+            Workload::W3(a) => w3::run(&mut ctx, a).await,
+            Workload::W4(a) => w4::run(&mut ctx, a).await,
+            Workload::W5(a) => w5::run(&mut ctx, a).await,
+            Workload::W6(a) => w6::run(&mut ctx, a).await,
         },
     };
     ctx.stop_server();
