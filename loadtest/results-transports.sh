@@ -20,13 +20,14 @@
 # Environment (defaults in brackets):
 #   RUNS [5]  DUR [8] measured s  WARM [3] warm-up s  DRAIN [2] s
 #   OUT [loadtest/results/transports-<UTC stamp>]  LOAD [target/release/coretalk-load]
-#   W5_SESSIONS [100]  W5_DELIVERIES [5000,10000,20000,30000,40000,60000]
+#   W5_SESSIONS [100]  W5_DELIVERIES [5000,10000,15000,20000,25000,30000,40000]
+#   KNEE_P99_MS [50] a W5 point counts as sustained when its median p99 is at most this
 #   W3_PAIRS [2000]  W3_RATES [2500]  W4_128_RATE [500]  W4_1000_RATE [50]
 #   (the W3/W4 rates are those of the results.sh series in RESULTS.md)
 #
-# Duration with the defaults: ~35-40 min on the 2-core machine (w5 ~20 min: 5 runs x 3
-# variants x 6 points of WARM+DUR+drain; w3 ~7 min; w4-128 ~4 min; w4-1000 ~5 min).
-# Validation: RUNS=1 DUR=3 WARM=1 DRAIN=1 (~8 min).
+# Duration with the defaults: ~40 min on the 2-core machine (w5 ~25 min: 5 runs x 3
+# variants x 7 points of WARM+DUR+drain; w3 ~4 min; w4-128 ~4 min; w4-1000 ~5 min).
+# Validation: RUNS=1 DUR=3 WARM=1 DRAIN=1 (~5 min).
 #
 # Build first: cargo build --release -p coretalk --bin coretalk -p coretalk-load
 # Before every run the script appends `uptime` to OUT/load.log: do not compare runs made on a
@@ -41,7 +42,7 @@ WARM="${WARM:-3}"
 DRAIN="${DRAIN:-2}"
 LOAD="${LOAD:-$ROOT/target/release/coretalk-load}"
 W5_SESSIONS="${W5_SESSIONS:-100}"
-W5_DELIVERIES="${W5_DELIVERIES:-5000,10000,20000,30000,40000,60000}"
+W5_DELIVERIES="${W5_DELIVERIES:-5000,10000,15000,20000,25000,30000,40000}"
 W3_PAIRS="${W3_PAIRS:-2000}"
 W3_RATES="${W3_RATES:-2500}"
 W4_128_RATE="${W4_128_RATE:-500}"
@@ -97,11 +98,12 @@ run_series() {
 }
 
 summarize() {
-  python3 - "$1" <<'PY'
+  python3 - "$1" "${KNEE_P99_MS:-50}" <<'PY'
 import json, statistics, sys
 from pathlib import Path
 
 out = Path(sys.argv[1])
+KNEE_P99_MS = float(sys.argv[2])
 
 def med(xs):
     xs = [x for x in xs if x is not None]
@@ -177,12 +179,13 @@ for series in [s for s in ("w5", "w3", "w4-128", "w4-1000") if (out / s).is_dir(
             print(f"| {v} | {fmt(row['offered'])} | {fmt(row['ops'])} | {fmt(row['p50'])} | {fmt(row['p99'])} | {fmt(row['p999'])} | {fmt(row['cpu'], 2)} | {fmt(row['pct'], 1)} | {fmt(row['percore'])} | {fmt(row['cli'])} | {row['drops']} | {row['errors']} | {row['n']} |")
     if series == "w5":
         ct = table.get("coretalk-lp", [])
-        print("\nKnee: the highest offered point each variant sustains (median ops/s ≥ 97 % of offered):\n")
+        print(f"\nKnee: the highest offered point each variant sustains (median ops/s ≥ 97 % of offered and median p99 ≤ {KNEE_P99_MS} ms):\n")
         print("| variant | highest sustained offered/s | ops/s there | p99 µs there | ops per server CPU-s there | best ops per server CPU-s (any point) |")
         print("|---|---|---|---|---|---|")
         for v in [x for x in ("coretalk-lp", "http-sol-close", "http-sol") if x in table]:
             rows = table[v]
-            ok = [r for r in rows if r["ops"] and r["offered"] and r["ops"][0] >= 0.97 * r["offered"][0]]
+            ok = [r for r in rows if r["ops"] and r["offered"] and r["ops"][0] >= 0.97 * r["offered"][0]
+                  and r["p99"] and r["p99"][0] <= KNEE_P99_MS * 1000]
             top = ok[-1] if ok else None
             best = max((r["percore"][0] for r in rows if r["percore"]), default=None)
             print(f"| {v} | {fmt(top['offered']) if top else '-'} | {fmt(top['ops']) if top else '-'} | {fmt(top['p99']) if top else '-'} | {fmt(top['percore']) if top else '-'} | {f'{best:,.0f}' if best else '-'} |")

@@ -151,7 +151,7 @@ impl Slot {
         };
         let r = sink.send(m).await;
         self.sink.borrow_mut().get_or_insert(sink);
-        Ok(r?)
+        r
     }
 }
 

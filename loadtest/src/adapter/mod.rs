@@ -24,6 +24,8 @@ use crate::net::{resolve, ws_connect, Ws};
 use tinode::Req;
 
 /// A session's connection: a WebSocket, or a gRPC `MessageLoop` stream.
+// One per long-lived session, never moved in bulk: the WebSocket variant stays unboxed.
+#[allow(clippy::large_enum_variant)]
 pub enum Conn {
     Ws(Ws),
     Grpc(grpc::GrpcConn),
