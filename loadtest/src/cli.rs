@@ -46,7 +46,7 @@ pub enum Command {
     /// W4: one group topic with N subscribers and one publisher.
     #[command(alias = "W4")]
     W4(W4Args),
-    /// W5: long polling deliveries (coretalk does not implement long polling yet).
+    /// W5: long polling deliveries (Tinode long polling, or the plain-HTTP speed of light).
     #[command(alias = "W5")]
     W5(W5Args),
     /// W6: cross-core fan-out: W4 with 1 vs 2 shards, envelopes per message, efficiency.
@@ -64,6 +64,10 @@ pub enum Command {
     HttpSol {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
+        /// Answer `Connection: close` and close after each response (one request per
+        /// connection, as coretalk's long polling answers).
+        #[arg(long)]
+        close: bool,
     },
 }
 
@@ -109,6 +113,8 @@ pub enum Transport {
     Ws,
     /// HTTP long polling (W5 only).
     Lp,
+    /// gRPC, one `pbx.Node/MessageLoop` stream per session (coretalk; W3 and W4).
+    Grpc,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -165,9 +171,13 @@ pub struct Common {
     /// Warm-up before each measurement, seconds (load is offered, nothing is recorded).
     #[arg(long, default_value_t = 5.0)]
     pub warmup: f64,
-    /// Transport: ws (W0-W4, W6) or lp (W5).
+    /// Transport: ws (W0-W4, W6), lp (W5) or grpc (W3, W4 on coretalk).
     #[arg(long, value_enum)]
     pub transport: Option<Transport>,
+    /// With --attach and --transport grpc: the server's gRPC HOST:PORT (default: the
+    /// attached host, port 16060).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub attach_grpc: Option<String>,
     /// coretalk store mode when the harness starts it.
     #[arg(long, value_enum, default_value = "memory")]
     pub store: StoreMode,
@@ -291,6 +301,11 @@ pub struct W5Args {
     /// Payload bytes (content).
     #[arg(long, default_value_t = 100)]
     pub payload: usize,
+    /// http-sol only: one request per connection (`Connection: close` after each response,
+    /// the client connects again), the connection pattern of coretalk's long polling; without
+    /// it http-sol keeps connections alive (wrk's pattern).
+    #[arg(long)]
+    pub http_close: bool,
 }
 
 #[derive(Args, Debug, Clone, Serialize, Deserialize)]

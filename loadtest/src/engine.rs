@@ -14,7 +14,6 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use anyhow::Result;
-use futures_util::SinkExt;
 use hdrhistogram::Histogram;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -152,7 +151,7 @@ impl Slot {
         };
         let r = sink.send(m).await;
         self.sink.borrow_mut().get_or_insert(sink);
-        Ok(r?)
+        r
     }
 }
 

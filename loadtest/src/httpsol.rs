@@ -1,6 +1,8 @@
 //! `coretalk-load http-sol` (hidden): the plain-HTTP speed of light for W5. A single-threaded
 //! HTTP/1.1 keep-alive responder answering every request with a fixed small JSON body, as a
-//! long poll would answer with one message. Prints `http-sol listening on HOST:PORT`.
+//! long poll would answer with one message. With `--close` it answers `Connection: close` and
+//! closes after each response (one request per connection, like coretalk's long polling).
+//! Prints `http-sol listening on HOST:PORT`.
 
 use std::io::Write as _;
 
@@ -10,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 const BODY: &str = r#"{"ctrl":{"code":200,"text":"ok"}}"#;
 
-pub fn main(listen: &str) -> Result<()> {
+pub fn main(listen: &str, close: bool) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -25,16 +27,17 @@ pub fn main(listen: &str) -> Result<()> {
             let (s, _) = l.accept().await?;
             let _ = s.set_nodelay(true);
             tokio::spawn(async move {
-                let _ = serve(s).await;
+                let _ = serve(s, close).await;
             });
         }
     })
 }
 
-async fn serve(mut s: TcpStream) -> Result<()> {
+async fn serve(mut s: TcpStream, close: bool) -> Result<()> {
     let resp = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{BODY}",
-        BODY.len()
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}\r\n{BODY}",
+        BODY.len(),
+        if close { "Connection: close\r\n" } else { "" }
     );
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut tmp = [0u8; 8192];
@@ -52,6 +55,9 @@ async fn serve(mut s: TcpStream) -> Result<()> {
             }
             buf.drain(..end + 4 + len);
             s.write_all(resp.as_bytes()).await?;
+            if close {
+                return Ok(());
+            }
         }
         let n = s.read(&mut tmp).await?;
         if n == 0 {

@@ -122,7 +122,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Worker => worker::main(),
-        Command::HttpSol { listen } => match httpsol::main(&listen) {
+        Command::HttpSol { listen, close } => match httpsol::main(&listen, close) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("coretalk-load http-sol: {e:#}");

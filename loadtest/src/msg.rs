@@ -13,6 +13,10 @@ pub struct TargetSpec {
     pub addr: String,
     /// Prefix for NATS subjects / MQTT topics, unique per run.
     pub run_id: String,
+    /// Tinode targets: HOST:PORT of the gRPC listener when the sessions use gRPC
+    /// (`--transport grpc`); `None` = WebSocket.
+    #[serde(default)]
+    pub grpc_addr: Option<String>,
 }
 
 /// A user the harness logs in as. For NATS and MQTT only `login` is used (it names the

@@ -144,25 +144,70 @@ pub fn http_status(e: &anyhow::Error) -> Option<u16> {
 pub struct Response {
     pub status: u16,
     pub body: Vec<u8>,
+    /// The server closes the connection after this answer.
+    pub close: bool,
 }
 
-/// A keep-alive HTTP/1.1 connection (Content-Length and chunked bodies).
+/// An HTTP/1.1 client connection (Content-Length and chunked bodies): kept alive while the
+/// server keeps it, and opened again for the next request after a `Connection: close` answer
+/// (coretalk's long polling answers every request that way: one request per connection).
 pub struct HttpConn {
-    stream: TcpStream,
+    /// `None` after the server closed it; the next request connects again.
+    stream: Option<TcpStream>,
+    dst: SocketAddr,
+    src: Option<IpAddr>,
     host: String,
     buf: Vec<u8>,
+    /// Connections opened, the first included.
+    pub connects: u64,
 }
 
 impl HttpConn {
     pub async fn open(dst: SocketAddr, src: Option<IpAddr>) -> Result<HttpConn> {
         Ok(HttpConn {
-            stream: tcp_connect(dst, src).await?,
+            stream: Some(tcp_connect(dst, src).await?),
+            dst,
+            src,
             host: dst.to_string(),
             buf: Vec::with_capacity(4096),
+            connects: 1,
         })
     }
 
+    /// A client that connects on its first request.
+    pub fn lazy(dst: SocketAddr, src: Option<IpAddr>) -> HttpConn {
+        HttpConn {
+            stream: None,
+            dst,
+            src,
+            host: dst.to_string(),
+            buf: Vec::with_capacity(4096),
+            connects: 0,
+        }
+    }
+
+    fn stream(&mut self) -> Result<&mut TcpStream> {
+        self.stream
+            .as_mut()
+            .ok_or_else(|| anyhow!("connection closed"))
+    }
+
     pub async fn request(&mut self, method: &str, path: &str, body: &[u8]) -> Result<Response> {
+        if self.stream.is_none() {
+            self.buf.clear();
+            self.stream = Some(tcp_connect(self.dst, self.src).await?);
+            self.connects += 1;
+        }
+        let r = self.exchange(method, path, body).await;
+        match &r {
+            Ok(resp) if !resp.close => {}
+            // Closed by the server after this answer, or broken: the next request reconnects.
+            _ => self.stream = None,
+        }
+        r
+    }
+
+    async fn exchange(&mut self, method: &str, path: &str, body: &[u8]) -> Result<Response> {
         let head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
             self.host,
@@ -171,13 +216,13 @@ impl HttpConn {
         let mut out = Vec::with_capacity(head.len() + body.len());
         out.extend_from_slice(head.as_bytes());
         out.extend_from_slice(body);
-        self.stream.write_all(&out).await?;
+        self.stream()?.write_all(&out).await?;
         self.read_response(method == "HEAD").await
     }
 
     async fn fill(&mut self) -> Result<()> {
         let mut tmp = [0u8; 8192];
-        let n = self.stream.read(&mut tmp).await?;
+        let n = self.stream()?.read(&mut tmp).await?;
         if n == 0 {
             bail!("connection closed by server");
         }
@@ -203,7 +248,7 @@ impl HttpConn {
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| anyhow!("bad status line"))?;
-        let (mut len, mut chunked) = (None, false);
+        let (mut len, mut chunked, mut close) = (None, false, false);
         for l in lines {
             let Some((k, v)) = l.split_once(':') else {
                 continue;
@@ -212,6 +257,7 @@ impl HttpConn {
             match k.as_str() {
                 "content-length" => len = v.parse::<usize>().ok(),
                 "transfer-encoding" => chunked = v.contains("chunked"),
+                "connection" => close = v.contains("close"),
                 _ => {}
             }
         }
@@ -247,9 +293,10 @@ impl HttpConn {
             self.buf.drain(..n).collect()
         } else {
             // No length: the body runs to the end of the connection.
+            close = true;
             loop {
                 let mut tmp = [0u8; 8192];
-                let n = self.stream.read(&mut tmp).await?;
+                let n = self.stream()?.read(&mut tmp).await?;
                 if n == 0 {
                     break;
                 }
@@ -257,7 +304,11 @@ impl HttpConn {
             }
             std::mem::take(&mut self.buf)
         };
-        Ok(Response { status, body })
+        Ok(Response {
+            status,
+            body,
+            close,
+        })
     }
 }
 

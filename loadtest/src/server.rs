@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
-use crate::cli::{Common, StoreMode, TargetKind};
+use crate::cli::{Common, StoreMode, TargetKind, Transport};
 use crate::env::workspace_root;
 
 /// What the report records about the server.
@@ -29,11 +29,15 @@ pub struct ServerInfo {
     pub cores: String,
     pub shards: Option<usize>,
     pub version: String,
+    /// coretalk's gRPC listener, when on (`--transport grpc`).
+    pub grpc_addr: Option<String>,
 }
 
 pub struct Server {
     pub info: ServerInfo,
     pub addr: SocketAddr,
+    /// The gRPC listener (coretalk started with `--transport grpc`, or attached).
+    pub grpc_addr: Option<SocketAddr>,
     child: Option<Child>,
     dir: Option<PathBuf>,
 }
@@ -44,6 +48,8 @@ pub struct Tuning {
     pub shards: usize,
     /// Subscribers one group must hold (raises coretalk's `topic.max_subscriber_count`).
     pub max_subscribers: usize,
+    /// http-sol: one request per connection (`--close`).
+    pub http_close: bool,
 }
 
 /// Number of CPUs in a taskset list such as `0`, `2-3`, `0,4-5`.
@@ -123,30 +129,42 @@ fn wait_port(addr: SocketAddr, child: &mut Child, within: Duration) -> Result<()
     }
 }
 
-/// Reads stdout lines until one starts with `prefix`; the rest of it is the address.
-fn wait_banner(child: &mut Child, prefix: &str, within: Duration) -> Result<SocketAddr> {
+/// Reads stdout lines until one starts with `prefix`; the rest of it is the address. A line
+/// starting with `extra` before it (coretalk's `coretalk grpc listening on`, printed first)
+/// gives the second address.
+fn wait_banner(
+    child: &mut Child,
+    prefix: &str,
+    extra: Option<&str>,
+    within: Duration,
+) -> Result<(SocketAddr, Option<SocketAddr>)> {
     let out = child.stdout.take().expect("piped stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     let want = prefix.to_owned();
+    let also = extra.map(str::to_owned);
     std::thread::spawn(move || {
         let mut sent = false;
+        let mut second = None;
         for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if !sent {
-                if let Some(rest) = line.strip_prefix(&want) {
-                    let _ = tx.send(rest.trim().to_owned());
-                    sent = true;
-                }
+            if sent {
+                continue;
+            }
+            if let Some(rest) = also.as_deref().and_then(|a| line.strip_prefix(a)) {
+                second = Some(rest.trim().to_owned());
+            } else if let Some(rest) = line.strip_prefix(&want) {
+                let _ = tx.send((rest.trim().to_owned(), second.take()));
+                sent = true;
             }
         }
     });
     let t0 = Instant::now();
+    let parse = |a: &str| -> Result<SocketAddr> {
+        a.parse()
+            .with_context(|| format!("bad address in banner: {a}"))
+    };
     loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(a) => {
-                return a
-                    .parse()
-                    .with_context(|| format!("bad address in banner: {a}"))
-            }
+            Ok((a, g)) => return Ok((parse(&a)?, g.as_deref().map(parse).transpose()?)),
             Err(_) => {
                 if let Some(st) = child.try_wait()? {
                     bail!("server exited during start-up ({st})");
@@ -264,6 +282,18 @@ fn mosquitto_config(port: u16, plain_port: u16) -> String {
     )
 }
 
+/// Whether this coretalk build takes `--grpc-listen` (its usage text names it).
+fn has_grpc_option(bin: &Path) -> bool {
+    Command::new(bin)
+        .arg("--help")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout).contains("--grpc-listen")
+                || String::from_utf8_lossy(&o.stderr).contains("--grpc-listen")
+        })
+        .unwrap_or(false)
+}
+
 fn version_of(prog: &str, args: &[&str]) -> String {
     Command::new(prog)
         .args(args)
@@ -291,6 +321,8 @@ impl Server {
         let log = std::fs::File::create(dir.join("server.log"))?;
         let cores = common.server_cores.clone();
         let mut ws_port = 0u16;
+        let want_grpc = common.transport == Some(Transport::Grpc);
+        let mut grpc_banner = None;
         let (mut cmd, config, config_file, version, banner) = match kind {
             TargetKind::Coretalk => {
                 let bin = find_bin(common.server_bin.as_deref(), "coretalk")?;
@@ -307,6 +339,16 @@ impl Server {
                     .arg(t.shards.max(1).to_string())
                     .arg("--config")
                     .arg(&cf);
+                // gRPC on a free port of its own when the sessions use it, off otherwise:
+                // never the default 0.0.0.0:16060, which parallel servers would share
+                // (SO_REUSEPORT). Builds from before gRPC have no such option.
+                if has_grpc_option(&bin) {
+                    c.arg("--grpc-listen")
+                        .arg(if want_grpc { "127.0.0.1:0" } else { "" });
+                    grpc_banner = want_grpc.then_some("coretalk grpc listening on");
+                } else if want_grpc {
+                    bail!("{} has no --grpc-listen option (no gRPC)", bin.display());
+                }
                 let v = version_of(bin.to_str().unwrap_or("coretalk"), &["--version"]);
                 (c, conf, cf, v, Some("coretalk listening on"))
             }
@@ -327,6 +369,9 @@ impl Server {
                 let exe = std::env::current_exe()?;
                 let mut c = taskset(&cores, &exe);
                 c.arg("http-sol").arg("--listen").arg("127.0.0.1:0");
+                if t.http_close {
+                    c.arg("--close");
+                }
                 (
                     c,
                     String::new(),
@@ -367,13 +412,17 @@ impl Server {
             .spawn()
             .with_context(|| format!("cannot start {}", line.join(" ")))?;
         let started = match banner {
-            Some(prefix) => wait_banner(&mut child, prefix, Duration::from_secs(20)),
+            Some(prefix) => wait_banner(&mut child, prefix, grpc_banner, Duration::from_secs(20))
+                .and_then(|(a, g)| match (grpc_banner, g) {
+                    (Some(_), None) => Err(anyhow!("no gRPC listener announced")),
+                    _ => Ok((a, g)),
+                }),
             None => {
                 let a: SocketAddr = format!("127.0.0.1:{ws_port}").parse()?;
-                wait_port(a, &mut child, Duration::from_secs(20)).map(|_| a)
+                wait_port(a, &mut child, Duration::from_secs(20)).map(|_| (a, None))
             }
         };
-        let addr = match started {
+        let (addr, grpc_addr) = match started {
             Ok(a) => a,
             Err(e) => {
                 let _ = child.kill();
@@ -403,28 +452,42 @@ impl Server {
             cores,
             shards: (kind == TargetKind::Coretalk).then_some(t.shards.max(1)),
             version,
+            grpc_addr: grpc_addr.map(|g| g.to_string()),
         };
         Ok(Server {
             info,
             addr,
+            grpc_addr,
             child: Some(child),
             dir: Some(dir),
         })
     }
 
     /// A server someone else runs.
-    pub fn attach(kind: TargetKind, addr: &str, pid: Option<u32>) -> Result<Server> {
+    pub fn attach(
+        kind: TargetKind,
+        addr: &str,
+        pid: Option<u32>,
+        common: &Common,
+    ) -> Result<Server> {
         let a = crate::net::resolve(addr)?;
         let pid = pid.or_else(|| crate::sample::pid_listening_on(a.port()));
+        let grpc_addr = match (&common.attach_grpc, common.transport) {
+            (Some(g), _) => Some(crate::net::resolve(g)?),
+            (None, Some(Transport::Grpc)) => Some(SocketAddr::new(a.ip(), 16060)),
+            _ => None,
+        };
         Ok(Server {
             info: ServerInfo {
                 kind: kind.name().into(),
                 addr: a.to_string(),
                 pid,
                 attached: true,
+                grpc_addr: grpc_addr.map(|g| g.to_string()),
                 ..Default::default()
             },
             addr: a,
+            grpc_addr,
             child: None,
             dir: None,
         })

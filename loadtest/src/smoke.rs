@@ -1,6 +1,6 @@
 //! `coretalk-load smoke`: every workload for ~1-2 s with tiny sizes against each target, one
 //! line per (workload, target): `ok` (operations measured, no errors), `unsupported` (a known
-//! gap of that target, e.g. long polling on coretalk), `skipped` (peer not installed) or
+//! gap of that target, e.g. long polling on the baseline), `skipped` (peer not installed) or
 //! `FAILED`. Exit status 1 if anything failed. The integration test `tests/smoke.rs` runs it.
 
 use std::path::PathBuf;
@@ -18,9 +18,28 @@ fn args_for(w: &str, target: TargetKind) -> Vec<String> {
         "w1" => &["--steps", "20,50", "--settle", "0.5"],
         "w2" => &["--rate", "100", "--accounts", "10"],
         "w3" => &["--pairs", "8", "--rate", "400", "--topic-kind", "grp"],
+        "w3grpc" => &[
+            "--pairs",
+            "8",
+            "--rate",
+            "400",
+            "--topic-kind",
+            "grp",
+            "--transport",
+            "grpc",
+        ],
         "w3p2p" => &["--pairs", "8", "--rate", "400", "--topic-kind", "p2p"],
         "w4" => &["--subscribers", "16", "--rate", "200"],
+        "w4grpc" => &[
+            "--subscribers",
+            "16",
+            "--rate",
+            "200",
+            "--transport",
+            "grpc",
+        ],
         "w5" => &["--sessions", "4", "--rate", "200"],
+        "w5close" => &["--sessions", "4", "--rate", "200", "--http-close"],
         "w6" => &[
             "--subscribers",
             "16",
@@ -32,7 +51,7 @@ fn args_for(w: &str, target: TargetKind) -> Vec<String> {
         _ => &[],
     };
     let mut out: Vec<String> = v.iter().map(|s| s.to_string()).collect();
-    if w == "w5" {
+    if w.starts_with("w5") {
         out.extend(["--transport".into(), "lp".into()]);
     }
     let _ = target;
@@ -43,7 +62,7 @@ fn args_for(w: &str, target: TargetKind) -> Vec<String> {
 fn may_be_unsupported(w: &str, t: TargetKind) -> bool {
     match w {
         "w0" => t == TargetKind::Coretalk,
-        "w5" => t != TargetKind::HttpSol,
+        "w5" => !matches!(t, TargetKind::HttpSol | TargetKind::Coretalk),
         "w6" => t != TargetKind::Coretalk,
         "w3p2p" => t.is_tinode(),
         _ => false,
@@ -73,9 +92,14 @@ pub async fn run(a: &SmokeArgs) -> Result<u8> {
             if w == "w3" && k == TargetKind::Coretalk {
                 plan.push(("w3p2p".into(), k));
             }
+            // coretalk's gRPC transport: W3 and W4 with gRPC clients.
+            if (w == "w3" || w == "w4") && k == TargetKind::Coretalk {
+                plan.push((format!("{w}grpc"), k));
+            }
         }
         if k == TargetKind::Coretalk && a.workloads.iter().any(|w| w.eq_ignore_ascii_case("w5")) {
             plan.push(("w5".into(), TargetKind::HttpSol));
+            plan.push(("w5close".into(), TargetKind::HttpSol));
         }
     }
     let (mut ok, mut unsup, mut skipped, mut failed) = (0, 0, 0, 0);
@@ -97,7 +121,7 @@ pub async fn run(a: &SmokeArgs) -> Result<u8> {
             skipped += 1;
             continue;
         }
-        let sub = if w == "w3p2p" { "w3" } else { w.as_str() };
+        let sub = &w[..2];
         let mut argv: Vec<String> = vec!["coretalk-load".into(), sub.into()];
         argv.extend(args_for(&w, k));
         argv.extend(

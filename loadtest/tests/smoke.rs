@@ -2,7 +2,8 @@
 //! built next to it (and the baseline peer, nats-server and mosquitto when present; the smoke
 //! command skips those with a note otherwise). Asserts that every workload completed with
 //! operations measured and zero protocol errors, or was reported unsupported where that is a
-//! known gap of the target. Never asserts a timing.
+//! known gap of the target; coretalk's long polling (W5) and gRPC clients (W3, W4) must run.
+//! Never asserts a timing.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -48,6 +49,15 @@ fn every_workload_runs_against_every_available_target() {
         lines.iter().any(|l| l.contains(" coretalk: ok ")),
         "no workload ran against coretalk"
     );
+    // coretalk's other transports: long polling (W5) and gRPC clients (W3, W4).
+    for name in ["W5 coretalk", "W3GRPC coretalk", "W4GRPC coretalk"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("smoke {name}: ok "))),
+            "{name} did not run ok"
+        );
+    }
     for l in &lines {
         if l.contains(": skipped (") || l.contains(": unsupported (") {
             continue;

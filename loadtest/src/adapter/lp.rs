@@ -3,7 +3,9 @@
 //! one client message (HTTP 200, empty body); a POST with an empty body and `&sid=` is a poll
 //! answered with exactly one server message (or an empty body after ~50 s).
 //!
-//! Sends and polls use two keep-alive connections, as a browser would.
+//! Sends and polls use two HTTP clients, as a browser would: each keeps its connection while
+//! the server keeps it alive and connects again after a `Connection: close` answer (coretalk
+//! answers one request per connection).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -37,7 +39,7 @@ impl LpSession {
             .as_str()
             .ok_or_else(|| anyhow!("long-poll 201 without ctrl.params.sid"))?
             .to_owned();
-        let poll = HttpConn::open(dst, src).await?;
+        let poll = HttpConn::lazy(dst, src);
         Ok(LpSession {
             send,
             poll,

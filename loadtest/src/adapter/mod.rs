@@ -4,6 +4,7 @@
 //! error). The workloads only speak to this module; the wire formats live in the submodules.
 
 pub mod echo;
+pub mod grpc;
 pub mod lp;
 pub mod mqtt;
 pub mod nats;
@@ -19,19 +20,71 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::cli::TargetKind;
 use crate::msg::{Account, TargetSpec};
-use crate::net::{ws_connect, Ws};
+use crate::net::{resolve, ws_connect, Ws};
+use tinode::Req;
 
-pub type Sink = SplitSink<Ws, Message>;
+/// A session's connection: a WebSocket, or a gRPC `MessageLoop` stream.
+// One per long-lived session, never moved in bulk: the WebSocket variant stays unboxed.
+#[allow(clippy::large_enum_variant)]
+pub enum Conn {
+    Ws(Ws),
+    Grpc(grpc::GrpcConn),
+}
+
+impl Conn {
+    /// Sends one frame (gRPC: the frame's bytes are one encoded `pbx.ClientMsg`).
+    pub async fn send(&mut self, m: Message) -> Result<()> {
+        match self {
+            Conn::Ws(w) => Ok(w.send(m).await?),
+            Conn::Grpc(g) => g.send(&m.into_data()),
+        }
+    }
+
+    /// Closes the session's connection (WebSocket close, or the end of the gRPC stream).
+    pub async fn close(&mut self) {
+        match self {
+            Conn::Ws(w) => {
+                let _ = w.close(None).await;
+            }
+            Conn::Grpc(g) => g.close(),
+        }
+    }
+}
+
+/// The sending half of a session during a measurement.
+pub enum Sink {
+    Ws(SplitSink<Ws, Message>),
+    Grpc(grpc::GrpcSink),
+}
+
+impl Sink {
+    pub async fn send(&mut self, m: Message) -> Result<()> {
+        match self {
+            Sink::Ws(w) => Ok(w.send(m).await?),
+            Sink::Grpc(g) => g.send(&m.into_data()),
+        }
+    }
+}
 
 /// How long one set-up step may take before the session counts as failed.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Proto {
+    /// Tinode JSON over WebSocket.
     Tinode,
+    /// Tinode protobuf over gRPC (`pbx.Node/MessageLoop`).
+    TinodeGrpc,
     Nats,
     Mqtt,
     Echo,
+}
+
+impl Proto {
+    /// Speaks Tinode (topics, `{sub}`, acks), whatever the wire.
+    pub fn is_tinode(self) -> bool {
+        matches!(self, Proto::Tinode | Proto::TinodeGrpc)
+    }
 }
 
 /// What a reader reports.
@@ -48,7 +101,7 @@ pub enum Event<'a> {
 
 /// A connected, authenticated session before it is split for the measurement.
 pub struct Session {
-    pub ws: Ws,
+    pub conn: Conn,
     pub proto: Proto,
     pub run_id: String,
     /// The Tinode user id, or the login for NATS/MQTT.
@@ -66,8 +119,9 @@ pub fn personal(proto: Proto, run_id: &str, login: &str) -> String {
     }
 }
 
-fn proto_of(kind: TargetKind) -> Proto {
-    match kind {
+fn proto_of(t: &TargetSpec) -> Proto {
+    match t.kind {
+        TargetKind::Coretalk | TargetKind::Baseline if t.grpc_addr.is_some() => Proto::TinodeGrpc,
         TargetKind::Coretalk | TargetKind::Baseline => Proto::Tinode,
         TargetKind::Nats => Proto::Nats,
         TargetKind::Mosquitto => Proto::Mqtt,
@@ -88,18 +142,30 @@ impl Session {
         src: Option<IpAddr>,
         login: &str,
     ) -> Result<Session> {
-        let proto = proto_of(t.kind);
+        let proto = proto_of(t);
         let (path, subp) = match proto {
-            Proto::Tinode => (tinode::ws_path(), None),
+            Proto::Tinode | Proto::TinodeGrpc => (tinode::ws_path(), None),
             Proto::Nats => ("/".to_owned(), None),
             Proto::Mqtt => ("/".to_owned(), Some("mqtt")),
             Proto::Echo => ("/".to_owned(), None),
         };
-        let ws = tokio::time::timeout(STEP_TIMEOUT, ws_connect(dst, src, &path, subp))
-            .await
-            .map_err(|_| anyhow!("connect timed out"))??;
+        let conn = match (proto, &t.grpc_addr) {
+            (Proto::TinodeGrpc, Some(g)) => {
+                let g = resolve(g)?;
+                Conn::Grpc(
+                    tokio::time::timeout(STEP_TIMEOUT, grpc::GrpcConn::connect(g, src))
+                        .await
+                        .map_err(|_| anyhow!("gRPC connect timed out"))??,
+                )
+            }
+            _ => Conn::Ws(
+                tokio::time::timeout(STEP_TIMEOUT, ws_connect(dst, src, &path, subp))
+                    .await
+                    .map_err(|_| anyhow!("connect timed out"))??,
+            ),
+        };
         let mut s = Session {
-            ws,
+            conn,
             proto,
             run_id: t.run_id.clone(),
             user: login.to_owned(),
@@ -108,14 +174,14 @@ impl Session {
             mqtt: mqtt::Parser::default(),
         };
         match proto {
-            Proto::Tinode => {
-                let c = s.tinode_req(tinode::hi).await?;
+            Proto::Tinode | Proto::TinodeGrpc => {
+                let c = s.tinode_req(Req::Hi).await?;
                 if c.code != 201 && c.code != 200 {
                     bail!("hi answered {} {}", c.code, c.text);
                 }
             }
             Proto::Nats => {
-                s.ws.send(bin(nats::connect())).await?;
+                s.conn.send(bin(nats::connect())).await?;
                 s.nats_wait_pong().await.context("NATS CONNECT")?;
             }
             Proto::Mqtt => {
@@ -124,7 +190,7 @@ impl Session {
                 static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
                 let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let id = format!("{login}-{}-{n}", std::process::id());
-                s.ws.send(bin(mqtt::connect(&id))).await?;
+                s.conn.send(bin(mqtt::connect(&id))).await?;
                 s.mqtt_wait(|e| matches!(e, mqtt::In::ConnAck(_)))
                     .await
                     .context("MQTT CONNECT")?;
@@ -140,7 +206,7 @@ impl Session {
             .await
             .map_err(|_| anyhow!("connect timed out"))??;
         Ok(Session {
-            ws,
+            conn: Conn::Ws(ws),
             proto: Proto::Echo,
             run_id: String::new(),
             user: String::new(),
@@ -160,10 +226,8 @@ impl Session {
     ) -> Result<Session> {
         let mut s = Session::connect(t, dst, src, &acct.login).await?;
         match s.proto {
-            Proto::Tinode => {
-                let c = s
-                    .tinode_req(|id| tinode::login_token(id, &acct.token))
-                    .await?;
+            Proto::Tinode | Proto::TinodeGrpc => {
+                let c = s.tinode_req(Req::LoginToken(&acct.token)).await?;
                 if c.code != 200 {
                     bail!("token login answered {} {}", c.code, c.text);
                 }
@@ -189,9 +253,7 @@ impl Session {
         password: &str,
     ) -> Result<Account> {
         let mut s = Session::connect(t, dst, src, login).await?;
-        let c = s
-            .tinode_req(|id| tinode::acc_new(id, login, password))
-            .await?;
+        let c = s.tinode_req(Req::AccNew { login, password }).await?;
         if c.code != 200 {
             bail!("acc answered {} {}", c.code, c.text);
         }
@@ -206,7 +268,7 @@ impl Session {
                 .ok_or_else(|| anyhow!("acc reply without params.token"))?
                 .to_owned(),
         };
-        let _ = s.ws.close(None).await;
+        s.conn.close().await;
         Ok(acct)
     }
 
@@ -214,8 +276,8 @@ impl Session {
     /// as the server reports it.
     pub async fn join(&mut self, topic: &str) -> Result<String> {
         match self.proto {
-            Proto::Tinode => {
-                let c = self.tinode_req(|id| tinode::sub(id, topic)).await?;
+            Proto::Tinode | Proto::TinodeGrpc => {
+                let c = self.tinode_req(Req::Sub(topic)).await?;
                 if c.code >= 300 && c.code != 304 {
                     bail!("sub {topic} answered {} {}", c.code, c.text);
                 }
@@ -223,14 +285,14 @@ impl Session {
             }
             Proto::Nats => {
                 self.next_id += 1;
-                self.ws.send(bin(nats::sub(topic, self.next_id))).await?;
+                self.conn.send(bin(nats::sub(topic, self.next_id))).await?;
                 self.nats_wait_pong().await.context("NATS SUB")?;
                 Ok(topic.to_owned())
             }
             Proto::Mqtt => {
                 self.next_id += 1;
                 let pid = (self.next_id % 65535 + 1) as u16;
-                self.ws.send(bin(mqtt::subscribe(pid, topic))).await?;
+                self.conn.send(bin(mqtt::subscribe(pid, topic))).await?;
                 self.mqtt_wait(|e| matches!(e, mqtt::In::SubAck(p, _) if *p == pid))
                     .await
                     .context("MQTT SUBSCRIBE")?;
@@ -243,8 +305,8 @@ impl Session {
     /// Creates a group topic (Tinode `{sub new…}`); NATS/MQTT just name a subject.
     pub async fn create_group(&mut self) -> Result<String> {
         match self.proto {
-            Proto::Tinode => {
-                let c = self.tinode_req(|id| tinode::sub(id, "newload")).await?;
+            Proto::Tinode | Proto::TinodeGrpc => {
+                let c = self.tinode_req(Req::Sub("newload")).await?;
                 if c.code >= 300 {
                     bail!("sub new answered {} {}", c.code, c.text);
                 }
@@ -260,14 +322,28 @@ impl Session {
 
     /// Leaves a topic without unsubscribing (Tinode); no-op elsewhere.
     pub async fn leave(&mut self, topic: &str) -> Result<()> {
-        if self.proto == Proto::Tinode {
-            let _ = self.tinode_req(|id| tinode::leave(id, topic)).await?;
+        if self.proto.is_tinode() {
+            let _ = self.tinode_req(Req::Leave(topic)).await?;
         }
         Ok(())
     }
 
+    /// Closes the connection.
+    pub async fn close(&mut self) {
+        self.conn.close().await;
+    }
+
     pub fn split(self) -> (Sink, Reader) {
-        let (sink, stream) = self.ws.split();
+        let (sink, stream) = match self.conn {
+            Conn::Ws(ws) => {
+                let (sink, stream) = ws.split();
+                (Sink::Ws(sink), Stream::Ws(stream))
+            }
+            Conn::Grpc(g) => {
+                let (sink, recv) = g.split();
+                (Sink::Grpc(sink), Stream::Grpc(recv))
+            }
+        };
         (
             sink,
             Reader {
@@ -280,8 +356,18 @@ impl Session {
     }
 
     async fn recv_frame(&mut self) -> Result<Vec<u8>> {
+        let ws = match &mut self.conn {
+            Conn::Ws(ws) => ws,
+            Conn::Grpc(g) => {
+                return tokio::time::timeout(STEP_TIMEOUT, g.next())
+                    .await
+                    .map_err(|_| anyhow!("no answer within {STEP_TIMEOUT:?}"))??
+                    .map(|b| b.to_vec())
+                    .ok_or_else(|| anyhow!("gRPC stream ended"));
+            }
+        };
         loop {
-            let m = tokio::time::timeout(STEP_TIMEOUT, self.ws.next())
+            let m = tokio::time::timeout(STEP_TIMEOUT, ws.next())
                 .await
                 .map_err(|_| anyhow!("no answer within {STEP_TIMEOUT:?}"))?
                 .ok_or_else(|| anyhow!("connection closed"))??;
@@ -294,14 +380,30 @@ impl Session {
         }
     }
 
-    async fn tinode_req(&mut self, frame: impl FnOnce(&str) -> String) -> Result<tinode::Ctrl> {
+    async fn tinode_req(&mut self, req: Req<'_>) -> Result<tinode::Ctrl> {
         self.next_id += 1;
         let id = self.next_id.to_string();
-        let f = frame(&id);
-        self.ws.send(Message::text(f)).await?;
+        let grpc = self.proto == Proto::TinodeGrpc;
+        let m = if grpc {
+            bin(grpc::request(&req, &id)?)
+        } else {
+            Message::text(req.json(&id))
+        };
+        self.conn.send(m).await?;
         loop {
             let raw = self.recv_frame().await?;
-            if let tinode::In::Ctrl(c) = tinode::parse(&raw) {
+            let ctrl = if grpc {
+                match grpc::parse(&raw) {
+                    grpc::In::Ctrl(c) => Some(c),
+                    _ => None,
+                }
+            } else {
+                match tinode::parse(&raw) {
+                    tinode::In::Ctrl(c) => Some(c),
+                    _ => None,
+                }
+            };
+            if let Some(c) = ctrl {
                 if c.id.as_deref() == Some(id.as_str()) {
                     return Ok(c);
                 }
@@ -325,7 +427,7 @@ impl Session {
                 })
                 .map_err(|e| anyhow!(e))?;
             if ping {
-                self.ws.send(bin(nats::pong())).await?;
+                self.conn.send(bin(nats::pong())).await?;
             }
             if let Some(e) = err {
                 bail!("{e}");
@@ -368,15 +470,21 @@ impl Session {
 pub fn publish_frame(proto: Proto, topic: &str, sched_ns: u64, payload: String) -> Message {
     match proto {
         Proto::Tinode => Message::text(tinode::publish(topic, sched_ns, &payload)),
+        Proto::TinodeGrpc => bin(grpc::publish(topic, sched_ns, &payload)),
         Proto::Nats => bin(nats::publish(topic, &payload)),
         Proto::Mqtt => bin(mqtt::publish(topic, payload.as_bytes())),
         Proto::Echo => echo::frame(payload),
     }
 }
 
+enum Stream {
+    Ws(SplitStream<Ws>),
+    Grpc(grpc::GrpcRecv),
+}
+
 /// The receiving half of a session during a measurement.
 pub struct Reader {
-    stream: SplitStream<Ws>,
+    stream: Stream,
     proto: Proto,
     nats: nats::Parser,
     mqtt: mqtt::Parser,
@@ -385,7 +493,28 @@ pub struct Reader {
 impl Reader {
     /// Waits for the next frame and reports its events; `Ok(false)` when the connection ended.
     pub async fn next(&mut self, f: &mut impl FnMut(Event<'_>)) -> Result<bool> {
-        let m = match self.stream.next().await {
+        let ws = match &mut self.stream {
+            Stream::Ws(ws) => ws,
+            Stream::Grpc(g) => {
+                let Some(msg) = g.next().await? else {
+                    return Ok(false);
+                };
+                match grpc::parse(&msg) {
+                    grpc::In::Data(p) => f(Event::Delivery(&p)),
+                    grpc::In::Ctrl(c) => {
+                        if c.code >= 300 {
+                            f(Event::Error(format!("gRPC ctrl {} {}", c.code, c.text)));
+                        } else if let Some(t) = c.id.as_deref().and_then(tinode::pub_id_sched) {
+                            f(Event::Ack(t));
+                        }
+                    }
+                    grpc::In::Other => {}
+                    grpc::In::Bad(e) => f(Event::Error(e)),
+                }
+                return Ok(true);
+            }
+        };
+        let m = match ws.next().await {
             None => return Ok(false),
             Some(m) => m?,
         };
@@ -396,7 +525,7 @@ impl Reader {
             _ => return Ok(true),
         };
         match self.proto {
-            Proto::Tinode => match tinode::parse(data) {
+            Proto::Tinode | Proto::TinodeGrpc => match tinode::parse(data) {
                 tinode::In::Data(p) => f(Event::Delivery(p)),
                 tinode::In::Ctrl(c) => {
                     if c.code >= 300 {

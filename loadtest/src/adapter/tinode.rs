@@ -72,6 +72,32 @@ pub fn publish(topic: &str, sched_ns: u64, content: &str) -> String {
     )
 }
 
+/// A set-up request, whatever the wire (JSON here, protobuf in `grpc.rs`).
+#[derive(Clone, Copy, Debug)]
+pub enum Req<'a> {
+    Hi,
+    /// `{acc}` creating a basic-auth account and logging this session in.
+    AccNew {
+        login: &'a str,
+        password: &'a str,
+    },
+    LoginToken(&'a str),
+    Sub(&'a str),
+    Leave(&'a str),
+}
+
+impl Req<'_> {
+    pub fn json(&self, id: &str) -> String {
+        match *self {
+            Req::Hi => hi(id),
+            Req::AccNew { login, password } => acc_new(id, login, password),
+            Req::LoginToken(t) => login_token(id, t),
+            Req::Sub(t) => sub(id, t),
+            Req::Leave(t) => leave(id, t),
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct Ctrl {
     #[serde(default)]

@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Result;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::{Common, TargetKind, Workload};
+use crate::cli::{Common, TargetKind, Transport, Workload};
 use crate::coord::{unsupported, Want, Workers};
 use crate::hist;
 use crate::msg::{Account, Cmd, Role, RunCmd, TargetSpec, WorkerSpec, WorkerStats};
@@ -59,6 +59,7 @@ impl Ctx {
                 kind: common.target,
                 addr: String::new(),
                 run_id: run_id(),
+                grpc_addr: None,
             },
             mp,
             result: RunResult::new(
@@ -74,7 +75,7 @@ impl Ctx {
     pub fn start_server(&mut self, t: &Tuning) -> Result<()> {
         self.stop_server();
         let s = match &self.common.attach {
-            Some(a) => Server::attach(self.kind, a, self.common.server_pid)?,
+            Some(a) => Server::attach(self.kind, a, self.common.server_pid, &self.common)?,
             None => {
                 let sp = self.spinner(&format!("starting {}", self.kind.name()));
                 let s = Server::start(self.kind, &self.common, t);
@@ -83,6 +84,12 @@ impl Ctx {
             }
         };
         self.target.addr = s.addr.to_string();
+        if self.common.transport == Some(Transport::Grpc) {
+            let g = s
+                .grpc_addr
+                .ok_or_else(|| anyhow::anyhow!("{} has no gRPC listener", self.kind.name()))?;
+            self.target.grpc_addr = Some(g.to_string());
+        }
         self.sampler = s
             .info
             .pid
@@ -237,6 +244,12 @@ impl Ctx {
         ticker.abort();
         bar.finish_and_clear();
         let stats = stats?;
+        // The server's CPU at the window's end is interpolated between readings: wait for one
+        // after it (workers without a drain, such as http-sol's, report right at the end).
+        let settle = to + 300_000_000;
+        if self.sampler.is_some() && now_ns() < settle {
+            tokio::time::sleep(Duration::from_nanos(settle - now_ns())).await;
+        }
         let (c1, t1) = (client_cpu(&pids), now_ns());
         let mut p = self.point(label, offered, op, fanout, &stats, from, to)?;
         p.client_cpu_pct = Some((c1 - c0) as f64 / ((t1 - t0) as f64 / 1e3) * 100.0);
@@ -342,14 +355,34 @@ pub async fn run(w: &Workload) -> RunResult {
     }
     .unwrap_or_default();
     let mut ctx = Ctx::new(w.id(), &common, params);
-    let r = match w {
-        Workload::W0(a) => w0::run(&mut ctx, a).await,
-        Workload::W1(a) => w1::run(&mut ctx, a).await,
-        Workload::W2(a) => w2::run(&mut ctx, a).await,
-        Workload::W3(a) => w3::run(&mut ctx, a).await,
-        Workload::W4(a) => w4::run(&mut ctx, a).await,
-        Workload::W5(a) => w5::run(&mut ctx, a).await,
-        Workload::W6(a) => w6::run(&mut ctx, a).await,
+    let r = match (w, common.transport) {
+        (Workload::W3(_) | Workload::W4(_), Some(Transport::Grpc))
+            if common.target != TargetKind::Coretalk =>
+        {
+            Err(anyhow::Error::new(crate::coord::Unsupported(format!(
+                "{} has no gRPC transport",
+                common.target.name()
+            ))))
+        }
+        (Workload::W3(_) | Workload::W4(_), Some(Transport::Grpc | Transport::Ws) | None)
+        | (Workload::W5(_), _) => Ok(()),
+        (_, Some(Transport::Ws) | None) => Ok(()),
+        (_, Some(t)) => Err(anyhow::anyhow!(
+            "--transport {t:?}: {} runs over WebSocket (gRPC: W3 and W4; long polling: W5)",
+            w.id()
+        )),
+    };
+    let r = match r {
+        Err(e) => Err(e),
+        Ok(()) => match w {
+            Workload::W0(a) => w0::run(&mut ctx, a).await,
+            Workload::W1(a) => w1::run(&mut ctx, a).await,
+            Workload::W2(a) => w2::run(&mut ctx, a).await,
+            Workload::W3(a) => w3::run(&mut ctx, a).await,
+            Workload::W4(a) => w4::run(&mut ctx, a).await,
+            Workload::W5(a) => w5::run(&mut ctx, a).await,
+            Workload::W6(a) => w6::run(&mut ctx, a).await,
+        },
     };
     ctx.stop_server();
     let mut res = ctx.result;

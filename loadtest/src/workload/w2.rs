@@ -128,7 +128,7 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
                         match Session::open(&target, dst, src.pick(), &acct).await {
                             Ok(mut s) => {
                                 st.borrow_mut().completed(due);
-                                let _ = s.ws.close(None).await;
+                                s.close().await;
                             }
                             Err(e) => st.borrow_mut().error(format!("arrival: {e:#}")),
                         }

@@ -76,7 +76,7 @@ pub async fn run(ctx: &mut Ctx, a: &W3Args) -> Result<()> {
 /// The topic a session publishes to, and the one it must join, given its peer.
 fn topics(proto: Proto, run_id: &str, kind: TopicKind, peer: &Account) -> (String, Option<String>) {
     match proto {
-        Proto::Tinode => match kind {
+        Proto::Tinode | Proto::TinodeGrpc => match kind {
             TopicKind::P2p => (peer.user.clone(), Some(peer.user.clone())),
             TopicKind::Grp => (String::new(), None),
         },
@@ -127,7 +127,7 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
                 let p = sa.proto;
                 let (ta, ja) = topics(p, &t.run_id, *kind, b);
                 let (tb, jb) = topics(p, &t.run_id, *kind, a);
-                let (ta, tb, ja, jb) = if p == Proto::Tinode && *kind == TopicKind::Grp {
+                let (ta, tb, ja, jb) = if p.is_tinode() && *kind == TopicKind::Grp {
                     let g = sa.create_group().await?;
                     (g.clone(), g.clone(), None, Some(g))
                 } else {

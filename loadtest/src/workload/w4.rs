@@ -24,6 +24,7 @@ pub async fn run(ctx: &mut Ctx, a: &W4Args) -> Result<()> {
     ctx.start_server(&Tuning {
         shards: a.common.shards,
         max_subscribers: a.subscribers + 1,
+        ..Default::default()
     })?;
     if ctx.result.summary.is_null() {
         ctx.result.summary = serde_json::json!({});
@@ -152,7 +153,7 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
         // The publisher is not a subscriber's stream: it joins to be allowed to publish
         // (Tinode), and reads only acks.
         let mut s = Session::open(t, dst, src.pick(), p).await?;
-        if s.proto == Proto::Tinode {
+        if s.proto.is_tinode() {
             s.join(topic).await?;
         }
         proto = s.proto;

@@ -36,6 +36,7 @@ pub async fn run(ctx: &mut Ctx, a: &W5Args) -> Result<()> {
     ctx.start_server(&Tuning {
         shards: a.common.shards,
         max_subscribers: a.sessions + 1,
+        http_close: a.http_close,
     })?;
     let sol = ctx.kind == TargetKind::HttpSol;
     let (topic, accounts) = if sol {
@@ -128,7 +129,7 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
     let pstop = Rc::new(Cell::new(false));
     engine::spawn_progress(st.clone(), "setup", sessions.len() as u64, pstop.clone());
     for acct in sessions {
-        let mut lp = match LpSession::create(dst, src.pick()).await {
+        let lp = match open_lp(dst, src.pick(), acct, topic).await {
             Ok(s) => s,
             Err(e) if http_status(&e).is_some() => {
                 emit(&Ev::Unsupported {
@@ -138,44 +139,68 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
             }
             Err(e) => return Err(e),
         };
-        let c = lp.request(tinode::hi).await?;
-        if c.code >= 300 {
-            return Err(anyhow!("LP hi answered {} {}", c.code, c.text));
-        }
-        let c = lp
-            .request(|id| tinode::login_token(id, &acct.token))
-            .await?;
-        if c.code >= 300 {
-            return Err(anyhow!("LP login answered {} {}", c.code, c.text));
-        }
-        let c = lp.request(|id| tinode::sub(id, topic)).await?;
-        if c.code >= 300 && c.code != 304 {
-            return Err(anyhow!("LP sub answered {} {}", c.code, c.text));
-        }
-        let (st2, stop2) = (st.clone(), stop.clone());
+        let task = (
+            st.clone(),
+            stop.clone(),
+            src.clone(),
+            acct.clone(),
+            topic.clone(),
+        );
         tokio::task::spawn_local(async move {
-            let (st, stop) = (st2, stop2);
+            let (st, stop, src, acct, topic) = task;
+            let mut lp = lp;
             let slot = Slot::default();
             let mut replies = Vec::new();
             while !stop.get() {
-                match lp.poll().await {
-                    Ok(body) if body.is_empty() => {}
-                    Ok(body) => match tinode::parse(&body) {
-                        tinode::In::Data(p) => {
-                            on_event(&st, &slot, crate::adapter::Event::Delivery(p), &mut replies)
+                let e = match lp.poll().await {
+                    Ok(body) if body.is_empty() => continue,
+                    Ok(body) => {
+                        match tinode::parse(&body) {
+                            tinode::In::Data(p) => on_event(
+                                &st,
+                                &slot,
+                                crate::adapter::Event::Delivery(p),
+                                &mut replies,
+                            ),
+                            tinode::In::Ctrl(c) if c.code >= 300 => st
+                                .borrow_mut()
+                                .error(String::from_utf8_lossy(&body).into_owned()),
+                            _ => {}
                         }
-                        tinode::In::Ctrl(c) if c.code >= 300 => st
-                            .borrow_mut()
-                            .error(String::from_utf8_lossy(&body).into_owned()),
-                        _ => {}
-                    },
-                    Err(e) => {
-                        if !stop.get() {
-                            st.borrow_mut().error(format!("poll: {e:#}"));
-                            st.borrow_mut().disconnects += 1;
-                        }
+                        continue;
+                    }
+                    Err(e) => e,
+                };
+                if stop.get() {
+                    return;
+                }
+                // The session is gone (e.g. ended by the server after an overflow, 403 on the
+                // next poll): counted, then opened again as a WebSocket reader reconnects.
+                {
+                    let mut x = st.borrow_mut();
+                    x.error(format!("poll: {e:#}"));
+                    x.disconnects += 1;
+                }
+                let mut reopened = false;
+                for _ in 0..3 {
+                    if stop.get() {
                         return;
                     }
+                    match open_lp(dst, src.pick(), &acct, &topic).await {
+                        Ok(s) => {
+                            lp = s;
+                            st.borrow_mut().reconnects += 1;
+                            reopened = true;
+                            break;
+                        }
+                        Err(e) => {
+                            st.borrow_mut().error(format!("LP reopen failed: {e:#}"));
+                            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                        }
+                    }
+                }
+                if !reopened {
+                    return;
                 }
             }
         });
@@ -212,6 +237,31 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
         &stop,
     )
     .await
+}
+
+/// Creates a long-polling session and sets it up over it: `{hi}`, token `{login}`, `{sub}`.
+async fn open_lp(
+    dst: std::net::SocketAddr,
+    src: Option<std::net::IpAddr>,
+    acct: &crate::msg::Account,
+    topic: &str,
+) -> Result<LpSession> {
+    let mut lp = LpSession::create(dst, src).await?;
+    let c = lp.request(tinode::hi).await?;
+    if c.code >= 300 {
+        return Err(anyhow!("LP hi answered {} {}", c.code, c.text));
+    }
+    let c = lp
+        .request(|id| tinode::login_token(id, &acct.token))
+        .await?;
+    if c.code >= 300 {
+        return Err(anyhow!("LP login answered {} {}", c.code, c.text));
+    }
+    let c = lp.request(|id| tinode::sub(id, topic)).await?;
+    if c.code >= 300 && c.code != 304 {
+        return Err(anyhow!("LP sub answered {} {}", c.code, c.text));
+    }
+    Ok(lp)
 }
 
 /// Plain HTTP: `n` keep-alive connections, each POSTing on its own share of the schedule.

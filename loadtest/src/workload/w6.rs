@@ -42,6 +42,7 @@ pub async fn run(ctx: &mut Ctx, a: &W6Args) -> Result<()> {
         ctx.start_server(&Tuning {
             shards: n,
             max_subscribers: a.subscribers + 1,
+            ..Default::default()
         })?;
         let (mut w, k) = w4::setup(ctx, a.subscribers, a.payload).await?;
         let topic = ctx.result.summary["topic"]
