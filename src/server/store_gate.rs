@@ -134,6 +134,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::ids::UnixMillis;
+    use crate::store::testing::HookedStore;
     use crate::store::{RedbStore, WriteOp};
 
     fn msg(seq: u64) -> WriteOp {
@@ -148,69 +149,9 @@ pub(crate) mod tests {
         })
     }
 
-    /// A redb store whose `apply` announces itself and then waits for the test's go-ahead.
-    pub(crate) struct HeldApply {
-        inner: RedbStore,
-        entered: mpsc::SyncSender<()>,
-        go: std::sync::Mutex<mpsc::Receiver<()>>,
-    }
-
-    impl Store for HeldApply {
-        fn user(&self, uid: UserId) -> Result<Option<UserRecord>, StoreError> {
-            self.inner.user(uid)
-        }
-        fn auth(&self, unique: &str) -> Result<Option<AuthRecord>, StoreError> {
-            self.inner.auth(unique)
-        }
-        fn auths_of_user(&self, uid: UserId) -> Result<Vec<AuthRecord>, StoreError> {
-            self.inner.auths_of_user(uid)
-        }
-        fn topic(&self, name: &str) -> Result<Option<TopicRecord>, StoreError> {
-            self.inner.topic(name)
-        }
-        fn sub(&self, topic: &str, uid: UserId) -> Result<Option<SubRecord>, StoreError> {
-            self.inner.sub(topic, uid)
-        }
-        fn subs_of_topic(&self, topic: &str) -> Result<Vec<SubRecord>, StoreError> {
-            self.inner.subs_of_topic(topic)
-        }
-        fn subs_of_user(&self, uid: UserId) -> Result<Vec<SubRecord>, StoreError> {
-            self.inner.subs_of_user(uid)
-        }
-        fn messages(&self, topic: &str, q: MessageQuery) -> Result<Vec<MessageRecord>, StoreError> {
-            self.inner.messages(topic, q)
-        }
-        fn last_message(&self, topic: &str) -> Result<Option<LastMessage>, StoreError> {
-            self.inner.last_message(topic)
-        }
-        fn del_log(
-            &self,
-            topic: &str,
-            since: u64,
-            before: Option<u64>,
-            limit: usize,
-        ) -> Result<Vec<DelRecord>, StoreError> {
-            self.inner.del_log(topic, since, before, limit)
-        }
-        fn find_tags(
-            &self,
-            tags: &[String],
-            limit: usize,
-        ) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-            self.inner.find_tags(tags, limit)
-        }
-        fn apply(&self, batches: &[WriteBatch]) -> Vec<Result<(), StoreError>> {
-            let _ = self.entered.send(());
-            let _ = self.go.lock().unwrap().recv();
-            self.inner.apply(batches)
-        }
-        fn read(&self, q: &ReadQuery) -> Result<ReadAnswer, StoreError> {
-            self.inner.read(q)
-        }
-        fn cred_owner(&self, unique: &str) -> Result<Option<UserId>, StoreError> {
-            self.inner.cred_owner(unique)
-        }
-    }
+    /// The hook of a store whose `apply` announces itself and then waits for the test's
+    /// go-ahead.
+    pub(crate) type HeldApply = HookedStore<Box<dyn Fn(&[WriteBatch]) + Send + Sync>>;
 
     /// A gate over a durable redb store in `dir` whose `apply` sends on the first receiver when
     /// it is inside and then waits for a send on (or the drop of) the second sender.
@@ -222,11 +163,14 @@ pub(crate) mod tests {
         mpsc::Sender<()>,
     ) {
         let (entered_tx, entered) = mpsc::sync_channel(1);
-        let (go, go_rx) = mpsc::channel();
+        let (go, go_rx) = mpsc::channel::<()>();
+        let go_rx = std::sync::Mutex::new(go_rx);
         let gate = Arc::new(StoreGate::new(HeldApply {
             inner: RedbStore::open(dir, true).unwrap(),
-            entered: entered_tx,
-            go: std::sync::Mutex::new(go_rx),
+            hook: Box::new(move |_: &[WriteBatch]| {
+                let _ = entered_tx.send(());
+                let _ = go_rx.lock().unwrap().recv();
+            }),
         }));
         (gate, entered, go)
     }

@@ -9,6 +9,8 @@
 pub(crate) mod conformance;
 pub mod read;
 pub mod redb;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod writer;
 
 use crate::access::{AccessMode, AuthLevel, DefaultAccess};

@@ -261,10 +261,8 @@ mod tests {
 
     use super::*;
     use crate::ids::{UnixMillis, UserId};
-    use crate::store::{
-        AuthRecord, DelRecord, LastMessage, MessageQuery, MessageRecord, RedbStore, SubRecord,
-        TopicRecord, UserRecord, WriteOp,
-    };
+    use crate::store::testing::HookedStore;
+    use crate::store::{MessageQuery, MessageRecord, RedbStore, WriteOp};
 
     fn msg(topic: &str, seq: u64) -> WriteOp {
         WriteOp::AppendMessage(MessageRecord {
@@ -282,89 +280,35 @@ mod tests {
         StoreWriter::spawn(store, cfg).unwrap()
     }
 
-    /// Delegates to a [`RedbStore`], holding every `apply` until the gate opens (its sender is
-    /// dropped), announcing each entry and recording the size of each group.
-    struct GateStore {
-        inner: RedbStore,
-        entered: Sender<()>,
-        gate: Receiver<()>,
-        groups: Mutex<Vec<usize>>,
-    }
+    /// The hook of a [`HookedStore`] that holds every `apply` until the gate opens (its sender
+    /// is dropped), announcing each entry and recording the size of each group.
+    type Gate = Box<dyn Fn(&[WriteBatch]) + Send + Sync>;
 
-    impl GateStore {
-        fn new() -> (Arc<GateStore>, Receiver<()>, Sender<()>) {
-            let (entered_tx, entered_rx) = crossbeam_channel::unbounded();
-            let (gate_tx, gate_rx) = crossbeam_channel::bounded(0);
-            let store = GateStore {
-                inner: RedbStore::in_memory(),
-                entered: entered_tx,
-                gate: gate_rx,
-                groups: Mutex::new(Vec::new()),
-            };
-            (Arc::new(store), entered_rx, gate_tx)
-        }
-    }
-
-    impl Store for GateStore {
-        fn user(&self, uid: UserId) -> Result<Option<UserRecord>, StoreError> {
-            self.inner.user(uid)
-        }
-        fn auth(&self, unique: &str) -> Result<Option<AuthRecord>, StoreError> {
-            self.inner.auth(unique)
-        }
-        fn auths_of_user(&self, uid: UserId) -> Result<Vec<AuthRecord>, StoreError> {
-            self.inner.auths_of_user(uid)
-        }
-        fn topic(&self, name: &str) -> Result<Option<TopicRecord>, StoreError> {
-            self.inner.topic(name)
-        }
-        fn sub(&self, topic: &str, uid: UserId) -> Result<Option<SubRecord>, StoreError> {
-            self.inner.sub(topic, uid)
-        }
-        fn subs_of_topic(&self, topic: &str) -> Result<Vec<SubRecord>, StoreError> {
-            self.inner.subs_of_topic(topic)
-        }
-        fn subs_of_user(&self, uid: UserId) -> Result<Vec<SubRecord>, StoreError> {
-            self.inner.subs_of_user(uid)
-        }
-        fn read(
-            &self,
-            q: &crate::store::ReadQuery,
-        ) -> Result<crate::store::ReadAnswer, StoreError> {
-            self.inner.read(q)
-        }
-        fn messages(&self, topic: &str, q: MessageQuery) -> Result<Vec<MessageRecord>, StoreError> {
-            self.inner.messages(topic, q)
-        }
-        fn last_message(&self, topic: &str) -> Result<Option<LastMessage>, StoreError> {
-            self.inner.last_message(topic)
-        }
-        fn del_log(
-            &self,
-            topic: &str,
-            since: u64,
-            before: Option<u64>,
-            limit: usize,
-        ) -> Result<Vec<DelRecord>, StoreError> {
-            self.inner.del_log(topic, since, before, limit)
-        }
-        fn find_tags(
-            &self,
-            tags: &[String],
-            limit: usize,
-        ) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-            self.inner.find_tags(tags, limit)
-        }
-        fn cred_owner(&self, unique: &str) -> Result<Option<UserId>, StoreError> {
-            self.inner.cred_owner(unique)
-        }
-        fn apply(&self, batches: &[WriteBatch]) -> Vec<Result<(), StoreError>> {
-            let _ = self.entered.send(());
-            let _ = self.gate.recv();
-            let ops = batches.iter().map(Vec::len).sum();
-            self.groups.lock().unwrap().push(ops);
-            self.inner.apply(batches)
-        }
+    /// A gated store: the store, the announcements of each `apply`, the gate (drop it to open),
+    /// and the size of each group committed.
+    #[allow(clippy::type_complexity)]
+    fn gate_store() -> (
+        Arc<HookedStore<Gate>>,
+        Receiver<()>,
+        Sender<()>,
+        Arc<Mutex<Vec<usize>>>,
+    ) {
+        let (entered_tx, entered_rx) = crossbeam_channel::unbounded();
+        let (gate_tx, gate_rx) = crossbeam_channel::bounded::<()>(0);
+        let groups = Arc::new(Mutex::new(Vec::new()));
+        let seen = groups.clone();
+        let hook: Gate = Box::new(move |batches: &[WriteBatch]| {
+            let _ = entered_tx.send(());
+            let _ = gate_rx.recv();
+            seen.lock()
+                .unwrap()
+                .push(batches.iter().map(Vec::len).sum());
+        });
+        let store = HookedStore {
+            inner: RedbStore::in_memory(),
+            hook,
+        };
+        (Arc::new(store), entered_rx, gate_tx, groups)
     }
 
     #[test]
@@ -451,7 +395,7 @@ mod tests {
 
     #[test]
     fn a_group_stops_at_max_batch_ops() {
-        let (store, entered, gate) = GateStore::new();
+        let (store, entered, gate, groups) = gate_store();
         let cfg = WriterConfig {
             max_batch_ops: 4,
             queue_capacity: 100,
@@ -471,14 +415,14 @@ mod tests {
         let stats = Arc::clone(w.stats());
         drop(w);
         join.join().unwrap();
-        assert_eq!(*store.groups.lock().unwrap(), vec![1, 4, 4, 2, 6]);
+        assert_eq!(*groups.lock().unwrap(), vec![1, 4, 4, 2, 6]);
         let s = stats.snapshot();
         assert_eq!((s.commits, s.batches, s.ops), (5, 12, 17));
     }
 
     #[test]
     fn a_full_queue_refuses_without_calling_back() {
-        let (store, entered, gate) = GateStore::new();
+        let (store, entered, gate, _groups) = gate_store();
         let cfg = WriterConfig {
             max_batch_ops: 4096,
             queue_capacity: 2,
@@ -528,7 +472,7 @@ mod tests {
 
     #[test]
     fn join_waits_for_every_pending_callback() {
-        let (store, entered, gate) = GateStore::new();
+        let (store, entered, gate, _groups) = gate_store();
         let (w, join) = spawn(store, WriterConfig::default());
         let calls = Arc::new(AtomicU64::new(0));
         for seq in 1..=50 {
