@@ -25,12 +25,12 @@ PY
 w3_on() { # BIN EXTRA_TOML RESULT_DIR: one-shard coretalk on core 0 (in-memory store), W3 2,000 P2P pairs @2,500/s
   local bin=$1 extra=$2 d=$3 dir pid addr
   dir=$(mktemp -d)
-  printf '[auth]\nbcrypt_cost = 4\n[store]\ndurable = false\n%b' "$extra" > "$dir/c.toml"
-  taskset -c 0 "$bin" --listen 127.0.0.1:0 --data "$dir/data" --shards 1 --config "$dir/c.toml" \
+  printf '[auth]\nbcrypt_cost = 4\n[store]\ndurable = false\n[limits]\nmsg_per_sec = 0\nauth_per_min = 0\naddr_auth_per_min = 0\nmax_sessions_per_user = 0\n%b' "$extra" > "$dir/c.toml"
+  taskset -c 0 "$bin" --listen 127.0.0.1:0 --data "$dir/data" --grpc-listen "" --shards 1 --config "$dir/c.toml" \
     > "$dir/out.log" 2> "$dir/err.log" &
   pid=$!
-  for _ in $(seq 100); do grep -q "listening on" "$dir/out.log" && break; sleep 0.1; done
-  addr=$(grep -o "listening on [0-9.:]*" "$dir/out.log" | awk '{print $3}')
+  for _ in $(seq 100); do grep -q "^coretalk listening on" "$dir/out.log" && break; sleep 0.1; done
+  addr=$(grep -o "^coretalk listening on [0-9.:]*" "$dir/out.log" | awk '{print $4}')
   "$LOAD" w3 --attach "$addr" --server-pid $pid --pairs 2000 --rate 2500 --topic-kind p2p \
     "${COMMON[@]}" --results-dir "$d" > "$d.log" 2>&1
   kill $pid; wait $pid 2>/dev/null || true
@@ -68,8 +68,8 @@ case "${1:-}" in
         dir=$(mktemp -d)
         taskset -c 0-1 "$base" --listen 127.0.0.1:0 --threads $threads > "$dir/out.log" 2> "$dir/err.log" &
         pid=$!
-        for _ in $(seq 100); do grep -q "listening on" "$dir/out.log" && break; sleep 0.1; done
-        addr=$(grep -o "listening on [0-9.:]*" "$dir/out.log" | awk '{print $3}')
+        for _ in $(seq 100); do grep -q "^coretalk listening on" "$dir/out.log" && break; sleep 0.1; done
+        addr=$(grep -o "^coretalk listening on [0-9.:]*" "$dir/out.log" | awk '{print $4}')
         d="$OUT/baseline-t$threads-$run"
         "$LOAD" w4 --target baseline --attach "$addr" --server-pid $pid --subscribers 1000 --rate 50 \
           "${COMMON[@]}" --results-dir "$d" > "$d.log" 2>&1

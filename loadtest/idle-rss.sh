@@ -11,7 +11,7 @@ for n in "$@"; do
   "$bin" --listen 127.0.0.1:0 --data "$dir/data" --shards "$n" --config "$dir/c.toml" \
     > "$dir/out" 2> "$dir/err" &
   pid=$!
-  for _ in $(seq 200); do grep -q "listening on" "$dir/out" && break; sleep 0.1; done
+  for _ in $(seq 200); do grep -q "^coretalk listening on" "$dir/out" && break; sleep 0.1; done
   sleep 2
   echo "shards=$n rss_kib=$(awk '/VmRSS/{print $2}' /proc/$pid/status)"
   kill "$pid"; wait "$pid" 2>/dev/null || true
