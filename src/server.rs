@@ -89,6 +89,7 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
         WriterConfig {
             max_batch_ops: cfg.store.max_batch_ops,
             queue_capacity: cfg.store.queue_capacity,
+            group_window_us: cfg.store.group_window_us,
         },
     )?;
     let (hasher, hasher_join) = HashPool::spawn(cfg.auth.hash_threads, cfg.auth.hash_queue);

@@ -119,6 +119,13 @@ impl<S: Store> Store for StoreGate<S> {
         self.with(|s| Ok(s.apply(batches)))
             .unwrap_or_else(|e| vec![Err(e); batches.len()])
     }
+    fn apply_volatile(&self, batches: &[WriteBatch]) -> Vec<Result<(), StoreError>> {
+        self.with(|s| Ok(s.apply_volatile(batches)))
+            .unwrap_or_else(|e| vec![Err(e); batches.len()])
+    }
+    fn sync(&self) -> Result<(), StoreError> {
+        self.with(|s| s.sync())
+    }
     fn read(&self, q: &ReadQuery) -> Result<ReadAnswer, StoreError> {
         self.with(|s| s.read(q))
     }

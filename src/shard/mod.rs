@@ -229,6 +229,7 @@ impl ShardCtx {
         extra.insert("StoreCommitsTotal".into(), w.commits.into());
         extra.insert("StoreBatchesTotal".into(), w.batches.into());
         extra.insert("StoreOpsTotal".into(), w.ops.into());
+        extra.insert("StoreReadsBehindTotal".into(), w.reads.into());
         extra.insert("StoreQueued".into(), (self.writer.queued() as u64).into());
         extra.insert("HashQueued".into(), (self.hasher.queued() as u64).into());
         ShardStats::to_json(&self.all_stats, extra)
@@ -290,6 +291,25 @@ impl ShardCtx {
         let t = self.next_ticket;
         self.next_ticket += 1;
         t
+    }
+
+    /// Whether writes that cannot fail on a precondition (a topic's appends) are acknowledged
+    /// before the store thread applies them. With a non-durable store nothing survives a
+    /// crash anyway and a clean shutdown applies the whole queue, so waiting for the commit
+    /// would only add a thread round trip per message.
+    fn ack_behind(&self) -> bool {
+        !self.cfg.store.durable
+    }
+
+    /// The completion of a write nobody waits for: a failure can only be logged and counted.
+    fn log_failure(&self) -> crate::store::writer::Completion {
+        let stats = self.stats.clone();
+        Box::new(move |res| {
+            if let Err(e) = res {
+                log::error!("a store write that nobody waited for failed (it may have been acknowledged): {e}");
+                ShardStats::inc(&stats.store_errors);
+            }
+        })
     }
 
     /// Submits a write whose completion comes back as [`Local::StoreDone`].

@@ -11,7 +11,7 @@ use crate::routing::{home_shard, me_topic, Envelope, TopicRequest, Unreachable};
 use crate::shard::mesh::ReadResult;
 use crate::shard::{now, Local, ReadWaiter, ShardCtx, StoreWaiter, TopicSlot};
 use crate::stats::ShardStats;
-use crate::store::{Answers, ReadQuery, StoreError};
+use crate::store::{Answers, ReadQuery, StoreError, WriteBatch, WriteOp};
 use crate::topic::{Topic, TopicCx, TopicOut};
 
 impl ShardCtx {
@@ -73,9 +73,33 @@ impl ShardCtx {
     /// Asks the store for `queries`; the answers come back as [`Local::ReadDone`]. The
     /// embedded store answers within this step (queued as a completion, so the step's order
     /// is the same as for a store that answers later).
+    ///
+    /// While writes acknowledged before being applied are queued (`StoreWriter::behind`), the
+    /// read is queued behind them on the store thread instead, so that it sees every write
+    /// submitted before it, as a read after a commit would.
     pub(crate) fn read(&mut self, waiter: ReadWaiter, queries: Vec<ReadQuery>) {
         let ticket = self.ticket();
         self.read_waiters.insert(ticket, waiter);
+        let queries = if self.writer.behind() {
+            let service = self.service.clone();
+            let queued = self.writer.read(
+                queries.clone(),
+                Box::new(move |results| {
+                    let _ = service.send(Local::ReadDone { ticket, results });
+                }),
+            );
+            match queued {
+                Ok(()) => return,
+                Err(e) => {
+                    let results = queries.into_iter().map(|q| (q, Err(e.clone()))).collect();
+                    self.completions
+                        .push_back(Local::ReadDone { ticket, results });
+                    return;
+                }
+            }
+        } else {
+            queries
+        };
         let results = queries
             .into_iter()
             .map(|q| {
@@ -150,6 +174,20 @@ impl ShardCtx {
                 }
                 TopicOut::UserPres { frame, targets } => self.user_pres(frame, targets),
                 TopicOut::ToTopic { topic, req } => self.route(topic, req),
+                TopicOut::Persist { token, batch } if self.ack_behind() && behind_ok(&batch) => {
+                    // Acknowledged now, applied by the store thread later (reads queue behind
+                    // it meanwhile): the same step continues with the topic's completion.
+                    let ticket = self.ticket();
+                    self.store_waiters.insert(
+                        ticket,
+                        StoreWaiter::Topic {
+                            topic: topic.to_owned(),
+                            token,
+                        },
+                    );
+                    let res = self.writer.submit_behind(batch, self.log_failure());
+                    self.completions.push_back(Local::StoreDone { ticket, res });
+                }
                 TopicOut::Persist { token, batch } => {
                     let ticket = self.ticket();
                     self.store_waiters.insert(
@@ -169,16 +207,7 @@ impl ShardCtx {
                     self.read(ReadWaiter::Topic { topic, token }, queries);
                 }
                 TopicOut::Write { batch } => {
-                    let stats = self.stats.clone();
-                    let res = self.writer.submit(
-                        batch,
-                        Box::new(move |res| {
-                            if let Err(e) = res {
-                                log::error!("background store write failed: {e}");
-                                ShardStats::inc(&stats.store_errors);
-                            }
-                        }),
-                    );
+                    let res = self.writer.submit(batch, self.log_failure());
                     if let Err(e) = res {
                         log::error!("background store write refused: {e}");
                         ShardStats::inc(&self.stats.store_errors);
@@ -233,4 +262,13 @@ impl ShardCtx {
         }
         self.with_topic(&name, |topic, cx| topic.handle_persisted(token, res, cx));
     }
+}
+
+/// Whether a batch may be acknowledged before the store thread applies it: it can only fail
+/// on a broken store, never on a precondition the caller would have to report (appends of
+/// a topic's next seq, which only its home shard assigns, and marker raises).
+fn behind_ok(batch: &WriteBatch) -> bool {
+    batch
+        .iter()
+        .all(|op| matches!(op, WriteOp::AppendMessage(_) | WriteOp::Markers { .. }))
 }

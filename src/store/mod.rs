@@ -7,6 +7,7 @@
 
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod journal;
 pub mod read;
 pub mod redb;
 #[cfg(test)]
@@ -337,6 +338,16 @@ pub trait Store: Send + Sync + 'static {
     /// whose precondition fails is skipped (`Err`), the others commit. A backend failure fails
     /// every batch.
     fn apply(&self, batches: &[WriteBatch]) -> Vec<Result<(), StoreError>>;
+    /// Applies like [`Store::apply`], but the commit may stay volatile (lost by a crash) until
+    /// the next durable commit or [`Store::sync`]: for writes that are already safe in a
+    /// shard's journal. Stores without cheaper commits apply durably.
+    fn apply_volatile(&self, batches: &[WriteBatch]) -> Vec<Result<(), StoreError>> {
+        self.apply(batches)
+    }
+    /// Makes every commit so far durable (a no-op where every commit already is).
+    fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Answers one [`ReadQuery`]; stores without a better plan delegate to [`read::run`].
     fn read(&self, q: &ReadQuery) -> Result<ReadAnswer, StoreError>;
 }

@@ -68,4 +68,11 @@ impl<H: Fn(&[WriteBatch]) + Send + Sync + 'static> Store for HookedStore<H> {
         (self.hook)(batches);
         self.inner.apply(batches)
     }
+    fn apply_volatile(&self, batches: &[WriteBatch]) -> Vec<Result<(), StoreError>> {
+        (self.hook)(batches);
+        self.inner.apply_volatile(batches)
+    }
+    fn sync(&self) -> Result<(), StoreError> {
+        self.inner.sync()
+    }
 }

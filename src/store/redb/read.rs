@@ -270,10 +270,24 @@ impl Store for RedbStore {
     }
 
     fn apply(&self, batches: &[WriteBatch]) -> Vec<Result<(), StoreError>> {
+        self.apply_with(batches, self.durable)
+    }
+
+    fn apply_volatile(&self, batches: &[WriteBatch]) -> Vec<Result<(), StoreError>> {
+        self.apply_with(batches, false)
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.sync_txn()
+    }
+}
+
+impl RedbStore {
+    fn apply_with(&self, batches: &[WriteBatch], durable: bool) -> Vec<Result<(), StoreError>> {
         if batches.is_empty() {
             return Vec::new();
         }
-        match self.apply_txn(batches) {
+        match self.apply_txn(batches, durable) {
             Ok(results) => results,
             Err(e) => {
                 log::error!("store commit of {} batches failed: {e}", batches.len());

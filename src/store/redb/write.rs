@@ -17,12 +17,21 @@ pub(super) const TOMBSTONE_CHUNK: usize = 512;
 
 impl RedbStore {
     /// The fallible body of [`Store::apply`](crate::store::Store::apply): `Err` means the whole transaction failed.
+    /// An empty transaction committed with [`Durability::Immediate`]: redb then persists it
+    /// and every volatile commit before it.
+    pub(super) fn sync_txn(&self) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(backend)?;
+        txn.set_durability(Durability::Immediate).map_err(backend)?;
+        txn.commit().map_err(backend)
+    }
+
     pub(super) fn apply_txn(
         &self,
         batches: &[WriteBatch],
+        durable: bool,
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         let mut txn = self.db.begin_write().map_err(backend)?;
-        txn.set_durability(if self.durable {
+        txn.set_durability(if durable {
             Durability::Immediate
         } else {
             Durability::None

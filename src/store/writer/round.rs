@@ -1,0 +1,183 @@
+//! The storage thread's loop: gather a group of queued writes (lingering for more when nobody
+//! waits for them), apply it in one transaction, run the completions in submission order, and
+//! answer reads queued behind writes once those writes are applied.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, TryRecvError};
+
+use super::{Completion, Job, ReadCompletion, Shared, WriterStats};
+use crate::store::{ReadQuery, Store, StoreError, WriteBatch};
+
+/// Everything the thread owns.
+pub(super) struct Rounds {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) rx: Receiver<Job>,
+    pub(super) max_ops: usize,
+    pub(super) window: Duration,
+    pub(super) stats: Arc<WriterStats>,
+    pub(super) shared: Arc<Shared>,
+}
+
+/// One write of the group being gathered.
+struct Pending {
+    done: Completion,
+    waited: bool,
+}
+
+impl Rounds {
+    /// One group commit per round until the queue is closed and empty.
+    pub(super) fn run(self) {
+        let mut batches: Vec<WriteBatch> = Vec::new();
+        let mut pending: Vec<Pending> = Vec::new();
+        // A job drained from the queue that ends the group (a read, or a write that would have
+        // pushed it past `max_ops`): it opens the next round instead (the channel has no peek).
+        let mut carried: Option<Job> = None;
+        loop {
+            let first = match carried.take() {
+                Some(job) => job,
+                // `recv` fails only once every sender is gone and the queue is empty.
+                None => match self.rx.recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                },
+            };
+            let (batch, done, waited) = match first {
+                Job::Read { queries, done } => {
+                    // Every write queued before it was applied by an earlier round.
+                    self.answer(queries, done);
+                    continue;
+                }
+                Job::Write {
+                    batch,
+                    done,
+                    waited,
+                } => (batch, done, waited),
+            };
+            let mut ops = cost(&batch);
+            let mut all_linger = !waited;
+            batches.push(batch);
+            pending.push(Pending { done, waited });
+            let mut deadline: Option<Instant> = None;
+            while ops < self.max_ops {
+                match self.rx.try_recv() {
+                    Ok(job @ Job::Read { .. }) => {
+                        carried = Some(job);
+                        break;
+                    }
+                    Ok(Job::Write {
+                        batch,
+                        done,
+                        waited,
+                    }) => {
+                        if ops + cost(&batch) > self.max_ops {
+                            carried = Some(Job::Write {
+                                batch,
+                                done,
+                                waited,
+                            });
+                            break;
+                        }
+                        ops += cost(&batch);
+                        all_linger &= !waited;
+                        batches.push(batch);
+                        pending.push(Pending { done, waited });
+                    }
+                    Err(TryRecvError::Disconnected) => break,
+                    Err(TryRecvError::Empty) => {
+                        if !all_linger || self.window.is_zero() {
+                            break;
+                        }
+                        let now = Instant::now();
+                        match deadline {
+                            None => {
+                                // Announce the wait, then drain once more before parking: a
+                                // submitter either queued before that drain (seen there) or
+                                // sees `lingering` and unparks this thread.
+                                self.shared.lingering.store(true, Ordering::SeqCst);
+                                deadline = Some(now + self.window);
+                            }
+                            Some(d) if now >= d => break,
+                            Some(d) => std::thread::park_timeout(d - now),
+                        }
+                    }
+                }
+            }
+            self.shared.lingering.store(false, Ordering::SeqCst);
+            // Writes behind the acknowledgement are already safe (in a shard's journal) or
+            // were never meant to survive a crash: their group may stay volatile until the
+            // next durable one, which any waited write makes.
+            self.commit(&mut batches, &mut pending, all_linger);
+        }
+    }
+
+    /// Applies the group in one transaction and runs its completions in order.
+    fn commit(&self, batches: &mut Vec<WriteBatch>, pending: &mut Vec<Pending>, volatile: bool) {
+        let store = &self.store;
+        let apply = || {
+            if volatile {
+                store.apply_volatile(batches)
+            } else {
+                store.apply(batches)
+            }
+        };
+        let mut results = catch_unwind(AssertUnwindSafe(apply)).unwrap_or_else(|_| {
+            log::error!("store apply panicked; failing {} batches", batches.len());
+            Vec::new()
+        });
+        if results.len() != batches.len() {
+            if !results.is_empty() {
+                log::error!(
+                    "store returned {} results for {} batches",
+                    results.len(),
+                    batches.len()
+                );
+            }
+            let err = StoreError::Backend("store apply failed".to_owned());
+            results = vec![Err(err); batches.len()];
+        }
+
+        let op_count: usize = batches.iter().map(Vec::len).sum();
+        self.stats.commits.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .batches
+            .fetch_add(batches.len() as u64, Ordering::Relaxed);
+        self.stats.ops.fetch_add(op_count as u64, Ordering::Relaxed);
+        batches.clear();
+
+        for (p, result) in pending.drain(..).zip(results) {
+            let done = p.done;
+            if catch_unwind(AssertUnwindSafe(move || done(result))).is_err() {
+                log::error!("a store completion callback panicked");
+            }
+            if !p.waited {
+                // Applied (and reported): reads no longer need to queue behind it.
+                self.shared.behind.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Answers reads queued behind writes.
+    fn answer(&self, queries: Vec<ReadQuery>, done: ReadCompletion) {
+        let results = queries
+            .into_iter()
+            .map(|q| {
+                let r = catch_unwind(AssertUnwindSafe(|| self.store.read(&q)))
+                    .unwrap_or_else(|_| Err(StoreError::Backend("store read panicked".to_owned())));
+                (q, r)
+            })
+            .collect();
+        self.stats.reads.fetch_add(1, Ordering::Relaxed);
+        if catch_unwind(AssertUnwindSafe(move || done(results))).is_err() {
+            log::error!("a store read callback panicked");
+        }
+    }
+}
+
+/// An empty batch still costs one, so that a flood of them cannot grow a group forever.
+fn cost(batch: &WriteBatch) -> usize {
+    batch.len().max(1)
+}
