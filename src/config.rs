@@ -283,6 +283,13 @@ pub struct StoreConfig {
     /// those commits, so the window costs no latency and shares one transaction among many
     /// messages. See `tuning/storage.md`.
     pub group_window_us: u64,
+    /// With `durable`: acknowledge a topic's appends once they are synced in the accepting
+    /// shard's own journal (`data_dir/journal`), and let the store thread apply them behind
+    /// in volatile groups. `false`: every write waits for a durable store commit.
+    pub journal: bool,
+    /// Size of a journal segment, KiB; a full segment is removed once the store has made its
+    /// content durable.
+    pub journal_segment_kib: u64,
 }
 
 impl Default for StoreConfig {
@@ -293,6 +300,8 @@ impl Default for StoreConfig {
             max_batch_ops: 4096,
             queue_capacity: 65536,
             group_window_us: 2000,
+            journal: true,
+            journal_segment_kib: 65536,
         }
     }
 }

@@ -31,7 +31,7 @@ use crate::config::Config;
 use crate::ids::ShardId;
 use crate::shard::{self, local, mesh, ShardCtx, ShardInit};
 use crate::stats::ShardStats;
-use crate::store::{RedbStore, Store, StoreWriter, WriterConfig};
+use crate::store::{journal, RedbStore, Store, StoreWriter, WriterConfig};
 use shutdown::{Event, Pending};
 use store_gate::StoreGate;
 
@@ -84,6 +84,13 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
         cfg.store.durable,
     )?));
     let store: Arc<dyn Store> = gate.clone();
+    let journal_dir = data_dir.join(journal::DIR);
+    replay_journal(&journal_dir, store.as_ref())?;
+    if cfg.store.durable && cfg.store.journal {
+        std::fs::create_dir_all(&journal_dir).with_context(|| {
+            format!("cannot create journal directory {}", journal_dir.display())
+        })?;
+    }
     let (writer, writer_join) = StoreWriter::spawn(
         store.clone(),
         WriterConfig {
@@ -281,5 +288,36 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
         }
     });
     shutdown::watch(&events_tx, Event::HashExited, move || hasher_join.join());
-    Ok(shutdown::finish(&events, Pending::new(n), &gate, timeout))
+    let exit = shutdown::finish(&events, Pending::new(n), &gate, timeout);
+    if exit == Exit::Clean {
+        // Every write reached the store and the store closed durably: nothing to replay.
+        if let Err(e) = journal::clear(&journal_dir) {
+            log::warn!("journal not cleared (it will be replayed at the next start): {e}");
+        }
+    }
+    Ok(exit)
+}
+
+/// Replays what a crash left in the journal into the store before anything else runs.
+fn replay_journal(dir: &std::path::Path, store: &dyn Store) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let rep = journal::replay(dir, store)
+        .with_context(|| format!("cannot replay the journal in {}", dir.display()))?;
+    for (file, at, why) in &rep.torn {
+        log::warn!(
+            "journal {}: {why} at byte {at}: the rest of that segment was never acknowledged",
+            file.display()
+        );
+    }
+    if rep.files > 0 {
+        log::info!(
+            "journal replayed in {} ms: {} segment(s), {} record(s), {} op(s) applied, {} message(s) already stored",
+            started.elapsed().as_millis(),
+            rep.files,
+            rep.records,
+            rep.applied,
+            rep.present
+        );
+    }
+    Ok(())
 }

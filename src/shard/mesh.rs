@@ -40,6 +40,9 @@ pub enum Local {
         ticket: u64,
         results: Vec<(ReadQuery, ReadResult)>,
     },
+    /// The store made everything before this shard's journal segment `below` durable: the
+    /// older segments can go.
+    JournalCheckpoint { below: u64 },
     /// Stop: tell sessions, close connections, exit.
     Shutdown,
 }

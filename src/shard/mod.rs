@@ -12,6 +12,7 @@
 //! machine's; this file holds the context, the routing, completions, housekeeping and shutdown.
 
 mod account;
+mod journal;
 mod limits;
 pub mod local;
 mod longpoll;
@@ -159,6 +160,9 @@ pub struct ShardCtx {
     lp_closing: HashMap<SessionId, longpoll::LpClosing>,
     /// Polls held for this shard's sessions, by where their answer goes.
     lp_holds: HashMap<crate::routing::LpReplyTo, Rc<longpoll::LpHold>>,
+    /// This shard's journal, when appends are acknowledged from it (`store.durable` and
+    /// `store.journal`).
+    journal: Option<journal::Journal>,
     /// Set once shutdown began: no new sessions.
     shutting_down: bool,
     /// The task waiting for the shard to drain (`run_tasks`).
@@ -169,6 +173,12 @@ impl ShardCtx {
     /// Builds a shard's context.
     pub fn new(init: ShardInit) -> ShardCtx {
         let cfg = init.cfg;
+        let journal = (cfg.store.durable && cfg.store.journal).then(|| {
+            journal::Journal::new(
+                cfg.store.data_dir.join(crate::store::journal::DIR),
+                cfg.store.journal_segment_kib.saturating_mul(1 << 10),
+            )
+        });
         ShardCtx {
             id: init.id,
             n_shards: init.n_shards,
@@ -207,6 +217,7 @@ impl ShardCtx {
             lp_waits: HashMap::new(),
             lp_holds: HashMap::new(),
             lp_closing: HashMap::new(),
+            journal,
             shutting_down: false,
             drained_waker: None,
         }
@@ -301,6 +312,28 @@ impl ShardCtx {
         !self.cfg.store.durable
     }
 
+    /// Where a topic's write goes: the journal (acknowledged once synced, applied behind),
+    /// straight behind (a non-durable store), or to the store thread with a waiter.
+    fn persist(&mut self, ticket: u64, batch: WriteBatch) -> Result<(), StoreError> {
+        if crate::store::journal::journaled(&batch) {
+            if let Some(j) = self.journal.as_mut() {
+                j.append(ticket, &batch)?;
+                if let Err(e) = self.writer.submit_behind(batch, self.log_failure()) {
+                    // Journaled, so it is safe, but the store would lack it until a replay.
+                    log::error!("shard {}: journaled write not queued: {e}", self.id.0);
+                    ShardStats::inc(&self.stats.store_errors);
+                }
+                return Ok(());
+            }
+            if self.ack_behind() {
+                let res = self.writer.submit_behind(batch, self.log_failure());
+                self.completions.push_back(Local::StoreDone { ticket, res });
+                return Ok(());
+            }
+        }
+        self.submit(ticket, batch)
+    }
+
     /// The completion of a write nobody waits for: a failure can only be logged and counted.
     fn log_failure(&self) -> crate::store::writer::Completion {
         let stats = self.stats.clone();
@@ -364,6 +397,7 @@ impl ShardCtx {
                         self.hashed(w, outcome);
                     }
                 }
+                Local::JournalCheckpoint { below } => self.journal_checkpointed(below),
                 Local::Shutdown => self.begin_shutdown(),
             }
         }

@@ -1,5 +1,6 @@
 //! The shard's own long-running tasks on its executor: draining the mesh when its doorbell
-//! rings, and once-a-second housekeeping (idle topic unload, gauges, backlog retries).
+//! rings, once-a-second housekeeping (idle topic unload, gauges, backlog retries), and the
+//! journal's writer (`shard::journal`, only where the journal is on).
 //!
 //! Both only call synchronous steps on the [`ShardCtx`] through [`crate::shard::local::with`];
 //! neither blocks the executor.
@@ -17,6 +18,7 @@ const DRAIN_BATCH: usize = 256;
 pub fn spawn_tasks() {
     glommio::spawn_local(mesh_loop()).detach();
     glommio::spawn_local(housekeeping_loop()).detach();
+    glommio::spawn_local(crate::shard::journal::journal_loop()).detach();
 }
 
 /// Runs until shutdown completes: the future the executor's main task awaits. It sleeps until

@@ -11,7 +11,7 @@ use crate::routing::{home_shard, me_topic, Envelope, TopicRequest, Unreachable};
 use crate::shard::mesh::ReadResult;
 use crate::shard::{now, Local, ReadWaiter, ShardCtx, StoreWaiter, TopicSlot};
 use crate::stats::ShardStats;
-use crate::store::{Answers, ReadQuery, StoreError, WriteBatch, WriteOp};
+use crate::store::{Answers, ReadQuery, StoreError};
 use crate::topic::{Topic, TopicCx, TopicOut};
 
 impl ShardCtx {
@@ -174,20 +174,6 @@ impl ShardCtx {
                 }
                 TopicOut::UserPres { frame, targets } => self.user_pres(frame, targets),
                 TopicOut::ToTopic { topic, req } => self.route(topic, req),
-                TopicOut::Persist { token, batch } if self.ack_behind() && behind_ok(&batch) => {
-                    // Acknowledged now, applied by the store thread later (reads queue behind
-                    // it meanwhile): the same step continues with the topic's completion.
-                    let ticket = self.ticket();
-                    self.store_waiters.insert(
-                        ticket,
-                        StoreWaiter::Topic {
-                            topic: topic.to_owned(),
-                            token,
-                        },
-                    );
-                    let res = self.writer.submit_behind(batch, self.log_failure());
-                    self.completions.push_back(Local::StoreDone { ticket, res });
-                }
                 TopicOut::Persist { token, batch } => {
                     let ticket = self.ticket();
                     self.store_waiters.insert(
@@ -197,7 +183,7 @@ impl ShardCtx {
                             token,
                         },
                     );
-                    if let Err(e) = self.submit(ticket, batch) {
+                    if let Err(e) = self.persist(ticket, batch) {
                         self.store_waiters.remove(&ticket);
                         self.topic_persisted(topic.to_owned(), token, Err(e));
                     }
@@ -262,13 +248,4 @@ impl ShardCtx {
         }
         self.with_topic(&name, |topic, cx| topic.handle_persisted(token, res, cx));
     }
-}
-
-/// Whether a batch may be acknowledged before the store thread applies it: it can only fail
-/// on a broken store, never on a precondition the caller would have to report (appends of
-/// a topic's next seq, which only its home shard assigns, and marker raises).
-fn behind_ok(batch: &WriteBatch) -> bool {
-    batch
-        .iter()
-        .all(|op| matches!(op, WriteOp::AppendMessage(_) | WriteOp::Markers { .. }))
 }

@@ -20,6 +20,8 @@ use crate::ids::{UnixMillis, UserId};
 
 const TAG_APPEND: u8 = 1;
 const TAG_MARKERS: u8 = 2;
+/// The journal's directory inside `store.data_dir`.
+pub const DIR: &str = "journal";
 /// Header bytes before each payload.
 pub const HEADER: usize = 8;
 
@@ -216,6 +218,21 @@ pub fn replay(dir: &Path, store: &dyn Store) -> Result<Replayed, StoreError> {
         std::fs::remove_file(path).map_err(|e| io_err(path, e))?;
     }
     Ok(rep)
+}
+
+/// Removes every segment in `dir` (after a clean shutdown: the store holds all of it).
+pub fn clear(dir: &Path) -> Result<(), StoreError> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(dir, e)),
+    };
+    for p in rd.filter_map(|e| e.ok().map(|e| e.path())) {
+        if p.extension().is_some_and(|x| x == "log") {
+            std::fs::remove_file(&p).map_err(|e| io_err(&p, e))?;
+        }
+    }
+    Ok(())
 }
 
 fn apply_chunk(

@@ -117,6 +117,13 @@ async fn acknowledged_messages_survive_kill_9() {
     drop(a);
 
     server.restart();
+    // The acknowledgements came from the shards' journals (the store thread applies behind
+    // them, volatile until a checkpoint): the restart replayed them.
+    let log = std::fs::read_to_string(server.stderr_path()).unwrap_or_default();
+    assert!(
+        log.contains("journal replayed") && log.contains("record(s)"),
+        "no journal replay at restart: {log}"
+    );
     let mut b = Client::connect(&server, "dur-after").await;
     b.hi().await;
     assert_eq!(
@@ -174,4 +181,69 @@ async fn acknowledged_messages_survive_kill_9() {
         .unwrap_or_else(|| panic!("seq {next} after a clean restart: {frames:?}"));
     assert_eq!(d["seq"], next);
     assert_eq!(d["content"], "after restart");
+}
+
+/// Journal segment files of the server's data directory.
+fn segments(server: &Server) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(server.data_dir().join("journal"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_journal_segments_are_removed_once_checkpointed_and_the_rest_replays() {
+    // Tiny segments: a few dozen messages fill one.
+    let mut server = Server::start(
+        1,
+        "[limits]\nmsg_per_sec = 0\n[store]\njournal_segment_kib = 4\n",
+    );
+    let mut a = Client::connect(&server, "seg").await;
+    a.hi().await;
+    let (_uid, token) = a.sign_up(&unique_login("seg")).await;
+    let grp = a.create_group().await;
+    const N: usize = 400;
+    for start in (0..N).step_by(BURST) {
+        let mut ids = Vec::new();
+        for i in start..start + BURST {
+            ids.push(a.publish_nowait(&grp, content(i), true).await);
+        }
+        for id in &ids {
+            assert_eq!(a.ctrl_for(id).await["code"], 202);
+        }
+    }
+    // ~100 bytes of record per message: N of them span many 4 KiB segments, and each
+    // rotation's checkpoint removes the full ones behind it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let segs = segments(&server);
+        assert!(!segs.is_empty(), "the journal holds the newest segment");
+        if segs.len() <= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "full segments never removed: {segs:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    server.kill9();
+    drop(a);
+    server.restart();
+    let mut b = Client::login(&server, "seg-after", &token).await;
+    let first = b.sub_get(&grp, Some("data"), None).await;
+    let stored = read_history(&mut b, &grp, first).await;
+    assert_eq!(
+        stored.keys().copied().collect::<Vec<_>>(),
+        (1..=N as u64).collect::<Vec<_>>(),
+        "every acknowledged message is back"
+    );
+    // The replay emptied the journal; the new process has not written to it yet.
+    assert!(segments(&server).is_empty(), "{:?}", segments(&server));
 }

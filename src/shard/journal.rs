@@ -1,0 +1,226 @@
+//! The shard's journal: the log that makes a topic's appends durable without a trip to the
+//! store thread. A `{pub}` whose write is [`journaled`] is encoded into this shard's pending
+//! round and handed to the store thread at once as a write behind the acknowledgement; one
+//! task per shard writes each round to the current segment file and syncs it (io_uring
+//! `write` + `fdatasync`, on this shard's own ring: no thread hop, no blocking call), and only
+//! then are the round's publishes acknowledged. Records that arrive while a round is being
+//! synced form the next round, so under load one sync covers many messages (group commit per
+//! shard).
+//!
+//! A segment grows to `store.journal_segment_kib`; the task then opens the next one and asks
+//! the store thread for a durable commit (a waited empty write): once it completes, everything
+//! in the older segments is durable in the store and they are removed. Replay after a crash is
+//! `store::journal::replay`, run by the server before any shard starts.
+//!
+//! [`journaled`]: crate::store::journal::journaled
+
+use std::future::poll_fn;
+use std::path::PathBuf;
+use std::task::{Context, Poll, Waker};
+
+use glommio::io::BufferedFile;
+
+use crate::shard::local::with;
+use crate::shard::{Local, ShardCtx};
+use crate::store::journal::{encode, segment_path};
+use crate::store::{StoreError, WriteBatch};
+
+/// The journal's state on its shard (the file itself is owned by the task).
+#[derive(Debug)]
+pub(crate) struct Journal {
+    /// Directory of the segment files.
+    dir: PathBuf,
+    /// Rotate to a new segment once the current one holds this many bytes.
+    segment_bytes: u64,
+    /// Records not yet handed to the task, and the tickets of the writes they hold.
+    buf: Vec<u8>,
+    tickets: Vec<u64>,
+    /// The task, when it waits for records.
+    waker: Option<Waker>,
+    /// Set after a failed write or sync: the journal refuses records from then on (a
+    /// `{pub}` gets `{ctrl 500}`), since what follows a hole could not be replayed in order.
+    broken: Option<String>,
+}
+
+/// One round the task writes and syncs.
+pub(crate) struct Round {
+    bytes: Vec<u8>,
+    tickets: Vec<u64>,
+}
+
+impl Journal {
+    pub(crate) fn new(dir: PathBuf, segment_bytes: u64) -> Journal {
+        Journal {
+            dir,
+            segment_bytes: segment_bytes.max(1),
+            buf: Vec::new(),
+            tickets: Vec::new(),
+            waker: None,
+            broken: None,
+        }
+    }
+
+    /// Adds `batch` to the next round; the write's waiter is `ticket`.
+    pub(crate) fn append(&mut self, ticket: u64, batch: &WriteBatch) -> Result<(), StoreError> {
+        if let Some(e) = &self.broken {
+            return Err(StoreError::Backend(e.clone()));
+        }
+        encode(&mut self.buf, batch);
+        self.tickets.push(ticket);
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// The next round, once there is one.
+    fn poll_round(&mut self, cx: &mut Context<'_>) -> Poll<Round> {
+        if self.tickets.is_empty() {
+            self.waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        Poll::Ready(Round {
+            bytes: std::mem::take(&mut self.buf),
+            tickets: std::mem::take(&mut self.tickets),
+        })
+    }
+}
+
+impl ShardCtx {
+    /// A round was written and synced (or failed): its writes are acknowledged (or fail) in
+    /// this step, in the order they were journaled.
+    fn journal_synced(&mut self, tickets: Vec<u64>, res: Result<(), StoreError>) {
+        if let (Err(e), Some(j)) = (&res, self.journal.as_mut()) {
+            log::error!("shard {}: journal write failed: {e}", self.id.0);
+            j.broken.get_or_insert_with(|| e.to_string());
+        }
+        for ticket in tickets {
+            self.completions.push_back(Local::StoreDone {
+                ticket,
+                res: res.clone(),
+            });
+        }
+        self.run_work();
+        self.flush();
+    }
+
+    /// The task opened segment `current`: ask the store thread for a durable commit, after
+    /// which the older segments hold nothing the store lacks.
+    fn journal_rotated(&mut self, current: u64) {
+        let service = self.service.clone();
+        let res = self.writer.submit(
+            Vec::new(),
+            Box::new(move |res| {
+                if res.is_ok() {
+                    let _ = service.send(Local::JournalCheckpoint { below: current });
+                }
+            }),
+        );
+        if let Err(e) = res {
+            // The segments stay; the next rotation retries (replay is idempotent anyway).
+            log::warn!("shard {}: journal checkpoint not queued: {e}", self.id.0);
+        }
+    }
+
+    /// Removes this shard's segments older than `below` (their content is durable in the
+    /// store), off the executor.
+    pub(super) fn journal_checkpointed(&mut self, below: u64) {
+        let Some(j) = &self.journal else { return };
+        let (dir, shard) = (j.dir.clone(), self.id.0);
+        glommio::spawn_local(async move {
+            let removed = glommio::executor()
+                .spawn_blocking(move || {
+                    let mut n = 0;
+                    for seg in (0..below).rev() {
+                        match std::fs::remove_file(segment_path(&dir, shard, seg)) {
+                            Ok(()) => n += 1,
+                            // Older ones were removed by an earlier checkpoint.
+                            Err(_) => break,
+                        }
+                    }
+                    n
+                })
+                .await;
+            log::debug!("shard {shard}: journal checkpoint removed {removed} segment(s)");
+        })
+        .detach();
+    }
+}
+
+/// The journal task: writes and syncs rounds, one at a time, rotating segments.
+pub(crate) async fn journal_loop() {
+    let Some((dir, shard, segment_bytes)) = with(|ctx| {
+        ctx.journal
+            .as_ref()
+            .map(|j| (j.dir.clone(), ctx.id.0, j.segment_bytes))
+    }) else {
+        return;
+    };
+    let mut segment = 0u64;
+    let mut file: Option<BufferedFile> = None;
+    let mut pos = 0u64;
+    loop {
+        let round = poll_fn(|cx| {
+            with(|ctx| match ctx.journal.as_mut() {
+                Some(j) => j.poll_round(cx),
+                None => Poll::Pending,
+            })
+        })
+        .await;
+        let len = round.bytes.len() as u64;
+        let res = async {
+            if file.is_some() && pos + len > segment_bytes {
+                if let Some(f) = file.take() {
+                    f.close().await.map_err(io)?;
+                }
+                segment += 1;
+                pos = 0;
+            }
+            if file.is_none() {
+                file = Some(create_segment(&dir, shard, segment).await?);
+                if segment > 0 {
+                    with(|ctx| ctx.journal_rotated(segment));
+                }
+            }
+            let f = file.as_ref().ok_or(StoreError::Stopped)?;
+            write_all(f, round.bytes, pos).await?;
+            pos += len;
+            f.fdatasync().await.map_err(io)
+        }
+        .await;
+        with(|ctx| ctx.journal_synced(round.tickets, res));
+    }
+}
+
+/// Creates a segment file and makes its directory entry durable.
+async fn create_segment(
+    dir: &std::path::Path,
+    shard: u16,
+    segment: u64,
+) -> Result<BufferedFile, StoreError> {
+    let path = segment_path(dir, shard, segment);
+    let f = BufferedFile::create(&path).await.map_err(io)?;
+    let d = dir.to_owned();
+    glommio::executor()
+        .spawn_blocking(move || std::fs::File::open(&d).and_then(|d| d.sync_all()))
+        .await
+        .map_err(|e| StoreError::Backend(format!("journal directory sync: {e}")))?;
+    Ok(f)
+}
+
+/// Writes all of `bytes` at `pos`. A short write on a regular file means the device is full
+/// (or failing): an error, since the buffer is gone with the kernel's answer.
+async fn write_all(f: &BufferedFile, bytes: Vec<u8>, pos: u64) -> Result<(), StoreError> {
+    let total = bytes.len();
+    let done = f.write_at(bytes, pos).await.map_err(io)?;
+    if done < total {
+        return Err(StoreError::Backend(format!(
+            "journal: short write ({done} of {total} bytes): device full?"
+        )));
+    }
+    Ok(())
+}
+
+fn io(e: glommio::GlommioError<()>) -> StoreError {
+    StoreError::Backend(format!("journal: {e}"))
+}
