@@ -1,5 +1,6 @@
 //! The command line: one clap subcommand per workload (W0–W6), the options every workload
-//! shares, `compare`, `smoke`, and the hidden helper subcommands (`worker`, `http-sol`).
+//! shares, `compare`, `smoke`, and the hidden helper subcommands (`worker`, `http-sol`,
+//! `ws-sol`).
 //!
 //! Nothing here does work; `main.rs` dispatches on the parsed value.
 
@@ -69,6 +70,13 @@ pub enum Command {
         #[arg(long)]
         close: bool,
     },
+    /// Internal: a minimal epoll WebSocket server answering the harness's Tinode frames, the
+    /// W1-W4 speed-of-light peer.
+    #[command(hide = true, name = "ws-sol")]
+    WsSol {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
 }
 
 /// What is being measured.
@@ -85,6 +93,9 @@ pub enum TargetKind {
     Mosquitto,
     /// A trivial HTTP responder inside this harness (W5 speed of light).
     HttpSol,
+    /// A minimal WebSocket server inside this harness answering the harness's Tinode frames
+    /// (W1-W4 speed of light).
+    WsSol,
 }
 
 impl TargetKind {
@@ -95,6 +106,7 @@ impl TargetKind {
             TargetKind::Nats => "nats",
             TargetKind::Mosquitto => "mosquitto",
             TargetKind::HttpSol => "http-sol",
+            TargetKind::WsSol => "ws-sol",
         }
     }
     pub fn parse(s: &str) -> Option<TargetKind> {
@@ -102,7 +114,15 @@ impl TargetKind {
     }
     /// Speaks the Tinode JSON subset.
     pub fn is_tinode(self) -> bool {
-        matches!(self, TargetKind::Coretalk | TargetKind::Baseline)
+        matches!(
+            self,
+            TargetKind::Coretalk | TargetKind::Baseline | TargetKind::WsSol
+        )
+    }
+    /// A speed-of-light peer of the harness's own: ratios over it are coretalk's cost over
+    /// the speed of light, not a comparison with another server.
+    pub fn is_sol(self) -> bool {
+        matches!(self, TargetKind::HttpSol | TargetKind::WsSol)
     }
 }
 
@@ -138,7 +158,7 @@ pub enum StoreMode {
 /// Options every workload takes.
 #[derive(Args, Debug, Clone, Serialize, Deserialize)]
 pub struct Common {
-    /// Target kind: coretalk, baseline, nats, mosquitto, http-sol.
+    /// Target kind: coretalk, baseline, nats, mosquitto, http-sol (W5), ws-sol (W1-W4).
     #[arg(long, value_enum, default_value = "coretalk")]
     pub target: TargetKind,
     /// Attach to a running server at HOST:PORT instead of starting one.

@@ -2,6 +2,8 @@
 //! each peer in `--peers` (one after another, each on a freshly started server), and prints
 //! coretalk / peer ratios of throughput, server CPU-µs per operation and p50/p99 latency.
 //! A peer that is not installed or does not support the workload is skipped with a note.
+//! Ratios over a speed-of-light peer (`ws-sol`, `http-sol`) are labelled as coretalk's cost
+//! over the speed of light.
 
 use anyhow::Result;
 use serde::Serialize;
@@ -12,6 +14,8 @@ use crate::report::{self, RunResult, Status};
 #[derive(Serialize)]
 struct Ratio {
     peer: String,
+    /// The peer is the harness's speed-of-light peer: the ratios are coretalk's cost over it.
+    speed_of_light: bool,
     throughput: Option<f64>,
     cpu_us_per_op: Option<f64>,
     p50: Option<f64>,
@@ -90,8 +94,10 @@ pub async fn run(w: &Workload) -> Result<u8> {
         let (Some(a), Some(b)) = (ours.and_then(|o| o.best()), r.best()) else {
             continue;
         };
+        let sol = TargetKind::parse(&r.target).is_some_and(|k| k.is_sol());
         let ratio = Ratio {
             peer: r.target.clone(),
+            speed_of_light: sol,
             throughput: div(Some(a.ops_per_s), Some(b.ops_per_s)),
             cpu_us_per_op: div(a.cpu_us_per_op, b.cpu_us_per_op),
             p50: div(Some(a.latency.p50_us), Some(b.latency.p50_us)),
@@ -99,14 +105,26 @@ pub async fn run(w: &Workload) -> Result<u8> {
         };
         let f = |v: Option<f64>| v.map(|x| format!("{x:.2}x")).unwrap_or_else(|| "-".into());
         println!(
-            "{:<12} {:>11} {:>11} {:>8} {:>8}",
+            "{:<12} {:>11} {:>11} {:>8} {:>8}{}",
             ratio.peer,
             f(ratio.throughput),
             f(ratio.cpu_us_per_op),
             f(ratio.p50),
-            f(ratio.p99)
+            f(ratio.p99),
+            if sol {
+                "   <- cost over the speed of light"
+            } else {
+                ""
+            }
         );
         ratios.push(ratio);
+    }
+    if ratios.iter().any(|r| r.speed_of_light) {
+        println!(
+            "(a speed-of-light peer moves the same frames over the same sockets and does nothing \
+             else: its row is coretalk's cost over the speed of light, the most any server could \
+             gain on this machine; cpu µs/op 3.00x = coretalk spends 3 times the floor)"
+        );
     }
     if !w.common().no_results {
         let base = crate::results_base(w.common());

@@ -1,7 +1,7 @@
 //! `coretalk-load`: the open-loop load harness for coretalk and its peers (workloads W0–W6 of
 //! `shared/design/performance.md`). Parses the command line and dispatches: a workload, a
 //! comparison, the smoke run, or one of the hidden helper processes (a client worker, the
-//! plain-HTTP responder).
+//! plain-HTTP and the WebSocket speed-of-light peers).
 
 mod accounts;
 mod adapter;
@@ -23,6 +23,7 @@ mod server;
 mod smoke;
 mod worker;
 mod workload;
+mod wssol;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -126,6 +127,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("coretalk-load http-sol: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::WsSol { listen } => match wssol::main(&listen) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("coretalk-load ws-sol: {e:#}");
                 ExitCode::FAILURE
             }
         },

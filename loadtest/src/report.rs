@@ -182,6 +182,14 @@ pub fn table(r: &RunResult) -> String {
             format!(" ({})", r.message)
         }
     );
+    if crate::cli::TargetKind::parse(&r.target).is_some_and(|k| k.is_sol()) {
+        let _ = writeln!(
+            s,
+            "({} is the speed of light: the harness's minimal peer moving the same frames over \
+             the same sockets; coretalk's figures over these are its cost over the speed of light)",
+            r.target
+        );
+    }
     if r.points.is_empty() {
         return s;
     }

@@ -1,8 +1,8 @@
 //! Starting the server under test (coretalk from this workspace, the tokio baseline,
-//! nats-server, mosquitto, or the harness's own HTTP responder) pinned with `taskset`, with a
-//! configuration the harness writes into a temporary directory; or attaching to one already
-//! running. Dropping a started server stops it (SIGTERM, then SIGKILL) and removes the
-//! directory.
+//! nats-server, mosquitto, or the harness's own speed-of-light peers `http-sol` and `ws-sol`)
+//! pinned with `taskset`, with a configuration the harness writes into a temporary directory;
+//! or attaching to one already running. Dropping a started server stops it (SIGTERM, then
+//! SIGKILL) and removes the directory.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -378,6 +378,18 @@ impl Server {
                     PathBuf::new(),
                     "coretalk-load http-sol".into(),
                     Some("http-sol listening on"),
+                )
+            }
+            TargetKind::WsSol => {
+                let exe = std::env::current_exe()?;
+                let mut c = taskset(&cores, &exe);
+                c.arg("ws-sol").arg("--listen").arg("127.0.0.1:0");
+                (
+                    c,
+                    String::new(),
+                    PathBuf::new(),
+                    "coretalk-load ws-sol".into(),
+                    Some("ws-sol listening on"),
                 )
             }
             TargetKind::Nats => {

@@ -1,7 +1,9 @@
 //! `coretalk-load smoke`: every workload for ~1-2 s with tiny sizes against each target, one
 //! line per (workload, target): `ok` (operations measured, no errors), `unsupported` (a known
 //! gap of that target, e.g. long polling on the baseline), `skipped` (peer not installed) or
-//! `FAILED`. Exit status 1 if anything failed. The integration test `tests/smoke.rs` runs it.
+//! `FAILED`. Exit status 1 if anything failed. With coretalk among the targets, the
+//! speed-of-light peers run beside it: http-sol for W5, ws-sol for W1, W3 (groups and p2p) and
+//! W4. The integration test `tests/smoke.rs` runs it.
 
 use std::path::PathBuf;
 
@@ -61,10 +63,10 @@ fn args_for(w: &str, target: TargetKind) -> Vec<String> {
 /// Combinations allowed to be unsupported (known gaps, documented in the README).
 fn may_be_unsupported(w: &str, t: TargetKind) -> bool {
     match w {
-        "w0" => t == TargetKind::Coretalk,
+        "w0" => matches!(t, TargetKind::Coretalk | TargetKind::WsSol),
         "w5" => !matches!(t, TargetKind::HttpSol | TargetKind::Coretalk),
         "w6" => t != TargetKind::Coretalk,
-        "w3p2p" => t.is_tinode(),
+        "w3p2p" => t.is_tinode() && t != TargetKind::WsSol,
         _ => false,
     }
 }
@@ -89,7 +91,7 @@ pub async fn run(a: &SmokeArgs) -> Result<u8> {
             let w = w.to_lowercase();
             plan.push((w.clone(), k));
             // p2p is being added to coretalk: smoke it there (unsupported until it lands).
-            if w == "w3" && k == TargetKind::Coretalk {
+            if w == "w3" && matches!(k, TargetKind::Coretalk | TargetKind::WsSol) {
                 plan.push(("w3p2p".into(), k));
             }
             // coretalk's gRPC transport: W3 and W4 with gRPC clients.
@@ -100,6 +102,22 @@ pub async fn run(a: &SmokeArgs) -> Result<u8> {
         if k == TargetKind::Coretalk && a.workloads.iter().any(|w| w.eq_ignore_ascii_case("w5")) {
             plan.push(("w5".into(), TargetKind::HttpSol));
             plan.push(("w5close".into(), TargetKind::HttpSol));
+        }
+        // The WebSocket speed of light beside coretalk (unless it is a target of its own).
+        let ws_sol_listed = a
+            .targets
+            .iter()
+            .any(|t| TargetKind::parse(t) == Some(TargetKind::WsSol));
+        if k == TargetKind::Coretalk && !ws_sol_listed {
+            for w in &a.workloads {
+                let w = w.to_lowercase();
+                if matches!(w.as_str(), "w1" | "w3" | "w4") {
+                    plan.push((w.clone(), TargetKind::WsSol));
+                }
+                if w == "w3" {
+                    plan.push(("w3p2p".into(), TargetKind::WsSol));
+                }
+            }
         }
     }
     let (mut ok, mut unsup, mut skipped, mut failed) = (0, 0, 0, 0);

@@ -122,7 +122,7 @@ pub fn personal(proto: Proto, run_id: &str, login: &str) -> String {
 fn proto_of(t: &TargetSpec) -> Proto {
     match t.kind {
         TargetKind::Coretalk | TargetKind::Baseline if t.grpc_addr.is_some() => Proto::TinodeGrpc,
-        TargetKind::Coretalk | TargetKind::Baseline => Proto::Tinode,
+        TargetKind::Coretalk | TargetKind::Baseline | TargetKind::WsSol => Proto::Tinode,
         TargetKind::Nats => Proto::Nats,
         TargetKind::Mosquitto => Proto::Mqtt,
         TargetKind::HttpSol => Proto::Echo,

@@ -27,7 +27,10 @@ pub async fn run(ctx: &mut Ctx, a: &W5Args) -> Result<()> {
     if a.common.transport == Some(Transport::Ws) {
         return Err(anyhow!("W5 is long polling: --transport lp"));
     }
-    if matches!(ctx.kind, TargetKind::Nats | TargetKind::Mosquitto) {
+    if matches!(
+        ctx.kind,
+        TargetKind::Nats | TargetKind::Mosquitto | TargetKind::WsSol
+    ) {
         return Err(anyhow::Error::new(Unsupported(format!(
             "{} has no long-polling transport (W5 peers: http-sol)",
             ctx.kind.name()
