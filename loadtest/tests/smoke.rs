@@ -2,7 +2,8 @@
 //! built next to it (and the baseline peer, nats-server and mosquitto when present; the smoke
 //! command skips those with a note otherwise). Asserts that every workload completed with
 //! operations measured and zero protocol errors, or was reported unsupported where that is a
-//! known gap of the target; coretalk's long polling (W5) and gRPC clients (W3, W4) must run.
+//! known gap of the target; coretalk's echo endpoint (W0), long polling (W5), gRPC clients
+//! (W3, W4) and W6 with placed subscribers must run.
 //! Never asserts a timing.
 
 use std::path::PathBuf;
@@ -49,8 +50,15 @@ fn every_workload_runs_against_every_available_target() {
         lines.iter().any(|l| l.contains(" coretalk: ok ")),
         "no workload ran against coretalk"
     );
-    // coretalk's other transports: long polling (W5) and gRPC clients (W3, W4).
-    for name in ["W5 coretalk", "W3GRPC coretalk", "W4GRPC coretalk"] {
+    // coretalk's echo endpoint (W0), its other transports (long polling: W5; gRPC clients: W3,
+    // W4) and per-shard listeners (W6 placement).
+    for name in [
+        "W0 coretalk",
+        "W5 coretalk",
+        "W3GRPC coretalk",
+        "W4GRPC coretalk",
+        "W6PLACE coretalk",
+    ] {
         assert!(
             lines
                 .iter()
