@@ -42,6 +42,15 @@ pub struct ListenConfig {
     /// the reference's sample config; empty turns gRPC off; port 0 picks a free port (printed
     /// at start-up). `--grpc-listen` overrides it.
     pub grpc_addr: String,
+    /// Also give every shard a listener of its own (no SO_REUSEPORT), so a client chooses the
+    /// shard that serves its connection: shard `i` listens on `shard_port_base + i` on the
+    /// host of `addr` and prints `coretalk shard i listening on HOST:PORT`. Off: the kernel
+    /// alone places connections, which is what a server wants; on is for benchmarks that place
+    /// sessions (W6 local vs remote) and for operators who pin clients to shards.
+    pub shard_ports: bool,
+    /// First port of the per-shard listeners (`shard_ports`); 0 gives each shard a free port
+    /// of its own (printed).
+    pub shard_port_base: u16,
 }
 
 impl Default for ListenConfig {
@@ -50,6 +59,8 @@ impl Default for ListenConfig {
             addr: "0.0.0.0:6060".into(),
             backlog: 1024,
             grpc_addr: "0.0.0.0:16060".into(),
+            shard_ports: false,
+            shard_port_base: 0,
         }
     }
 }
@@ -169,6 +180,10 @@ pub struct WsConfig {
     pub handshake_timeout_ms: u64,
     /// Largest accepted HTTP request head, bytes (reference: 16 KiB).
     pub max_header_bytes: usize,
+    /// Path of a raw WebSocket echo endpoint (every text and binary frame written straight
+    /// back: no API key, no session, no topic), the W0 benchmark's. Empty, the default, turns
+    /// it off: it is a measuring instrument, not part of the Tinode protocol.
+    pub echo_path: String,
 }
 
 impl Default for WsConfig {
@@ -179,6 +194,7 @@ impl Default for WsConfig {
             pong_timeout_ms: 55_000,
             handshake_timeout_ms: 10_000,
             max_header_bytes: 16 << 10,
+            echo_path: String::new(),
         }
     }
 }
@@ -519,6 +535,15 @@ impl Config {
         if self.ws.ping_interval_ms == 0 || self.ws.pong_timeout_ms <= self.ws.ping_interval_ms {
             return bad("ws.pong_timeout_ms must exceed ws.ping_interval_ms > 0");
         }
+        let echo = &self.ws.echo_path;
+        if !echo.is_empty()
+            && (!echo.starts_with('/')
+                || echo.contains(['?', '#'])
+                || echo.starts_with("/v0/channels")
+                || echo == "/debug/vars")
+        {
+            return bad("ws.echo_path must be empty or a path starting with '/' that no protocol endpoint uses");
+        }
         if self.longpoll.hold_ms == 0 || self.longpoll.body_timeout_ms == 0 {
             return bad("longpoll.hold_ms and longpoll.body_timeout_ms must be > 0");
         }
@@ -563,6 +588,16 @@ mod tests {
         assert_eq!(c.session.max_message_size, 4096);
         assert_eq!(c.ws.read_buffer, 4096);
         assert!(toml::from_str::<Config>("[session]\nmax_mesage_size = 1\n").is_err());
+    }
+
+    #[test]
+    fn echo_path_is_off_by_default_and_checked() {
+        assert!(Config::default().ws.echo_path.is_empty());
+        let with = |toml_text: &str| toml::from_str::<Config>(toml_text).unwrap().validate();
+        assert!(with("[ws]\necho_path = \"/echo\"\n").is_ok());
+        assert!(with("[ws]\necho_path = \"echo\"\n").is_err());
+        assert!(with("[ws]\necho_path = \"/v0/channels\"\n").is_err());
+        assert!(with("[ws]\necho_path = \"/debug/vars\"\n").is_err());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Wiring and lifecycle: opens the store, starts the writer and hash threads, builds the mesh,
-//! starts one pinned executor per shard with its SO_REUSEPORT listener, announces the address,
-//! and on SIGINT/SIGTERM runs the shutdown sequence (`server/shutdown.rs`): drain, bounded by a
-//! deadline and cut short by a second signal, then close the store in every case.
+//! starts one pinned executor per shard with its SO_REUSEPORT listener (and, with
+//! `listen.shard_ports`, a listener of its own that places connections on it), announces the
+//! addresses, and on SIGINT/SIGTERM runs the shutdown sequence (`server/shutdown.rs`): drain,
+//! bounded by a deadline and cut short by a second signal, then close the store in every case.
 //!
 //! The only module that imports every layer; only `main` imports it.
 
@@ -49,6 +50,38 @@ fn reuseport_socket(addr: SocketAddr, backlog: Option<i32>) -> std::io::Result<S
         sock.listen(b)?;
     }
     Ok(sock)
+}
+
+/// A listening socket only this shard accepts on (`listen.shard_ports`): no SO_REUSEPORT, so
+/// a client picks the shard by the port.
+fn shard_socket(addr: SocketAddr, backlog: i32) -> std::io::Result<Socket> {
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    sock.set_reuse_address(true)?;
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(backlog)?;
+    Ok(sock)
+}
+
+/// Binds the per-shard listeners of `listen.shard_ports` on the host of `addr`: shard `i` on
+/// `listen.shard_port_base + i`, or on a free port when the base is 0. Empty when off.
+fn shard_sockets(cfg: &Config, addr: SocketAddr, n: usize) -> anyhow::Result<Vec<Socket>> {
+    if !cfg.listen.shard_ports {
+        return Ok(Vec::new());
+    }
+    let base = cfg.listen.shard_port_base;
+    (0..n)
+        .map(|i| {
+            let port = match base {
+                0 => 0,
+                b => u16::try_from(b as usize + i)
+                    .map_err(|_| anyhow!("listen.shard_port_base {b} + shard {i} is past 65535"))?,
+            };
+            let a = SocketAddr::new(addr.ip(), port);
+            shard_socket(a, cfg.listen.backlog)
+                .with_context(|| format!("cannot bind {a} for shard {i} (listen.shard_ports)"))
+        })
+        .collect()
 }
 
 /// The `params` of the first `{hi}` reply.
@@ -159,6 +192,14 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
         }
     };
     let grpc_addr = grpc.as_ref().map(|(a, _)| *a);
+    // `listen.shard_ports`: one more listener per shard, handed to it below.
+    let own = shard_sockets(&cfg, addr, n)?;
+    let own_addrs = own
+        .iter()
+        .map(|s| s.local_addr().ok().and_then(|a| a.as_socket()))
+        .collect::<Option<Vec<SocketAddr>>>()
+        .ok_or_else(|| anyhow!("a shard listener has no inet address"))?;
+    let mut own: Vec<Option<Socket>> = own.into_iter().map(Some).collect();
 
     let (links, services) = mesh::build(n, cfg.mesh.queue_capacity);
     let all_stats: Arc<Vec<Arc<ShardStats>>> =
@@ -188,6 +229,7 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
             hi_params: params.clone(),
         };
         let ready = ready_tx.clone();
+        let own_socket = own.get_mut(i).and_then(Option::take);
         let backlog = cfg.listen.backlog;
         let shard_cfg = (*cfg).clone();
         let builder = LocalExecutorBuilder::new(placement)
@@ -225,6 +267,11 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
                     glommio::spawn_local(crate::transport::grpc::serve(l, shard_cfg.clone()))
                         .detach();
                 }
+                if let Some(s) = own_socket {
+                    // SAFETY: as above.
+                    let l = unsafe { glommio::net::TcpListener::from_raw_fd(s.into_raw_fd()) };
+                    glommio::spawn_local(crate::transport::serve(l, shard_cfg.clone())).detach();
+                }
                 glommio::spawn_local(crate::transport::serve(listener, shard_cfg)).detach();
                 let _ = ready.send(Ok(()));
                 shard::run_tasks().await;
@@ -250,6 +297,9 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
         // Before the main line, which start-up scripts wait for.
         if let Some(ga) = grpc_addr {
             let _ = writeln!(out, "coretalk grpc listening on {ga}");
+        }
+        for (i, a) in own_addrs.iter().enumerate() {
+            let _ = writeln!(out, "coretalk shard {i} listening on {a}");
         }
         let _ = writeln!(out, "coretalk listening on {addr}");
         let _ = out.flush();

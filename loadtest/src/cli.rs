@@ -22,7 +22,8 @@ W2  connect + token login + sub me at open-loop arrival rates\n  \
 W3  1:1 messages in many p2p topics (or 2-member groups), offered-load sweep\n  \
 W4  one group topic, N subscribers, one publisher: deliveries/s\n  \
 W5  long polling (POST /v0/channels/lp), against a plain HTTP speed-of-light peer\n  \
-W6  cross-core: W4 with --shards 1 vs 2, mesh envelopes per message, efficiency\n\n\
+W6  cross-core: W4 with --shards 1 vs 2, mesh envelopes per message, efficiency;\n      \
+or --placement local,remote,split: subscribers on the topic's shard or the other\n\n\
 Each run writes loadtest/results/<timestamp>-<workload>-<target>/ (result.json, plots)."
 )]
 pub struct Cli {
@@ -144,6 +145,37 @@ pub enum TopicKind {
     P2p,
     /// One 2-member group per pair (works before p2p lands in the server).
     Grp,
+}
+
+/// Where W6 puts the group's subscribers (`--placement`), the group being homed on shard 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Placement {
+    /// Every subscriber on shard 0, the topic's home: deliveries stay on the shard.
+    Local,
+    /// Every subscriber on shard 1: every delivery crosses the mesh.
+    Remote,
+    /// Subscribers alternate between shard 0 and shard 1.
+    Split,
+}
+
+impl Placement {
+    pub fn name(self) -> &'static str {
+        match self {
+            Placement::Local => "local",
+            Placement::Remote => "remote",
+            Placement::Split => "split",
+        }
+    }
+
+    /// The shard subscriber `i` connects to.
+    pub fn shard_of(self, i: usize) -> usize {
+        match self {
+            Placement::Local => 0,
+            Placement::Remote => 1,
+            Placement::Split => i % 2,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -344,6 +376,12 @@ pub struct W6Args {
     /// Shard counts to compare (each a separate server run).
     #[arg(long, default_value = "1,2", value_delimiter = ',')]
     pub shards_list: Vec<usize>,
+    /// Instead of the shard-count sweep: one 2-shard run per placement (`local`, `remote`,
+    /// `split`), each on a fresh coretalk with a listener per shard (`listen.shard_ports`); the
+    /// group is homed on shard 0 and the publisher connects there. The summary gives server CPU
+    /// per delivery for each and remote / local.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub placement: Vec<Placement>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -54,6 +54,12 @@ pub enum Role {
         topic: String,
         publisher: Option<Account>,
         subscribers: Vec<Account>,
+        /// W6 placement: the HOST:PORT subscriber `i` connects to (empty: the target's).
+        #[serde(default)]
+        sub_addrs: Vec<String>,
+        /// W6 placement: the publisher's HOST:PORT (`None`: the target's).
+        #[serde(default)]
+        pub_addr: Option<String>,
     },
     /// W5: long-polling sessions subscribed to `topic` (Tinode) or plain HTTP requesters
     /// (http-sol), and the WebSocket publisher if this worker has it.

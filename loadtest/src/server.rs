@@ -31,6 +31,9 @@ pub struct ServerInfo {
     pub version: String,
     /// coretalk's gRPC listener, when on (`--transport grpc`).
     pub grpc_addr: Option<String>,
+    /// coretalk's per-shard listeners (`listen.shard_ports`), by shard, when on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shard_addrs: Vec<String>,
 }
 
 pub struct Server {
@@ -38,6 +41,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The gRPC listener (coretalk started with `--transport grpc`, or attached).
     pub grpc_addr: Option<SocketAddr>,
+    /// coretalk's per-shard listeners, by shard (`Tuning::shard_ports`); empty otherwise.
+    pub shard_addrs: Vec<SocketAddr>,
     child: Option<Child>,
     dir: Option<PathBuf>,
 }
@@ -50,6 +55,11 @@ pub struct Tuning {
     pub max_subscribers: usize,
     /// http-sol: one request per connection (`--close`).
     pub http_close: bool,
+    /// coretalk: the raw echo endpoint at this path (`ws.echo_path`, W0).
+    pub echo_path: Option<String>,
+    /// coretalk: a listener per shard (`listen.shard_ports`, W6 placement), read from the
+    /// `coretalk shard N listening on` lines.
+    pub shard_ports: bool,
 }
 
 /// Number of CPUs in a taskset list such as `0`, `2-3`, `0,4-5`.
@@ -129,42 +139,36 @@ fn wait_port(addr: SocketAddr, child: &mut Child, within: Duration) -> Result<()
     }
 }
 
-/// Reads stdout lines until one starts with `prefix`; the rest of it is the address. A line
-/// starting with `extra` before it (coretalk's `coretalk grpc listening on`, printed first)
-/// gives the second address.
+/// Reads stdout lines until one starts with `prefix`; the rest of it is the address. Returns
+/// it and the lines printed before it (coretalk's `coretalk grpc listening on` and
+/// `coretalk shard N listening on` lines come first).
 fn wait_banner(
     child: &mut Child,
     prefix: &str,
-    extra: Option<&str>,
     within: Duration,
-) -> Result<(SocketAddr, Option<SocketAddr>)> {
+) -> Result<(SocketAddr, Vec<String>)> {
     let out = child.stdout.take().expect("piped stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     let want = prefix.to_owned();
-    let also = extra.map(str::to_owned);
     std::thread::spawn(move || {
         let mut sent = false;
-        let mut second = None;
+        let mut before = Vec::new();
         for line in BufReader::new(out).lines().map_while(Result::ok) {
             if sent {
                 continue;
             }
-            if let Some(rest) = also.as_deref().and_then(|a| line.strip_prefix(a)) {
-                second = Some(rest.trim().to_owned());
-            } else if let Some(rest) = line.strip_prefix(&want) {
-                let _ = tx.send((rest.trim().to_owned(), second.take()));
+            if let Some(rest) = line.strip_prefix(&want) {
+                let _ = tx.send((rest.trim().to_owned(), std::mem::take(&mut before)));
                 sent = true;
+            } else {
+                before.push(line);
             }
         }
     });
     let t0 = Instant::now();
-    let parse = |a: &str| -> Result<SocketAddr> {
-        a.parse()
-            .with_context(|| format!("bad address in banner: {a}"))
-    };
     loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok((a, g)) => return Ok((parse(&a)?, g.as_deref().map(parse).transpose()?)),
+            Ok((a, before)) => return Ok((parse_addr(&a)?, before)),
             Err(_) => {
                 if let Some(st) = child.try_wait()? {
                     bail!("server exited during start-up ({st})");
@@ -175,6 +179,29 @@ fn wait_banner(
             }
         }
     }
+}
+
+fn parse_addr(a: &str) -> Result<SocketAddr> {
+    a.trim()
+        .parse()
+        .with_context(|| format!("bad address in banner: {a}"))
+}
+
+/// coretalk's per-shard listeners from its `coretalk shard N listening on HOST:PORT` lines,
+/// by shard.
+fn shard_lines(lines: &[String]) -> Result<Vec<SocketAddr>> {
+    let mut out: Vec<(usize, SocketAddr)> = Vec::new();
+    for l in lines {
+        let Some(rest) = l.strip_prefix("coretalk shard ") else {
+            continue;
+        };
+        let (n, a) = rest
+            .split_once(" listening on ")
+            .ok_or_else(|| anyhow!("bad shard line: {l}"))?;
+        out.push((n.trim().parse().context("shard number")?, parse_addr(a)?));
+    }
+    out.sort_by_key(|x| x.0);
+    Ok(out.into_iter().map(|x| x.1).collect())
 }
 
 fn taskset(cores: &str, prog: &Path) -> Command {
@@ -210,10 +237,30 @@ pub fn coretalk_config(common: &Common, t: &Tuning) -> String {
          msg_per_sec = 0\n\
          auth_per_min = 0\n\
          addr_auth_per_min = 0\n\
-         max_sessions_per_user = 0\n",
+         max_sessions_per_user = 0\n{}",
         common.store == StoreMode::Durable,
         t.max_subscribers.max(128) + 16,
+        coretalk_extras(t),
     )
+}
+
+/// The optional sections: the W0 echo endpoint, W6's per-shard listeners. Written only when
+/// asked for (a build without the knob rejects it as an unknown key).
+fn coretalk_extras(t: &Tuning) -> String {
+    let mut out = String::new();
+    if let Some(p) = &t.echo_path {
+        out.push_str(&format!(
+            "\n[ws]\n# W0: the raw WebSocket echo endpoint\necho_path = {}\n",
+            toml::Value::String(p.clone())
+        ));
+    }
+    if t.shard_ports {
+        out.push_str(
+            "\n[listen]\n# W6 placement: a listener per shard, on free ports (announced)\n\
+             shard_ports = true\nshard_port_base = 0\n",
+        );
+    }
+    out
 }
 
 /// Merges the user's `--server-config` file over the harness's coretalk configuration (the
@@ -322,7 +369,7 @@ impl Server {
         let cores = common.server_cores.clone();
         let mut ws_port = 0u16;
         let want_grpc = common.transport == Some(Transport::Grpc);
-        let mut grpc_banner = None;
+        let mut grpc_banner = false;
         let (mut cmd, config, config_file, version, banner) = match kind {
             TargetKind::Coretalk => {
                 let bin = find_bin(common.server_bin.as_deref(), "coretalk")?;
@@ -345,7 +392,7 @@ impl Server {
                 if has_grpc_option(&bin) {
                     c.arg("--grpc-listen")
                         .arg(if want_grpc { "127.0.0.1:0" } else { "" });
-                    grpc_banner = want_grpc.then_some("coretalk grpc listening on");
+                    grpc_banner = want_grpc;
                 } else if want_grpc {
                     bail!("{} has no --grpc-listen option (no gRPC)", bin.display());
                 }
@@ -424,17 +471,33 @@ impl Server {
             .spawn()
             .with_context(|| format!("cannot start {}", line.join(" ")))?;
         let started = match banner {
-            Some(prefix) => wait_banner(&mut child, prefix, grpc_banner, Duration::from_secs(20))
-                .and_then(|(a, g)| match (grpc_banner, g) {
-                    (Some(_), None) => Err(anyhow!("no gRPC listener announced")),
-                    _ => Ok((a, g)),
-                }),
+            Some(prefix) => {
+                wait_banner(&mut child, prefix, Duration::from_secs(20)).and_then(|(a, before)| {
+                    let grpc = before
+                        .iter()
+                        .find_map(|l| l.strip_prefix("coretalk grpc listening on "))
+                        .map(parse_addr)
+                        .transpose()?;
+                    if grpc_banner && grpc.is_none() {
+                        bail!("no gRPC listener announced");
+                    }
+                    let shards = shard_lines(&before)?;
+                    if t.shard_ports && shards.len() != t.shards.max(1) {
+                        bail!(
+                            "{} per-shard listeners announced for {} shards",
+                            shards.len(),
+                            t.shards.max(1)
+                        );
+                    }
+                    Ok((a, grpc, shards))
+                })
+            }
             None => {
                 let a: SocketAddr = format!("127.0.0.1:{ws_port}").parse()?;
-                wait_port(a, &mut child, Duration::from_secs(20)).map(|_| (a, None))
+                wait_port(a, &mut child, Duration::from_secs(20)).map(|_| (a, None, Vec::new()))
             }
         };
-        let (addr, grpc_addr) = match started {
+        let (addr, grpc_addr, shard_addrs) = match started {
             Ok(a) => a,
             Err(e) => {
                 let _ = child.kill();
@@ -465,11 +528,13 @@ impl Server {
             shards: (kind == TargetKind::Coretalk).then_some(t.shards.max(1)),
             version,
             grpc_addr: grpc_addr.map(|g| g.to_string()),
+            shard_addrs: shard_addrs.iter().map(|a| a.to_string()).collect(),
         };
         Ok(Server {
             info,
             addr,
             grpc_addr,
+            shard_addrs,
             child: Some(child),
             dir: Some(dir),
         })
@@ -500,6 +565,7 @@ impl Server {
             },
             addr: a,
             grpc_addr,
+            shard_addrs: Vec::new(),
             child: None,
             dir: None,
         })

@@ -50,6 +50,14 @@ fn args_for(w: &str, target: TargetKind) -> Vec<String> {
             "--shards-list",
             "1,2",
         ],
+        "w6place" => &[
+            "--subscribers",
+            "16",
+            "--rate",
+            "200",
+            "--placement",
+            "local,remote",
+        ],
         _ => &[],
     };
     let mut out: Vec<String> = v.iter().map(|s| s.to_string()).collect();
@@ -63,7 +71,7 @@ fn args_for(w: &str, target: TargetKind) -> Vec<String> {
 /// Combinations allowed to be unsupported (known gaps, documented in the README).
 fn may_be_unsupported(w: &str, t: TargetKind) -> bool {
     match w {
-        "w0" => matches!(t, TargetKind::Coretalk | TargetKind::WsSol),
+        "w0" => t == TargetKind::WsSol,
         "w5" => !matches!(t, TargetKind::HttpSol | TargetKind::Coretalk),
         "w6" => t != TargetKind::Coretalk,
         "w3p2p" => t.is_tinode() && t != TargetKind::WsSol,
@@ -97,6 +105,10 @@ pub async fn run(a: &SmokeArgs) -> Result<u8> {
             // coretalk's gRPC transport: W3 and W4 with gRPC clients.
             if (w == "w3" || w == "w4") && k == TargetKind::Coretalk {
                 plan.push((format!("{w}grpc"), k));
+            }
+            // W6 with the subscribers placed on chosen shards (per-shard listeners).
+            if w == "w6" && k == TargetKind::Coretalk {
+                plan.push(("w6place".into(), k));
             }
         }
         if k == TargetKind::Coretalk && a.workloads.iter().any(|w| w.eq_ignore_ascii_case("w5")) {

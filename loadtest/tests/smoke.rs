@@ -2,9 +2,9 @@
 //! built next to it (and the baseline peer, nats-server and mosquitto when present; the smoke
 //! command skips those with a note otherwise). Asserts that every workload completed with
 //! operations measured and zero protocol errors, or was reported unsupported where that is a
-//! known gap of the target; coretalk's long polling (W5) and gRPC clients (W3, W4) must run, and
-//! so must the WebSocket speed-of-light peer (ws-sol: W1, W3 groups and p2p, W4). Never asserts
-//! a timing.
+//! known gap of the target; coretalk's echo endpoint (W0), long polling (W5), gRPC clients
+//! (W3, W4) and W6 with placed subscribers must run, and so must the WebSocket speed-of-light
+//! peer (ws-sol: W1, W3 groups and p2p, W4). Never asserts a timing.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -50,12 +50,15 @@ fn every_workload_runs_against_every_available_target() {
         lines.iter().any(|l| l.contains(" coretalk: ok ")),
         "no workload ran against coretalk"
     );
-    // coretalk's other transports: long polling (W5) and gRPC clients (W3, W4).
-    // The speed-of-light peers run beside coretalk: http-sol (W5), ws-sol (W1, W3, W4).
+    // coretalk's echo endpoint (W0), its other transports (long polling: W5; gRPC clients: W3,
+    // W4) and per-shard listeners (W6 placement). The speed-of-light peers run beside coretalk:
+    // http-sol (W5), ws-sol (W1, W3, W4).
     for name in [
+        "W0 coretalk",
         "W5 coretalk",
         "W3GRPC coretalk",
         "W4GRPC coretalk",
+        "W6PLACE coretalk",
         "W5 http-sol",
         "W1 ws-sol",
         "W3 ws-sol",

@@ -1,5 +1,6 @@
 //! Minimal HTTP/1.1 for the edge: reading one request head with httparse, the API key lookup
-//! the reference server uses, and small JSON responses in the protocol's `{ctrl}` shape.
+//! the reference server uses, small JSON responses in the protocol's `{ctrl}` shape, and the
+//! bare WebSocket handshake (`websocket_upgrade`, used by the echo endpoint).
 //!
 //! Only what the endpoints need: no keep-alive for plain HTTP responses (each answer closes the
 //! connection), no request bodies beyond what WebSocket upgrades and status pages use.
@@ -182,6 +183,37 @@ pub async fn respond(
     let _ = stream.write_all(&out).await;
     let _ = stream.flush().await;
     let _ = stream.close().await;
+}
+
+/// Answers a WebSocket upgrade request that needs nothing but the handshake (no API key):
+/// `405` for a method other than GET, `400` when it is not an upgrade, else `101 Switching
+/// Protocols`. Returns whether the connection is now a WebSocket.
+pub async fn websocket_upgrade(
+    stream: &mut TcpStream,
+    head: &RequestHead,
+    now: UnixMillis,
+) -> bool {
+    if head.method != "GET" {
+        let body = ctrl_body(405, "operation or method not allowed", now);
+        respond(stream, 405, "Method Not Allowed", "application/json", &body).await;
+        return false;
+    }
+    let is_upgrade = head
+        .header("upgrade")
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+        && head
+            .header("connection")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("upgrade"));
+    let Some(ws_key) = head.header("sec-websocket-key").filter(|_| is_upgrade) else {
+        let body = ctrl_body(400, "malformed", now);
+        respond(stream, 400, "Bad Request", "application/json", &body).await;
+        return false;
+    };
+    let accept = tungstenite::handshake::derive_accept_key(ws_key.trim().as_bytes());
+    let resp = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    stream.write_all(resp.as_bytes()).await.is_ok()
 }
 
 #[cfg(test)]

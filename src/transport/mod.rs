@@ -1,14 +1,16 @@
 //! The edge: sockets and bytes. Accepts TCP connections on a shard's listener, reads the HTTP
 //! request head, and routes it: `/v0/channels` to the WebSocket transport, `/v0/channels/lp` to
-//! long polling, `/debug/vars` to the stats page, paths under `web.static_mount` (when
-//! `web.static_dir` is set) to the static file server, anything else to a JSON 404. The
-//! protocol paths keep priority over the static mount.
+//! long polling, `/debug/vars` to the stats page, `ws.echo_path` (when set) to the raw echo of
+//! the W0 benchmark (`echo.rs`), paths under `web.static_mount` (when `web.static_dir` is set)
+//! to the static file server, anything else to a JSON 404. The protocol paths keep priority
+//! over the echo path and the static mount.
 //!
 //! gRPC has its own port and accept loop (`grpc.rs`).
 //!
 //! Transports talk to the protocol only through the shard's public entry points (open a
 //! session, hand it a frame, close it) and the session's [`crate::shard::Outbox`].
 
+pub mod echo;
 pub mod grpc;
 pub mod http;
 pub mod lp;
@@ -77,6 +79,9 @@ async fn connection(mut stream: TcpStream, cfg: &Config) {
         "/debug/vars" => {
             let body = with(|ctx| ctx.stats_json());
             respond(&mut stream, 200, "OK", "application/json", &body).await
+        }
+        path if !cfg.ws.echo_path.is_empty() && path == cfg.ws.echo_path => {
+            echo::serve(stream, head, leftover, cfg).await
         }
         // New protocol endpoints go above this arm: the mount may be `/`.
         path if static_files::mounted(&cfg.web, path) => {

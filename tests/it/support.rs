@@ -31,6 +31,8 @@ pub struct Server {
     pid: u32,
     port: u16,
     grpc_port: u16,
+    /// Per-shard ports (`listen.shard_ports`), by shard.
+    shard_ports: Vec<u16>,
     shards: usize,
     dir: tempfile::TempDir,
     starts: u32,
@@ -51,6 +53,7 @@ impl Server {
             pid: 0,
             port: 0,
             grpc_port: 0,
+            shard_ports: Vec::new(),
             shards,
             dir,
             starts: 0,
@@ -99,6 +102,7 @@ impl Server {
         });
         self.pid = child.id();
         self.child = Some(child);
+        self.shard_ports.clear();
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -111,6 +115,10 @@ impl Server {
                             .next()
                             .and_then(|p| p.trim().parse::<u16>().ok())
                             .unwrap_or_else(|| panic!("cannot parse gRPC listen line {line:?}"));
+                    }
+                    if let Some(rest) = line.strip_prefix("coretalk shard ") {
+                        let port = rest.rsplit(':').next().and_then(|p| p.trim().parse().ok());
+                        self.shard_ports.push(port.expect("shard listen line"));
                     }
                     if let Some(addr) = line.strip_prefix("coretalk listening on ") {
                         let port = addr
@@ -139,6 +147,16 @@ impl Server {
     /// The TCP port of the current process.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port only shard `i` accepts on (`listen.shard_ports`).
+    pub fn shard_port(&self, i: usize) -> u16 {
+        self.shard_ports[i]
+    }
+
+    /// Every per-shard port announced (empty without `listen.shard_ports`).
+    pub fn shard_ports(&self) -> &[u16] {
+        &self.shard_ports
     }
 
     /// The gRPC port of the current process.

@@ -1,5 +1,6 @@
 //! Raw WebSocket echo (W0): every text frame sent comes back unchanged; the frame is the
-//! payload. Used for the baseline's `/echo` (and coretalk's, if it grows one).
+//! payload. Used for the baseline's `/echo` and coretalk's (`ws.echo_path`, which the harness
+//! turns on for W0).
 
 use tokio_tungstenite::tungstenite::Message;
 

@@ -1,7 +1,8 @@
 //! W0: raw WebSocket echo. `connections` connections, open-loop sends spread over them, each
 //! frame echoed back; latency is scheduled send → echo received. Tinode-speaking targets are
-//! driven at their raw echo path (`/echo` on the baseline); NATS and MQTT echo through a
-//! subscription to the connection's own subject/topic.
+//! driven at their raw echo path (`/echo` on the baseline; on coretalk the harness turns on
+//! `ws.echo_path` at `--echo-path`); NATS and MQTT echo through a subscription to the
+//! connection's own subject/topic.
 
 use std::rc::Rc;
 
@@ -9,7 +10,7 @@ use anyhow::{anyhow, Result};
 
 use super::{split, Ctx};
 use crate::adapter::{personal, Proto, Session};
-use crate::cli::W0Args;
+use crate::cli::{TargetKind, W0Args};
 use crate::coord::Unsupported;
 use crate::engine::{self, Sender, Slot, Stats};
 use crate::msg::{Account, Cmd, Ev, Role, WorkerSpec};
@@ -20,6 +21,8 @@ use crate::worker::{emit, Cmds};
 pub async fn run(ctx: &mut Ctx, a: &W0Args) -> Result<()> {
     ctx.start_server(&Tuning {
         shards: a.common.shards,
+        // coretalk's echo endpoint is off unless configured.
+        echo_path: (ctx.kind == TargetKind::Coretalk).then(|| a.echo_path.clone()),
         ..Default::default()
     })?;
     for &size in &a.payload {

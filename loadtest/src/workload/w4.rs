@@ -2,7 +2,8 @@
 //! group (Tinode `{sub new…}` as the publisher's account) and hands its name to the workers;
 //! subscribers join it, the publisher joins and publishes open-loop with `noecho`. One
 //! operation is one delivery: throughput is deliveries per second, CPU per op is server CPU
-//! per delivery. W6 reuses this flow with different shard counts.
+//! per delivery. W6 reuses this flow with different shard counts, and with its sessions placed
+//! on chosen shards ([`Layout`]).
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -29,7 +30,7 @@ pub async fn run(ctx: &mut Ctx, a: &W4Args) -> Result<()> {
     if ctx.result.summary.is_null() {
         ctx.result.summary = serde_json::json!({});
     }
-    let (mut w, k) = setup(ctx, a.subscribers, a.payload).await?;
+    let (mut w, k) = setup(ctx, a.subscribers, a.payload, &Layout::default()).await?;
     for &rate in &a.rate {
         match point(ctx, &mut w, k, a.subscribers, rate, "").await {
             Ok(p) => ctx.result.points.push(p),
@@ -58,27 +59,69 @@ pub async fn make_topic(ctx: &Ctx, owner: &Account) -> Result<String> {
     }
 }
 
+/// Where the W4 flow's group lives and its sessions connect (W6 placement). The default is
+/// plain W4: any group, every session at the target's address.
+#[derive(Clone, Debug, Default)]
+pub struct Layout {
+    /// `(shard, shards)`: make groups until one is homed on `shard` of `shards` (coretalk's
+    /// FNV-1a of the name; groups are named by the server).
+    pub home: Option<(usize, usize)>,
+    /// The HOST:PORT subscriber `i` connects to (empty: the target's address).
+    pub subs: Vec<String>,
+    /// The publisher's HOST:PORT (`None`: the target's address).
+    pub publisher: Option<String>,
+}
+
+/// Creates the group, on the wanted home shard when `layout` asks for one.
+async fn make_placed_topic(ctx: &Ctx, owner: &Account, layout: &Layout) -> Result<String> {
+    let Some((shard, shards)) = layout.home else {
+        return make_topic(ctx, owner).await;
+    };
+    // Each try lands on the wanted shard with probability 1/shards.
+    for _ in 0..64 * shards.max(1) {
+        let g = make_topic(ctx, owner).await?;
+        if super::w6::home_shard(&g, shards) == shard {
+            return Ok(g);
+        }
+    }
+    Err(anyhow!("no group homed on shard {shard} of {shards}"))
+}
+
 /// Sets the W4 flow up on the current server: accounts, group, workers holding the
 /// subscribers and the publisher. Returns the workers and their count.
-pub async fn setup(ctx: &mut Ctx, subscribers: usize, payload: usize) -> Result<(Workers, usize)> {
+pub async fn setup(
+    ctx: &mut Ctx,
+    subscribers: usize,
+    payload: usize,
+    layout: &Layout,
+) -> Result<(Workers, usize)> {
     let accounts = ctx.accounts(subscribers + 1).await?;
-    let topic = make_topic(ctx, &accounts[0]).await?;
+    let topic = make_placed_topic(ctx, &accounts[0], layout).await?;
     ctx.result.summary["topic"] = serde_json::Value::String(topic.clone());
     let k = ctx.workers_for(subscribers + 1);
     let parts = split(subscribers, k);
     let mut specs = Vec::new();
     let mut first = 1;
     for (i, n) in parts.iter().enumerate() {
-        specs.push(ctx.spec(
-            i,
-            k,
-            payload,
-            Role::Fanout {
-                topic: topic.clone(),
-                publisher: (i == 0).then(|| accounts[0].clone()),
-                subscribers: accounts[first..first + n].to_vec(),
-            },
-        ));
+        specs.push(
+            ctx.spec(
+                i,
+                k,
+                payload,
+                Role::Fanout {
+                    topic: topic.clone(),
+                    publisher: (i == 0).then(|| accounts[0].clone()),
+                    subscribers: accounts[first..first + n].to_vec(),
+                    // Subscriber j of the run is account j + 1.
+                    sub_addrs: layout
+                        .subs
+                        .get(first - 1..first - 1 + n)
+                        .map(<[String]>::to_vec)
+                        .unwrap_or_default(),
+                    pub_addr: layout.publisher.clone(),
+                },
+            ),
+        );
         first += n;
     }
     let w = ctx.spawn(specs, (subscribers + 1) as u64).await?;
@@ -106,6 +149,8 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
         topic,
         publisher,
         subscribers,
+        sub_addrs,
+        pub_addr,
     } = &spec.role
     else {
         return Err(anyhow!("not a fan-out role"));
@@ -120,8 +165,14 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
     let t = &spec.target;
     let mut slots: Vec<Rc<Slot>> = Vec::new();
     let mut proto = Proto::Tinode;
+    // W6 placement: each subscriber's own address (a shard's port), else the target's.
+    let sub_dst = sub_addrs
+        .iter()
+        .map(|a| resolve(a))
+        .collect::<Result<Vec<_>>>()?;
+    let pub_dst = pub_addr.as_deref().map(resolve).transpose()?.unwrap_or(dst);
     let (tt, tp) = (t.clone(), topic.clone());
-    let open = move |acct: Account, src: Rc<Sources>| {
+    let open = move |acct: Account, dst: std::net::SocketAddr, src: Rc<Sources>| {
         let t = tt.clone();
         let topic = tp.clone();
         async move {
@@ -130,18 +181,23 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
             Ok::<_, anyhow::Error>(s)
         }
     };
-    for chunk in subscribers.chunks(64) {
-        let done =
-            futures_util::future::join_all(chunk.iter().map(|a| open(a.clone(), src.clone())))
-                .await;
-        for (s, acct) in done.into_iter().zip(chunk) {
+    for (c, chunk) in subscribers.chunks(64).enumerate() {
+        let dst_of = |j: usize| sub_dst.get(c * 64 + j).copied().unwrap_or(dst);
+        let done = futures_util::future::join_all(
+            chunk
+                .iter()
+                .enumerate()
+                .map(|(j, a)| open(a.clone(), dst_of(j), src.clone())),
+        )
+        .await;
+        for (j, (s, acct)) in done.into_iter().zip(chunk).enumerate() {
             let s = s?;
             proto = s.proto;
             let (sink, rd) = s.split();
             let slot = Slot::new(sink);
             let reopen: Reopen = {
-                let (acct, src, open) = (acct.clone(), src.clone(), open.clone());
-                Rc::new(move || Box::pin(open(acct.clone(), src.clone())))
+                let (acct, src, open, to) = (acct.clone(), src.clone(), open.clone(), dst_of(j));
+                Rc::new(move || Box::pin(open(acct.clone(), to, src.clone())))
             };
             engine::spawn_reader(st.clone(), slot.clone(), rd, Some(reopen), stop.clone());
             slots.push(slot);
@@ -152,7 +208,7 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
     if let Some(p) = publisher {
         // The publisher is not a subscriber's stream: it joins to be allowed to publish
         // (Tinode), and reads only acks.
-        let mut s = Session::open(t, dst, src.pick(), p).await?;
+        let mut s = Session::open(t, pub_dst, src.pick(), p).await?;
         if s.proto.is_tinode() {
             s.join(topic).await?;
         }

@@ -40,6 +40,7 @@ pub async fn run(ctx: &mut Ctx, a: &W5Args) -> Result<()> {
         shards: a.common.shards,
         max_subscribers: a.sessions + 1,
         http_close: a.http_close,
+        ..Default::default()
     })?;
     let sol = ctx.kind == TargetKind::HttpSol;
     let (topic, accounts) = if sol {
