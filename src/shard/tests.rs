@@ -238,4 +238,3 @@ fn long_poll_requests_answered_within_the_step() {
     assert_eq!(ask(&mut sh, h, LpRequest::Poll), LpAnswer::Invalid);
     assert!(sh.lp_waits.is_empty() && sh.lp_closing.is_empty());
 }
-

@@ -30,7 +30,8 @@ fn publish(topic: &str, seq: u64) -> WriteBatch {
         append(
             topic,
             seq,
-            seq.is_multiple_of(2).then_some("{\"mime\":\"text/x-drafty\"}"),
+            seq.is_multiple_of(2)
+                .then_some("{\"mime\":\"text/x-drafty\"}"),
         ),
         markers(topic, seq),
     ]

@@ -145,6 +145,8 @@ struct Shared {
     behind: AtomicU64,
     /// The thread is lingering for more writes: a waited write or a read must unpark it.
     lingering: AtomicBool,
+    /// A waited write or a read was queued since the thread last looked (ends a rest).
+    urgent: AtomicBool,
 }
 
 /// A handle for submitting batches to the storage thread. Cheap to clone and `Send`: each shard
@@ -266,8 +268,11 @@ impl StoreWriter {
             Ok(()) => {
                 // Pairs with the thread's store of `lingering` before its last drain: either it
                 // sees this job there, or this load sees it lingering and wakes it.
-                if !lingers && self.shared.lingering.load(Ordering::SeqCst) {
-                    self.thread.unpark();
+                if !lingers {
+                    self.shared.urgent.store(true, Ordering::SeqCst);
+                    if self.shared.lingering.load(Ordering::SeqCst) {
+                        self.thread.unpark();
+                    }
                 }
                 Ok(())
             }

@@ -36,7 +36,16 @@ impl Rounds {
         // A job drained from the queue that ends the group (a read, or a write that would have
         // pushed it past `max_ops`): it opens the next round instead (the channel has no peek).
         let mut carried: Option<Job> = None;
+        // Under a steady stream of writes behind, the next group is gathered by one timed wake
+        // per window (not a wake per first write plus one at the window's end).
+        let mut rest_after: Option<Instant> = None;
         loop {
+            if let (None, Some(until)) = (&carried, rest_after.take()) {
+                self.rest(until);
+                if let Ok(job) = self.rx.try_recv() {
+                    carried = Some(job);
+                }
+            }
             let first = match carried.take() {
                 Some(job) => job,
                 // `recv` fails only once every sender is gone and the queue is empty.
@@ -111,7 +120,30 @@ impl Rounds {
             // were never meant to survive a crash: their group may stay volatile until the
             // next durable one, which any waited write makes.
             self.commit(&mut batches, &mut pending, all_linger);
+            if all_linger && !self.window.is_zero() {
+                rest_after = Some(Instant::now() + self.window);
+            }
         }
+    }
+
+    /// Waits until `until` unless a waited write or a read arrives (its submitter unparks this
+    /// thread once it sees `lingering`).
+    fn rest(&self, until: Instant) {
+        self.shared.lingering.store(true, Ordering::SeqCst);
+        // A submitter of a waited write or a read raises `urgent` before it looks at
+        // `lingering`: either this loop sees the flag, or the submitter sees `lingering` and
+        // unparks it.
+        loop {
+            if self.shared.urgent.swap(false, Ordering::SeqCst) {
+                break;
+            }
+            let now = Instant::now();
+            if now >= until {
+                break;
+            }
+            std::thread::park_timeout(until - now);
+        }
+        self.shared.lingering.store(false, Ordering::SeqCst);
     }
 
     /// Applies the group in one transaction and runs its completions in order.

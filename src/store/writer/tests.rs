@@ -379,3 +379,36 @@ fn a_refused_write_behind_does_not_count_as_behind() {
     drop(w);
     join.join().unwrap();
 }
+
+#[test]
+fn after_a_group_behind_the_thread_rests_but_a_waited_write_wakes_it() {
+    // Groups of one op: the first write behind commits at once (its group is full), then the
+    // thread rests a whole window before gathering again, unless someone waits.
+    let store = Arc::new(RedbStore::in_memory());
+    let cfg = WriterConfig {
+        max_batch_ops: 1,
+        group_window_us: 5_000_000,
+        ..WriterConfig::default()
+    };
+    let (w, join) = spawn(store.clone(), cfg);
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    w.submit_behind(
+        vec![msg("grpA", 1)],
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+    )
+    .unwrap();
+    assert_eq!(rx.recv().unwrap(), Ok(()));
+    let t = std::time::Instant::now();
+    assert_eq!(w.submit_and_wait(vec![msg("grpA", 2)]), Ok(()));
+    // Far less than the 5 s rest (a generous bound: this checks the wake, not a speed).
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(4),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(store.last_message("grpA").unwrap().map(|l| l.seq), Some(2));
+    drop(w);
+    join.join().unwrap();
+}
