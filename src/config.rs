@@ -91,6 +91,11 @@ pub struct RuntimeConfig {
     /// a quarter of a second plus the writer's queue, and 5 s leaves the store's close inside
     /// the 10 s that `docker stop` (and 30 s that Kubernetes) allow before SIGKILL.
     pub shutdown_timeout_ms: u64,
+    /// Nice value of the service threads (`coretalk-store`, `coretalk-hash-N`), which share
+    /// cores with the pinned shards: 10 makes a store commit or a bcrypt hash yield the core
+    /// to a shard that has a message to deliver, while they still get all idle time. 0 keeps
+    /// them at the shards' priority.
+    pub service_nice: i32,
 }
 
 impl Default for RuntimeConfig {
@@ -103,6 +108,7 @@ impl Default for RuntimeConfig {
             io_memory_kib: 1024,
             ring_depth: 4096,
             shutdown_timeout_ms: 5_000,
+            service_nice: 10,
         }
     }
 }

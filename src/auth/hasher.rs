@@ -103,18 +103,23 @@ pub struct HashPoolJoin {
 impl HashPool {
     /// Starts `threads` workers (at least one) named `coretalk-hash-N` sharing a queue of
     /// `queue_capacity` jobs. A capacity of 0 accepts a job only while a worker is idle.
+    /// Each worker lowers its own scheduling priority to `nice` (see `runtime.service_nice`):
+    /// bcrypt bursts then yield the core to the shards instead of delaying their messages.
     ///
     /// # Panics
     ///
     /// If the operating system refuses to create a thread (startup only).
-    pub fn spawn(threads: usize, queue_capacity: usize) -> (HashPool, HashPoolJoin) {
+    pub fn spawn(threads: usize, queue_capacity: usize, nice: i32) -> (HashPool, HashPoolJoin) {
         let (tx, rx) = crossbeam_channel::bounded::<Task>(queue_capacity);
         let handles = (0..threads.max(1))
             .map(|n| {
                 let rx = rx.clone();
                 std::thread::Builder::new()
                     .name(format!("coretalk-hash-{n}"))
-                    .spawn(move || worker(rx))
+                    .spawn(move || {
+                        lower_priority(nice);
+                        worker(rx)
+                    })
                     .unwrap_or_else(|e| panic!("cannot start hash pool thread {n}: {e}"))
             })
             .collect();
@@ -144,6 +149,21 @@ impl HashPool {
     /// Number of jobs waiting in the queue (not counting those being run).
     pub fn queued(&self) -> usize {
         self.tx.len()
+    }
+}
+
+/// Sets the calling thread's nice value (Linux: per thread). Failure only logs: a thread at
+/// normal priority still works.
+fn lower_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    // SAFETY: plain syscall on the calling thread (who = 0), no pointers.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
+        log::warn!(
+            "cannot set the hash thread's nice value to {nice}: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
@@ -178,7 +198,7 @@ mod tests {
 
     #[test]
     fn runs_jobs_off_thread() {
-        let (pool, join) = HashPool::spawn(2, 8);
+        let (pool, join) = HashPool::spawn(2, 8, 0);
         let (tx, rx) = mpsc::channel();
         let tx2 = tx.clone();
         pool.submit(
@@ -222,7 +242,7 @@ mod tests {
 
     #[test]
     fn full_queue_is_busy() {
-        let (pool, join) = HashPool::spawn(1, 1);
+        let (pool, join) = HashPool::spawn(1, 1, 0);
         let (started_tx, started_rx) = mpsc::channel::<()>();
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let (done_tx, done_rx) = mpsc::channel::<&'static str>();
@@ -277,7 +297,7 @@ mod tests {
 
     #[test]
     fn drains_queue_before_exit_and_survives_panics() {
-        let (pool, join) = HashPool::spawn(1, 16);
+        let (pool, join) = HashPool::spawn(1, 16, 0);
         let (tx, rx) = mpsc::channel();
         pool.submit(
             HashJob::Verify {
