@@ -6,7 +6,10 @@
 #   loadtest/results.sh [SERIES...]       run the series (default: all, in the order below)
 #   loadtest/results.sh summarize DIR     only print the tables of an earlier output DIR
 #
-# Series: w4-128 w4-1000 w4-sat w4-durable w3 w3-sat w6 w1
+# Series: w4-128 w4-1000 w4-sat w4-durable w3 w3-sat w6 w1, and (not run by default)
+# w4-max (coretalk and mosquitto, N = 1,000, rates W4_MAX_RATES), w3-durable (coretalk,
+# durable store, W3_RATES), w3-sat-durable (W3_SAT_RATES, durable), w0 (coretalk vs the
+# baseline, 100 connections, 20 B and 1 KB at W0_RATE), w6place (remote vs local subscribers)
 #
 # Environment (defaults in brackets):
 #   RUNS [5]  runs per point (W1 uses W1_RUNS [3])   DUR [8]  measured s   WARM [3]  warm-up s
@@ -39,6 +42,8 @@ W3_RATES="${W3_RATES:-2500}"
 W3_SAT_RATES="${W3_SAT_RATES:-10000,20000}"
 W1_STEPS="${W1_STEPS:-1000,2500,5000,10000}"
 W1_SETTLE="${W1_SETTLE:-3}"
+W4_MAX_RATES="${W4_MAX_RATES:-100,200,300,400}"
+W0_RATE="${W0_RATE:-20000}"
 ALL=(w4-128 w4-1000 w4-sat w4-durable w3 w3-sat w6 w1)
 
 COMMON=(--server-cores 0 --client-cores 1 --duration "$DUR" --warmup "$WARM" --drain "$DRAIN")
@@ -52,6 +57,12 @@ series_args() {
     w4-durable) echo w4 --target coretalk --store durable --subscribers 1000 --rate "$W4_1000_RATE" "${COMMON[@]}" ;;
     w3) echo compare w3 --pairs "$W3_PAIRS" --rate "$W3_RATES" --topic-kind p2p --peers "$PEERS" "${COMMON[@]}" ;;
     w3-sat) echo w3 --target coretalk --pairs "$W3_PAIRS" --rate "$W3_SAT_RATES" --topic-kind p2p "${COMMON[@]}" ;;
+    w4-max) echo compare w4 --subscribers 1000 --rate "$W4_MAX_RATES" --peers coretalk,mosquitto "${COMMON[@]}" ;;
+    w3-durable) echo w3 --target coretalk --store durable --pairs "$W3_PAIRS" --rate "$W3_RATES" --topic-kind p2p "${COMMON[@]}" ;;
+    w3-sat-durable) echo w3 --target coretalk --store durable --pairs "$W3_PAIRS" --rate "$W3_SAT_RATES" --topic-kind p2p "${COMMON[@]}" ;;
+    w0) echo compare w0 --connections 100 --payload 20,1024 --rate "$W0_RATE" --peers coretalk,baseline "${COMMON[@]}" ;;
+    w6place) echo w6 --placement local,remote,split --subscribers 1000 --rate "$W4_1000_RATE" \
+      --server-cores 0 --client-cores 1 --duration "$DUR" --warmup "$WARM" --drain "$DRAIN" ;;
     w6) echo w6 --subscribers 1000 --rate "$W4_1000_RATE" --shards-list 1,2 --server-cores 0-1 \
       --client-cores 1 --duration "$DUR" --warmup "$WARM" --drain "$DRAIN" ;;
     w1) echo compare w1 --steps "$W1_STEPS" --settle "$W1_SETTLE" --peers "$PEERS" \
