@@ -7,6 +7,9 @@
 use std::net::SocketAddr;
 use std::rc::Rc;
 
+/// The password of every account the harness creates.
+pub const PASSWORD: &str = "secret1";
+
 use anyhow::{Context, Result};
 use indicatif::ProgressBar;
 
@@ -61,7 +64,7 @@ pub async fn create(
                 next.set(i + 1);
                 let mut tries = 0;
                 let acct = loop {
-                    match Session::create_account(&t, dst, srcs.pick(), &logins[i], "secret1").await
+                    match Session::create_account(&t, dst, srcs.pick(), &logins[i], PASSWORD).await
                     {
                         Ok(a) => break a,
                         Err(e) if tries < 3 => {

@@ -304,6 +304,18 @@ pub struct W2Args {
     /// Accounts the arrivals log in as (round robin).
     #[arg(long, default_value_t = 1000)]
     pub accounts: usize,
+    /// How arrivals log in: `token` (an HMAC check) or `basic` (login and password: a bcrypt
+    /// check at the server's `auth.bcrypt_cost`, which the accounts were created with;
+    /// Tinode targets only).
+    #[arg(long, value_enum, default_value = "token")]
+    pub login: LoginScheme,
+}
+
+/// `--login` of W2.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LoginScheme {
+    Token,
+    Basic,
 }
 
 #[derive(Args, Debug, Clone, Serialize, Deserialize)]

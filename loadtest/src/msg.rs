@@ -42,7 +42,13 @@ pub enum Role {
         concurrency: usize,
     },
     /// W2: arrivals logging in as these accounts (round robin).
-    Arrivals { accounts: Vec<Account> },
+    Arrivals {
+        accounts: Vec<Account>,
+        /// Log in with the account's password (`basic`: a bcrypt check on the server) instead
+        /// of its token.
+        #[serde(default)]
+        basic: bool,
+    },
     /// W3: both members of these pairs; `first_sender` numbers their senders globally.
     Pairs {
         pairs: Vec<(Account, Account)>,

@@ -191,6 +191,12 @@ pub fn request(r: &Req<'_>, id: &str) -> Result<Vec<u8>> {
                 .context("token is not base64")?,
             ..Default::default()
         }),
+        Req::LoginBasic { login, password } => C::Login(pbx::ClientLogin {
+            id,
+            scheme: "basic".into(),
+            secret: format!("{login}:{password}").into_bytes(),
+            ..Default::default()
+        }),
         Req::Sub(topic) => C::Sub(pbx::ClientSub {
             id,
             topic: topic.into(),

@@ -243,6 +243,31 @@ impl Session {
         Ok(s)
     }
 
+    /// Like [`Session::open`], but logs in with the account's login and password (the
+    /// password every harness account is created with), so the server runs a bcrypt check.
+    pub async fn open_basic(
+        t: &TargetSpec,
+        dst: SocketAddr,
+        src: Option<IpAddr>,
+        acct: &Account,
+    ) -> Result<Session> {
+        let mut s = Session::connect(t, dst, src, &acct.login).await?;
+        if !matches!(s.proto, Proto::Tinode | Proto::TinodeGrpc) {
+            bail!("basic login needs a Tinode target");
+        }
+        let req = Req::LoginBasic {
+            login: &acct.login,
+            password: crate::accounts::PASSWORD,
+        };
+        let c = s.tinode_req(req).await?;
+        if c.code != 200 {
+            bail!("basic login answered {} {}", c.code, c.text);
+        }
+        s.user = c.param("user").unwrap_or(&acct.user).to_owned();
+        s.join("me").await?;
+        Ok(s)
+    }
+
     /// Creates an account with `{acc login:true}` on a fresh Tinode session; returns it with
     /// its user id and token.
     pub async fn create_account(

@@ -47,6 +47,17 @@ pub fn acc_new(id: &str, login: &str, password: &str) -> String {
     )
 }
 
+/// `{login}` with the basic scheme (`login:password`, base64).
+pub fn login_basic(id: &str, login: &str, password: &str) -> String {
+    let secret =
+        base64::engine::general_purpose::STANDARD.encode(format!("{login}:{password}").as_bytes());
+    format!(
+        r#"{{"login":{{"id":{},"scheme":"basic","secret":{}}}}}"#,
+        q(id),
+        q(&secret)
+    )
+}
+
 pub fn login_token(id: &str, token: &str) -> String {
     format!(
         r#"{{"login":{{"id":{},"scheme":"token","secret":{}}}}}"#,
@@ -82,6 +93,10 @@ pub enum Req<'a> {
         password: &'a str,
     },
     LoginToken(&'a str),
+    LoginBasic {
+        login: &'a str,
+        password: &'a str,
+    },
     Sub(&'a str),
     Leave(&'a str),
 }
@@ -92,6 +107,7 @@ impl Req<'_> {
             Req::Hi => hi(id),
             Req::AccNew { login, password } => acc_new(id, login, password),
             Req::LoginToken(t) => login_token(id, t),
+            Req::LoginBasic { login, password } => login_basic(id, login, password),
             Req::Sub(t) => sub(id, t),
             Req::Leave(t) => leave(id, t),
         }

@@ -1,5 +1,6 @@
 //! W2: session establishment at open-loop arrival rates. Arrival `i` is due at a fixed
-//! interval; it connects, sends `{hi}`, logs in with a cached token and subscribes to `me`
+//! interval; it connects, sends `{hi}`, logs in with a cached token (or, with `--login basic`,
+//! with its password, which costs the server a bcrypt check) and subscribes to `me`
 //! (NATS/MQTT: connect and subscribe), then closes. Latency is scheduled arrival → `{sub me}`
 //! confirmed; CPU per op is server CPU per session established.
 
@@ -44,6 +45,7 @@ pub async fn run(ctx: &mut Ctx, a: &W2Args) -> Result<()> {
                     } else {
                         mine
                     },
+                    basic: a.login == crate::cli::LoginScheme::Basic,
                 },
             )
         })
@@ -74,7 +76,7 @@ pub async fn run(ctx: &mut Ctx, a: &W2Args) -> Result<()> {
 }
 
 pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
-    let Role::Arrivals { accounts } = &spec.role else {
+    let Role::Arrivals { accounts, basic } = &spec.role else {
         return Err(anyhow!("not an arrivals role"));
     };
     if accounts.is_empty() {
@@ -117,6 +119,7 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
                     }
                     let acct = accounts[next_acct % accounts.len()].clone();
                     next_acct += 1;
+                    let basic = *basic;
                     let (st, src, target, in_flight) = (
                         st.clone(),
                         src.clone(),
@@ -125,7 +128,12 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
                     );
                     in_flight.set(in_flight.get() + 1);
                     tokio::task::spawn_local(async move {
-                        match Session::open(&target, dst, src.pick(), &acct).await {
+                        let opened = if basic {
+                            Session::open_basic(&target, dst, src.pick(), &acct).await
+                        } else {
+                            Session::open(&target, dst, src.pick(), &acct).await
+                        };
+                        match opened {
                             Ok(mut s) => {
                                 st.borrow_mut().completed(due);
                                 s.close().await;
