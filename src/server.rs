@@ -63,8 +63,10 @@ fn reuseport_socket(addr: SocketAddr, backlog: Option<i32>) -> std::io::Result<S
 /// constructor, before `main`, so setting it at run time no longer reaches this flag.
 pub fn transparent_huge_pages(allow: bool) -> std::io::Result<()> {
     let disable: libc::c_ulong = if allow { 0 } else { 1 };
+    // Full-width zeros: the kernel reads unsigned longs and rejects any non-zero flag.
+    let zero: libc::c_ulong = 0;
     // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
-    let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, disable, 0, 0, 0) };
+    let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, disable, zero, zero, zero) };
     if rc == 0 {
         Ok(())
     } else {
@@ -344,4 +346,21 @@ fn replay_journal(dir: &std::path::Path, store: &dyn Store) -> anyhow::Result<()
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The flag really changes (the kernel rejects the call if any other argument is non-zero).
+    #[test]
+    fn transparent_huge_pages_sets_the_process_flag() {
+        // SAFETY: PR_GET_THP_DISABLE takes no pointer.
+        let get =
+            || unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0usize, 0usize, 0usize, 0usize) };
+        super::transparent_huge_pages(false).unwrap();
+        assert_eq!(get(), 1);
+        super::transparent_huge_pages(true).unwrap();
+        assert_eq!(get(), 0);
+        super::transparent_huge_pages(false).unwrap();
+        assert_eq!(get(), 1);
+    }
 }
