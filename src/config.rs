@@ -86,6 +86,10 @@ pub struct RuntimeConfig {
     /// socket read is an entry in the kernel's poll table, and a deeper ring cut W3's server
     /// CPU per message by a quarter at 4,000 sessions (tuning/shards-and-pinning.md).
     pub ring_depth: usize,
+    /// Let the kernel back the heap with 2 MiB transparent huge pages. Off: mimalloc advises its
+    /// arena for huge pages, so every 2 MiB of it that a shard touches at all became resident,
+    /// which made an idle shard cost ~10 MB instead of ~4 MB (tuning/shards-and-pinning.md).
+    pub transparent_huge_pages: bool,
     /// Longest graceful shutdown, ms, counted from the first SIGINT/SIGTERM; whatever has not
     /// stopped by then is abandoned and the store is closed. 5 s: a normal shutdown takes about
     /// a quarter of a second plus the writer's queue, and 5 s leaves the store's close inside
@@ -107,6 +111,7 @@ impl Default for RuntimeConfig {
             spin_before_park_us: 0,
             io_memory_kib: 1024,
             ring_depth: 4096,
+            transparent_huge_pages: false,
             shutdown_timeout_ms: 5_000,
             service_nice: 10,
         }

@@ -31,6 +31,9 @@ USAGE: coretalk [--listen HOST:PORT] [--grpc-listen HOST:PORT] [--data DIR] [--s
 fn main() {
     // First, before any thread exists (the store writer, hash threads and shards inherit it).
     let signals = coretalk::server::signals::block();
+    // No huge pages until the configuration asks for them (`server::run` applies
+    // `runtime.transparent_huge_pages`): what is allocated before then stays in 4 KiB pages.
+    let _ = coretalk::server::transparent_huge_pages(false);
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match parse_args(std::env::args().skip(1).collect()) {
         Ok(Some(cfg)) => match coretalk::server::run(cfg, signals) {

@@ -84,6 +84,29 @@ fn shard_sockets(cfg: &Config, addr: SocketAddr, n: usize) -> anyhow::Result<Vec
         .collect()
 }
 
+/// Allows or forbids transparent huge pages for the whole process (`prctl(PR_SET_THP_DISABLE)`,
+/// an address-space flag: it covers every thread, present and future, and every later page
+/// fault; pages that are already huge stay so).
+///
+/// mimalloc reserves its arena with `MADV_HUGEPAGE`, so with huge pages allowed the first touch
+/// anywhere in a 2 MiB stretch makes all of it resident: each shard's thread-local pages, the
+/// untouched tails of its large buffers and its thread's first allocations each round up to
+/// 2 MiB, about 6 MB per idle shard (`runtime.transparent_huge_pages`,
+/// tuning/shards-and-pinning.md). mimalloc's own switch (`mi_option_allow_thp`) is read in its
+/// constructor, before `main`, so setting it at run time no longer reaches this flag.
+pub fn transparent_huge_pages(allow: bool) -> std::io::Result<()> {
+    let disable: libc::c_ulong = if allow { 0 } else { 1 };
+    // Full-width zeros: the kernel reads unsigned longs and rejects any non-zero flag.
+    let zero: libc::c_ulong = 0;
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
+    let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, disable, zero, zero, zero) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// The `params` of the first `{hi}` reply.
 fn hi_params(cfg: &Config) -> serde_json::Value {
     serde_json::json!({
@@ -104,6 +127,9 @@ fn hi_params(cfg: &Config) -> serde_json::Value {
 /// any thread started.
 pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
     cfg.validate()?;
+    if let Err(e) = transparent_huge_pages(cfg.runtime.transparent_huge_pages) {
+        log::warn!("cannot set runtime.transparent_huge_pages: {e}");
+    }
     let cfg = Arc::new(cfg);
     let (events_tx, events) = std::sync::mpsc::channel::<Event>();
     signals
@@ -375,4 +401,21 @@ fn replay_journal(dir: &std::path::Path, store: &dyn Store) -> anyhow::Result<()
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The flag really changes (the kernel rejects the call if any other argument is non-zero).
+    #[test]
+    fn transparent_huge_pages_sets_the_process_flag() {
+        // SAFETY: PR_GET_THP_DISABLE takes no pointer.
+        let get =
+            || unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0usize, 0usize, 0usize, 0usize) };
+        super::transparent_huge_pages(false).unwrap();
+        assert_eq!(get(), 1);
+        super::transparent_huge_pages(true).unwrap();
+        assert_eq!(get(), 0);
+        super::transparent_huge_pages(false).unwrap();
+        assert_eq!(get(), 1);
+    }
 }
