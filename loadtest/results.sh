@@ -202,15 +202,19 @@ for series in sorted(p.name for p in out.iterdir() if p.is_dir()):
                     print(f"| {t} | {i + 1} | {q('ops')} | {q('cpu')} | {q('p50')} | {q('p99')} |")
         if rs[0]["workload"] == "w6":
             print("\nW6 mesh figures (median (min–max) over runs):\n")
-            print("| point | envelopes/message | remote-session fraction | sessions per shard (run 1) | deliveries per server CPU-s |")
-            print("|---|---|---|---|---|")
+            print("| point | envelopes/message | hops (doorbell rings)/message | remote-session fraction | sessions per shard (run 1) | deliveries per server CPU-s |")
+            print("|---|---|---|---|---|---|")
             for (t, lab), row in rows.items():
                 ex = [e for e in row["extra"] if e]
                 epm = med([e.get("envelopes_per_message") for e in ex])
+                hpm = med([e.get("hops_per_message") for e in ex])
                 rem = med([e.get("remote_session_fraction") for e in ex])
                 dps = med([e.get("deliveries_per_cpu_second") for e in ex])
                 sps = ex[0].get("sessions_per_shard") if ex else None
-                print(f"| {lab} | {fmt(epm, 3)} | {fmt(rem, 3)} | {sps} | {fmt(dps)} |")
+                print(f"| {lab} | {fmt(epm, 3)} | {fmt(hpm, 3)} | {fmt(rem, 3)} | {sps} | {fmt(dps)} |")
+            pl = [get(r, "summary", "remote_vs_local") for r in rs]
+            if any(x is not None for x in pl):
+                print(f"\nRemote vs local delivery (server CPU per delivery): {fmt(med(pl), 3)}; split vs local {fmt(med([get(r, 'summary', 'split_vs_local') for r in rs]), 3)}")
             effs = [e.get("efficiency_per_cpu") for r in rs for e in (get(r, "summary", "efficiency_vs_1_shard") or [])]
             thr = [e.get("throughput_ratio") for r in rs for e in (get(r, "summary", "efficiency_vs_1_shard") or [])]
             print(f"\nEfficiency of 2 shards vs 1 (deliveries per CPU-s): {fmt(med(effs), 3)}; throughput ratio {fmt(med(thr), 3)}")

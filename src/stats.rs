@@ -33,6 +33,9 @@ pub struct ShardStats {
     pub lp_out: AtomicU64,
     /// Envelopes sent to other shards.
     pub mesh_out: AtomicU64,
+    /// Doorbell rings on other shards: flushes that pushed envelopes to a destination (each
+    /// wakes it at most once), i.e. cross-core hops.
+    pub mesh_rings: AtomicU64,
     /// Envelopes waiting in the local backlog because a peer queue was full.
     pub mesh_backlog: AtomicU64,
     /// Sessions ended because their outbound queue overflowed.
@@ -95,6 +98,7 @@ impl ShardStats {
             sum(|s| &s.lp_out).into(),
         );
         m.insert("MeshEnvelopesTotal".into(), sum(|s| &s.mesh_out).into());
+        m.insert("MeshRingsTotal".into(), sum(|s| &s.mesh_rings).into());
         m.insert("MeshBacklog".into(), sum(|s| &s.mesh_backlog).into());
         m.insert(
             "SlowConsumersTotal".into(),

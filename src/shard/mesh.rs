@@ -95,6 +95,9 @@ pub struct ShardLink {
     outgoing: Vec<Vec<Envelope>>,
     /// Envelopes a full queue refused, per destination, retried in order.
     backlog: Vec<VecDeque<Envelope>>,
+    /// Flushes that pushed to a destination (each rings its doorbell once, so this bounds the
+    /// wake-ups this shard caused on others: the cross-core hops).
+    rings: u64,
 }
 
 /// Builds the mesh for `n` shards: one link per shard and one service sender per shard; each
@@ -121,6 +124,7 @@ pub fn build(n: usize, capacity: usize) -> (Vec<ShardLink>, Vec<ServiceSender>) 
             services: srx,
             outgoing: (0..n).map(|_| Vec::new()).collect(),
             backlog: (0..n).map(|_| VecDeque::new()).collect(),
+            rings: 0,
         });
     }
     (links, services)
@@ -132,6 +136,11 @@ impl ShardLink {
         if let Some(q) = self.outgoing.get_mut(dst.idx()) {
             q.push(env);
         }
+    }
+
+    /// Doorbell rings so far (see the field).
+    pub fn rings(&self) -> u64 {
+        self.rings
     }
 
     /// Sends everything gathered, ringing each destination once. Returns how many envelopes
@@ -173,6 +182,7 @@ impl ShardLink {
             }
             if pushed {
                 self.bells[dst].ring();
+                self.rings += 1;
             }
         }
         sent

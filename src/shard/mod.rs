@@ -412,6 +412,7 @@ impl ShardCtx {
                 .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         }
         ShardStats::set(&self.stats.mesh_backlog, self.link.backlog_len() as u64);
+        ShardStats::set(&self.stats.mesh_rings, self.link.rings());
     }
 
     /// Unloads topics idle for longer than the configured delay (each says goodbye first:

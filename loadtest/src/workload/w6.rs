@@ -194,6 +194,12 @@ async fn point(
     let mut p = w4::point(ctx, w, k, a.subscribers, rate, label_prefix).await?;
     let after = get_json(ctx.addr(), "/debug/vars").await.ok();
     let env = |v: &Option<serde_json::Value>| v.as_ref()?.get("MeshEnvelopesTotal")?.as_f64();
+    let rings = |v: &Option<serde_json::Value>| v.as_ref()?.get("MeshRingsTotal")?.as_f64();
+    let hops = rings(&after)
+        .zip(rings(&before))
+        .map(|(b, a)| b - a)
+        .filter(|_| p.sent_total > 0)
+        .map(|d| d / p.sent_total as f64);
     let shards = after
         .as_ref()
         .and_then(|v| v.get("Shards").cloned())
@@ -223,6 +229,7 @@ async fn point(
         "shards": n_eff,
         "mesh_envelopes": delta,
         "envelopes_per_message": per_msg,
+        "hops_per_message": hops,
         "topic_home_shard": home,
         "sessions_per_shard": sessions,
         "remote_session_fraction": remote,
