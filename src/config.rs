@@ -179,9 +179,8 @@ impl Default for SessionConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WsConfig {
-    /// tungstenite read buffer per connection, bytes. Its default (128 KiB) costs 136 KB per
-    /// idle connection; 4 KiB keeps an idle session at a few KiB and still reads a typical
-    /// frame in one call.
+    /// Bytes one WebSocket read takes, into a buffer each shard shares among all its
+    /// connections (idle connections hold none). 4 KiB reads a typical frame in one call.
     pub read_buffer: usize,
     /// Interval between server pings, ms. 0.9 × the pong timeout, as the reference server.
     pub ping_interval_ms: u64,

@@ -83,7 +83,9 @@ pub struct ShardInit {
 /// session exists between requests with its outbox kept, and ends when it was detached for
 /// `session.detached_idle_ms`.
 struct SessionSlot {
-    session: Session,
+    /// Boxed, as `TopicSlot::topic`: the table's spare buckets then cost a pointer, not a
+    /// session (W1, memory per idle session).
+    session: Box<Session>,
     outbox: Rc<Outbox>,
     /// The wire encoding of the session's transport: what its outbox holds.
     encoding: Encoding,
@@ -97,7 +99,9 @@ struct SessionSlot {
 
 /// A loaded topic and when it became idle.
 struct TopicSlot {
-    topic: Topic,
+    /// Boxed: a `Topic` is ~800 bytes and a hash table keeps a third of its buckets spare, so
+    /// inline it cost ~1.4 KB per loaded topic (every idle user's `me`; W1).
+    topic: Box<Topic>,
     idle_since: Option<UnixMillis>,
 }
 

@@ -118,7 +118,9 @@ impl Outbox {
     ) -> Poll<Option<CloseReason>> {
         let mut i = self.inner.borrow_mut();
         if !i.frames.is_empty() {
-            into.extend(i.frames.drain(..));
+            // Hand the whole queue over and keep none of its capacity: an idle session holds
+            // no queue memory (W1); the next push allocates a small one again.
+            into.extend(std::mem::take(&mut i.frames));
             i.bytes = 0;
             return Poll::Ready(None);
         }

@@ -49,7 +49,7 @@ impl ShardCtx {
             sid,
             SessionSlot {
                 encoding: session.kind.encoding(),
-                session,
+                session: Box::new(session),
                 outbox,
                 secret,
                 transports: 0,

@@ -34,7 +34,7 @@ impl ShardCtx {
                     self.topics.insert(
                         name.clone(),
                         TopicSlot {
-                            topic: Topic::new_group(&name, self.n_shards),
+                            topic: Box::new(Topic::new_group(&name, self.n_shards)),
                             idle_since: None,
                         },
                     );
@@ -121,7 +121,7 @@ impl ShardCtx {
                 self.topics.insert(
                     name.clone(),
                     TopicSlot {
-                        topic,
+                        topic: Box::new(topic),
                         idle_since: None,
                     },
                 );

@@ -16,6 +16,7 @@ pub mod http;
 pub mod lp;
 pub mod static_files;
 pub mod ws;
+pub mod wsframe;
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -29,6 +30,7 @@ use crate::transport::http::{ctrl_body, read_head, respond};
 
 /// Accepts connections until the shard shuts down.
 pub async fn serve(listener: TcpListener, cfg: Rc<Config>) {
+    let scratch = Rc::new(ws::Scratch::new(cfg.ws.read_buffer));
     loop {
         let stream = match listener.accept().await {
             Ok(s) => s,
@@ -41,55 +43,81 @@ pub async fn serve(listener: TcpListener, cfg: Rc<Config>) {
         if with(|ctx| ctx.is_shutting_down()) {
             return;
         }
-        let cfg = cfg.clone();
-        glommio::spawn_local(async move { connection(stream, &cfg).await }).detach();
+        let (cfg, scratch) = (cfg.clone(), scratch.clone());
+        glommio::spawn_local(async move { connection(stream, &cfg, &scratch).await }).detach();
     }
 }
 
-async fn connection(mut stream: TcpStream, cfg: &Config) {
+/// One connection's task: the request head, then the endpoint. A WebSocket session continues
+/// in a task of its own (`ws::serve` spawns it), sized for its loop alone; the rarer paths here
+/// are boxed so that this future stays small while it lives.
+async fn connection(mut stream: TcpStream, cfg: &Rc<Config>, scratch: &Rc<ws::Scratch>) {
     let remote = stream
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
     let timeout = Duration::from_millis(cfg.ws.handshake_timeout_ms);
-    let (head, leftover) = match read_head(&mut stream, cfg.ws.max_header_bytes, timeout).await {
+    let read = Box::pin(read_head(&mut stream, cfg.ws.max_header_bytes, timeout)).await;
+    let (head, leftover) = match read {
         Ok(v) => v,
         Err(http::HeadError::TooLarge(_)) => {
             let body = ctrl_body(431, "request header fields too large", now());
-            return respond(
+            return Box::pin(respond(
                 &mut stream,
                 431,
                 "Request Header Fields Too Large",
                 "application/json",
                 &body,
-            )
+            ))
             .await;
         }
         Err(http::HeadError::Invalid(_)) => {
             let body = ctrl_body(400, "malformed", now());
-            return respond(&mut stream, 400, "Bad Request", "application/json", &body).await;
+            let r = respond(&mut stream, 400, "Bad Request", "application/json", &body);
+            return Box::pin(r).await;
         }
         Err(_) => return,
     };
     match head.path.as_str() {
-        "/v0/channels" | "/v0/channels/" => ws::serve(stream, head, leftover, remote, cfg).await,
+        "/v0/channels" | "/v0/channels/" => {
+            ws::serve(stream, head, leftover, remote, cfg, scratch).await
+        }
         "/v0/channels/lp" | "/v0/channels/lp/" => {
-            lp::serve(stream, head, leftover, remote, cfg).await
+            Box::pin(lp::serve(stream, head, leftover, remote, cfg)).await
         }
         "/debug/vars" => {
             let body = with(|ctx| ctx.stats_json());
-            respond(&mut stream, 200, "OK", "application/json", &body).await
+            Box::pin(respond(&mut stream, 200, "OK", "application/json", &body)).await
         }
         path if !cfg.ws.echo_path.is_empty() && path == cfg.ws.echo_path => {
             echo::serve(stream, head, leftover, cfg).await
         }
         // New protocol endpoints go above this arm: the mount may be `/`.
         path if static_files::mounted(&cfg.web, path) => {
-            static_files::serve(&mut stream, &head, &cfg.web).await
+            Box::pin(static_files::serve(&mut stream, &head, &cfg.web)).await
         }
         _ => {
             let body = ctrl_body(404, "not found", now());
-            respond(&mut stream, 404, "Not Found", "application/json", &body).await
+            Box::pin(respond(
+                &mut stream,
+                404,
+                "Not Found",
+                "application/json",
+                &body,
+            ))
+            .await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A WebSocket session's task holds its whole future for the session's life, so it must
+    /// stay small: W1 budgets 2 KiB per idle session in all.
+    #[test]
+    fn a_websocket_session_task_is_small() {
+        let size = super::ws::session_future_size();
+        println!("WebSocket session future: {size} bytes");
+        assert!(size <= 768, "WebSocket session future is {size} bytes");
     }
 }

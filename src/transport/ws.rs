@@ -1,37 +1,91 @@
 //! WebSocket sessions at `/v0/channels`: the upgrade handshake, then one task per connection
 //! that reads client frames into the shard and writes everything queued on the session's
-//! outbox in one flush, with server pings and the pong deadline.
+//! outbox in one write, with server pings and the pong deadline.
 //!
-//! tungstenite does the framing with a small read buffer (idle connections stay cheap); the
-//! socket is glommio's. Nothing here knows the protocol beyond the network probe `1` → `0`.
+//! Framing is `wsframe`'s; the socket is glommio's. An idle connection holds no buffer: its
+//! task waits on the socket's readiness, reads into the shard's [`Scratch`] (shared by every
+//! connection of the shard, borrowed only inside one synchronous poll) and hands the bytes to
+//! its [`wsframe::Reader`], which copies only what is left of an incomplete frame. Writes are
+//! encoded into the shard's write buffer and sent at once; only a write the socket cannot take
+//! whole is copied into the connection's own buffer until it drains. Nothing here knows the
+//! protocol beyond the network probe `1` → `0`.
 
+use std::cell::RefCell;
 use std::future::{poll_fn, Future};
+use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use async_tungstenite::WebSocketStream;
 use bytes::Bytes;
-use futures_util::{AsyncWriteExt, SinkExt, StreamExt};
+use futures_util::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
-use tungstenite::protocol::{Role, WebSocketConfig};
-use tungstenite::{Message, Utf8Bytes};
 
 use crate::config::Config;
 use crate::shard::local::with;
 use crate::shard::SessionKind;
 use crate::shard::{now, CloseReason, Outbox};
 use crate::transport::http::{ctrl_body, respond, RequestHead};
+use crate::transport::wsframe::{
+    self, Event as Frame, Reader, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT,
+};
+
+/// A shared buffer that grew past this (one huge write) is given back after use.
+const SCRATCH_KEEP: usize = 1 << 20;
+
+/// The buffers every WebSocket connection of one shard shares: each is borrowed only within
+/// one synchronous poll, so one set per shard serves all its connections.
+pub struct Scratch {
+    /// Bytes just read from a socket (`ws.read_buffer` long).
+    read: RefCell<Vec<u8>>,
+    /// Frames being encoded for one write.
+    write: RefCell<Vec<u8>>,
+    /// Frames just drained from an outbox, until encoded.
+    frames: RefCell<Vec<Bytes>>,
+}
+
+impl Scratch {
+    /// One shard's buffers; reads take up to `read_size` bytes at a time.
+    pub fn new(read_size: usize) -> Scratch {
+        Scratch {
+            read: RefCell::new(vec![0; read_size]),
+            write: RefCell::new(Vec::new()),
+            frames: RefCell::new(Vec::new()),
+        }
+    }
+}
 
 /// What woke the connection task.
 enum Event {
-    /// Frames were drained from the outbox (`None`), or it closed (`Some`).
+    /// Frames were drained from the outbox into the scratch (`None`), or it closed (`Some`).
     Out(Option<CloseReason>),
-    /// A client frame, the end of the stream, or a read error.
-    In(Option<Result<Message, tungstenite::Error>>),
+    /// Something from the client (a message was already handed to the shard).
+    In(In),
     /// Time to ping (and to check the pong deadline).
     Tick,
+}
+
+/// The client's side of one wake-up.
+enum In {
+    /// A message, already handed to the shard.
+    Message,
+    /// A ping to answer with this payload.
+    Ping(Bytes),
+    Pong,
+    /// A close frame, to answer with this payload before closing.
+    Close(Vec<u8>),
+    /// End of stream, a read error or a protocol violation: drop the connection.
+    End,
+}
+
+/// One connection: the socket, its frame reader and any write the socket has not taken yet.
+struct Conn {
+    stream: TcpStream,
+    reader: Reader,
+    /// Unsent bytes of a write that blocked; empty (unallocated) otherwise.
+    tx: Vec<u8>,
+    scratch: Rc<Scratch>,
 }
 
 /// Validates the upgrade request and answers it; then runs the session.
@@ -40,25 +94,27 @@ pub async fn serve(
     head: RequestHead,
     leftover: Vec<u8>,
     remote: String,
-    cfg: &Config,
+    cfg: &Rc<Config>,
+    scratch: &Rc<Scratch>,
 ) {
     if head.method != "GET" {
         let body = ctrl_body(405, "operation or method not allowed", now());
-        return respond(
+        let r = respond(
             &mut stream,
             405,
             "Method Not Allowed",
             "application/json",
             &body,
-        )
-        .await;
+        );
+        return Box::pin(r).await;
     }
     let key_ok = head
         .api_key()
         .is_some_and(|k| with(|ctx| ctx.api_key_ok(&k)));
     if !key_ok {
         let body = ctrl_body(403, "valid API key required", now());
-        return respond(&mut stream, 403, "Forbidden", "application/json", &body).await;
+        let r = respond(&mut stream, 403, "Forbidden", "application/json", &body);
+        return Box::pin(r).await;
     }
     let is_upgrade = head
         .header("upgrade")
@@ -68,15 +124,19 @@ pub async fn serve(
             .is_some_and(|v| v.to_ascii_lowercase().contains("upgrade"));
     let Some(ws_key) = head.header("sec-websocket-key").filter(|_| is_upgrade) else {
         let body = ctrl_body(400, "malformed", now());
-        return respond(&mut stream, 400, "Bad Request", "application/json", &body).await;
+        let r = respond(&mut stream, 400, "Bad Request", "application/json", &body);
+        return Box::pin(r).await;
     };
-    let accept = tungstenite::handshake::derive_accept_key(ws_key.trim().as_bytes());
+    // Nothing of the request outlives the handshake (the task's memory is held all session).
     let resp = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        tungstenite::handshake::derive_accept_key(ws_key.trim().as_bytes())
     );
+    drop(head);
     if stream.write_all(resp.as_bytes()).await.is_err() {
         return;
     }
+    drop(resp);
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
     // A WebSocket session has its connection attached for its whole life and ends with it.
@@ -88,23 +148,36 @@ pub async fn serve(
         return;
     };
     let max = cfg.max_message_size(crate::config::Transport::WebSocket);
-    let ws_cfg = WebSocketConfig::default()
-        .read_buffer_size(cfg.ws.read_buffer)
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max));
-    let ws =
-        WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(ws_cfg)).await;
-    run(ws, &outbox, sid, cfg).await;
-    outbox.close(CloseReason::Ended);
-    with(|ctx| ctx.close_session(sid));
+    let mut conn = Conn {
+        stream,
+        reader: Reader::new(max),
+        tx: Vec::new(),
+        scratch: scratch.clone(),
+    };
+    // Bytes the client sent right after its request head are its first frames.
+    conn.reader.preload(leftover);
+    // The session gets a task of its own, sized for its loop alone; this one (with the request
+    // head and the handshake's state) ends here and frees its memory.
+    glommio::spawn_local(session(conn, outbox, sid, cfg.clone())).detach();
 }
 
-async fn run(
-    mut ws: WebSocketStream<TcpStream>,
-    outbox: &Rc<Outbox>,
+/// The session's task: its loop, then the end of the session.
+/// (A plain fn around an `async move` block: an `async fn` would store its arguments twice.)
+#[allow(clippy::manual_async_fn)]
+fn session(
+    mut conn: Conn,
+    outbox: Rc<Outbox>,
     sid: crate::ids::SessionId,
-    cfg: &Config,
-) {
+    cfg: Rc<Config>,
+) -> impl Future<Output = ()> {
+    async move {
+        run(&mut conn, &outbox, sid, &cfg).await;
+        outbox.close(CloseReason::Ended);
+        with(|ctx| ctx.close_session(sid));
+    }
+}
+
+async fn run(conn: &mut Conn, outbox: &Rc<Outbox>, sid: crate::ids::SessionId, cfg: &Config) {
     let ping_every = Duration::from_millis(cfg.ws.ping_interval_ms);
     let pong_timeout = Duration::from_millis(cfg.ws.pong_timeout_ms);
     // The ticker fires at the next ping or at the pong deadline, whichever comes first, so a
@@ -112,16 +185,19 @@ async fn run(
     let mut ticker = glommio::timer::Timer::new(ping_every);
     let mut last_pong = Instant::now();
     let mut next_ping = last_pong + ping_every;
-    let mut frames: Vec<Bytes> = Vec::new();
     loop {
         let paused = with(|ctx| ctx.should_pause_reading());
         let ev = poll_fn(|cx| {
-            if let Poll::Ready(r) = outbox.poll_drain(cx, &mut frames) {
+            let drained = {
+                let mut frames = conn.scratch.frames.borrow_mut();
+                outbox.poll_drain(cx, &mut frames)
+            };
+            if let Poll::Ready(r) = drained {
                 return Poll::Ready(Event::Out(r));
             }
             if !paused {
-                if let Poll::Ready(m) = ws.poll_next_unpin(cx) {
-                    return Poll::Ready(Event::In(m));
+                if let Poll::Ready(i) = conn.poll_in(cx, sid, outbox) {
+                    return Poll::Ready(Event::In(i));
                 }
             }
             if Pin::new(&mut ticker).poll(cx).is_ready() {
@@ -133,7 +209,7 @@ async fn run(
             // Back-pressure from the mesh: only write and tick until the backlog drains.
             futures_lite::future::or(ev, async {
                 glommio::timer::sleep(Duration::from_millis(1)).await;
-                Event::Out(None)
+                Event::In(In::Message)
             })
             .await
         } else {
@@ -141,44 +217,39 @@ async fn run(
         };
         match ev {
             Event::Out(None) => {
-                if write_all(&mut ws, &mut frames).await.is_err() {
+                if conn.write_drained().await.is_err() {
                     return;
                 }
             }
             Event::Out(Some(reason)) => {
                 if reason != CloseReason::Overflow {
-                    let _ = write_all(&mut ws, &mut frames).await;
+                    let _ = conn.write_drained().await;
                 }
-                let _ = ws.close(None).await;
+                let _ = conn.write_frame(OP_CLOSE, &[]).await;
                 return;
             }
-            Event::In(Some(Ok(msg))) => match msg {
-                Message::Text(t) => on_frame(sid, outbox, t.as_bytes()),
-                Message::Binary(b) => on_frame(sid, outbox, &b),
-                Message::Pong(_) => last_pong = Instant::now(),
-                Message::Ping(_) => {
-                    // tungstenite queued the pong; send it now.
-                    if ws.flush().await.is_err() {
-                        return;
-                    }
-                }
-                Message::Close(_) => {
-                    let _ = ws.close(None).await;
+            Event::In(In::Message) => {}
+            Event::In(In::Pong) => last_pong = Instant::now(),
+            Event::In(In::Ping(p)) => {
+                if conn.write_frame(OP_PONG, &p).await.is_err() {
                     return;
                 }
-                Message::Frame(_) => {}
-            },
-            Event::In(_) => return,
+            }
+            Event::In(In::Close(reply)) => {
+                let _ = conn.write_frame(OP_CLOSE, &reply).await;
+                return;
+            }
+            Event::In(In::End) => return,
             Event::Tick => {
                 let now = Instant::now();
                 if now.duration_since(last_pong) >= pong_timeout {
                     log::debug!("session {sid}: no pong for {pong_timeout:?}, closing");
-                    let _ = ws.close(None).await;
+                    let _ = conn.write_frame(OP_CLOSE, &[]).await;
                     return;
                 }
                 if now >= next_ping {
                     next_ping = now + ping_every;
-                    if ws.send(Message::Ping(Bytes::new())).await.is_err() {
+                    if conn.write_frame(OP_PING, &[]).await.is_err() {
                         return;
                     }
                 }
@@ -193,7 +264,141 @@ async fn run(
     }
 }
 
-/// One client frame: the network probe is answered here, anything else goes to the shard.
+impl Conn {
+    /// The next thing the client sent: carried bytes first, then a read into the shard's
+    /// scratch (`Pending` arms the socket's readiness and holds no buffer). A message is
+    /// handed to the shard right here, while its bytes are borrowed.
+    fn poll_in(
+        &mut self,
+        cx: &mut Context<'_>,
+        sid: crate::ids::SessionId,
+        outbox: &Outbox,
+    ) -> Poll<In> {
+        let scratch = self.scratch.clone();
+        loop {
+            if self.reader.has_carry() {
+                let got = match self.reader.next(&mut []) {
+                    Ok(Some(ev)) => Some(on_event(ev, sid, outbox)),
+                    Ok(None) => None,
+                    Err(e) => Some(fail(sid, e)),
+                };
+                self.reader.release();
+                if let Some(i) = got {
+                    return Poll::Ready(i);
+                }
+            }
+            let mut buf = scratch.read.borrow_mut();
+            let n = match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(In::End),
+                Poll::Ready(Ok(n)) => n,
+            };
+            let got = match self.reader.next(&mut buf[..n]) {
+                Ok(Some(ev)) => Some(on_event(ev, sid, outbox)),
+                Ok(None) => None,
+                Err(e) => Some(fail(sid, e)),
+            };
+            self.reader.release();
+            if let Some(i) = got {
+                return Poll::Ready(i);
+            }
+        }
+    }
+
+    /// Writes every frame drained into the scratch, as text frames, in one write.
+    async fn write_drained(&mut self) -> io::Result<()> {
+        let scratch = self.scratch.clone();
+        self.write(|out| {
+            for f in scratch.frames.borrow_mut().drain(..) {
+                debug_assert!(std::str::from_utf8(&f).is_ok(), "frames are UTF-8");
+                wsframe::encode(out, OP_TEXT, &f);
+            }
+        })
+        .await
+    }
+
+    /// Writes one control frame.
+    async fn write_frame(&mut self, opcode: u8, payload: &[u8]) -> io::Result<()> {
+        self.write(|out| wsframe::encode(out, opcode, payload))
+            .await
+    }
+
+    /// Encodes with `fill` into the shard's write buffer and writes it; only what the socket
+    /// does not take at once is copied into the connection's own buffer until it drains.
+    async fn write(&mut self, fill: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
+        let Conn {
+            stream,
+            tx,
+            scratch,
+            ..
+        } = self;
+        let mut fill = Some(fill);
+        poll_fn(|cx| {
+            if let Some(fill) = fill.take() {
+                let mut out = scratch.write.borrow_mut();
+                out.clear();
+                fill(&mut out);
+                let mut done = 0;
+                let r = poll_write_all(stream, cx, &out, &mut done);
+                if r.is_pending() {
+                    tx.extend_from_slice(&out[done..]);
+                }
+                if out.capacity() > SCRATCH_KEEP {
+                    *out = Vec::new();
+                }
+                return r;
+            }
+            let mut done = 0;
+            let r = poll_write_all(stream, cx, tx, &mut done);
+            tx.drain(..done);
+            if r.is_ready() {
+                *tx = Vec::new();
+            }
+            r
+        })
+        .await
+    }
+}
+
+/// Writes `buf[*done..]` until all is written, the socket would block, or it fails.
+fn poll_write_all(
+    stream: &mut TcpStream,
+    cx: &mut Context<'_>,
+    buf: &[u8],
+    done: &mut usize,
+) -> Poll<io::Result<()>> {
+    while *done < buf.len() {
+        match Pin::new(&mut *stream).poll_write(cx, &buf[*done..]) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(n)) => *done += n,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+    Poll::Ready(Ok(()))
+}
+
+/// A client frame: messages go to the shard (the network probe is answered here), control
+/// frames become what the task must do.
+fn on_event(ev: Frame<'_>, sid: crate::ids::SessionId, outbox: &Outbox) -> In {
+    match ev {
+        Frame::Message(data) => {
+            on_frame(sid, outbox, data);
+            In::Message
+        }
+        Frame::Ping(p) => In::Ping(Bytes::copy_from_slice(p)),
+        Frame::Pong => In::Pong,
+        Frame::Close(reply) => In::Close(wsframe::close_payload(&reply)),
+    }
+}
+
+/// A frame the client should not have sent: the connection is dropped.
+fn fail(sid: crate::ids::SessionId, e: wsframe::Error) -> In {
+    log::debug!("session {sid}: bad WebSocket input ({e:?}), closing");
+    In::End
+}
+
+/// One client message: the network probe is answered here, anything else goes to the shard.
 fn on_frame(sid: crate::ids::SessionId, outbox: &Outbox, data: &[u8]) {
     if data == b"1" {
         let _ = outbox.push(Bytes::from_static(b"0"));
@@ -202,23 +407,14 @@ fn on_frame(sid: crate::ids::SessionId, outbox: &Outbox, data: &[u8]) {
     with(|ctx| ctx.client_frame(sid, data));
 }
 
-/// A queued frame as a WebSocket text payload. Frames come from `proto::encode` (serde_json,
-/// always UTF-8) or are the one-byte probe answer, so revalidating every copy of a fanned-out
-/// frame per recipient is wasted work; debug builds still check it.
-fn text_frame(f: Bytes) -> Utf8Bytes {
-    debug_assert!(std::str::from_utf8(&f).is_ok(), "frames are UTF-8");
-    // SAFETY: every frame pushed to an outbox is UTF-8: `proto::encode` output (serde_json
-    // writes UTF-8) or the static probe answer `0`.
-    unsafe { Utf8Bytes::from_bytes_unchecked(f) }
-}
-
-/// Writes every drained frame, then flushes once: one write for the whole batch.
-async fn write_all(
-    ws: &mut WebSocketStream<TcpStream>,
-    frames: &mut Vec<Bytes>,
-) -> Result<(), tungstenite::Error> {
-    for f in frames.drain(..) {
-        ws.feed(Message::Text(text_frame(f))).await?;
+/// The size of a session task's future (a test keeps it small).
+#[cfg(test)]
+pub(crate) fn session_future_size() -> usize {
+    fn size<F, Fut>(_: &F) -> usize
+    where
+        F: Fn(Conn, Rc<Outbox>, crate::ids::SessionId, Rc<Config>) -> Fut,
+    {
+        std::mem::size_of::<Fut>()
     }
-    ws.flush().await
+    size(&session)
 }
