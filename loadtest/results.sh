@@ -212,9 +212,10 @@ for series in sorted(p.name for p in out.iterdir() if p.is_dir()):
                 dps = med([e.get("deliveries_per_cpu_second") for e in ex])
                 sps = ex[0].get("sessions_per_shard") if ex else None
                 print(f"| {lab} | {fmt(epm, 3)} | {fmt(hpm, 3)} | {fmt(rem, 3)} | {sps} | {fmt(dps)} |")
-            pl = [get(r, "summary", "remote_vs_local") for r in rs]
-            if any(x is not None for x in pl):
-                print(f"\nRemote vs local delivery (server CPU per delivery): {fmt(med(pl), 3)}; split vs local {fmt(med([get(r, 'summary', 'split_vs_local') for r in rs]), 3)}")
+            def ratios(key):
+                return [x.get("ratio") for r in rs for x in (get(r, "summary", key) or [])]
+            if ratios("remote_vs_local"):
+                print(f"\nRemote vs local delivery (server CPU per delivery, per run): {fmt(med(ratios('remote_vs_local')), 3)}; split vs local {fmt(med(ratios('split_vs_local')), 3)}")
             effs = [e.get("efficiency_per_cpu") for r in rs for e in (get(r, "summary", "efficiency_vs_1_shard") or [])]
             thr = [e.get("throughput_ratio") for r in rs for e in (get(r, "summary", "efficiency_vs_1_shard") or [])]
             print(f"\nEfficiency of 2 shards vs 1 (deliveries per CPU-s): {fmt(med(effs), 3)}; throughput ratio {fmt(med(thr), 3)}")

@@ -316,6 +316,10 @@ pub struct StoreConfig {
     /// Size of a journal segment, KiB; a full segment is removed once the store has made its
     /// content durable.
     pub journal_segment_kib: u64,
+    /// Writes acknowledged but not yet applied by the store thread above which the shards stop
+    /// reading client sockets until it catches up (back-pressure instead of refused writes
+    /// once `queue_capacity` fills). See `tuning/store.md`.
+    pub behind_pause: u64,
 }
 
 impl Default for StoreConfig {
@@ -328,6 +332,7 @@ impl Default for StoreConfig {
             group_window_us: 2000,
             journal: true,
             journal_segment_kib: 65536,
+            behind_pause: 16384,
         }
     }
 }

@@ -232,9 +232,12 @@ impl ShardCtx {
         self.api_keys.check(key)
     }
 
-    /// True when the mesh backlog is large: transports should pause reading.
+    /// True when the mesh backlog is large, or the store thread is far behind the writes
+    /// acknowledged before it applied them: transports should pause reading, so that overload
+    /// becomes latency at the socket instead of refused writes.
     pub fn should_pause_reading(&self) -> bool {
         self.link.backlog_len() > self.cfg.mesh.backlog_pause
+            || self.writer.behind_len() > self.cfg.store.behind_pause
     }
 
     /// `/debug/vars` JSON, summed over all shards.

@@ -266,7 +266,12 @@ impl StoreWriter {
     /// Whether any write acknowledged before being applied is still queued or being applied:
     /// then a read must go through [`StoreWriter::read`] to see it.
     pub fn behind(&self) -> bool {
-        self.shared.behind.load(Ordering::SeqCst) > 0
+        self.behind_len() > 0
+    }
+
+    /// How many writes acknowledged before being applied are still queued or being applied.
+    pub fn behind_len(&self) -> u64 {
+        self.shared.behind.load(Ordering::SeqCst)
     }
 
     fn push(&self, job: Job) -> Result<(), StoreError> {
