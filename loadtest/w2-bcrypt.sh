@@ -4,7 +4,7 @@
 # alternating runs a second generator adds basic-auth logins (a bcrypt check each) at
 # LOGINS/s. Prints W3's p50/p99 with and without the logins, RUNS times each.
 #   loadtest/w2-bcrypt.sh [BIN]      env: PAIRS [200] RATE [2500] LOGINS [50] RUNS [2] NICE [10]
-# NICE sets runtime.service_nice (0 to compare with the hash threads at the shards' priority).
+# NICE sets auth.hash_nice (0 to compare with the hash threads at the shards' priority).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${1:-$ROOT/target/release/coretalk}"
@@ -13,7 +13,7 @@ PAIRS="${PAIRS:-200}" RATE="${RATE:-2500}" LOGINS="${LOGINS:-50}" RUNS="${RUNS:-
 OUT="${OUT:-$ROOT/loadtest/results/w2-bcrypt-$(date -u +%Y%m%d-%H%M%S)}"
 mkdir -p "$OUT"
 dir=$(mktemp -d)
-printf '[auth]\nbcrypt_cost = 10\n[store]\ndurable = false\n[runtime]\nservice_nice = %s\n[limits]\nmsg_per_sec = 0\nauth_per_min = 0\naddr_auth_per_min = 0\nmax_sessions_per_user = 0\n' "$NICE" > "$dir/c.toml"
+printf '[auth]\nbcrypt_cost = 10\nhash_nice = %s\n[store]\ndurable = false\n[limits]\nmsg_per_sec = 0\nauth_per_min = 0\naddr_auth_per_min = 0\nmax_sessions_per_user = 0\n' "$NICE" > "$dir/c.toml"
 taskset -c 0 "$BIN" --listen 127.0.0.1:0 --grpc-listen "" --data "$dir/data" --shards 1 \
   --config "$dir/c.toml" > "$dir/out.log" 2> "$dir/err.log" &
 pid=$!

@@ -95,11 +95,6 @@ pub struct RuntimeConfig {
     /// a quarter of a second plus the writer's queue, and 5 s leaves the store's close inside
     /// the 10 s that `docker stop` (and 30 s that Kubernetes) allow before SIGKILL.
     pub shutdown_timeout_ms: u64,
-    /// Nice value of the service threads (`coretalk-store`, `coretalk-hash-N`), which share
-    /// cores with the pinned shards: 10 makes a store commit or a bcrypt hash yield the core
-    /// to a shard that has a message to deliver, while they still get all idle time. 0 keeps
-    /// them at the shards' priority.
-    pub service_nice: i32,
 }
 
 impl Default for RuntimeConfig {
@@ -113,7 +108,6 @@ impl Default for RuntimeConfig {
             ring_depth: 4096,
             transparent_huge_pages: false,
             shutdown_timeout_ms: 5_000,
-            service_nice: 10,
         }
     }
 }
@@ -263,6 +257,10 @@ pub struct AuthConfig {
     pub bcrypt_cost: u32,
     /// Threads hashing passwords, off the executors so a login never stalls other sessions.
     pub hash_threads: usize,
+    /// Nice value of the `coretalk-hash-N` threads, which share cores with the pinned shards:
+    /// 10 makes a bcrypt hash (tens of ms at the default cost) yield the core to a shard with
+    /// messages to deliver, while hashing still gets every idle cycle. 0 = the shards' priority.
+    pub hash_nice: i32,
     /// Queued hash jobs before logins are refused with 503 (bounds memory under a login flood).
     pub hash_queue: usize,
     /// Shortest accepted login name, characters.
@@ -282,6 +280,7 @@ impl Default for AuthConfig {
             token_key: String::new(),
             bcrypt_cost: 10,
             hash_threads: 1,
+            hash_nice: 10,
             hash_queue: 4096,
             min_login_len: 2,
             min_password_len: 3,

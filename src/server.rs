@@ -156,13 +156,12 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
             max_batch_ops: cfg.store.max_batch_ops,
             queue_capacity: cfg.store.queue_capacity,
             group_window_us: cfg.store.group_window_us,
-            nice: cfg.runtime.service_nice,
         },
     )?;
     let (hasher, hasher_join) = HashPool::spawn(
         cfg.auth.hash_threads,
         cfg.auth.hash_queue,
-        cfg.runtime.service_nice,
+        cfg.auth.hash_nice,
     );
     let token_key = if cfg.auth.token_key.is_empty() {
         load_or_create_token_key(&data_dir).context("token key")?

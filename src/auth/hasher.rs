@@ -103,7 +103,7 @@ pub struct HashPoolJoin {
 impl HashPool {
     /// Starts `threads` workers (at least one) named `coretalk-hash-N` sharing a queue of
     /// `queue_capacity` jobs. A capacity of 0 accepts a job only while a worker is idle.
-    /// Each worker lowers its own scheduling priority to `nice` (see `runtime.service_nice`):
+    /// Each worker lowers its own scheduling priority to `nice` (see `auth.hash_nice`):
     /// bcrypt bursts then yield the core to the shards instead of delaying their messages.
     ///
     /// # Panics

@@ -59,9 +59,6 @@ pub struct WriterConfig {
     /// commits, so waiting costs no latency and shares one transaction (and one wake-up of
     /// this thread) among many messages; a waited write or a read cuts the wait short.
     pub group_window_us: u64,
-    /// The thread's nice value (0 = unchanged; see `runtime.service_nice`): below the shards,
-    /// so a long commit yields the core to a shard with a message to deliver.
-    pub nice: i32,
 }
 
 impl Default for WriterConfig {
@@ -70,7 +67,6 @@ impl Default for WriterConfig {
             max_batch_ops: 4096,
             queue_capacity: 65536,
             group_window_us: 2000,
-            nice: 0,
         }
     }
 }
@@ -211,10 +207,7 @@ impl StoreWriter {
         };
         let handle = std::thread::Builder::new()
             .name("coretalk-store".to_owned())
-            .spawn(move || {
-                lower_priority(cfg.nice);
-                round.run()
-            })
+            .spawn(move || round.run())
             .map_err(|e| StoreError::Backend(format!("cannot start the store thread: {e}")))?;
         let thread = handle.thread().clone();
         Ok((
@@ -318,20 +311,5 @@ impl StoreWriter {
     /// Batches waiting in the queue now.
     pub fn queued(&self) -> usize {
         self.tx.len()
-    }
-}
-
-/// Sets the calling thread's nice value (Linux: per thread). Failure only logs: the thread
-/// works at normal priority too.
-fn lower_priority(nice: i32) {
-    if nice == 0 {
-        return;
-    }
-    // SAFETY: plain syscall on the calling thread (who = 0), no pointers.
-    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
-        log::warn!(
-            "cannot set the store thread's nice value to {nice}: {}",
-            std::io::Error::last_os_error()
-        );
     }
 }

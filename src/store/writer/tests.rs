@@ -147,7 +147,6 @@ fn a_group_stops_at_max_batch_ops() {
         max_batch_ops: 4,
         queue_capacity: 100,
         group_window_us: 0,
-        nice: 0,
     };
     let (w, join) = spawn(store.clone(), cfg);
     let noop = || -> Completion { Box::new(|r| assert_eq!(r, Ok(()))) };
@@ -176,7 +175,6 @@ fn a_full_queue_refuses_without_calling_back() {
         max_batch_ops: 4096,
         queue_capacity: 2,
         group_window_us: 0,
-        nice: 0,
     };
     let (w, join) = spawn(store.clone(), cfg);
     let calls = Arc::new(AtomicU64::new(0));
