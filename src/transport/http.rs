@@ -198,22 +198,33 @@ pub async fn websocket_upgrade(
         respond(stream, 405, "Method Not Allowed", "application/json", &body).await;
         return false;
     }
+    let Some(ws_key) = websocket_key(head) else {
+        let body = ctrl_body(400, "malformed", now);
+        respond(stream, 400, "Bad Request", "application/json", &body).await;
+        return false;
+    };
+    let resp = switching_protocols(ws_key);
+    stream.write_all(resp.as_bytes()).await.is_ok()
+}
+
+/// The `Sec-WebSocket-Key` of a request that asks for a WebSocket upgrade (`Upgrade:
+/// websocket`, `Connection: … upgrade …`); `None` when it is not one.
+pub fn websocket_key(head: &RequestHead) -> Option<&str> {
     let is_upgrade = head
         .header("upgrade")
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
         && head
             .header("connection")
             .is_some_and(|v| v.to_ascii_lowercase().contains("upgrade"));
-    let Some(ws_key) = head.header("sec-websocket-key").filter(|_| is_upgrade) else {
-        let body = ctrl_body(400, "malformed", now);
-        respond(stream, 400, "Bad Request", "application/json", &body).await;
-        return false;
-    };
-    let accept = tungstenite::handshake::derive_accept_key(ws_key.trim().as_bytes());
-    let resp = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-    );
-    stream.write_all(resp.as_bytes()).await.is_ok()
+    head.header("sec-websocket-key").filter(|_| is_upgrade)
+}
+
+/// The `101 Switching Protocols` response accepting `ws_key`.
+pub fn switching_protocols(ws_key: &str) -> String {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        tungstenite::handshake::derive_accept_key(ws_key.trim().as_bytes())
+    )
 }
 
 #[cfg(test)]

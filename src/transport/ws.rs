@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::shard::local::with;
 use crate::shard::SessionKind;
 use crate::shard::{now, CloseReason, Outbox};
-use crate::transport::http::{ctrl_body, respond, RequestHead};
+use crate::transport::http::{ctrl_body, respond, switching_protocols, websocket_key, RequestHead};
 use crate::transport::wsframe::{
     self, Event as Frame, Reader, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT,
 };
@@ -116,22 +116,13 @@ pub async fn serve(
         let r = respond(&mut stream, 403, "Forbidden", "application/json", &body);
         return Box::pin(r).await;
     }
-    let is_upgrade = head
-        .header("upgrade")
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-        && head
-            .header("connection")
-            .is_some_and(|v| v.to_ascii_lowercase().contains("upgrade"));
-    let Some(ws_key) = head.header("sec-websocket-key").filter(|_| is_upgrade) else {
+    let Some(ws_key) = websocket_key(&head) else {
         let body = ctrl_body(400, "malformed", now());
         let r = respond(&mut stream, 400, "Bad Request", "application/json", &body);
         return Box::pin(r).await;
     };
     // Nothing of the request outlives the handshake (the task's memory is held all session).
-    let resp = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-        tungstenite::handshake::derive_accept_key(ws_key.trim().as_bytes())
-    );
+    let resp = switching_protocols(ws_key);
     drop(head);
     if stream.write_all(resp.as_bytes()).await.is_err() {
         return;
