@@ -8,6 +8,7 @@
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod journal;
+pub mod pg;
 pub mod read;
 pub mod redb;
 #[cfg(test)]
@@ -17,6 +18,7 @@ pub mod writer;
 use crate::access::{AccessMode, AuthLevel, DefaultAccess};
 use crate::ids::{UnixMillis, UserId};
 
+pub use self::pg::{PgOptions, PgStore};
 pub use self::redb::RedbStore;
 pub use read::{Answers, ContactRow, Found, ReadAnswer, ReadQuery};
 pub use writer::{StoreWriter, WriterConfig};

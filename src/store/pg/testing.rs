@@ -1,0 +1,209 @@
+//! A throw-away PostgreSQL for tests: [`fresh_url`] returns the URL of a new, empty database.
+//!
+//! With `CORETALK_TEST_PG` set to a server's base URL (`postgres://postgres@127.0.0.1:5432`,
+//! a superuser or a role allowed to create databases, no database name), the databases are
+//! made there, named `coretalk_test_<pid>_<n>`; those of test processes no longer running are
+//! dropped when the next one starts. Otherwise one PostgreSQL 15 instance is started per test
+//! process on first use (initdb in a temporary directory as the `postgres` user, a free port,
+//! `fsync=off`), and stopped and removed when the process exits. A server that cannot be had is
+//! a panic that says why: PostgreSQL tests never skip silently.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+use postgres::{Client, NoTls};
+
+/// The environment variable naming an existing server to use instead of a local one.
+pub(crate) const ENV: &str = "CORETALK_TEST_PG";
+
+/// The base URL of the server every test of this process uses.
+static SERVER: OnceLock<String> = OnceLock::new();
+/// The data directory of the instance this process started, if it started one.
+static LOCAL_DIR: OnceLock<PathBuf> = OnceLock::new();
+static NEXT_DB: AtomicU32 = AtomicU32::new(0);
+
+/// The URL of a new, empty database.
+pub(crate) fn fresh_url() -> String {
+    let base = SERVER.get_or_init(server);
+    let name = format!(
+        "coretalk_test_{}_{}",
+        std::process::id(),
+        NEXT_DB.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut admin = admin(base);
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap_or_else(|e| panic!("CREATE DATABASE {name} on {base}: {e:?}"));
+    format!("{base}/{name}")
+}
+
+/// A connection to the `postgres` database of the test server.
+pub(crate) fn admin(base: &str) -> Client {
+    Client::connect(&format!("{base}/postgres"), NoTls)
+        .unwrap_or_else(|e| panic!("connecting to the test PostgreSQL at {base}: {e:?}"))
+}
+
+/// The base URL of the test server (no database name).
+pub(crate) fn server_url() -> &'static str {
+    SERVER.get_or_init(server)
+}
+
+fn server() -> String {
+    match std::env::var(ENV) {
+        Ok(url) if !url.trim().is_empty() => {
+            let base = base_of(url.trim());
+            drop_stale_databases(&base);
+            base
+        }
+        _ => start_local(),
+    }
+}
+
+/// `url` without a database name, query or trailing slash.
+fn base_of(url: &str) -> String {
+    let authority = url.find("://").map_or(0, |i| i + 3);
+    let end = url[authority..]
+        .find(['/', '?'])
+        .map_or(url.len(), |i| authority + i);
+    url[..end].to_owned()
+}
+
+/// Drops the databases left on an external server by test processes that are gone.
+fn drop_stale_databases(base: &str) {
+    let mut admin = admin(base);
+    let rows = admin
+        .query(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'coretalk\\_test\\_%'",
+            &[],
+        )
+        .unwrap_or_else(|e| panic!("listing test databases on {base}: {e:?}"));
+    for row in rows {
+        let name: String = row.get(0);
+        let pid = name.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+        if !alive {
+            // Best effort: another cleaner may have dropped it first.
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+/// The directory of the PostgreSQL server programs: version 15 if installed, else the newest.
+fn bin_dir() -> PathBuf {
+    let root = Path::new("/usr/lib/postgresql");
+    let preferred = root.join("15/bin");
+    if preferred.join("initdb").exists() {
+        return preferred;
+    }
+    let mut versions: Vec<u32> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    versions.sort_unstable();
+    match versions.last() {
+        Some(v) => root.join(format!("{v}/bin")),
+        None => panic!(
+            "PostgreSQL tests need the PostgreSQL server (apt-get install postgresql-15) or {ENV} \
+             set to a server's base URL (postgres://postgres@127.0.0.1:5432)"
+        ),
+    }
+}
+
+/// Runs a PostgreSQL program as the `postgres` user when we are root (initdb refuses root).
+fn as_postgres(program: &Path) -> Command {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run(cmd: &mut Command, what: &str, log: Option<&Path>) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what} for the test PostgreSQL: {e}"));
+    if !out.status.success() {
+        let log = log
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        panic!(
+            "{what} failed for the test PostgreSQL ({}):\n{}\n{}\n{log}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// A TCP port nobody listens on right now.
+pub(crate) fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local address").port()
+}
+
+fn start_local() -> String {
+    let bin = bin_dir();
+    let dir = std::env::temp_dir().join(format!("coretalk-test-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    // SAFETY: as above.
+    if unsafe { libc::geteuid() } == 0 {
+        run(
+            Command::new("chown").arg("postgres:").arg(&dir),
+            "chown postgres:",
+            None,
+        );
+    }
+    let data = dir.join("data");
+    let log = dir.join("log");
+    run(
+        as_postgres(&bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]),
+        "initdb",
+        None,
+    );
+    let port = free_port();
+    let options = format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off \
+         -c max_connections=300",
+        dir.display()
+    );
+    let _ = LOCAL_DIR.set(dir.clone());
+    run(
+        as_postgres(&bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(&log)
+            .args(["-o", &options, "-w", "start"]),
+        "pg_ctl start",
+        Some(&log),
+    );
+    // SAFETY: `stop_local` is an `extern "C" fn()` that touches only process-global state.
+    unsafe {
+        libc::atexit(stop_local);
+    }
+    format!("postgres://postgres@127.0.0.1:{port}")
+}
+
+/// Stops the instance this process started and removes its directory (at process exit).
+extern "C" fn stop_local() {
+    let Some(dir) = LOCAL_DIR.get() else {
+        return;
+    };
+    let _ = as_postgres(&bin_dir().join("pg_ctl"))
+        .arg("-D")
+        .arg(dir.join("data"))
+        .args(["-m", "immediate", "-w", "stop"])
+        .output();
+    let _ = std::fs::remove_dir_all(dir);
+}
