@@ -106,19 +106,37 @@ mod tests {
         assert_eq!(spans(0, END), vec![(0, i64::MAX), (i64::MIN, -1)]);
         assert_eq!(spans(u64::MAX, END), vec![(-1, -1)]);
         let top = 1u64 << 63;
-        assert_eq!(spans(top, u128::from(top) + 2), vec![(i64::MIN, i64::MIN + 1)]);
-        assert_eq!(spans(top - 1, u128::from(top) + 1), vec![(i64::MAX, i64::MAX), (i64::MIN, i64::MIN)]);
+        assert_eq!(
+            spans(top, u128::from(top) + 2),
+            vec![(i64::MIN, i64::MIN + 1)]
+        );
+        assert_eq!(
+            spans(top - 1, u128::from(top) + 1),
+            vec![(i64::MAX, i64::MAX), (i64::MIN, i64::MIN)]
+        );
         assert_eq!(from_db(to_db(u64::MAX)), u64::MAX);
     }
 
     #[test]
     fn windows_lose_their_exclusions() {
         assert_eq!(window_without(0, 10, &[]), vec![(0, 10)]);
-        assert_eq!(window_without(0, 10, &[(3, 5), (4, 6), (12, 20)]), vec![(0, 3), (6, 10)]);
+        assert_eq!(
+            window_without(0, 10, &[(3, 5), (4, 6), (12, 20)]),
+            vec![(0, 3), (6, 10)]
+        );
         assert_eq!(window_without(5, END, &[(0, 29)]), vec![(29, END)]);
-        assert_eq!(window_without(0, END, &[(0, u64::MAX)]), vec![(u64::MAX, END)]);
-        assert_eq!(window_without(0, 12, &[(1, 5), (5, 10), (8, 2)]), vec![(0, 1), (10, 12)]);
+        assert_eq!(
+            window_without(0, END, &[(0, u64::MAX)]),
+            vec![(u64::MAX, END)]
+        );
+        assert_eq!(
+            window_without(0, 12, &[(1, 5), (5, 10), (8, 2)]),
+            vec![(0, 1), (10, 12)]
+        );
         assert!(window_without(3, 3, &[]).is_empty());
-        assert_eq!(merged(&[(12, 10), (16, 20), (15, 18), (5, 5)]), vec![(15, 20)]);
+        assert_eq!(
+            merged(&[(12, 10), (16, 20), (15, 18), (5, 5)]),
+            vec![(15, 20)]
+        );
     }
 }

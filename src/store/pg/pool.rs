@@ -84,7 +84,11 @@ impl Conn {
     }
 
     /// Runs a prepared (and cached) statement and returns its rows.
-    pub(super) fn query(&mut self, sql: &'static str, params: Params) -> Result<Vec<Row>, StoreError> {
+    pub(super) fn query(
+        &mut self,
+        sql: &'static str,
+        params: Params,
+    ) -> Result<Vec<Row>, StoreError> {
         let stmt = self.statement(sql)?;
         self.sent.fetch_add(1, Ordering::Relaxed);
         self.client
@@ -267,7 +271,9 @@ impl Pool {
                 .wait_timeout(slots, CHECKOUT_WAIT)
                 .unwrap_or_else(|p| p.into_inner());
             slots = next;
-            if timeout.timed_out() && slots.idle.is_empty() && slots.open >= self.opts.max_connections
+            if timeout.timed_out()
+                && slots.idle.is_empty()
+                && slots.open >= self.opts.max_connections
             {
                 return Err(StoreError::Backend(format!(
                     "no PostgreSQL connection to {} came free within {} s ({} open)",
@@ -347,13 +353,17 @@ impl Lease<'_> {
 impl std::ops::Deref for Lease<'_> {
     type Target = Conn;
     fn deref(&self) -> &Conn {
-        self.conn.as_ref().expect("a lease holds its connection until dropped")
+        self.conn
+            .as_ref()
+            .expect("a lease holds its connection until dropped")
     }
 }
 
 impl std::ops::DerefMut for Lease<'_> {
     fn deref_mut(&mut self) -> &mut Conn {
-        self.conn.as_mut().expect("a lease holds its connection until dropped")
+        self.conn
+            .as_mut()
+            .expect("a lease holds its connection until dropped")
     }
 }
 

@@ -166,7 +166,9 @@ pub(super) fn conflict(conn: &mut Conn, batch: &WriteBatch) -> Result<Option<Str
             }
             WriteOp::ClaimCred { unique, user } => {
                 if keys.holder(&stored, unique).is_some_and(|h| h != *user) {
-                    return Ok(Some(format!("credential {unique} is claimed by another user")));
+                    return Ok(Some(format!(
+                        "credential {unique} is claimed by another user"
+                    )));
                 }
                 keys.claims.insert(unique.as_str(), Some(*user));
                 continue;

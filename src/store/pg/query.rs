@@ -13,9 +13,7 @@ use super::PgStore;
 use crate::access::AccessMode;
 use crate::ids::UserId;
 use crate::store::read::{ContactRow, Found, ReadAnswer, ReadQuery};
-use crate::store::{
-    LastMessage, MessageQuery, MessageRecord, StoreError, TopicRecord, UserRecord,
-};
+use crate::store::{LastMessage, MessageQuery, MessageRecord, StoreError, TopicRecord, UserRecord};
 
 /// Active members of the topic of the row (`x.name`, `x.is_chan`), channel readers left out:
 /// the member count of [`ContactRow`] and [`Found`]. `$2` is [`AccessMode::CHAN_READER`].
@@ -40,7 +38,9 @@ impl PgStore {
             } => ReadAnswer::Messages(
                 self.with_conn(|c| history(c, topic, query, ranges, *soft_of))?,
             ),
-            ReadQuery::Contacts(uid) => ReadAnswer::Contacts(self.with_conn(|c| contacts(c, *uid))?),
+            ReadQuery::Contacts(uid) => {
+                ReadAnswer::Contacts(self.with_conn(|c| contacts(c, *uid))?)
+            }
             ReadQuery::Search { tags, limit } => {
                 ReadAnswer::Found(self.with_conn(|c| search(c, tags, *limit))?)
             }
@@ -57,7 +57,9 @@ impl PgStore {
                 since,
                 before,
                 limit,
-            } => ReadAnswer::DelLog(self.with_conn(|c| del_log_of(c, topic, *since, *before, *limit))?),
+            } => ReadAnswer::DelLog(
+                self.with_conn(|c| del_log_of(c, topic, *since, *before, *limit))?,
+            ),
             ReadQuery::FindTags { tags, limit } => ReadAnswer::Tags(self.find_tags(tags, *limit)?),
             ReadQuery::CredOwner(unique) => ReadAnswer::CredOwner(self.cred_owner(unique)?),
         })
@@ -95,7 +97,11 @@ fn history(
         for row in &rows {
             let lows: Vec<i64> = rows::get(row, 0)?;
             let his: Vec<i64> = rows::get(row, 1)?;
-            exclude.extend(lows.into_iter().zip(his).map(|(l, h)| (keys::from_db(l), keys::from_db(h))));
+            exclude.extend(
+                lows.into_iter()
+                    .zip(his)
+                    .map(|(l, h)| (keys::from_db(l), keys::from_db(h))),
+            );
         }
     }
     let since = query.since.unwrap_or(0);
@@ -137,7 +143,10 @@ fn contacts(conn: &mut Conn, uid: UserId) -> Result<Vec<ContactRow>, StoreError>
     // Columns: 11 of the subscription, 12 of the topic, the count, the newest seq and ts.
     rows.iter()
         .map(|r| {
-            let last = match (rows::get::<Option<i64>>(r, 24)?, rows::get::<Option<i64>>(r, 25)?) {
+            let last = match (
+                rows::get::<Option<i64>>(r, 24)?,
+                rows::get::<Option<i64>>(r, 25)?,
+            ) {
                 (Some(seq), Some(ts)) => Some(LastMessage {
                     seq: keys::from_db(seq),
                     ts: crate::ids::UnixMillis(keys::from_db(ts)),
@@ -198,7 +207,11 @@ fn search(conn: &mut Conn, tags: &[String], limit: usize) -> Result<Vec<Found>, 
             tags,
             owner,
         };
-        match found.owner.strip_prefix("usr").and_then(UserId::decode_body) {
+        match found
+            .owner
+            .strip_prefix("usr")
+            .and_then(UserId::decode_body)
+        {
             Some(uid) => found.user = users.iter().find(|u| u.id == uid).cloned(),
             None => {
                 if let Some((t, members)) = topics.iter().find(|(t, _)| t.name == found.owner) {

@@ -92,7 +92,10 @@ pub(super) fn del_log_of(
 }
 
 /// The newest message of `topic` in u64 order, tombstones included.
-pub(super) fn last_message_of(conn: &mut Conn, topic: &str) -> Result<Option<LastMessage>, StoreError> {
+pub(super) fn last_message_of(
+    conn: &mut Conn,
+    topic: &str,
+) -> Result<Option<LastMessage>, StoreError> {
     let row = conn.query_opt(
         concat!(
             "SELECT seq, ts FROM (",
@@ -136,7 +139,11 @@ impl Store for PgStore {
     fn auths_of_user(&self, uid: UserId) -> Result<Vec<AuthRecord>, StoreError> {
         self.with_conn(|c| {
             let rows = c.query(
-                concat!("SELECT ", auth_cols!(), " FROM auth WHERE user_id = $1 ORDER BY login"),
+                concat!(
+                    "SELECT ",
+                    auth_cols!(),
+                    " FROM auth WHERE user_id = $1 ORDER BY login"
+                ),
                 &[&to_db(uid.0)],
             )?;
             rows.iter().map(rows::auth).collect()
@@ -156,7 +163,11 @@ impl Store for PgStore {
     fn sub(&self, topic: &str, uid: UserId) -> Result<Option<SubRecord>, StoreError> {
         self.with_conn(|c| {
             let row = c.query_opt(
-                concat!("SELECT ", sub_cols!(), " FROM subs WHERE topic = $1 AND user_id = $2"),
+                concat!(
+                    "SELECT ",
+                    sub_cols!(),
+                    " FROM subs WHERE topic = $1 AND user_id = $2"
+                ),
                 &[&topic, &to_db(uid.0)],
             )?;
             row.as_ref().map(rows::sub).transpose()
@@ -180,7 +191,11 @@ impl Store for PgStore {
     fn subs_of_user(&self, uid: UserId) -> Result<Vec<SubRecord>, StoreError> {
         self.with_conn(|c| {
             let rows = c.query(
-                concat!("SELECT ", sub_cols!(), " FROM subs WHERE user_id = $1 ORDER BY topic"),
+                concat!(
+                    "SELECT ",
+                    sub_cols!(),
+                    " FROM subs WHERE user_id = $1 ORDER BY topic"
+                ),
                 &[&to_db(uid.0)],
             )?;
             rows.iter().map(rows::sub).collect()
@@ -220,7 +235,10 @@ impl Store for PgStore {
 
     fn cred_owner(&self, unique: &str) -> Result<Option<UserId>, StoreError> {
         self.with_conn(|c| {
-            let row = c.query_opt("SELECT user_id FROM cred_claims WHERE cred = $1", &[&unique])?;
+            let row = c.query_opt(
+                "SELECT user_id FROM cred_claims WHERE cred = $1",
+                &[&unique],
+            )?;
             row.map(|r| rows::get::<i64>(&r, 0).map(|v| UserId(from_db(v))))
                 .transpose()
         })

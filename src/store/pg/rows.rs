@@ -138,7 +138,9 @@ pub(super) fn user_at(row: &Row, at: usize) -> Result<UserRecord, StoreError> {
     let values: Vec<String> = get(row, at + 12)?;
     let done: Vec<bool> = get(row, at + 13)?;
     if methods.len() != values.len() || methods.len() != done.len() {
-        return Err(corrupt(format!("user {id}: credential arrays of unequal length")));
+        return Err(corrupt(format!(
+            "user {id}: credential arrays of unequal length"
+        )));
     }
     let creds = methods
         .into_iter()
@@ -150,7 +152,10 @@ pub(super) fn user_at(row: &Row, at: usize) -> Result<UserRecord, StoreError> {
             done,
         })
         .collect();
-    let last_seen = match (opt_u64_at(row, at + 9)?, get::<Option<String>>(row, at + 10)?) {
+    let last_seen = match (
+        opt_u64_at(row, at + 9)?,
+        get::<Option<String>>(row, at + 10)?,
+    ) {
         (Some(ts), Some(ua)) => Some((UnixMillis(ts), ua)),
         _ => None,
     };
@@ -255,7 +260,9 @@ pub(super) fn del(row: &Row) -> Result<DelRecord, StoreError> {
     let lows: Vec<i64> = get(row, 4)?;
     let his: Vec<i64> = get(row, 5)?;
     if lows.len() != his.len() {
-        return Err(corrupt(format!("delete {topic}#{del_id}: range arrays of unequal length")));
+        return Err(corrupt(format!(
+            "delete {topic}#{del_id}: range arrays of unequal length"
+        )));
     }
     Ok(DelRecord {
         del_id,

@@ -23,7 +23,8 @@ struct Migration {
 }
 
 const MIGRATIONS: &[Migration] = &[Migration {
-    description: "users, logins, topics, subscriptions, messages, delete log, tags, credential claims",
+    description:
+        "users, logins, topics, subscriptions, messages, delete log, tags, credential claims",
     sql: V1,
 }];
 
@@ -169,14 +170,16 @@ pub(super) fn migrate_conn(conn: &mut Conn) -> Result<(u32, u32), StoreError> {
     }
     for (i, m) in MIGRATIONS.iter().enumerate().skip(before as usize) {
         let version = i as i32 + 1;
-        conn.batch(m.sql).map_err(|e| {
-            StoreError::Backend(format!("schema migration {version} failed: {e}"))
-        })?;
+        conn.batch(m.sql)
+            .map_err(|e| StoreError::Backend(format!("schema migration {version} failed: {e}")))?;
         conn.execute(
             "INSERT INTO schema_migrations (version, description) VALUES ($1, $2)",
             &[&version, &m.description],
         )?;
-        log::info!("PostgreSQL schema migrated to version {version}: {}", m.description);
+        log::info!(
+            "PostgreSQL schema migrated to version {version}: {}",
+            m.description
+        );
     }
     conn.commit()?;
     Ok((before, SCHEMA_VERSION))

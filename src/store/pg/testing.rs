@@ -20,8 +20,6 @@ pub(crate) const ENV: &str = "CORETALK_TEST_PG";
 
 /// The base URL of the server every test of this process uses.
 static SERVER: OnceLock<String> = OnceLock::new();
-/// The data directory of the instance this process started, if it started one.
-static LOCAL_DIR: OnceLock<PathBuf> = OnceLock::new();
 static NEXT_DB: AtomicU32 = AtomicU32::new(0);
 
 /// The URL of a new, empty database.
@@ -43,11 +41,6 @@ pub(crate) fn fresh_url() -> String {
 pub(crate) fn admin(base: &str) -> Client {
     Client::connect(&format!("{base}/postgres"), NoTls)
         .unwrap_or_else(|e| panic!("connecting to the test PostgreSQL at {base}: {e:?}"))
-}
-
-/// The base URL of the test server (no database name).
-pub(crate) fn server_url() -> &'static str {
-    SERVER.get_or_init(server)
 }
 
 fn server() -> String {
@@ -148,62 +141,109 @@ pub(crate) fn free_port() -> u16 {
     l.local_addr().expect("local address").port()
 }
 
-fn start_local() -> String {
-    let bin = bin_dir();
-    let dir = std::env::temp_dir().join(format!("coretalk-test-pg-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-    // SAFETY: as above.
-    if unsafe { libc::geteuid() } == 0 {
+/// A PostgreSQL instance this process started: a data directory under the temp dir, a port.
+/// Dropping it stops it and removes the directory.
+pub(crate) struct LocalServer {
+    dir: PathBuf,
+    port: u16,
+}
+
+/// The instance shared by the tests of this process, when no external server was named.
+static LOCAL: OnceLock<LocalServer> = OnceLock::new();
+static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
+
+impl LocalServer {
+    /// Makes a new cluster (initdb as the `postgres` user) and starts it on a free port.
+    pub(crate) fn start() -> LocalServer {
+        let dir = std::env::temp_dir().join(format!(
+            "coretalk-test-pg-{}-{}",
+            std::process::id(),
+            NEXT_DIR.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            run(
+                Command::new("chown").arg("postgres:").arg(&dir),
+                "chown postgres:",
+                None,
+            );
+        }
         run(
-            Command::new("chown").arg("postgres:").arg(&dir),
-            "chown postgres:",
+            as_postgres(&bin_dir().join("initdb"))
+                .arg("-D")
+                .arg(dir.join("data"))
+                .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]),
+            "initdb",
             None,
         );
+        let server = LocalServer {
+            dir,
+            port: free_port(),
+        };
+        server.resume();
+        server
     }
-    let data = dir.join("data");
-    let log = dir.join("log");
-    run(
-        as_postgres(&bin.join("initdb"))
+
+    /// The base URL (no database name).
+    pub(crate) fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the (stopped) server again on the same port and data.
+    pub(crate) fn resume(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off \
+             -c max_connections=300",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("log");
+        run(
+            as_postgres(&bin_dir().join("pg_ctl"))
+                .arg("-D")
+                .arg(self.dir.join("data"))
+                .arg("-l")
+                .arg(&log)
+                .args(["-o", &options, "-w", "start"]),
+            "pg_ctl start",
+            Some(&log),
+        );
+    }
+
+    /// Stops the server (`fast`: sessions are ended, as in a restart; `immediate`: no
+    /// checkpoint, as in a crash).
+    pub(crate) fn stop(&self, mode: &str) {
+        let _ = as_postgres(&bin_dir().join("pg_ctl"))
             .arg("-D")
-            .arg(&data)
-            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]),
-        "initdb",
-        None,
-    );
-    let port = free_port();
-    let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off \
-         -c max_connections=300",
-        dir.display()
-    );
-    let _ = LOCAL_DIR.set(dir.clone());
-    run(
-        as_postgres(&bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(&log)
-            .args(["-o", &options, "-w", "start"]),
-        "pg_ctl start",
-        Some(&log),
-    );
+            .arg(self.dir.join("data"))
+            .args(["-m", mode, "-w", "stop"])
+            .output();
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        self.stop("immediate");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_local() -> String {
+    let server = LOCAL.get_or_init(LocalServer::start);
     // SAFETY: `stop_local` is an `extern "C" fn()` that touches only process-global state.
     unsafe {
         libc::atexit(stop_local);
     }
-    format!("postgres://postgres@127.0.0.1:{port}")
+    server.url()
 }
 
-/// Stops the instance this process started and removes its directory (at process exit).
+/// Stops the shared instance and removes its directory (at process exit: statics are never
+/// dropped).
 extern "C" fn stop_local() {
-    let Some(dir) = LOCAL_DIR.get() else {
-        return;
-    };
-    let _ = as_postgres(&bin_dir().join("pg_ctl"))
-        .arg("-D")
-        .arg(dir.join("data"))
-        .args(["-m", "immediate", "-w", "stop"])
-        .output();
-    let _ = std::fs::remove_dir_all(dir);
+    if let Some(server) = LOCAL.get() {
+        server.stop("immediate");
+        let _ = std::fs::remove_dir_all(&server.dir);
+    }
 }

@@ -24,10 +24,7 @@ impl PgStore {
         }
         let mut outcomes: Outcomes = batches.iter().map(|b| unstorable(b).map(Err)).collect();
         match self.commit_group(batches, &mut outcomes) {
-            Ok(()) => outcomes
-                .into_iter()
-                .map(|o| o.unwrap_or(Ok(())))
-                .collect(),
+            Ok(()) => outcomes.into_iter().map(|o| o.unwrap_or(Ok(()))).collect(),
             Err(e) => {
                 log::error!("PostgreSQL commit of {} batches failed: {e}", batches.len());
                 vec![Err(e); batches.len()]
@@ -35,7 +32,11 @@ impl PgStore {
         }
     }
 
-    fn commit_group(&self, batches: &[WriteBatch], outcomes: &mut Outcomes) -> Result<(), StoreError> {
+    fn commit_group(
+        &self,
+        batches: &[WriteBatch],
+        outcomes: &mut Outcomes,
+    ) -> Result<(), StoreError> {
         let mut lease = self.pool.get()?;
         if let Err(e) = lease.begin() {
             // Nothing was written: a connection that died idle (PostgreSQL restarted) is

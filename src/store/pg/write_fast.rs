@@ -36,6 +36,10 @@ pub(super) const RAISE_MARKERS: &str = concat!(
     "coretalk_u64_max(s.recv_seq, m.rv), coretalk_u64_max(s.read_seq, m.rd)) <> s.recv_seq)"
 );
 
+/// Markers to raise: (topic, user) → the highest (read, recv) asked, one entry per
+/// subscription.
+pub(super) type Raises<'a> = HashMap<(&'a str, UserId), (u64, u64)>;
+
 /// Which of `keys` are stored, asked `max_rows` keys per statement.
 pub(super) fn existing_messages(
     conn: &mut Conn,
@@ -97,10 +101,10 @@ pub(super) fn insert_messages(
 /// `max_rows` per statement.
 pub(super) fn raise_markers(
     conn: &mut Conn,
-    raise: &HashMap<(&str, UserId), (u64, u64)>,
+    raise: &Raises<'_>,
     max_rows: usize,
 ) -> Result<(), StoreError> {
-    let all: Vec<(&(&str, UserId), &(u64, u64))> = raise.iter().collect();
+    let all: Vec<_> = raise.iter().collect();
     for chunk in all.chunks(max_rows.max(1)) {
         let topic: Vec<&str> = chunk.iter().map(|(k, _)| k.0).collect();
         let user: Vec<i64> = chunk.iter().map(|(k, _)| to_db(k.1 .0)).collect();
@@ -148,7 +152,7 @@ pub(super) fn apply_run(
     // or itself; only accepted batches take their keys.
     let mut taken: HashSet<(&str, u64)> = HashSet::new();
     let mut messages: Vec<&MessageRecord> = Vec::new();
-    let mut raise: HashMap<(&str, UserId), (u64, u64)> = HashMap::new();
+    let mut raise: Raises<'_> = HashMap::new();
     for (i, batch) in batches.iter().enumerate() {
         if outcomes[i].is_some() {
             continue;
@@ -157,9 +161,7 @@ pub(super) fn apply_run(
         let clash = batch.iter().find_map(|op| match op {
             WriteOp::AppendMessage(m) => {
                 let key = (m.topic.as_str(), m.seq);
-                let exists = taken.contains(&key)
-                    || !mine.insert(key)
-                    || stored.contains(&key);
+                let exists = taken.contains(&key) || !mine.insert(key) || stored.contains(&key);
                 exists.then(|| format!("message {}#{} exists", m.topic, m.seq))
             }
             _ => None,

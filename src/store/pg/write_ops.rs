@@ -18,7 +18,11 @@ use crate::store::{
 };
 
 /// Applies every op of `batch`, in order.
-pub(super) fn apply_batch(conn: &mut Conn, batch: &WriteBatch, max_rows: usize) -> Result<(), StoreError> {
+pub(super) fn apply_batch(
+    conn: &mut Conn,
+    batch: &WriteBatch,
+    max_rows: usize,
+) -> Result<(), StoreError> {
     let mut appends: Vec<&MessageRecord> = Vec::new();
     for op in batch {
         if let WriteOp::AppendMessage(m) = op {
@@ -39,7 +43,11 @@ fn apply_op(conn: &mut Conn, op: &WriteOp) -> Result<(), StoreError> {
         WriteOp::CreateUser(u) | WriteOp::PutUser(u) => put_user(conn, u)?,
         WriteOp::PatchUser(p) => {
             let row = conn.query_opt(
-                concat!("SELECT ", user_cols!(), " FROM users WHERE id = $1 FOR UPDATE"),
+                concat!(
+                    "SELECT ",
+                    user_cols!(),
+                    " FROM users WHERE id = $1 FOR UPDATE"
+                ),
                 &[&to_db(p.id.0)],
             )?;
             let old = match row.as_ref().map(rows::user).transpose() {
