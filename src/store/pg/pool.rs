@@ -4,7 +4,7 @@
 //!
 //! It owns connecting (with the connect timeout, naming host:port in every failure), the
 //! per-connection settings (`synchronous_commit = on`, `statement_timeout`,
-//! `application_name`), and the rule that a connection which failed, or was left inside a
+//! `application_name`, `jit = off`), and the rule that a connection which failed, or was left inside a
 //! transaction, is dropped instead of returned. A connection found closed (PostgreSQL
 //! restarted, or the backend was terminated) also drops every idle one, so that the next call
 //! connects afresh. It knows no table.
@@ -300,9 +300,11 @@ impl Pool {
             in_txn: false,
             sent: Arc::clone(&self.sent),
         };
+        // JIT compiling costs hundreds of milliseconds and pays off only on analytic queries;
+        // a contact list of a thousand rows crosses its cost threshold.
         conn.batch(&format!(
             "SET synchronous_commit = on; SET statement_timeout = {}; \
-             SET application_name = 'coretalk'",
+             SET application_name = 'coretalk'; SET jit = off",
             self.opts.statement_timeout_ms
         ))
         .map_err(|e| {

@@ -249,8 +249,8 @@ fn put_sub(conn: &mut Conn, s: &SubRecord) -> Result<(), StoreError> {
 }
 
 /// Records a delete transaction; a hard one turns every stored message in its ranges into a
-/// tombstone (flagged, content emptied, head dropped) with one set-based update. Tombstones
-/// already there are left as they are.
+/// tombstone (flagged, content emptied, head dropped), with one set-based update per range
+/// (two for a range across 2^63). Tombstones already there are left as they are.
 fn delete_messages(conn: &mut Conn, d: &DelRecord) -> Result<(), StoreError> {
     let lows: Vec<i64> = d.ranges.iter().map(|r| to_db(r.0)).collect();
     let his: Vec<i64> = d.ranges.iter().map(|r| to_db(r.1)).collect();
@@ -273,21 +273,18 @@ fn delete_messages(conn: &mut Conn, d: &DelRecord) -> Result<(), StoreError> {
     if d.user.is_some() {
         return Ok(());
     }
-    let ranges: Vec<(u64, u128)> = keys::merged(&d.ranges)
-        .into_iter()
-        .map(|(l, h)| (l, u128::from(h)))
-        .collect();
-    let (lo, hi) = keys::spans_asc(&ranges);
-    if lo.is_empty() {
-        return Ok(());
+    // One statement per span: with scalar bounds the plan walks the primary key over the span
+    // only (a span joined from an array would scan the whole topic).
+    for (low, hi) in keys::merged(&d.ranges) {
+        for (lo, hi) in keys::spans(low, u128::from(hi)) {
+            conn.execute(
+                concat!(
+                    "UPDATE messages SET deleted = true, content = '', head = NULL ",
+                    "WHERE topic = $1 AND seq BETWEEN $2 AND $3 AND NOT deleted"
+                ),
+                &[&d.topic, &lo, &hi],
+            )?;
+        }
     }
-    conn.execute(
-        concat!(
-            "UPDATE messages m SET deleted = true, content = '', head = NULL ",
-            "FROM unnest($2::int8[], $3::int8[]) AS s(lo, hi) ",
-            "WHERE m.topic = $1 AND m.seq BETWEEN s.lo AND s.hi AND NOT m.deleted"
-        ),
-        &[&d.topic, &lo, &hi],
-    )?;
     Ok(())
 }
