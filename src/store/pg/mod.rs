@@ -46,9 +46,9 @@ pub use schema::SCHEMA_VERSION;
 /// Connection settings of a [`PgStore`]. Every field has a default ([`PgOptions::default`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PgOptions {
-    /// How long one connection attempt may take before it fails, in milliseconds (default
-    /// 5000). An unreachable server fails at once when the port is closed; this bounds the wait
-    /// on a silent network.
+    /// How long one connection attempt may take before it fails, in milliseconds; 0 means no
+    /// limit but the system's (default 5000). An unreachable server fails at once when its port
+    /// is closed; this bounds the wait on a silent network.
     pub connect_timeout_ms: u64,
     /// `statement_timeout` set on every connection, in milliseconds; 0 means none (default
     /// 30000). A statement running longer fails, and its whole `apply` group fails with it.

@@ -2,12 +2,13 @@
 //! [`PgOptions::max_connections`], opened lazily, each with its session settings and a cache
 //! of prepared statements, and [`Lease`], one checked-out connection.
 //!
-//! It owns connecting (with the connect timeout, naming host:port in every failure), the
-//! per-connection settings (`synchronous_commit = on`, `statement_timeout`,
-//! `application_name`, `jit = off`), and the rule that a connection which failed, or was left inside a
-//! transaction, is dropped instead of returned. A connection found closed (PostgreSQL
-//! restarted, or the backend was terminated) also drops every idle one, so that the next call
-//! connects afresh. It knows no table.
+//! It owns connecting (the connect timeout and TCP keepalives of [`PgOptions`] and this file
+//! override the URL's; every failure names host:port), the per-connection settings
+//! (`synchronous_commit = on`, `statement_timeout`, `application_name`, `jit = off`), and the
+//! rule that a connection which failed, or was left inside a transaction, is dropped instead
+//! of returned. A connection found closed (PostgreSQL restarted, or the backend was
+//! terminated) also drops every idle one, so that the next call connects afresh. It knows no
+//! table.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -24,6 +25,12 @@ use crate::store::StoreError;
 
 /// How long a caller waits for a busy pool to return a connection before failing.
 const CHECKOUT_WAIT: Duration = Duration::from_secs(60);
+
+/// TCP keepalive: first probe after this much silence, then every interval, giving up after
+/// the retries (about a minute in all).
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_RETRIES: u32 = 3;
 
 /// Statement parameters, as the `postgres` client takes them.
 pub(super) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -200,9 +207,17 @@ impl Pool {
         let mut config = Config::from_str(url).map_err(|e| {
             StoreError::Backend(format!("invalid PostgreSQL URL: {}", describe(&e)))
         })?;
+        if opts.connect_timeout_ms > 0 {
+            config.connect_timeout(Duration::from_millis(opts.connect_timeout_ms));
+        }
+        // A server gone silent (host down, network cut) is noticed within about a minute
+        // instead of the system's two hours, so that a writer waiting on COMMIT fails.
         config
-            .connect_timeout(Duration::from_millis(opts.connect_timeout_ms.max(1)))
-            .application_name("coretalk");
+            .application_name("coretalk")
+            .keepalives(true)
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(KEEPALIVE_INTERVAL)
+            .keepalives_retries(KEEPALIVE_RETRIES);
         let target = target_of(&config);
         Ok(Pool {
             config,
@@ -318,6 +333,7 @@ impl Pool {
 
     fn give_back(&self, conn: Conn) {
         let healthy = !conn.broken && !conn.in_txn && !conn.is_closed();
+        let mut dropped = Vec::new();
         let mut slots = self.slots();
         if healthy && !std::thread::panicking() {
             slots.idle.push(conn);
@@ -325,13 +341,15 @@ impl Pool {
             slots.open -= 1;
             if conn.is_closed() {
                 // The server went away or ended our sessions: the idle ones are likely dead too.
-                let dead = slots.idle.len();
-                slots.idle.clear();
-                slots.open -= dead;
+                slots.open -= slots.idle.len();
+                dropped.append(&mut slots.idle);
             }
+            dropped.push(conn);
         }
         drop(slots);
         self.returned.notify_all();
+        // Closed outside the lock: closing a connection talks to the server.
+        drop(dropped);
     }
 }
 
