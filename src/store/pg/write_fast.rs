@@ -26,7 +26,7 @@ const INSERT_MESSAGES: &str = concat!(
 
 /// Raises the markers of many subscriptions (one row each): read and recv never go down, and
 /// recv stays at least read. Missing subscriptions are left missing; unchanged ones unwritten.
-pub(super) const RAISE_MARKERS: &str = concat!(
+const RAISE_MARKERS: &str = concat!(
     "UPDATE subs s SET read_seq = coretalk_u64_max(s.read_seq, m.rd), ",
     "recv_seq = coretalk_u64_max(coretalk_u64_max(s.recv_seq, m.rv), ",
     "coretalk_u64_max(s.read_seq, m.rd)) ",

@@ -5,12 +5,17 @@
 //! topics' `tags` (the by-user lookups are plain indexes, kept by PostgreSQL). Consecutive
 //! appends of a batch go out as one multi-row insert (`write_fast.rs`); everything else is a
 //! statement or two per op. It does not decide whether a batch may apply.
+//!
+//! Creations and claims are written so that they cannot overwrite what another writer (another
+//! server of a cluster on the same database) stored after the precondition was read: a
+//! creation inserts only, a claim takes a free credential or its own, and a row found taken
+//! fails the group (nothing is acknowledged; retried, the batch meets its conflict).
 
 use std::collections::HashMap;
 
 use super::keys::{self, to_db};
 use super::pool::Conn;
-use super::rows::{self, user_cols};
+use super::rows::{self, topic_cols, user_cols};
 use super::write_fast::{insert_messages, raise_markers};
 use crate::store::{
     AuthRecord, DelRecord, MessageRecord, StoreError, SubRecord, TopicRecord, UserRecord,
@@ -38,9 +43,33 @@ pub(super) fn apply_batch(
     insert_messages(conn, &appends, max_rows)
 }
 
+/// Whether a record write must make a new row or may replace one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Create,
+    Put,
+}
+
+/// The error for a row another writer stored between the precondition and the write.
+fn raced(what: String) -> StoreError {
+    StoreError::Backend(format!(
+        "{what} was written meanwhile by another writer; the group is not committed"
+    ))
+}
+
+/// Checks that a write touched its one row.
+fn one_row(n: u64, what: impl FnOnce() -> String) -> Result<(), StoreError> {
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(raced(what()))
+    }
+}
+
 fn apply_op(conn: &mut Conn, op: &WriteOp) -> Result<(), StoreError> {
     match op {
-        WriteOp::CreateUser(u) | WriteOp::PutUser(u) => put_user(conn, u)?,
+        WriteOp::CreateUser(u) => put_user(conn, u, Mode::Create)?,
+        WriteOp::PutUser(u) => put_user(conn, u, Mode::Put)?,
         WriteOp::PatchUser(p) => {
             let row = conn.query_opt(
                 concat!(
@@ -59,14 +88,16 @@ fn apply_op(conn: &mut Conn, op: &WriteOp) -> Result<(), StoreError> {
             };
             if let Some(mut u) = old.filter(|u| u.state != UserState::Deleted) {
                 p.apply(&mut u);
-                put_user(conn, &u)?;
+                put_user(conn, &u, Mode::Put)?;
             }
         }
-        WriteOp::CreateAuth(a) | WriteOp::PutAuth(a) => put_auth(conn, a)?,
+        WriteOp::CreateAuth(a) => put_auth(conn, a, Mode::Create)?,
+        WriteOp::PutAuth(a) => put_auth(conn, a, Mode::Put)?,
         WriteOp::DeleteAuth { unique } => {
             conn.execute("DELETE FROM auth WHERE login = $1", &[unique])?;
         }
-        WriteOp::CreateTopic(t) | WriteOp::PutTopic(t) => put_topic(conn, t)?,
+        WriteOp::CreateTopic(t) => put_topic(conn, t, Mode::Create)?,
+        WriteOp::PutTopic(t) => put_topic(conn, t, Mode::Put)?,
         WriteOp::DeleteTopic { name } => {
             conn.execute(
                 concat!(
@@ -98,13 +129,16 @@ fn apply_op(conn: &mut Conn, op: &WriteOp) -> Result<(), StoreError> {
         WriteOp::AppendMessage(m) => insert_messages(conn, &[m], 1)?,
         WriteOp::DeleteMessages(d) => delete_messages(conn, d)?,
         WriteOp::ClaimCred { unique, user } => {
-            conn.execute(
+            // Free, or already this user's: one row either way.
+            let n = conn.execute(
                 concat!(
                     "INSERT INTO cred_claims (cred, user_id) VALUES ($1, $2) ",
-                    "ON CONFLICT (cred) DO UPDATE SET user_id = EXCLUDED.user_id"
+                    "ON CONFLICT (cred) DO UPDATE SET user_id = EXCLUDED.user_id ",
+                    "WHERE cred_claims.user_id = EXCLUDED.user_id"
                 ),
                 &[unique, &to_db(user.0)],
             )?;
+            one_row(n, || format!("the claim on credential {unique}"))?;
         }
         WriteOp::ReleaseCred { unique, user } => {
             conn.execute(
@@ -129,7 +163,18 @@ fn retag(conn: &mut Conn, owner: &str, tags: &[String]) -> Result<(), StoreError
     Ok(())
 }
 
-fn put_user(conn: &mut Conn, u: &UserRecord) -> Result<(), StoreError> {
+/// `INSERT` of a whole user row; the `ON CONFLICT` clause follows.
+macro_rules! insert_user {
+    () => {
+        concat!(
+            "INSERT INTO users (",
+            user_cols!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
+        )
+    };
+}
+
+fn put_user(conn: &mut Conn, u: &UserRecord, mode: Mode) -> Result<(), StoreError> {
     let (seen, ua) = match &u.last_seen {
         Some((ts, ua)) => (Some(to_db(ts.0)), Some(ua.as_str())),
         None => (None, None),
@@ -137,11 +182,10 @@ fn put_user(conn: &mut Conn, u: &UserRecord) -> Result<(), StoreError> {
     let methods: Vec<&str> = u.creds.iter().map(|c| c.method.as_str()).collect();
     let values: Vec<&str> = u.creds.iter().map(|c| c.value.as_str()).collect();
     let done: Vec<bool> = u.creds.iter().map(|c| c.done).collect();
-    conn.execute(
-        concat!(
-            "INSERT INTO users (",
-            user_cols!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ",
+    let sql = match mode {
+        Mode::Create => concat!(insert_user!(), "ON CONFLICT (id) DO NOTHING"),
+        Mode::Put => concat!(
+            insert_user!(),
             "ON CONFLICT (id) DO UPDATE SET created = EXCLUDED.created, ",
             "updated = EXCLUDED.updated, state = EXCLUDED.state, ",
             "access_auth = EXCLUDED.access_auth, access_anon = EXCLUDED.access_anon, ",
@@ -150,6 +194,9 @@ fn put_user(conn: &mut Conn, u: &UserRecord) -> Result<(), StoreError> {
             "cred_methods = EXCLUDED.cred_methods, cred_values = EXCLUDED.cred_values, ",
             "cred_done = EXCLUDED.cred_done"
         ),
+    };
+    let n = conn.execute(
+        sql,
         &[
             &to_db(u.id.0),
             &to_db(u.created.0),
@@ -167,17 +214,32 @@ fn put_user(conn: &mut Conn, u: &UserRecord) -> Result<(), StoreError> {
             &done,
         ],
     )?;
+    one_row(n, || format!("user {}", u.id))?;
     retag(conn, &u.id.usr(), &u.tags)
 }
 
-fn put_auth(conn: &mut Conn, a: &AuthRecord) -> Result<(), StoreError> {
-    conn.execute(
+/// `INSERT` of a whole login row; the `ON CONFLICT` clause follows.
+macro_rules! insert_auth {
+    () => {
         concat!(
             "INSERT INTO auth (login, user_id, scheme, level, secret, expires) ",
-            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (login) DO UPDATE SET ",
-            "user_id = EXCLUDED.user_id, scheme = EXCLUDED.scheme, level = EXCLUDED.level, ",
-            "secret = EXCLUDED.secret, expires = EXCLUDED.expires"
+            "VALUES ($1, $2, $3, $4, $5, $6) "
+        )
+    };
+}
+
+fn put_auth(conn: &mut Conn, a: &AuthRecord, mode: Mode) -> Result<(), StoreError> {
+    let sql = match mode {
+        Mode::Create => concat!(insert_auth!(), "ON CONFLICT (login) DO NOTHING"),
+        Mode::Put => concat!(
+            insert_auth!(),
+            "ON CONFLICT (login) DO UPDATE SET user_id = EXCLUDED.user_id, ",
+            "scheme = EXCLUDED.scheme, level = EXCLUDED.level, secret = EXCLUDED.secret, ",
+            "expires = EXCLUDED.expires"
         ),
+    };
+    let n = conn.execute(
+        sql,
         &[
             &a.unique,
             &to_db(a.user.0),
@@ -187,21 +249,34 @@ fn put_auth(conn: &mut Conn, a: &AuthRecord) -> Result<(), StoreError> {
             &a.expires.map(|t| to_db(t.0)),
         ],
     )?;
-    Ok(())
+    one_row(n, || format!("login {}", a.unique))
 }
 
-fn put_topic(conn: &mut Conn, t: &TopicRecord) -> Result<(), StoreError> {
-    conn.execute(
+/// `INSERT` of a whole topic row; the `ON CONFLICT` clause follows.
+macro_rules! insert_topic {
+    () => {
         concat!(
-            "INSERT INTO topics (name, created, updated, owner, access_auth, access_anon, ",
-            "public, trusted, tags, is_chan, del_id, aux) ",
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ",
+            "INSERT INTO topics (",
+            topic_cols!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+        )
+    };
+}
+
+fn put_topic(conn: &mut Conn, t: &TopicRecord, mode: Mode) -> Result<(), StoreError> {
+    let sql = match mode {
+        Mode::Create => concat!(insert_topic!(), "ON CONFLICT (name) DO NOTHING"),
+        Mode::Put => concat!(
+            insert_topic!(),
             "ON CONFLICT (name) DO UPDATE SET created = EXCLUDED.created, ",
             "updated = EXCLUDED.updated, owner = EXCLUDED.owner, ",
             "access_auth = EXCLUDED.access_auth, access_anon = EXCLUDED.access_anon, ",
             "public = EXCLUDED.public, trusted = EXCLUDED.trusted, tags = EXCLUDED.tags, ",
             "is_chan = EXCLUDED.is_chan, del_id = EXCLUDED.del_id, aux = EXCLUDED.aux"
         ),
+    };
+    let n = conn.execute(
+        sql,
         &[
             &t.name,
             &to_db(t.created.0),
@@ -217,6 +292,7 @@ fn put_topic(conn: &mut Conn, t: &TopicRecord) -> Result<(), StoreError> {
             &t.aux,
         ],
     )?;
+    one_row(n, || format!("topic {}", t.name))?;
     retag(conn, &t.name, &t.tags)
 }
 

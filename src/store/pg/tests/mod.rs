@@ -1,12 +1,14 @@
 //! Tests of [`PgStore`](super::PgStore): the conformance suite on a fresh database per case,
 //! and what only PostgreSQL shows — migrations, connecting and reconnecting, grouped appends
-//! and how many statements they cost, and the rows as an operator reads them.
+//! and how many statements they cost, the rows as an operator reads them, and another writer
+//! on the same database.
 
 mod conformance;
 mod connect;
 mod grouping;
 mod rows;
 mod schema;
+mod writers;
 
 use postgres::{Client, NoTls};
 
