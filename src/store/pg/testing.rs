@@ -5,8 +5,9 @@
 //! made there, named `coretalk_test_<pid>_<n>`; those of test processes no longer running are
 //! dropped when the next one starts. Otherwise one PostgreSQL 15 instance is started per test
 //! process on first use (initdb in a temporary directory as the `postgres` user, a free port,
-//! `fsync=off`), and stopped and removed when the process exits. A server that cannot be had is
-//! a panic that says why: PostgreSQL tests never skip silently.
+//! `fsync=off`), and stopped and removed when the process exits (or, if it was killed, by the
+//! next test process). A server that cannot be had is a panic that says why: PostgreSQL tests
+//! never skip silently.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -63,6 +64,19 @@ fn base_of(url: &str) -> String {
     url[..end].to_owned()
 }
 
+/// Whether process `pid` is running (a zombie is not).
+fn alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `pid (comm) state …`: the state follows the last parenthesis.
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|s| s.trim_start().chars().next());
+    !matches!(state, None | Some('Z' | 'X'))
+}
+
 /// Drops the databases left on an external server by test processes that are gone.
 fn drop_stale_databases(base: &str) {
     let mut admin = admin(base);
@@ -75,8 +89,7 @@ fn drop_stale_databases(base: &str) {
     for row in rows {
         let name: String = row.get(0);
         let pid = name.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
-        let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
-        if !alive {
+        if !pid.is_some_and(alive) {
             // Best effort: another cleaner may have dropped it first.
             let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         }
@@ -155,6 +168,8 @@ static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
 impl LocalServer {
     /// Makes a new cluster (initdb as the `postgres` user) and starts it on a free port.
     pub(crate) fn start() -> LocalServer {
+        static REAPED: std::sync::Once = std::sync::Once::new();
+        REAPED.call_once(reap_stale_local);
         let dir = std::env::temp_dir().join(format!(
             "coretalk-test-pg-{}-{}",
             std::process::id(),
@@ -227,6 +242,34 @@ impl Drop for LocalServer {
     fn drop(&mut self) {
         self.stop("immediate");
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Stops and removes the instances left by test processes that died without exiting (killed,
+/// interrupted): their directories are named after their process id.
+fn reap_stale_local() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("coretalk-test-pg-"))
+        else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        if pid.is_none_or(alive) {
+            continue;
+        }
+        let dir = entry.path();
+        let _ = as_postgres(&bin_dir().join("pg_ctl"))
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
