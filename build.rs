@@ -10,6 +10,7 @@
 //! recipients.
 
 fn main() {
+    commit();
     println!("cargo:rerun-if-changed=proto/pbx/model.proto");
     println!("cargo:rerun-if-changed=build.rs");
     let fds = protox::compile(["pbx/model.proto"], ["proto"])
@@ -64,4 +65,22 @@ fn snake_case(name: &str) -> String {
         }
     }
     out
+}
+
+/// `CORETALK_COMMIT`: the short hash of the commit being built (`unknown` outside a git
+/// checkout), for `coretalk --version`. Rebuilt when HEAD moves.
+fn commit() {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output();
+    let hash = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+        _ => "unknown".to_owned(),
+    };
+    println!("cargo:rustc-env=CORETALK_COMMIT={hash}");
+    for p in [".git/HEAD", ".git/refs/heads", ".git/packed-refs"] {
+        if std::path::Path::new(p).exists() {
+            println!("cargo:rerun-if-changed={p}");
+        }
+    }
 }

@@ -234,10 +234,20 @@ pub struct ApiConfig {
     pub key_salt: String,
 }
 
+/// Tinode's public sample salt (`api.key_salt`'s default): anyone can mint keys under it.
+pub const SAMPLE_KEY_SALT: &str = "T713/rYYgW7g4m3vG6zGRh7+FM1t0T8j13koXScOAj4=";
+
+impl ApiConfig {
+    /// Whether the salt is the public sample one.
+    pub fn sample_salt(&self) -> bool {
+        self.key_salt.trim() == SAMPLE_KEY_SALT
+    }
+}
+
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
-            key_salt: "T713/rYYgW7g4m3vG6zGRh7+FM1t0T8j13koXScOAj4=".into(),
+            key_salt: SAMPLE_KEY_SALT.into(),
         }
     }
 }
@@ -290,11 +300,19 @@ impl Default for AuthConfig {
     }
 }
 
-/// The embedded store.
+/// Where data is kept: the embedded store (default) or PostgreSQL (`url`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
-    /// Directory of the embedded database and the token key.
+    /// Empty: the embedded store in `data_dir`. `postgres://USER@HOST:PORT/DB`: PostgreSQL
+    /// (`--store` overrides it; tuning/postgres.md). With PostgreSQL every write is
+    /// acknowledged after its COMMIT returns, so `durable`, `journal`, `journal_segment_kib`
+    /// and `behind_pause` apply to the embedded store only.
+    pub url: String,
+    /// PostgreSQL connections, reader threads and timeouts (used when `url` is set).
+    pub postgres: PostgresConfig,
+    /// Directory of the embedded database and the token key (the token key lives here with
+    /// PostgreSQL too, unless `auth.token_key` is set).
     pub data_dir: PathBuf,
     /// fsync every group commit before acknowledging it. `false` is for benchmarks only: redb
     /// then keeps commits in memory until a clean shutdown, so any crash (even `kill -9`)
@@ -322,9 +340,53 @@ pub struct StoreConfig {
     pub behind_pause: u64,
 }
 
+impl StoreConfig {
+    /// Whether the embedded store is used (no PostgreSQL `url`).
+    pub fn embedded(&self) -> bool {
+        self.url.trim().is_empty()
+    }
+}
+
+/// The PostgreSQL store (`store.url`); see tuning/postgres.md.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// Threads that answer reads off the executors, each on its own connection while busy.
+    /// 0: one per shard plus one. Reads block a thread for a network round trip, so a few
+    /// threads per core keep the database busy without queueing behind a slow query.
+    pub readers: usize,
+    /// Reads waiting for a reader thread before new ones are refused (answered 503).
+    pub read_queue: usize,
+    /// Most connections the process opens (the readers, the writer and migrations share
+    /// them). 0: `readers + 2`. PostgreSQL's `max_connections` must cover every node's value.
+    pub max_connections: usize,
+    /// How long to wait for a connection to open, ms; start-up fails after it.
+    pub connect_timeout_ms: u64,
+    /// `statement_timeout` of every connection, ms (0 = none): a stuck query fails with a
+    /// clear error instead of holding a thread.
+    pub statement_timeout_ms: u64,
+    /// Rows per multi-row statement of a group commit (larger groups use several).
+    pub max_rows_per_statement: usize,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        PostgresConfig {
+            readers: 0,
+            read_queue: 65536,
+            max_connections: 0,
+            connect_timeout_ms: 5000,
+            statement_timeout_ms: 30_000,
+            max_rows_per_statement: 1000,
+        }
+    }
+}
+
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
+            url: String::new(),
+            postgres: PostgresConfig::default(),
             data_dir: "./data".into(),
             durable: true,
             max_batch_ops: 4096,
@@ -558,6 +620,13 @@ impl Config {
                 || echo == "/debug/vars")
         {
             return bad("ws.echo_path must be empty or a path starting with '/' that no protocol endpoint uses");
+        }
+        let url = self.store.url.trim();
+        if !url.is_empty() && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            return bad("store.url must be empty (embedded store) or a postgres:// URL");
+        }
+        if !self.store.embedded() && self.store.postgres.read_queue == 0 {
+            return bad("store.postgres.read_queue must be > 0");
         }
         if self.longpoll.hold_ms == 0 || self.longpoll.body_timeout_ms == 0 {
             return bad("longpoll.hold_ms and longpoll.body_timeout_ms must be > 0");

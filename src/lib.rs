@@ -16,6 +16,7 @@
 pub mod access;
 pub mod account;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod ids;
 pub mod proto;

@@ -1,32 +1,18 @@
-//! The `coretalk` binary: parses the command line, loads the configuration and runs the server.
+//! The `coretalk` binary: parses the command line (`coretalk::cli`) and runs the server or one
+//! of the tool subcommands.
 //!
-//! Flags override only a handful of config fields; everything else lives in the TOML file
-//! documented in `tuning/`. SIGINT and SIGTERM are blocked before anything else happens, so that
-//! every thread inherits the mask and only the server's signal thread ever takes them.
+//! SIGINT and SIGTERM are blocked before anything else happens, so that every thread inherits
+//! the mask and only the server's signal thread ever takes them.
 //!
 //! Exit status: 0 after a clean shutdown, 1 on a start-up or runtime error, 2 for bad arguments,
 //! 3 when a second signal or `runtime.shutdown_timeout_ms` cut the shutdown short (the store was
 //! still closed cleanly), 4 when even the store could not be closed (see `server::Exit`).
 
-use std::path::PathBuf;
-
-use coretalk::config::Config;
+use clap::Parser;
+use coretalk::cli::{Cli, Command, KeygenArgs, ServerArgs, StoreArgs};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-const USAGE: &str = "\
-coretalk: a thread-per-core chat server speaking the Tinode protocol
-
-USAGE: coretalk [--listen HOST:PORT] [--grpc-listen HOST:PORT] [--data DIR] [--shards N] [--config FILE]
-
-  --listen HOST:PORT  HTTP/WebSocket listen address (default 0.0.0.0:6060; port 0 = any free port)
-  --grpc-listen HOST:PORT  gRPC (pbx.Node) listen address (default 0.0.0.0:16060; empty = off)
-  --data DIR          embedded store directory (default ./data)
-  --shards N          number of shards, one pinned core each (default: one per core)
-  --config FILE       TOML configuration (see tuning/); flags override it
-  --help, --version
-";
 
 fn main() {
     // First, before any thread exists (the store writer, hash threads and shards inherit it).
@@ -35,77 +21,81 @@ fn main() {
     // `runtime.transparent_huge_pages`): what is allocated before then stays in 4 KiB pages.
     let _ = coretalk::server::transparent_huge_pages(false);
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    match parse_args(std::env::args().skip(1).collect()) {
-        Ok(Some(cfg)) => match coretalk::server::run(cfg, signals) {
-            Ok(exit) if exit.code() == 0 => {}
-            // Abandoned threads may still be running: leave without waiting for them.
-            Ok(exit) => std::process::exit(exit.code()),
-            Err(e) => {
-                eprintln!("coretalk: {e:#}");
-                std::process::exit(1);
-            }
-        },
-        Ok(None) => {}
-        Err(e) => {
-            eprintln!("coretalk: {e}\n\n{USAGE}");
-            std::process::exit(2);
-        }
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => run(&cli.run, signals),
+        Some(Command::Run(args)) => run(&args, signals),
+        Some(Command::Migrate(args)) => migrate(&args),
+        Some(Command::CheckConfig(args)) => check_config(&args),
+        Some(Command::Keygen(args)) => keygen(&args),
+    };
+    if let Err((code, e)) = result {
+        eprintln!("coretalk: {e}");
+        std::process::exit(code);
     }
 }
 
-/// Builds the configuration from the arguments; `None` when only help or version was asked.
-fn parse_args(args: Vec<String>) -> Result<Option<Config>, String> {
-    let (mut listen, mut grpc, mut data, mut shards, mut config) = (None, None, None, None, None);
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or(format!("{name} needs a value"))
-        };
-        match flag.as_str() {
-            "--listen" => listen = Some(value("--listen")?),
-            "--grpc-listen" => grpc = Some(value("--grpc-listen")?),
-            "--data" => data = Some(PathBuf::from(value("--data")?)),
-            "--shards" => {
-                let v = value("--shards")?;
-                shards = Some(
-                    v.parse::<usize>()
-                        .map_err(|_| format!("--shards: not a number: {v}"))?,
-                );
-            }
-            "--config" => config = Some(PathBuf::from(value("--config")?)),
-            "-h" | "--help" => {
-                print!("{USAGE}");
-                return Ok(None);
-            }
-            "-V" | "--version" => {
-                println!("coretalk {}", env!("CARGO_PKG_VERSION"));
-                return Ok(None);
-            }
-            other => return Err(format!("unknown argument: {other}")),
-        }
+type Outcome = Result<(), (i32, String)>;
+
+fn usage(e: String) -> (i32, String) {
+    (2, e)
+}
+
+fn run(args: &ServerArgs, signals: coretalk::server::Blocked) -> Outcome {
+    let cfg = args.config().map_err(usage)?;
+    match coretalk::server::run(cfg, signals) {
+        Ok(exit) if exit.code() == 0 => Ok(()),
+        // Abandoned threads may still be running: leave without waiting for them.
+        Ok(exit) => std::process::exit(exit.code()),
+        Err(e) => Err((1, format!("{e:#}"))),
     }
-    let mut cfg = match config {
-        Some(path) => Config::from_file(&path).map_err(|e| e.to_string())?,
-        None => Config::default(),
+}
+
+fn migrate(args: &StoreArgs) -> Outcome {
+    let cfg = args.config().map_err(usage)?;
+    let (before, after) = coretalk::server::migrate(&cfg).map_err(|e| (1, format!("{e:#}")))?;
+    if before == after {
+        println!("schema is at version {after}: nothing to do");
+    } else {
+        println!("schema migrated from version {before} to {after}");
+    }
+    Ok(())
+}
+
+fn check_config(args: &ServerArgs) -> Outcome {
+    let cfg = args.config().map_err(|e| (1, e))?;
+    cfg.validate().map_err(|e| (1, e.to_string()))?;
+    let store = if cfg.store.embedded() {
+        format!("embedded store in {}", cfg.store.data_dir.display())
+    } else {
+        format!(
+            "PostgreSQL at {}",
+            coretalk::server::redact_url(&cfg.store.url)
+        )
     };
-    if let Some(l) = listen {
-        cfg.listen.addr = l;
+    println!(
+        "configuration is valid: listen {}, {}",
+        cfg.listen.addr, store
+    );
+    Ok(())
+}
+
+fn keygen(args: &KeygenArgs) -> Outcome {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let (salt, new) = match &args.salt {
+        Some(s) => (
+            b64.decode(s.trim())
+                .map_err(|e| usage(format!("--salt is not standard base64: {e}")))?,
+            false,
+        ),
+        None => (rand::random::<[u8; 32]>().to_vec(), true),
+    };
+    let key = coretalk::auth::apikey::make_key(&salt, args.sequence, args.root);
+    let kind = if args.root { "ROOT" } else { "ordinary" };
+    println!("API key v1 seq{} [{kind}]: {key}", args.sequence);
+    if new {
+        println!("salt (api.key_salt): {}", b64.encode(&salt));
     }
-    if let Some(g) = grpc {
-        cfg.listen.grpc_addr = g;
-    }
-    if let Some(d) = data {
-        cfg.store.data_dir = d;
-    }
-    if let Some(s) = shards {
-        cfg.runtime.shards = s;
-    }
-    Ok(Some(cfg))
+    Ok(())
 }

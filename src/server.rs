@@ -6,6 +6,7 @@
 //!
 //! The only module that imports every layer; only `main` imports it.
 
+mod open_store;
 mod shutdown;
 pub mod signals;
 mod store_gate;
@@ -32,9 +33,8 @@ use crate::config::Config;
 use crate::ids::ShardId;
 use crate::shard::{self, local, mesh, ShardCtx, ShardInit};
 use crate::stats::ShardStats;
-use crate::store::{journal, RedbStore, Store, StoreWriter, WriterConfig};
+use crate::store::{journal, Store, StoreWriter, WriterConfig};
 use shutdown::{Event, Pending};
-use store_gate::StoreGate;
 
 /// Protocol version reported in `{hi}`.
 pub const PROTOCOL_VERSION: &str = "0.25";
@@ -136,20 +136,18 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
         .listen(events_tx.clone())
         .context("cannot start the signal thread")?;
     let data_dir = cfg.store.data_dir.clone();
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
-    let gate = Arc::new(StoreGate::new(RedbStore::open(
-        &data_dir,
-        cfg.store.durable,
-    )?));
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let n = if cfg.runtime.shards > 0 {
+        cfg.runtime.shards
+    } else {
+        cores.len().max(1)
+    };
+    let opened = open_store::open(&cfg, n)?;
+    let gate = opened.gate;
     let store: Arc<dyn Store> = gate.clone();
-    let journal_dir = data_dir.join(journal::DIR);
-    replay_journal(&journal_dir, store.as_ref())?;
-    if cfg.store.durable && cfg.store.journal {
-        std::fs::create_dir_all(&journal_dir).with_context(|| {
-            format!("cannot create journal directory {}", journal_dir.display())
-        })?;
-    }
+    // The reader threads end by themselves once every shard has dropped its handle; a shard
+    // abandoned at the shutdown deadline may hold one, so nobody waits for them.
+    let (readers, _readers_join) = opened.readers.unzip();
     let (writer, writer_join) = StoreWriter::spawn(
         store.clone(),
         WriterConfig {
@@ -183,12 +181,6 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
             .ok_or_else(|| anyhow!("api.key_salt is not standard base64"))?,
     );
 
-    let cores = core_affinity::get_core_ids().unwrap_or_default();
-    let n = if cfg.runtime.shards > 0 {
-        cfg.runtime.shards
-    } else {
-        cores.len().max(1)
-    };
     let addr = cfg
         .listen
         .addr
@@ -196,6 +188,13 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
         .with_context(|| format!("cannot resolve listen address {}", cfg.listen.addr))?
         .next()
         .ok_or_else(|| anyhow!("listen address {} resolves to nothing", cfg.listen.addr))?;
+    if cfg.api.sample_salt() && !addr.ip().is_loopback() {
+        log::warn!(
+            "api.key_salt is Tinode's PUBLIC sample salt and the server listens on {addr}: anyone \
+             can make a valid API key. Make your own with `coretalk keygen` and set api.key_salt \
+             (tuning/auth.md)."
+        );
+    }
     // Holds the port (port 0 resolves here) until every shard has bound it too.
     let placeholder =
         reuseport_socket(addr, None).with_context(|| format!("cannot bind {addr}"))?;
@@ -251,6 +250,7 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
             service: services[i].clone(),
             store: store.clone(),
             writer: writer.clone(),
+            readers: readers.clone(),
             hasher: hasher.clone(),
             tokens: tokens.clone(),
             api_keys: api_keys.clone(),
@@ -320,7 +320,7 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
     }
     drop(placeholder);
     drop(grpc);
-    log::info!("{n} shards, data in {}", data_dir.display());
+    log::info!("{n} shards, {}", opened.describe);
     {
         use std::io::Write as _;
         let mut out = std::io::stdout();
@@ -335,7 +335,7 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
         let _ = out.flush();
     }
 
-    drop((writer, hasher, store));
+    drop((writer, hasher, store, readers));
 
     let first = loop {
         match events.recv() {
@@ -369,37 +369,30 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
     });
     shutdown::watch(&events_tx, Event::HashExited, move || hasher_join.join());
     let exit = shutdown::finish(&events, Pending::new(n), &gate, timeout);
-    if exit == Exit::Clean {
+    if let Some(dir) = opened.journal_dir.as_ref().filter(|_| exit == Exit::Clean) {
         // Every write reached the store and the store closed durably: nothing to replay.
-        if let Err(e) = journal::clear(&journal_dir) {
+        if let Err(e) = journal::clear(dir) {
             log::warn!("journal not cleared (it will be replayed at the next start): {e}");
         }
     }
     Ok(exit)
 }
 
-/// Replays what a crash left in the journal into the store before anything else runs.
-fn replay_journal(dir: &std::path::Path, store: &dyn Store) -> anyhow::Result<()> {
-    let started = std::time::Instant::now();
-    let rep = journal::replay(dir, store)
-        .with_context(|| format!("cannot replay the journal in {}", dir.display()))?;
-    for (file, at, why) in &rep.torn {
-        log::warn!(
-            "journal {}: {why} at byte {at}: the rest of that segment was never acknowledged",
-            file.display()
-        );
-    }
-    if rep.files > 0 {
-        log::info!(
-            "journal replayed in {} ms: {} segment(s), {} record(s), {} op(s) applied, {} message(s) already stored",
-            started.elapsed().as_millis(),
-            rep.files,
-            rep.records,
-            rep.applied,
-            rep.present
-        );
-    }
-    Ok(())
+/// Applies the PostgreSQL store's pending migrations (`coretalk migrate`): the schema version
+/// before and after.
+pub fn migrate(cfg: &Config) -> anyhow::Result<(u32, u32)> {
+    cfg.validate()?;
+    let shown = open_store::redact(&cfg.store.url);
+    crate::store::pg::migrate(
+        cfg.store.url.trim(),
+        &open_store::pg_options(&cfg.store.postgres, 1),
+    )
+    .map_err(|e| anyhow!("cannot migrate the PostgreSQL store at {shown}: {e}"))
+}
+
+/// A store URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    open_store::redact(url)
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 # The whole test suite: formatting, lints, Rust unit/integration/tidy tests, bench smoke runs,
 # the end-to-end tests with the official tinode-sdk under Node (npm packages installed here), the
 # gRPC end-to-end tests with the official tinode-grpc Python bindings (tests/grpc), and the
-# official web app driven in headless Chromium (tests/webapp). It starts with tests/setup.sh,
+# official web app driven in headless Chromium (tests/webapp); the integration and client suites
+# run twice, on the embedded store and on a throw-away PostgreSQL (tests/pg.sh). It starts with tests/setup.sh,
 # which installs what is missing (Node, Chromium, nats-server, mosquitto, rustfmt, clippy, the
 # gRPC suite's Python venv), so it runs on a fresh machine as it is.
 set -euo pipefail
@@ -13,6 +14,13 @@ step() { printf '\n==> %s\n' "$*"; }
 step "tests/setup.sh (install what is missing)"
 tests/setup.sh
 
+step "throw-away PostgreSQL (tests/pg.sh): the PostgreSQL store's tests and second runs"
+pgdir="$(mktemp -d /tmp/coretalk-pg.XXXXXX)"
+trap 'tests/pg.sh stop "$pgdir"' EXIT
+pgenv="$(tests/pg.sh start "$pgdir")"
+export "$pgenv"
+echo "$CORETALK_TEST_PG"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -22,26 +30,25 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo build (server binary for integration and SDK tests)"
 cargo build --workspace --bins
 
-step "cargo test (unit, integration, tidy, bench smoke)"
+step "cargo test (unit incl. both stores' conformance, integration, tidy, bench smoke)"
 cargo test --workspace --all-targets
 
-step "SDK end-to-end tests (tests/e2e, tinode-sdk under Node, over WebSocket and long polling)"
-(
-  cd tests/e2e
-  npm ci --no-audit --no-fund --loglevel=error
-  CORETALK_BIN="${CARGO_TARGET_DIR:-$PWD/../../target}/debug/coretalk" npm test
-)
+step "integration tests against PostgreSQL (tests/it, CORETALK_TEST_STORE=postgres)"
+CORETALK_TEST_STORE=postgres cargo test --test it
 
-step "gRPC end-to-end tests (tests/grpc, official tinode-grpc bindings under Python)"
-CORETALK_BIN="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/coretalk" tests/grpc/run.sh
-
-step "Web app in a browser (tests/webapp, tinode-webapp in headless Chromium, ws and lp)"
 bin="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/coretalk"
-(
-  cd tests/webapp
-  npm ci --no-audit --no-fund --loglevel=error
-  node prepare.js
-  CORETALK_BIN="$bin" npm test
-)
+(cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+(cd tests/webapp && npm ci --no-audit --no-fund --loglevel=error && node prepare.js)
+# Each client suite runs once per store: embedded, then PostgreSQL.
+for store in embedded postgres; do
+  step "SDK end-to-end tests, $store store (tests/e2e, tinode-sdk under Node, WebSocket and long polling)"
+  (cd tests/e2e && CORETALK_TEST_STORE=$store CORETALK_BIN="$bin" npm test)
+
+  step "gRPC end-to-end tests, $store store (tests/grpc, official tinode-grpc bindings under Python)"
+  CORETALK_TEST_STORE=$store CORETALK_BIN="$bin" tests/grpc/run.sh
+
+  step "Web app in a browser, $store store (tests/webapp, tinode-webapp in headless Chromium, ws and lp)"
+  (cd tests/webapp && CORETALK_TEST_STORE=$store CORETALK_BIN="$bin" npm test)
+done
 
 step "all tests passed"

@@ -4,6 +4,8 @@
 #   - Node.js and npm: the SDK end-to-end tests (tests/e2e) and the web app test (tests/webapp);
 #   - Debian's Chromium at /usr/bin/chromium: the web app test;
 #   - nats-server and mosquitto, through `loadtest/peers.sh install`: the load harness's smoke test;
+#   - PostgreSQL 15's server binaries (postgresql-15): tests/pg.sh's throw-away instance, on which
+#     the PostgreSQL store's tests and the second run of the end-to-end suites run;
 #   - the rustfmt and clippy components: `cargo fmt --check` and `cargo clippy`;
 #   - a Python virtual environment at tests/grpc/.venv with the official `tinode-grpc` bindings
 #     (wheels only, pinned in tests/grpc/requirements.txt): the gRPC end-to-end suite.
@@ -31,6 +33,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 apt_packages=()
 have node || apt_packages+=(nodejs)
 have npm || apt_packages+=(npm)
+[[ -x ${PGBIN:-/usr/lib/postgresql/15/bin}/initdb ]] || apt_packages+=(postgresql-15)
 chromium="${CHROMIUM_BIN:-/usr/bin/chromium}"
 if [[ ! -x $chromium ]]; then
   [[ -z ${CHROMIUM_BIN:-} ]] || die "CHROMIUM_BIN=$CHROMIUM_BIN is not an executable"

@@ -370,6 +370,31 @@ fn every_config_field_is_documented_in_tuning() {
         }
     }
     assert!(!sections.is_empty(), "could not read the Config struct");
+    // Nested tables (`store.postgres` → `PostgresConfig`): a section field whose type is
+    // another `…Config` struct is a section of its own, named by its path.
+    let mut current: Option<String> = None;
+    let mut nested = Vec::new();
+    for line in config.lines() {
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("pub struct ") {
+            let name = rest.split_whitespace().next().unwrap_or("");
+            current = sections.get(name).cloned();
+            continue;
+        }
+        if t == "}" {
+            current = None;
+            continue;
+        }
+        if let (Some(section), Some(rest)) = (&current, t.strip_prefix("pub ")) {
+            if let Some((field, ty)) = rest.split_once(':') {
+                let ty = ty.trim().trim_end_matches(',');
+                if ty.ends_with("Config") && !ty.contains(['<', ' ']) {
+                    nested.push((ty.to_owned(), format!("{section}.{}", field.trim())));
+                }
+            }
+        }
+    }
+    sections.extend(nested);
     let mut missing = Vec::new();
     let mut current: Option<String> = None;
     for line in config.lines() {

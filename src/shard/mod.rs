@@ -39,6 +39,7 @@ use crate::proto::{Encoding, Frame, Outcome};
 use crate::routing::{home_shard, SessionEvent, TopicRequest};
 use crate::session::{Session, SessionLimits, SessionOut};
 use crate::stats::ShardStats;
+use crate::store::readers::ReaderPool;
 use crate::store::{Store, StoreError, StoreWriter, WriteBatch};
 use crate::topic::{Topic, TopicCx, TopicLimits, TopicOut};
 
@@ -71,6 +72,9 @@ pub struct ShardInit {
     pub service: ServiceSender,
     pub store: Arc<dyn Store>,
     pub writer: StoreWriter,
+    /// Reader threads for a store whose reads wait on the network (PostgreSQL); `None`: the
+    /// embedded store answers reads within the step.
+    pub readers: Option<ReaderPool>,
     pub hasher: HashPool,
     pub tokens: TokenIssuer,
     pub api_keys: Arc<ApiKeyChecker>,
@@ -129,6 +133,7 @@ pub struct ShardCtx {
     link: ShardLink,
     service: ServiceSender,
     store: Arc<dyn Store>,
+    readers: Option<ReaderPool>,
     writer: StoreWriter,
     hasher: HashPool,
     /// Logins, account creations and changes (`shard/account.rs` carries out its outputs).
@@ -177,7 +182,7 @@ impl ShardCtx {
     /// Builds a shard's context.
     pub fn new(init: ShardInit) -> ShardCtx {
         let cfg = init.cfg;
-        let journal = (cfg.store.durable && cfg.store.journal).then(|| {
+        let journal = (cfg.store.embedded() && cfg.store.durable && cfg.store.journal).then(|| {
             journal::Journal::new(
                 cfg.store.data_dir.join(crate::store::journal::DIR),
                 cfg.store.journal_segment_kib.saturating_mul(1 << 10),
@@ -202,6 +207,7 @@ impl ShardCtx {
             service: init.service,
             store: init.store,
             writer: init.writer,
+            readers: init.readers,
             hasher: init.hasher,
             api_keys: init.api_keys,
             stats: init.stats,
@@ -316,7 +322,7 @@ impl ShardCtx {
     /// crash anyway and a clean shutdown applies the whole queue, so waiting for the commit
     /// would only add a thread round trip per message.
     fn ack_behind(&self) -> bool {
-        !self.cfg.store.durable
+        self.cfg.store.embedded() && !self.cfg.store.durable
     }
 
     /// Where a topic's write goes: the journal (acknowledged once synced, applied behind),

@@ -24,6 +24,7 @@ pub(super) fn shard(cfg: Config) -> ShardCtx {
         service: services[0].clone(),
         store,
         writer,
+        readers: None,
         hasher,
         tokens: TokenIssuer::new(vec![7u8; 32], 1, 3600),
         api_keys: Arc::new(ApiKeyChecker::from_base64("AAAA").expect("salt")),

@@ -72,7 +72,8 @@ impl ShardCtx {
 
     /// Asks the store for `queries`; the answers come back as [`Local::ReadDone`]. The
     /// embedded store answers within this step (queued as a completion, so the step's order
-    /// is the same as for a store that answers later).
+    /// is the same as for a store that answers later); a network store (PostgreSQL) answers
+    /// from the reader pool, later.
     ///
     /// While writes acknowledged before being applied are queued (`StoreWriter::behind`), the
     /// read is queued behind them on the store thread instead, so that it sees every write
@@ -80,6 +81,21 @@ impl ShardCtx {
     pub(crate) fn read(&mut self, waiter: ReadWaiter, queries: Vec<ReadQuery>) {
         let ticket = self.ticket();
         self.read_waiters.insert(ticket, waiter);
+        if let Some(pool) = &self.readers {
+            let service = self.service.clone();
+            let queued = pool.read(
+                queries.clone(),
+                Box::new(move |results| {
+                    let _ = service.send(Local::ReadDone { ticket, results });
+                }),
+            );
+            if let Err(e) = queued {
+                let results = queries.into_iter().map(|q| (q, Err(e.clone()))).collect();
+                self.completions
+                    .push_back(Local::ReadDone { ticket, results });
+            }
+            return;
+        }
         let queries = if self.writer.behind() {
             let service = self.service.clone();
             let queued = self.writer.read(

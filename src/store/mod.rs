@@ -5,11 +5,13 @@
 //! which groups many batches into one durable transaction (one fsync) and reports completion
 //! through a callback. This module knows nothing about the wire protocol or the runtime.
 
+mod boxed;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod journal;
 pub mod pg;
 pub mod read;
+pub mod readers;
 pub mod redb;
 #[cfg(test)]
 pub(crate) mod testing;

@@ -13,7 +13,7 @@
 //   E2E_TRACE=1    print every wire frame (SDK "in:"/"out:" log lines) live
 //   E2E_KEEP=1     keep the server's temp dir (data + log) even when all tests pass
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -39,6 +39,22 @@ export const DEFAULT_TIMEOUT_MS = 5000;
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = path.resolve(HERE, '..', '..');
 const SERVER_BIN = process.env.CORETALK_BIN || path.join(REPO_ROOT, 'target', 'debug', 'coretalk');
+
+/**
+ * `--store URL` for a new database when this run tests the PostgreSQL store
+ * (CORETALK_TEST_STORE=postgres with CORETALK_TEST_PG naming a throw-away instance, as
+ * tests/pg.sh starts); no arguments for the embedded store.
+ */
+let dbCounter = 0;
+function storeArgs() {
+  if (process.env.CORETALK_TEST_STORE !== 'postgres') return [];
+  const base = process.env.CORETALK_TEST_PG;
+  if (!base) throw new Error('CORETALK_TEST_STORE=postgres needs CORETALK_TEST_PG (tests/pg.sh)');
+  const name = `e2e_${process.pid}_${dbCounter++}`;
+  const psql = path.join(process.env.PGBIN || '/usr/lib/postgresql/15/bin', 'psql');
+  execFileSync(psql, [`${base}/postgres`, '-v', 'ON_ERROR_STOP=1', '-q', '-c', `CREATE DATABASE ${name}`]);
+  return ['--store', `${base}/${name}`];
+}
 const STARTUP_TIMEOUT_MS = 20000;
 const KILL_GRACE_MS = 3000;
 const TRACE_LIVE = !!process.env.E2E_TRACE;
@@ -259,7 +275,7 @@ export async function startServer({ config } = {}) {
   const logFd = fs.openSync(logPath, 'a');
 
   // gRPC off: parallel test servers must not share its fixed default port.
-  const args = ['--listen', '127.0.0.1:0', '--grpc-listen', '', '--data', dataDir, '--shards', '2', '--config', configPath];
+  const args = ['--listen', '127.0.0.1:0', '--grpc-listen', '', '--data', dataDir, '--shards', '2', '--config', configPath, ...storeArgs()];
   const proc = spawn(SERVER_BIN, args, { stdio: ['ignore', 'pipe', logFd] });
   fs.closeSync(logFd); // the child holds its own copy
 

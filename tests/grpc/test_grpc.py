@@ -36,6 +36,27 @@ TIMEOUT = 20.0
 SERVER = None
 
 
+_db_counter = 0
+
+
+def store_args():
+    """`--store URL` for a new database when this run tests the PostgreSQL store
+    (CORETALK_TEST_STORE=postgres with CORETALK_TEST_PG naming a throw-away instance, as
+    tests/pg.sh starts); no arguments for the embedded store."""
+    global _db_counter
+    if os.environ.get("CORETALK_TEST_STORE") != "postgres":
+        return []
+    base = os.environ.get("CORETALK_TEST_PG")
+    if not base:
+        raise RuntimeError("CORETALK_TEST_STORE=postgres needs CORETALK_TEST_PG (tests/pg.sh)")
+    name = "grpc_%d_%d" % (os.getpid(), _db_counter)
+    _db_counter += 1
+    psql = os.path.join(os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin"), "psql")
+    subprocess.run([psql, base + "/postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c",
+                    "CREATE DATABASE " + name], check=True)
+    return ["--store", base + "/" + name]
+
+
 class Server:
     """One coretalk process on free ports with its own data directory."""
 
@@ -48,7 +69,8 @@ class Server:
         self.stderr = open(self.stderr_path, "w")
         self.proc = subprocess.Popen(
             [BIN, "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0",
-             "--data", os.path.join(self.dir, "data"), "--shards", "2", "--config", config],
+             "--data", os.path.join(self.dir, "data"), "--shards", "2", "--config", config]
+            + store_args(),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         self.grpc_addr = None
         self.http_addr = None

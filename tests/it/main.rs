@@ -16,6 +16,8 @@ mod limits;
 mod longpoll;
 mod mixed;
 mod placement;
+mod postgres;
 mod protocol;
 mod shutdown;
+mod stores;
 mod support;

@@ -16,6 +16,8 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub use crate::stores::{create_database, embedded_store, postgres_base};
+
 /// The demo API key every official client uses; valid under the default salt.
 pub const API_KEY: &str = "AQEAAAABAAD_rAp4DJh05a1HAwFT3A6K";
 
@@ -27,6 +29,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running server process with its own data directory.
 pub struct Server {
+    /// Its PostgreSQL database (see [`postgres_base`]), kept across restarts.
+    store_url: Option<String>,
     child: Option<Child>,
     pid: u32,
     port: u16,
@@ -42,6 +46,15 @@ impl Server {
     /// Starts `coretalk` with `shards` shards, a fresh data directory and a config made of a
     /// fast bcrypt cost plus `extra_toml` (which must not repeat the `[auth]` table).
     pub fn start(shards: usize, extra_toml: &str) -> Server {
+        Server::start_with_store(
+            shards,
+            extra_toml,
+            postgres_base().map(|b| create_database(&b)),
+        )
+    }
+
+    /// Like [`Server::start`], on the given PostgreSQL database (`None`: the embedded store).
+    pub fn start_with_store(shards: usize, extra_toml: &str, store_url: Option<String>) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("coretalk-it-")
             .tempdir()
@@ -49,6 +62,7 @@ impl Server {
         let config = format!("[auth]\nbcrypt_cost = 4\n\n{extra_toml}\n");
         std::fs::write(dir.path().join("config.toml"), config).expect("write config");
         let mut s = Server {
+            store_url,
             child: None,
             pid: 0,
             port: 0,
@@ -85,6 +99,7 @@ impl Server {
             .arg(self.shards.to_string())
             .arg("--config")
             .arg(self.dir.path().join("config.toml"))
+            .args(self.store_url.iter().flat_map(|u| ["--store", u.as_str()]))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
@@ -237,8 +252,11 @@ impl Server {
     /// Whether the database in the data directory was closed cleanly by its last writer: redb
     /// opens a file read-only only when that writer recorded its shutdown (a durable commit
     /// clears the record, a clean close writes it). The server must not be running.
+    /// Whether the embedded store's file was closed cleanly. With PostgreSQL there is no file
+    /// to look at: callers check [`embedded_store`] first.
     pub fn store_closed_cleanly(&self) -> bool {
         assert!(self.child.is_none(), "the server is still running");
+        assert!(embedded_store(), "no embedded store file with PostgreSQL");
         let path = self.data_dir().join("coretalk.redb");
         match redb::ReadOnlyDatabase::open(&path) {
             Ok(_) => true,

@@ -21,7 +21,7 @@
 //   CHROMIUM_BIN     browser (default /usr/bin/chromium)
 //   WEBAPP_HEADFUL=1 show the browser (needs a display)
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -77,6 +77,22 @@ const stamp = () => `+${((Date.now() - T0) / 1000).toFixed(3)}s`;
 // ---------------------------------------------------------------------------------------------
 // Server
 
+/**
+ * `--store URL` for a new database when this run tests the PostgreSQL store
+ * (CORETALK_TEST_STORE=postgres with CORETALK_TEST_PG naming a throw-away instance, as
+ * tests/pg.sh starts); no arguments for the embedded store.
+ */
+let dbCounter = 0;
+function storeArgs() {
+  if (process.env.CORETALK_TEST_STORE !== 'postgres') return [];
+  const base = process.env.CORETALK_TEST_PG;
+  if (!base) throw new Error('CORETALK_TEST_STORE=postgres needs CORETALK_TEST_PG (tests/pg.sh)');
+  const name = `webapp_${process.pid}_${dbCounter++}`;
+  const psql = path.join(process.env.PGBIN || '/usr/lib/postgresql/15/bin', 'psql');
+  execFileSync(psql, [`${base}/postgres`, '-v', 'ON_ERROR_STOP=1', '-q', '-c', `CREATE DATABASE ${name}`]);
+  return ['--store', `${base}/${name}`];
+}
+
 let server = null; // { proc, port, dir, logPath }
 
 async function startServer() {
@@ -86,7 +102,7 @@ async function startServer() {
   const config = path.join(dir, 'coretalk.toml');
   const logPath = path.join(dir, 'server.log');
   fs.writeFileSync(config, `[web]\nstatic_dir = ${JSON.stringify(SITE)}\n\n[auth]\nbcrypt_cost = 4\n`);
-  const args = ['--listen', '127.0.0.1:0', '--grpc-listen', '', '--data', path.join(dir, 'data'), '--shards', '2', '--config', config];
+  const args = ['--listen', '127.0.0.1:0', '--grpc-listen', '', '--data', path.join(dir, 'data'), '--shards', '2', '--config', config, ...storeArgs()];
   const logFd = fs.openSync(logPath, 'a');
   const proc = spawn(SERVER_BIN, args, { stdio: ['ignore', 'pipe', logFd] });
   fs.closeSync(logFd);
@@ -346,8 +362,11 @@ async function signUp(user) {
   await page.getByPlaceholder('Full name, e.g. John Doe').fill(user.fullName);
   // The app asks for an email whenever the server does not require "tel" (reqCred defaults to
   // email); coretalk's test configuration validates no credentials, so any address will do.
+  // The field appears only once the app has the server's {hi} reply: wait for it (checking
+  // at once raced with that reply, and an empty required field silently blocks "Sign up").
   const email = page.getByPlaceholder('Email, e.g. jdoe@example.com');
-  if (await email.count()) await email.fill(`${user.login}@example.com`);
+  await visible(email);
+  await email.fill(`${user.login}@example.com`);
   await user.shot(`signup-${user.name}`);
   await page.getByRole('button', { name: 'Sign up' }).click();
   // Signed in: the side panel shows the contact list with the user's own name as its title.
