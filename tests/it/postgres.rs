@@ -241,3 +241,47 @@ async fn history(c: &mut Client, grp: &str) -> BTreeMap<u64, Value> {
         page = c.get(grp, "data", Some(json!({ "before": oldest }))).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_applies_the_schema_once_and_the_server_starts_on_it() {
+    if !embedded_store() {
+        return; // picks its own store; run once, in the embedded run
+    }
+    // The suite's shared instance when there is one, else one of our own.
+    let own;
+    let base = match std::env::var("CORETALK_TEST_PG") {
+        Ok(b) => b,
+        Err(_) => {
+            own = OwnPostgres::start();
+            own.base.clone()
+        }
+    };
+    let url = create_database(&base);
+    let migrate = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_coretalk"))
+            .args(["migrate", "--store", &url])
+            .output()
+            .expect("run coretalk migrate");
+        assert!(
+            out.status.success(),
+            "migrate failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = migrate();
+    assert!(
+        first.contains("migrated from version 0 to"),
+        "first run: {first}"
+    );
+    let second = migrate();
+    assert!(second.contains("nothing to do"), "second run: {second}");
+
+    // The server finds nothing left to migrate and works on the schema.
+    let server = Server::start_with_store(1, "", Some(url));
+    let mut a = Client::connect(&server, "mig").await;
+    a.hi().await;
+    a.sign_up(&unique_login("mig")).await;
+    let grp = a.create_group().await;
+    assert_eq!(a.publish(&grp, json!("after migrate")).await, 1);
+}
