@@ -7,9 +7,10 @@
 #
 # For each run of the postgres series it starts from a new database on one throw-away
 # PostgreSQL 15 (tests/pg.sh with fsync ON and synchronous_commit on: a real commit costs a
-# real WAL flush), and samples pg_stat_database and pg_stat_wal every second. The rates it
-# reports (transactions, rows inserted, WAL flushes per second; rows per transaction) are taken
-# over the steady phase: the samples whose insert rate is at least half the run's peak.
+# real WAL flush), and samples pg_stat_database and pg_stat_wal every second. Each harness run
+# measures one point; the rates reported (transactions, rows inserted, WAL flushes per second;
+# messages per transaction; PostgreSQL's CPU) are the counters' change over that point's
+# measurement window, cut from the samples by the run's end time.
 #
 # PostgreSQL runs on the same 2-vCPU machine, unpinned, so it competes with the server (core 0)
 # and the generator (core 1): a handicap no production deployment has. The server CPU the harness
@@ -35,11 +36,11 @@ COMMON=(--server-cores 0 --client-cores 1 --duration "$DUR" --warmup "$WARM" --d
 
 summarize() {
   loadtest/results.sh summarize "$1"
-  python3 - "$1" <<'PY'
+  python3 - "$1" "$DUR" "$DRAIN" <<'PY'
 import json, statistics, sys
 from pathlib import Path
-out = Path(sys.argv[1])
-print("\n### PostgreSQL side (steady phase; median of runs, min-max)\n")
+out, dur, drain = Path(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+print("\n### PostgreSQL side (measurement window; median of runs, min-max)\n")
 print("| series | point | acked msgs/s | transactions/s | rows inserted/s | msgs per transaction | WAL flushes/s | PostgreSQL CPU % |")
 print("|---|---|---|---|---|---|---|---|")
 def med(xs):
@@ -49,30 +50,34 @@ def med(xs):
     m, lo, hi = statistics.median(xs), min(xs), max(xs)
     f = lambda v: f"{v:,.1f}" if v < 100 else f"{v:,.0f}"
     return f(m) if lo == hi else f"{f(m)} ({f(lo)}–{f(hi)})"
+def at(s, t):
+    """Counters at time t, interpolated between the samples around it."""
+    for a, b in zip(s, s[1:]):
+        if a[0] <= t <= b[0]:
+            k = (t - a[0]) / (b[0] - a[0])
+            return [x + (y - x) * k for x, y in zip(a, b)]
+    return None
+hz = 100.0  # USER_HZ: /proc/PID/stat ticks
 for series in sorted(p for p in out.iterdir() if p.is_dir() and p.name.endswith("-pg")):
     rows = {}
     for run in sorted(series.glob("run*")):
-        samples = run / "pgstat.csv"
+        samples, end = run / "pgstat.csv", run / "end"
         res = list(run.glob("*/result.json"))
-        if not samples.exists() or not res:
+        if not samples.exists() or not end.exists() or not res:
             continue
         r = json.loads(res[0].read_text())
         s = [list(map(float, l.split(","))) for l in samples.read_text().split() if l.count(",") == 6]
-        if len(s) < 3:
+        # The harness exits a moment after the drain that follows the measurement: the window
+        # is the DUR seconds before that drain (the server's stop is not subtracted: ~0.3 s).
+        t1 = float(end.read_text()) - drain - 0.5
+        a, b = at(s, t1 - dur), at(s, t1)
+        if a is None or b is None or len(r["points"]) != 1:
             continue
-        # t, xact_commit, tup_inserted, wal_sync, wal_write, pg_cpu_ticks, (unused)
-        rates = [((b[2] - a[2]) / (b[0] - a[0]), a, b) for a, b in zip(s, s[1:]) if b[0] > a[0]]
-        peak = max(x[0] for x in rates)
-        steady = [x for x in rates if x[0] >= peak / 2]
-        a, b = steady[0][1], steady[-1][2]
         dt = b[0] - a[0]
-        tx, ins, flush, ticks = (b[1] - a[1]) / dt, (b[2] - a[2]) / dt, (b[3] - a[3]) / dt, (b[5] - a[5]) / dt
-        for p in r["points"]:
-            msgs = p["ops_per_s"] if r["workload"] == "w3" else p["ops_per_s"] / r["params"].get("subscribers", 1)
-            key = p["label"]
-            rows.setdefault(key, []).append((msgs, tx, ins, msgs / tx if tx else None, flush, ticks))
-        if len(r["points"]) > 1:
-            print(f"(note: {series.name} {run.name} has {len(r['points'])} points; PostgreSQL rates span them all)")
+        tx, ins, flush, cpu = ((b[i] - a[i]) / dt for i in (1, 2, 3, 5))
+        p = r["points"][0]
+        msgs = p["ops_per_s"] if r["workload"] == "w3" else p["ops_per_s"] / max(1, r["params"].get("subscribers", 1))
+        rows.setdefault(p["label"], []).append((msgs, tx, ins, msgs / tx if tx else None, flush, cpu / hz * 100))
     for label, xs in rows.items():
         cols = list(zip(*xs))
         print(f"| {series.name} | {label} | " + " | ".join(med(list(c)) for c in cols) + " |")
@@ -107,14 +112,18 @@ sample() {
   done
 }
 
+# One point per harness run, so that the PostgreSQL counters can be cut to its window.
 series_args() {
   case "$1" in
-    w3) echo w3 --target coretalk --pairs "$W3_PAIRS" --rate "$W3_RATES" --topic-kind p2p "${COMMON[@]}" ;;
+    w3-*) echo w3 --target coretalk --pairs "$W3_PAIRS" --rate "${1#w3-}" --topic-kind p2p "${COMMON[@]}" ;;
     w4) echo w4 --target coretalk --subscribers 1000 --rate "$W4_RATE" "${COMMON[@]}" ;;
   esac
 }
 
-for s in w3 w4; do
+SERIES=()
+for r in ${W3_RATES//,/ }; do SERIES+=("w3-$r"); done
+SERIES+=(w4)
+for s in "${SERIES[@]}"; do
   for store in ${STORES//,/ }; do
     name="$s-$([[ $store == postgres ]] && echo pg || echo embedded)"
     for ((i = 1; i <= RUNS; i++)); do
@@ -122,8 +131,8 @@ for s in w3 w4; do
       mkdir -p "$dir"
       extra=()
       if [[ $store == postgres ]]; then
-        db="bench_${s}_$i"
-        psql "$base/postgres" -q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+        db="bench_${s//-/_}_$i"
+        psql "$base/postgres" -q -c "CREATE DATABASE $db"
         printf '[store]\nurl = "%s/%s"\n' "$base" "$db" >"$dir/server.toml"
         extra=(--server-config "$dir/server.toml")
         sample "$db" "$dir/pgstat.csv" &
@@ -133,6 +142,7 @@ for s in w3 w4; do
       # shellcheck disable=SC2046 # a word list
       "$LOAD" $(series_args "$s") "${extra[@]}" --results-dir "$dir" >"$dir/stdout.log" 2>"$dir/stderr.log" \
         || echo "pg-bench.sh: $name run $i exited non-zero (see $dir/stderr.log)" | tee -a "$OUT/load.log"
+      date +%s.%N >"$dir/end"
       if [[ $store == postgres ]]; then
         kill "$sampler" 2>/dev/null || true
         wait "$sampler" 2>/dev/null || true
