@@ -17,6 +17,7 @@ pub mod access;
 pub mod account;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod ids;
 pub mod proto;

@@ -176,6 +176,18 @@ const LAYERS: &[(&str, &[&str])] = &[
             "crate::store::StoreWriter",
         ],
     ),
+    (
+        "cluster",
+        &[
+            "crate::session",
+            "crate::topic",
+            "crate::account",
+            "crate::shard",
+            "crate::transport",
+            "crate::server",
+            "crate::proto",
+        ],
+    ),
     ("shard", &["crate::transport", "crate::server"]),
     (
         "transport",

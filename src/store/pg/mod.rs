@@ -23,6 +23,7 @@
 //! `jsonb`, which rewrites bytes). Names and keys are `text COLLATE "C"`, ordered byte by byte
 //! like redb's keys.
 
+mod fence;
 mod keys;
 mod pool;
 mod precondition;
@@ -41,6 +42,7 @@ mod tests;
 
 use pool::Pool;
 
+pub use fence::Fence;
 pub use schema::SCHEMA_VERSION;
 
 /// Connection settings of a [`PgStore`]. Every field has a default ([`PgOptions::default`]).
@@ -82,6 +84,8 @@ impl Default for PgOptions {
 /// afresh.
 pub struct PgStore {
     pool: Pool,
+    /// In a cluster: the node row every group commit must find up with this node's epoch.
+    fence: Option<Fence>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -103,7 +107,14 @@ impl PgStore {
             let mut conn = pool.get()?;
             schema::migrate_conn(&mut conn)?;
         }
-        Ok(PgStore { pool })
+        Ok(PgStore { pool, fence: None })
+    }
+
+    /// Makes every group commit check `fence` first (a cluster node's own row): a node that
+    /// was declared down, or re-joined under a newer epoch, can then never commit again.
+    pub fn with_fence(mut self, fence: Fence) -> PgStore {
+        self.fence = Some(fence);
+        self
     }
 
     /// Statements this store has sent to PostgreSQL so far (prepares excluded): for tests and

@@ -22,11 +22,37 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    description:
-        "users, logins, topics, subscriptions, messages, delete log, tags, credential claims",
-    sql: V1,
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        description:
+            "users, logins, topics, subscriptions, messages, delete log, tags, credential claims",
+        sql: V1,
+    },
+    Migration {
+        description: "cluster membership: node rows with leases and epochs, membership version",
+        sql: V2,
+    },
+];
+
+/// Cluster membership (`crate::cluster::membership`): one row per node that ever joined, and
+/// the membership version every change bumps. A standalone server never writes them.
+const V2: &str = r#"
+CREATE TABLE cluster_node (
+    name        text COLLATE "C" PRIMARY KEY,
+    addr        text NOT NULL,
+    epoch       bigint NOT NULL,
+    state       text NOT NULL CHECK (state IN ('up', 'down', 'left')),
+    lease_until timestamptz NOT NULL,
+    changed     timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+COMMENT ON TABLE cluster_node IS 'Cluster members. epoch rises each time the node (re)joins; a node masters topics only while its row is up with its own epoch, and its writes check that row (fencing). A peer whose lease_until passed is set down by one conditional UPDATE; a clean leave sets left.';
+CREATE TABLE cluster_meta (
+    id      integer PRIMARY KEY CHECK (id = 1),
+    version bigint NOT NULL
+);
+COMMENT ON TABLE cluster_meta IS 'The membership version: bumped in the same transaction as every join, leave and declared death, so nodes that read the same version place topics alike.';
+INSERT INTO cluster_meta (id, version) VALUES (1, 0);
+"#;
 
 const V1: &str = r#"
 CREATE FUNCTION coretalk_u64_max(a bigint, b bigint) RETURNS bigint

@@ -49,6 +49,9 @@ impl PgStore {
             lease = self.pool.get()?;
             lease.begin()?;
         }
+        if let Some(fence) = &self.fence {
+            fence.check(&mut lease)?;
+        }
         let max_rows = self.pool.opts().max_rows_per_statement;
         apply_in_txn(&mut lease, batches, outcomes, max_rows)?;
         lease.commit()
