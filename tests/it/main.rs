@@ -1,9 +1,10 @@
 //! Integration tests against the real `coretalk` binary over real sockets: accounts and their
 //! credentials, cross-shard fan-out, per-shard listeners, the raw echo endpoint, gRPC sessions,
-//! long polling, one user on all three transports at once, durability across `kill -9`,
+//! long polling, one user on all three transports at once, the access-mode matrix on each transport, durability across `kill -9`,
 //! resource cleanup, hostile input, security (smuggling, static traversal, token rotation), protocol reply sequences, rate limits and quotas, and
 //! shutdown (signals, the deadline, the store closed in every case).
 
+mod access;
 mod accounts;
 mod bad_input;
 mod cleanup;
