@@ -19,6 +19,7 @@ mod mixed;
 mod placement;
 mod postgres;
 mod protocol;
+mod record;
 mod security;
 mod shutdown;
 mod stores;
