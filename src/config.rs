@@ -263,6 +263,15 @@ pub struct AuthConfig {
     /// Standard base64 HMAC key for tokens (≥ 32 bytes). Empty: a random key is created once in
     /// the data directory (`token.key`), so tokens survive restarts without configuration.
     pub token_key: String,
+    /// Token keys replaced by `token_key` (standard base64, ≥ 32 bytes each): tokens they
+    /// signed are still accepted until `token_rotated_at` + `token_rotation_grace_secs`, then
+    /// refused. Empty: only the current key.
+    pub token_retired_keys: Vec<String>,
+    /// When the current key replaced the retired ones, Unix seconds (required with
+    /// `token_retired_keys`).
+    pub token_rotated_at: u64,
+    /// How long after `token_rotated_at` tokens of retired keys are accepted, seconds.
+    pub token_rotation_grace_secs: u64,
     /// bcrypt cost for passwords. 10 (~50 ms) is Tinode's; lower only for tests.
     pub bcrypt_cost: u32,
     /// Threads hashing passwords, off the executors so a login never stalls other sessions.
@@ -289,6 +298,9 @@ impl Default for AuthConfig {
             token_lifetime_secs: 14 * 24 * 3600,
             token_serial: 1,
             token_key: String::new(),
+            token_retired_keys: Vec::new(),
+            token_rotated_at: 0,
+            token_rotation_grace_secs: 24 * 3600,
             bcrypt_cost: 10,
             hash_threads: 1,
             hash_nice: 19,
@@ -630,6 +642,9 @@ impl Config {
         }
         if self.longpoll.hold_ms == 0 || self.longpoll.body_timeout_ms == 0 {
             return bad("longpoll.hold_ms and longpoll.body_timeout_ms must be > 0");
+        }
+        if !self.auth.token_retired_keys.is_empty() && self.auth.token_rotated_at == 0 {
+            return bad("auth.token_retired_keys needs auth.token_rotated_at (Unix seconds)");
         }
         if !(4..=31).contains(&self.auth.bcrypt_cost) {
             return bad("auth.bcrypt_cost must be within 4..=31");

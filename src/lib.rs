@@ -12,6 +12,7 @@
 //! - `shard`: the pinned executors, their tables, the cross-core mesh.
 //! - `transport`: HTTP and WebSocket on the shard's sockets.
 //! - `server`: wiring and lifecycle.
+//! - `fuzzing` (hidden): entry points of the fuzz targets in `fuzz/`.
 
 pub mod access;
 pub mod account;
@@ -19,6 +20,8 @@ pub mod auth;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ids;
 pub mod proto;
 pub mod routing;

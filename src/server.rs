@@ -171,11 +171,7 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
     if token_key.len() < 32 {
         return Err(anyhow!("auth.token_key must be at least 32 bytes"));
     }
-    let tokens = TokenIssuer::new(
-        token_key,
-        cfg.auth.token_serial,
-        cfg.auth.token_lifetime_secs,
-    );
+    let tokens = token_issuer(&cfg.auth, token_key)?;
     let api_keys = Arc::new(
         ApiKeyChecker::from_base64(&cfg.api.key_salt)
             .ok_or_else(|| anyhow!("api.key_salt is not standard base64"))?,
@@ -388,6 +384,31 @@ pub fn migrate(cfg: &Config) -> anyhow::Result<(u32, u32)> {
         &open_store::pg_options(&cfg.store.postgres, 1),
     )
     .map_err(|e| anyhow!("cannot migrate the PostgreSQL store at {shown}: {e}"))
+}
+
+/// The token issuer: the current key, and the retired keys of `auth.token_retired_keys`,
+/// accepted until `auth.token_rotated_at` + `auth.token_rotation_grace_secs`.
+fn token_issuer(auth: &crate::config::AuthConfig, key: Vec<u8>) -> anyhow::Result<TokenIssuer> {
+    let mut tokens = TokenIssuer::new(key, auth.token_serial, auth.token_lifetime_secs);
+    let until = auth
+        .token_rotated_at
+        .saturating_add(auth.token_rotation_grace_secs)
+        .saturating_mul(1000);
+    for (i, retired) in auth.token_retired_keys.iter().enumerate() {
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(retired.trim())
+            .map_err(|e| anyhow!("auth.token_retired_keys[{i}] is not standard base64: {e}"))?;
+        if key.len() < 32 {
+            return Err(anyhow!(
+                "auth.token_retired_keys[{i}] must be at least 32 bytes"
+            ));
+        }
+        tokens = tokens.with_retired(&key, crate::ids::UnixMillis(until));
+    }
+    if !auth.token_retired_keys.is_empty() && crate::shard::now().0 >= until {
+        log::warn!("auth.token_retired_keys: the grace after the rotation is over; remove them");
+    }
+    Ok(tokens)
 }
 
 /// A store URL without its password, for messages.

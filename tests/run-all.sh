@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, Rust unit/integration/tidy tests, bench smoke runs,
 # the end-to-end tests with the official tinode-sdk under Node (npm packages installed here), the
+# short run of every fuzz target (fuzz/run.sh), the
 # gRPC end-to-end tests with the official tinode-grpc Python bindings (tests/grpc), and the
 # official web app driven in headless Chromium (tests/webapp); the integration and client suites
 # run twice, on the embedded store and on a throw-away PostgreSQL (tests/pg.sh). It starts with tests/setup.sh,
@@ -32,6 +33,9 @@ cargo build --workspace --bins
 
 step "cargo test (unit incl. both stores' conformance, integration, tidy, bench smoke)"
 cargo test --workspace --all-targets
+
+step "fuzz targets, a short run of each (fuzz/run.sh short: nightly, cargo-fuzz, ~10 s per target)"
+fuzz/run.sh short
 
 step "integration tests against PostgreSQL (tests/it, CORETALK_TEST_STORE=postgres)"
 CORETALK_TEST_STORE=postgres cargo test --test it

@@ -1,6 +1,9 @@
 //! `{login}` with `basic` (auth record read, bcrypt compare on the hash pool, user read) or
 //! `token` (HMAC check inline with the caller's `now`, user read), answered with the
 //! reference's codes; a good login mints a token and authenticates the session.
+//!
+//! An unknown login name goes through the hash pool too (against `basic::dummy_hash` at the
+//! configured cost) before its 401, so it is answered as late as a wrong password is.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -29,6 +32,9 @@ pub(super) enum Login {
         uid: UserId,
         level: AuthLevel,
     },
+    /// bcrypt comparing the password with the dummy hash: the login name is unknown, and the
+    /// answer is 401 whatever the comparison says.
+    Unknown { asker: Asker },
     /// The user record of a login whose credentials are good.
     User {
         asker: Asker,
@@ -98,7 +104,13 @@ impl Accounts {
                     let uid = rec.user;
                     self.hash(Pending::Login(Login::Verify { asker, uid, level }), job, cx);
                 }
-                Ok(None) => asker.ctrl(Outcome::AuthFailed, None, cx),
+                Ok(None) => {
+                    let job = HashJob::Verify {
+                        password,
+                        hash: basic::dummy_hash(self.rules.bcrypt_cost),
+                    };
+                    self.hash(Pending::Login(Login::Unknown { asker }), job, cx);
+                }
                 Err(e) => {
                     log::error!("login lookup failed: {e}");
                     asker.ctrl(Outcome::InternalError, None, cx);
@@ -110,6 +122,9 @@ impl Accounts {
                 } else {
                     asker.ctrl(Outcome::AuthFailed, None, cx);
                 }
+            }
+            (Login::Unknown { asker }, Done::Hashed(HashOutcome::Verified(_))) => {
+                asker.ctrl(Outcome::AuthFailed, None, cx)
             }
             (Login::User { asker, uid, level }, Done::Read(res)) => match user_answer(res) {
                 Ok(None) => asker.ctrl(Outcome::UserNotFound, None, cx),
@@ -150,6 +165,7 @@ impl Login {
         match self {
             Login::Lookup { asker, .. }
             | Login::Verify { asker, .. }
+            | Login::Unknown { asker }
             | Login::User { asker, .. } => asker,
         }
     }

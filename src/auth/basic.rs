@@ -122,6 +122,14 @@ pub fn hash_password(password: &str, cost: u32) -> Result<Vec<u8>, AuthError> {
         .map_err(|e| AuthError::Policy(format!("cannot hash password: {e}")))
 }
 
+/// A well-formed bcrypt hash at `cost` that no password matches (salt and digest all zero
+/// bits, `.` in bcrypt's base64). Checking a password against it costs what checking against a
+/// real hash of that cost does, so a login for an unknown name is checked against it and takes
+/// as long as one with a wrong password: login names cannot be discovered by timing.
+pub fn dummy_hash(cost: u32) -> Vec<u8> {
+    format!("$2b${cost:02}${}", ".".repeat(53)).into_bytes()
+}
+
 /// True when `password` matches the stored bcrypt `hash`. A malformed hash, or a password over
 /// [`MAX_PASSWORD_BYTES`] bytes (which can never have been hashed), gives `false`. Slow: call it
 /// from the hash pool.
@@ -138,6 +146,18 @@ pub fn verify_password(password: &str, hash: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dummy_hash_is_checked_in_full_and_matches_nothing() {
+        let dummy = dummy_hash(4);
+        let text = std::str::from_utf8(&dummy).unwrap();
+        // bcrypt parses it and runs the comparison (an unparsable hash would be an error at
+        // once, without the work).
+        assert_eq!(bcrypt::verify("", text).ok(), Some(false));
+        assert_eq!(bcrypt::verify("password", text).ok(), Some(false));
+        assert!(!verify_password("secret", &dummy));
+        assert!(dummy_hash(10).starts_with(b"$2b$10$") && dummy_hash(10).len() == 60);
+    }
 
     #[test]
     fn secret_splits_at_first_colon_and_lowercases_login() {

@@ -1,6 +1,9 @@
 //! Tinode-compatible authentication tokens: minting and verification of the 50-byte
 //! `uid | expires | level | serial | features` record signed with HMAC-SHA256.
 //!
+//! Tokens are minted with the current key; keys retired by a rotation still verify the tokens
+//! they signed until the end of their grace ([`TokenIssuer::with_retired`]), then never again.
+//!
 //! It deliberately knows nothing about base64 (the wire layer encodes tokens as standard base64),
 //! about users (a valid token for a deleted or suspended user still verifies; the caller checks
 //! the store) or about where the key comes from (see [`super::keys`]).
@@ -32,13 +35,17 @@ pub const NO_LOGIN: u16 = 2;
 /// Recommended minimum key length in bytes (the reference server refuses shorter keys).
 pub const MIN_KEY_LEN: usize = 32;
 
-/// Mints and verifies tokens with one key and serial number.
+/// Mints and verifies tokens with one key and serial number, and verifies tokens of retired
+/// keys until their grace ends.
 ///
-/// Changing either the key or the serial invalidates every token issued before.
+/// Changing the serial invalidates every token issued before; changing the key does too,
+/// unless the old key is kept as a retired one.
 #[derive(Clone)]
 pub struct TokenIssuer {
     /// HMAC state already keyed with the token key; cloned for each token (saves the key setup).
     mac: HmacSha256,
+    /// Retired keys' HMAC states and the instant after which their tokens are refused.
+    retired: Vec<(HmacSha256, UnixMillis)>,
     serial: u16,
     lifetime_secs: u64,
 }
@@ -47,6 +54,7 @@ impl fmt::Debug for TokenIssuer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenIssuer")
             .field("key", &"<redacted>")
+            .field("retired", &self.retired.len())
             .field("serial", &self.serial)
             .field("lifetime_secs", &self.lifetime_secs)
             .finish()
@@ -84,15 +92,19 @@ impl TokenIssuer {
     pub fn new(key: Vec<u8>, serial: u16, lifetime_secs: u64) -> TokenIssuer {
         // HMAC accepts keys of any length (long keys are hashed, short ones padded), so this
         // cannot fail; the match only avoids an `expect`.
-        let mac = match <HmacSha256 as Mac>::new_from_slice(&key) {
-            Ok(mac) => mac,
-            Err(_) => unreachable!("HMAC accepts keys of any length"),
-        };
         TokenIssuer {
-            mac,
+            mac: keyed(&key),
+            retired: Vec::new(),
             serial,
             lifetime_secs,
         }
+    }
+
+    /// Also accepts tokens signed with the retired `key` (same serial, unexpired) while the
+    /// verification time is before `until` (the rotation plus its grace); never mints with it.
+    pub fn with_retired(mut self, key: &[u8], until: UnixMillis) -> TokenIssuer {
+        self.retired.push((keyed(key), until));
+        self
     }
 
     /// The configured token lifetime in seconds.
@@ -135,8 +147,9 @@ impl TokenIssuer {
     /// Verifies raw token bytes at time `now`.
     ///
     /// * not exactly 50 bytes, or a level other than 0/10/20/30 → [`AuthError::Malformed`];
-    /// * signature mismatch (constant-time comparison), other serial number, or expiry less than
-    ///   one second after `now` → [`AuthError::Failed`].
+    /// * signature mismatch (constant-time comparison) with the current key and with every
+    ///   retired key still in its grace at `now`, other serial number, or expiry less than one
+    ///   second after `now` → [`AuthError::Failed`].
     ///
     /// A zero uid is not rejected here; the caller's user lookup will fail for it.
     pub fn verify(&self, token: &[u8], now: UnixMillis) -> Result<TokenClaims, AuthError> {
@@ -149,9 +162,20 @@ impl TokenIssuer {
         let layout = Layout::decode(body).ok_or(AuthError::Malformed)?;
         let level = AuthLevel::from_u16(layout.level).ok_or(AuthError::Malformed)?;
 
-        let mut mac = self.mac.clone();
-        mac.update(body);
-        mac.verify_slice(sig).map_err(|_| AuthError::Failed)?;
+        // Each comparison is constant-time; which key matched is not a secret.
+        let signed_by = |mac: &HmacSha256| {
+            let mut mac = mac.clone();
+            mac.update(body);
+            mac.verify_slice(sig).is_ok()
+        };
+        let current = signed_by(&self.mac);
+        let retired = || {
+            let mut live = self.retired.iter().filter(|(_, until)| now < *until);
+            live.any(|(mac, _)| signed_by(mac))
+        };
+        if !current && !retired() {
+            return Err(AuthError::Failed);
+        }
 
         if layout.serial != self.serial {
             return Err(AuthError::Failed);
@@ -168,6 +192,15 @@ impl TokenIssuer {
             expires,
             features: layout.features,
         })
+    }
+}
+
+fn keyed(key: &[u8]) -> HmacSha256 {
+    // HMAC accepts keys of any length (long keys are hashed, short ones padded), so this cannot
+    // fail; the match only avoids an `expect`.
+    match <HmacSha256 as Mac>::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC accepts keys of any length"),
     }
 }
 
@@ -372,6 +405,40 @@ mod tests {
                 "level {level}"
             );
         }
+    }
+
+    #[test]
+    fn a_retired_key_verifies_until_its_grace_ends() {
+        let old = TokenIssuer::new(vec![7u8; 32], 1, LIFETIME);
+        let (tok, expires) = old.mint(UserId(42), AuthLevel::Auth, NOW);
+        let until = NOW.plus_ms(3_600_000);
+        let rotated = TokenIssuer::new(vec![9u8; 32], 1, LIFETIME).with_retired(&[7u8; 32], until);
+        let claims = rotated.verify(&tok, NOW).expect("within the grace");
+        assert_eq!((claims.uid, claims.expires), (UserId(42), expires));
+        assert!(rotated.verify(&tok, UnixMillis(until.0 - 1)).is_ok());
+        assert_eq!(rotated.verify(&tok, until), Err(AuthError::Failed));
+        assert_eq!(
+            rotated.verify(&tok, until.plus_ms(1)),
+            Err(AuthError::Failed)
+        );
+        // New tokens are signed with the current key only.
+        let (fresh, _) = rotated.mint(UserId(42), AuthLevel::Auth, NOW);
+        assert_eq!(old.verify(&fresh, NOW), Err(AuthError::Failed));
+        assert!(rotated.verify(&fresh, until.plus_ms(1)).is_ok());
+        // The retired key does not lift the other checks: serial and expiry.
+        let other_serial = TokenIssuer::new(vec![7u8; 32], 2, LIFETIME);
+        let (tok2, _) = other_serial.mint(UserId(42), AuthLevel::Auth, NOW);
+        assert_eq!(rotated.verify(&tok2, NOW), Err(AuthError::Failed));
+        let short = TokenIssuer::new(vec![7u8; 32], 1, 10);
+        let (tok3, _) = short.mint(UserId(42), AuthLevel::Auth, NOW);
+        assert_eq!(
+            rotated.verify(&tok3, NOW.plus_ms(20_000)),
+            Err(AuthError::Failed)
+        );
+        // A key never configured is refused whatever the time.
+        let stranger = TokenIssuer::new(vec![8u8; 32], 1, LIFETIME);
+        let (tok4, _) = stranger.mint(UserId(42), AuthLevel::Auth, NOW);
+        assert_eq!(rotated.verify(&tok4, NOW), Err(AuthError::Failed));
     }
 
     #[test]

@@ -718,7 +718,7 @@ impl Session {
 }
 
 /// Decodes a standard-base64 secret (padding optional).
-fn decode_secret(s: Option<&str>) -> Option<Vec<u8>> {
+pub(crate) fn decode_secret(s: Option<&str>) -> Option<Vec<u8>> {
     let s = s?.trim();
     if s.is_empty() {
         return None;

@@ -7,6 +7,8 @@
 //! [`SessionEvent`]s. Transport state (sockets, buffers, timers) lives with the transport.
 
 mod dispatch;
+
+pub(crate) use dispatch::decode_secret;
 pub mod limits;
 #[cfg(test)]
 mod tests;

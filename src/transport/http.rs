@@ -108,6 +108,82 @@ pub enum HeadError {
     Io(String),
 }
 
+/// Most header lines in one request head.
+const MAX_HEADERS: usize = 64;
+
+/// Parses a request head from the start of `buf`: `Ok(None)` while incomplete, else the head
+/// and its length in bytes. Refused as [`HeadError::Invalid`] (answered 400) besides what
+/// httparse refuses (obs-fold continuation lines, bad names, more than 64 headers): framing
+/// that a proxy in front could read differently (request smuggling, RFC 9112 §6.3) — more than
+/// one `Content-Length`, one that is not plain digits, `Transfer-Encoding` together with
+/// `Content-Length`, more than one `Transfer-Encoding`, any coding but `chunked`, or
+/// `Transfer-Encoding` on HTTP/1.0.
+pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(HeadError::Invalid(e.to_string())),
+    };
+    let target = req.path.unwrap_or("/");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let head = RequestHead {
+        method: req.method.unwrap_or("").to_owned(),
+        version: req.version.unwrap_or(1),
+        path: path.to_owned(),
+        query: query.to_owned(),
+        headers: req
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_ascii_lowercase(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
+            .collect(),
+    };
+    check_framing(&head)?;
+    Ok(Some((head, len)))
+}
+
+/// The body framing rules of [`parse_head`].
+fn check_framing(head: &RequestHead) -> Result<(), HeadError> {
+    let named = |n: &'static str| -> Vec<&str> {
+        let with_name = head.headers.iter().filter(move |(k, _)| k == n);
+        with_name.map(|(_, v)| v.as_str()).collect()
+    };
+    let invalid = |why: &str| Err(HeadError::Invalid(why.to_owned()));
+    let lengths = named("content-length");
+    let codings = named("transfer-encoding");
+    if lengths.len() > 1 {
+        return invalid("more than one Content-Length");
+    }
+    if let Some(l) = lengths.first() {
+        let l = l.trim_matches([' ', '\t']);
+        if l.is_empty() || l.len() > 19 || !l.bytes().all(|b| b.is_ascii_digit()) {
+            return invalid("Content-Length is not a number");
+        }
+    }
+    if codings.is_empty() {
+        return Ok(());
+    }
+    if !lengths.is_empty() {
+        return invalid("both Transfer-Encoding and Content-Length");
+    }
+    if codings.len() > 1 || head.version == 0 {
+        return invalid("Transfer-Encoding repeated or on HTTP/1.0");
+    }
+    if !codings[0]
+        .trim_matches([' ', '\t'])
+        .eq_ignore_ascii_case("chunked")
+    {
+        return invalid("a Transfer-Encoding other than chunked");
+    }
+    Ok(())
+}
+
 /// Reads one request head; returns it and any bytes read past it.
 pub async fn read_head(
     stream: &mut TcpStream,
@@ -126,37 +202,13 @@ pub async fn read_head(
             return Err(HeadError::Closed);
         }
         buf.extend_from_slice(&chunk[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&buf) {
-            Ok(httparse::Status::Complete(len)) => {
-                let target = req.path.unwrap_or("/");
-                let (path, query) = target.split_once('?').unwrap_or((target, ""));
-                let head = RequestHead {
-                    method: req.method.unwrap_or("").to_owned(),
-                    version: req.version.unwrap_or(1),
-                    path: path.to_owned(),
-                    query: query.to_owned(),
-                    headers: req
-                        .headers
-                        .iter()
-                        .map(|h| {
-                            (
-                                h.name.to_ascii_lowercase(),
-                                String::from_utf8_lossy(h.value).into_owned(),
-                            )
-                        })
-                        .collect(),
-                };
+        match parse_head(&buf)? {
+            Some((head, len)) => {
                 let _ = stream.set_read_timeout(None);
                 return Ok((head, buf[len..].to_vec()));
             }
-            Ok(httparse::Status::Partial) => {
-                if buf.len() > max {
-                    return Err(HeadError::TooLarge(max));
-                }
-            }
-            Err(e) => return Err(HeadError::Invalid(e.to_string())),
+            None if buf.len() > max => return Err(HeadError::TooLarge(max)),
+            None => {}
         }
     }
 }
@@ -254,5 +306,54 @@ mod tests {
         assert_eq!(percent_decode("%"), "%");
         assert_eq!(percent_decode("%zz"), "%zz");
         assert_eq!(percent_decode("%4"), "%4");
+    }
+
+    fn parse(text: &str) -> Result<Option<(RequestHead, usize)>, HeadError> {
+        parse_head(text.as_bytes())
+    }
+
+    #[test]
+    fn a_head_parses_with_its_length() {
+        let text = "POST /v0/channels/lp?sid=x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi";
+        let (head, len) = parse(text).unwrap().unwrap();
+        assert_eq!(
+            (head.method.as_str(), head.path.as_str()),
+            ("POST", "/v0/channels/lp")
+        );
+        assert_eq!(head.query, "sid=x");
+        assert_eq!(&text[len..], "hi");
+        assert!(parse("GET / HTTP/1.1\r\nHost: a\r\n").unwrap().is_none());
+        let chunked = "POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n";
+        assert!(parse(chunked).unwrap().is_some());
+    }
+
+    #[test]
+    fn ambiguous_framing_is_refused() {
+        for bad in [
+            "Content-Length: 5\r\nContent-Length: 5",
+            "Content-Length: 5\r\nContent-Length: 6",
+            "Content-Length: 5\r\nTransfer-Encoding: chunked",
+            "Transfer-Encoding: chunked\r\nContent-Length: 0",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+            "Transfer-Encoding: gzip, chunked",
+            "Transfer-Encoding: chunked, identity",
+            "Transfer-Encoding: xchunked",
+            "Content-Length: +5",
+            "Content-Length: 5, 5",
+            "Content-Length: 0x10",
+            "Content-Length: ",
+            "Content-Length: 99999999999999999999",
+            "X-A: 1\r\n folded",
+            "Content-Length: 5\r\n\tfolded",
+            "Bad Name: x",
+        ] {
+            let text = format!("POST /v0/channels/lp HTTP/1.1\r\nHost: a\r\n{bad}\r\n\r\n");
+            assert!(
+                matches!(parse(&text), Err(HeadError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
+        let old = "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(matches!(parse(old), Err(HeadError::Invalid(_))));
     }
 }

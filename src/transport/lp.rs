@@ -36,7 +36,7 @@ const ANSWER_SLACK: Duration = Duration::from_secs(10);
 
 /// Why the body could not be read.
 #[derive(Debug, PartialEq, Eq)]
-enum BodyError {
+pub(crate) enum BodyError {
     /// Announced (Content-Length) larger than the long-poll message limit (`limits.max_message_size_lp`, else `session.max_message_size`): 417.
     TooLarge,
     /// Malformed framing, a chunked body over the limit, or a read error: 400.
@@ -298,7 +298,7 @@ async fn write_answer(stream: &mut TcpStream, head: &RequestHead, a: &Answer, ex
 }
 
 /// An urlencoded form body (its values are form values, not a message).
-fn is_form(head: &RequestHead) -> bool {
+pub(crate) fn is_form(head: &RequestHead) -> bool {
     head.header("content-type").is_some_and(|t| {
         t.trim()
             .to_ascii_lowercase()
@@ -307,14 +307,14 @@ fn is_form(head: &RequestHead) -> bool {
 }
 
 /// A value of an urlencoded form, percent-decoded.
-fn form_value(form: &str, name: &str) -> Option<String> {
+pub(crate) fn form_value(form: &str, name: &str) -> Option<String> {
     form.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         (percent_decode(k) == name).then(|| percent_decode(v))
     })
 }
 
-fn is_chunked(head: &RequestHead) -> bool {
+pub(crate) fn is_chunked(head: &RequestHead) -> bool {
     head.header("transfer-encoding").is_some_and(|t| {
         t.to_ascii_lowercase()
             .split(',')
@@ -324,11 +324,39 @@ fn is_chunked(head: &RequestHead) -> bool {
 
 /// True when the request carries a body (a non-zero Content-Length, or chunked: the reference
 /// counts chunked bodies as non-empty).
-fn has_body(head: &RequestHead) -> bool {
+pub(crate) fn has_body(head: &RequestHead) -> bool {
     is_chunked(head)
         || head
             .header("content-length")
             .is_some_and(|l| l.trim() != "0")
+}
+
+/// How a request's body is framed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// No body (no Content-Length, or 0).
+    Empty,
+    /// `Content-Length` bytes, at most the limit.
+    Length(usize),
+    /// Chunked transfer coding.
+    Chunked,
+}
+
+/// The framing of `head`'s body for a limit of `max` bytes (the head already passed
+/// `http::parse_head`'s framing rules).
+pub(crate) fn framing(head: &RequestHead, max: usize) -> Result<Framing, BodyError> {
+    let chunked = is_chunked(head);
+    let length = match head.header("content-length") {
+        Some(_) if chunked => return Err(BodyError::Bad),
+        Some(l) => Some(l.trim().parse::<usize>().map_err(|_| BodyError::Bad)?),
+        None => None,
+    };
+    match length {
+        Some(l) if l > max => Err(BodyError::TooLarge),
+        _ if chunked => Ok(Framing::Chunked),
+        Some(0) | None => Ok(Framing::Empty),
+        Some(l) => Ok(Framing::Length(l)),
+    }
 }
 
 /// Reads the whole body, bounded by the long-poll message limit and `longpoll.body_timeout_ms`.
@@ -339,18 +367,11 @@ async fn read_body(
     cfg: &Config,
 ) -> Result<Vec<u8>, BodyError> {
     let max = cfg.max_message_size(crate::config::Transport::LongPoll);
-    let chunked = is_chunked(head);
-    let length = match head.header("content-length") {
-        Some(_) if chunked => return Err(BodyError::Bad),
-        Some(l) => Some(l.trim().parse::<usize>().map_err(|_| BodyError::Bad)?),
-        None => None,
+    let length = match framing(head, max)? {
+        Framing::Empty => return Ok(Vec::new()),
+        Framing::Length(l) => Some(l),
+        Framing::Chunked => None,
     };
-    if length.is_some_and(|l| l > max) {
-        return Err(BodyError::TooLarge);
-    }
-    if !chunked && length.unwrap_or(0) == 0 {
-        return Ok(Vec::new());
-    }
     let _ = stream.set_read_timeout(Some(Duration::from_millis(cfg.longpoll.body_timeout_ms)));
     let wants_continue = head
         .header("expect")
@@ -372,7 +393,15 @@ async fn read_body(
             buf.truncate(len);
             Ok(buf)
         }
-        None => read_chunked(stream, buf, max).await,
+        None => {
+            let mut chunks = Chunked::default();
+            loop {
+                if let Some(body) = chunks.advance(&buf, max)? {
+                    return Ok(body);
+                }
+                read_more(stream, &mut buf).await?;
+            }
+        }
     }
 }
 
@@ -387,51 +416,60 @@ async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<(), Body
     }
 }
 
-/// Decodes a chunked body of at most `max` bytes (trailers are read and ignored).
-async fn read_chunked(
-    stream: &mut TcpStream,
-    mut raw: Vec<u8>,
-    max: usize,
-) -> Result<Vec<u8>, BodyError> {
-    let mut body = Vec::new();
-    let mut pos = 0;
-    loop {
-        let (skip, size) = loop {
-            match httparse::parse_chunk_size(&raw[pos..]) {
-                Ok(httparse::Status::Complete(v)) => break v,
-                Ok(httparse::Status::Partial) if raw.len() - pos < 1024 => {
-                    read_more(stream, &mut raw).await?
+/// Incremental decoding of a chunked body of at most `max` bytes, without I/O: each
+/// [`Chunked::advance`] gets everything received so far and goes on where the last stopped.
+/// Trailers are skipped.
+#[derive(Debug, Default)]
+pub(crate) struct Chunked {
+    /// Where the next chunk-size line (or the trailers) starts in the received bytes.
+    pos: usize,
+    body: Vec<u8>,
+    /// The last (zero) chunk was seen; only the trailers are left.
+    trailers: bool,
+}
+
+impl Chunked {
+    /// `Ok(Some(body))` once the body is complete, `Ok(None)` while more bytes are needed;
+    /// [`BodyError::Bad`] for a malformed coding, a size line over 1 KiB, trailers over 8 KiB
+    /// or a body over `max`. `raw` must extend the bytes given last time.
+    pub(crate) fn advance(&mut self, raw: &[u8], max: usize) -> Result<Option<Vec<u8>>, BodyError> {
+        loop {
+            let rest = raw.get(self.pos..).ok_or(BodyError::Bad)?;
+            if self.trailers {
+                // Trailers end with an empty line; a body with none ends right here.
+                if rest.starts_with(b"\r\n") || rest.windows(4).any(|w| w == b"\r\n\r\n") {
+                    return Ok(Some(std::mem::take(&mut self.body)));
                 }
+                return if rest.len() > 8192 {
+                    Err(BodyError::Bad)
+                } else {
+                    Ok(None)
+                };
+            }
+            let (skip, size) = match httparse::parse_chunk_size(rest) {
+                Ok(httparse::Status::Complete(v)) => v,
+                Ok(httparse::Status::Partial) if rest.len() < 1024 => return Ok(None),
                 _ => return Err(BodyError::Bad),
+            };
+            if size == 0 {
+                self.pos += skip;
+                self.trailers = true;
+                continue;
             }
-        };
-        pos += skip;
-        if size == 0 {
-            // Trailers end with an empty line; a body with none ends right here.
-            loop {
-                if raw[pos..].starts_with(b"\r\n")
-                    || raw[pos..].windows(4).any(|w| w == b"\r\n\r\n")
-                {
-                    return Ok(body);
-                }
-                if raw.len() - pos > 8192 {
-                    return Err(BodyError::Bad);
-                }
-                read_more(stream, &mut raw).await?;
+            let size = usize::try_from(size).map_err(|_| BodyError::Bad)?;
+            if size > max.saturating_sub(self.body.len()) {
+                return Err(BodyError::Bad);
             }
+            let Some(chunk) = rest.get(skip..skip + size + 2) else {
+                return Ok(None);
+            };
+            let (data, end) = chunk.split_at(size);
+            if end != b"\r\n" {
+                return Err(BodyError::Bad);
+            }
+            self.body.extend_from_slice(data);
+            self.pos += skip + size + 2;
         }
-        let size = usize::try_from(size).map_err(|_| BodyError::Bad)?;
-        if body.len() + size > max {
-            return Err(BodyError::Bad);
-        }
-        while raw.len() < pos + size + 2 {
-            read_more(stream, &mut raw).await?;
-        }
-        if &raw[pos + size..pos + size + 2] != b"\r\n" {
-            return Err(BodyError::Bad);
-        }
-        body.extend_from_slice(&raw[pos..pos + size]);
-        pos += size + 2;
     }
 }
 
@@ -465,6 +503,55 @@ mod tests {
         assert!(!has_body(&head(&[("content-length", "0")])));
         assert!(has_body(&head(&[("transfer-encoding", "gzip, chunked")])));
         assert!(!has_body(&head(&[])));
+    }
+
+    /// Feeds `raw` to a chunk decoder in pieces of `step` bytes, as reads would deliver it.
+    fn dechunk(raw: &[u8], step: usize, max: usize) -> Result<Option<Vec<u8>>, BodyError> {
+        let mut dec = Chunked::default();
+        let mut got = None;
+        for end in (step..raw.len() + step).step_by(step) {
+            got = dec.advance(&raw[..end.min(raw.len())], max)?;
+            if got.is_some() {
+                break;
+            }
+        }
+        Ok(got)
+    }
+
+    #[test]
+    fn chunked_bodies_decode_in_any_pieces() {
+        let raw = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\nX-T: 1\r\n\r\n";
+        for step in [1, 2, 3, 7, 64] {
+            let got = dechunk(raw, step, 100).unwrap();
+            assert_eq!(got.as_deref(), Some(&b"Wikipedia"[..]), "step {step}");
+        }
+        assert_eq!(dechunk(b"0\r\n\r\n", 1, 10).unwrap(), Some(Vec::new()));
+        assert_eq!(dechunk(b"4\r\nWiki\r\n", 3, 10).unwrap(), None);
+        assert_eq!(dechunk(b"4\r\nWikiXX", 1, 10), Err(BodyError::Bad));
+        assert_eq!(dechunk(b"b\r\nhello world\r\n", 1, 10), Err(BodyError::Bad));
+        assert_eq!(dechunk(b"zz\r\n", 1, 10), Err(BodyError::Bad));
+        let huge = b"ffffffffffffffff\r\n";
+        assert_eq!(dechunk(huge, 5, 10), Err(BodyError::Bad));
+    }
+
+    #[test]
+    fn framing_by_length_or_chunks() {
+        let max = 10;
+        assert_eq!(framing(&head(&[]), max), Ok(Framing::Empty));
+        assert_eq!(
+            framing(&head(&[("content-length", "0")]), max),
+            Ok(Framing::Empty)
+        );
+        assert_eq!(
+            framing(&head(&[("content-length", "7")]), max),
+            Ok(Framing::Length(7))
+        );
+        assert_eq!(
+            framing(&head(&[("content-length", "11")]), max),
+            Err(BodyError::TooLarge)
+        );
+        let chunked = head(&[("transfer-encoding", "chunked")]);
+        assert_eq!(framing(&chunked, max), Ok(Framing::Chunked));
     }
 
     #[test]

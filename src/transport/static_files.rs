@@ -361,6 +361,11 @@ mod tests {
             "%2e%2e/secret.txt",
             "sub/%2E%2E%2F%2E%2E%2Fsecret.txt",
             "..%5csecret.txt",
+            "sub\\..\\..\\secret.txt",
+            "%c0%ae%c0%ae/secret.txt",
+            "%e0%80%ae%e0%80%ae/secret.txt",
+            "%c0%af..%c0%afsecret.txt",
+            "index.html%00.js",
             "/etc/passwd",
         ] {
             assert_eq!(resolve(&root, p), Resolved::NotFound, "{p}");

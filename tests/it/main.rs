@@ -1,9 +1,10 @@
 //! Integration tests against the real `coretalk` binary over real sockets: accounts and their
 //! credentials, cross-shard fan-out, per-shard listeners, the raw echo endpoint, gRPC sessions,
-//! long polling, one user on all three transports at once, durability across `kill -9`,
-//! resource cleanup, hostile input, protocol reply sequences, rate limits and quotas, and
+//! long polling, one user on all three transports at once, the access-mode matrix on each transport, durability across `kill -9`,
+//! resource cleanup, hostile input, security (smuggling, static traversal, token rotation), protocol reply sequences, rate limits and quotas, and
 //! shutdown (signals, the deadline, the store closed in every case).
 
+mod access;
 mod accounts;
 mod bad_input;
 mod cleanup;
@@ -18,6 +19,8 @@ mod mixed;
 mod placement;
 mod postgres;
 mod protocol;
+mod record;
+mod security;
 mod shutdown;
 mod stores;
 mod support;

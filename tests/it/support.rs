@@ -211,8 +211,7 @@ impl Server {
         unsafe { libc::kill(self.pid as libc::pid_t, sig) };
     }
 
-    /// Waits for the current process to exit by itself; after `limit` it is killed and the test
-    /// fails. Returns the exit status.
+    /// Waits for the process to exit by itself (killed and failed after `limit`); its status.
     pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
         let mut c = self.child.take().expect("a running coretalk process");
         let deadline = Instant::now() + limit;
@@ -265,8 +264,7 @@ impl Server {
         }
     }
 
-    /// Starts a new process on the same data directory (stopping a running one cleanly first).
-    /// The port changes.
+    /// Starts a new process on the same data directory (stopping a running one first; new port).
     pub fn restart(&mut self) {
         if self.child.is_some() {
             self.stop();
@@ -305,8 +303,7 @@ impl Server {
             .collect()
     }
 
-    /// Polls `/debug/vars` every 100 ms until `pred` holds (up to `limit`); returns the last
-    /// value and whether it held.
+    /// Polls `/debug/vars` every 100 ms until `pred` holds (up to `limit`): last value, held.
     pub async fn wait_vars(&self, limit: Duration, pred: impl Fn(&Value) -> bool) -> (Value, bool) {
         let deadline = Instant::now() + limit;
         loop {
@@ -349,6 +346,7 @@ impl Drop for Server {
 
 /// Sends one raw HTTP request and reads the response until the server closes.
 pub fn http_raw(port: u16, request: &str) -> (u16, String) {
+    crate::record::save("http", request.as_bytes());
     let mut s = StdTcpStream::connect(("127.0.0.1", port)).expect("connect for HTTP");
     s.set_read_timeout(Some(RECV_TIMEOUT))
         .expect("read timeout");
@@ -499,8 +497,9 @@ impl Client {
         self.send_text(&v.to_string()).await;
     }
 
-    /// Sends a raw text frame.
+    /// Sends a raw text frame (recorded for the fuzz corpus when asked, `record.rs`).
     pub async fn send_text(&mut self, text: &str) {
+        crate::record::save("json", text.as_bytes());
         let name = self.name.clone();
         self.ws
             .send(Message::text(text))
@@ -518,6 +517,7 @@ impl Client {
 
     /// Sends a text frame; `Err` when the connection is gone.
     pub async fn try_send_text(&mut self, text: &str) -> Result<(), String> {
+        crate::record::save("json", text.as_bytes());
         self.ws
             .send(Message::text(text))
             .await

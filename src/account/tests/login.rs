@@ -8,7 +8,19 @@ fn basic_login_unknown_login_and_wrong_password_are_401() {
     let mut rig = Rig::new();
     let (t, q) = read_of(rig.login(sid(1), "basic", b"Alice:secret1"));
     assert_eq!(q, ReadQuery::Auth("basic:alice".into()));
-    let (_, ctrl, effect) = only_reply(rig.answer(t, ReadAnswer::Auth(None)));
+    // An unknown name is checked on the hash pool too, against the dummy hash at the
+    // configured cost, so it is not answered sooner than a wrong password.
+    let (t, job) = hash_of(rig.answer(t, ReadAnswer::Auth(None)));
+    let cost = rules().bcrypt_cost;
+    match job {
+        HashJob::Verify { password, hash } => {
+            assert_eq!(password, "secret1");
+            assert_eq!(hash, crate::auth::basic::dummy_hash(cost));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Whatever the comparison says (it cannot match), the answer is 401.
+    let (_, ctrl, effect) = only_reply(rig.hashed(t, HashOutcome::Verified(true)));
     assert_eq!(code_text(&ctrl), (401, "authentication failed"));
     assert_eq!(ctrl["id"], "l1");
     assert_eq!(effect, AuthEffect::Finished);

@@ -456,5 +456,8 @@ pub(super) fn decode_del(topic: &str, del_id: u64, b: &[u8]) -> Result<DelRecord
     d.finish(rec)
 }
 
+#[doc(hidden)]
+pub(crate) mod fuzz;
+
 #[cfg(test)]
 mod tests;

@@ -22,6 +22,9 @@ mod read;
 mod tables;
 mod write;
 
+#[doc(hidden)]
+pub(crate) use codec::fuzz as codec_fuzz;
+
 #[cfg(test)]
 mod tests;
 

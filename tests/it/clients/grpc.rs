@@ -73,6 +73,7 @@ impl Grpc {
 
     /// Sends one length-prefixed gRPC message with these bytes.
     pub fn send_raw(&mut self, bytes: &[u8]) {
+        crate::record::save("pb", bytes);
         let mut frame = Vec::with_capacity(5 + bytes.len());
         frame.push(0);
         frame.extend_from_slice(&(bytes.len() as u32).to_be_bytes());

@@ -34,6 +34,7 @@ impl Resp {
 
 /// Sends one raw request (a fresh connection each time) and reads the answer to the end.
 pub async fn raw(port: u16, request: Vec<u8>) -> Resp {
+    crate::record::save("lp", &request);
     let mut s = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");

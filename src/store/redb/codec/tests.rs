@@ -17,75 +17,7 @@ fn message() -> MessageRecord {
 
 /// One encoding of every record type, with every optional field present.
 fn every_encoding() -> Vec<Vec<u8>> {
-    vec![
-        encode_user(&UserRecord {
-            id: UserId(1),
-            created: UnixMillis(1),
-            updated: UnixMillis(2),
-            state: UserState::Ok,
-            access: DefaultAccess {
-                auth: AccessMode(0x2f),
-                anon: AccessMode(0),
-            },
-            public: Some("{}".into()),
-            trusted: Some("{}".into()),
-            tags: vec!["a".into(), "b".into()],
-            last_seen: Some((UnixMillis(3), "ua".into())),
-            creds: vec![CredRecord {
-                method: "email".into(),
-                value: "a@b.c".into(),
-                done: true,
-            }],
-        }),
-        encode_auth(&AuthRecord {
-            unique: "basic:a".into(),
-            user: UserId(1),
-            scheme: "basic".into(),
-            level: AuthLevel::Auth,
-            secret: vec![1, 2, 3],
-            expires: Some(UnixMillis(4)),
-        }),
-        encode_topic(&TopicRecord {
-            name: "grpX".into(),
-            created: UnixMillis(1),
-            updated: UnixMillis(2),
-            owner: Some(UserId(1)),
-            access: DefaultAccess {
-                auth: AccessMode(0x2f),
-                anon: AccessMode(1),
-            },
-            public: Some("{}".into()),
-            trusted: Some("{}".into()),
-            tags: vec!["t".into()],
-            is_chan: true,
-            del_id: 5,
-            aux: Some("{\"pins\":[1]}".into()),
-        }),
-        encode_sub(&SubRecord {
-            topic: "grpX".into(),
-            user: UserId(1),
-            created: UnixMillis(1),
-            updated: UnixMillis(2),
-            deleted: Some(UnixMillis(3)),
-            want: AccessMode(0x1f),
-            given: AccessMode(0x0f),
-            read: 4,
-            recv: 5,
-            del_id: 6,
-            private: Some("{}".into()),
-        }),
-        encode_message(&MessageRecord {
-            deleted: true,
-            ..message()
-        }),
-        encode_del(&DelRecord {
-            topic: "grpX".into(),
-            del_id: 7,
-            user: Some(UserId(1)),
-            ts: UnixMillis(8),
-            ranges: vec![(1, 2), (5, 300)],
-        }),
-    ]
+    fuzz::samples()
 }
 
 /// Decodes `b` as the `kind`-th record type of [`every_encoding`].
