@@ -180,8 +180,14 @@ pub struct WsConfig {
     pub ping_interval_ms: u64,
     /// Drop the connection when no pong arrived for this long, ms (reference: 55 s).
     pub pong_timeout_ms: u64,
-    /// Give up on a client that does not finish its HTTP request head in this time, ms.
+    /// Give up on a client that does not finish its HTTP request head in this time, ms: the
+    /// deadline bounds the whole head, however the bytes trickle in (slowloris), and is
+    /// answered 408.
     pub handshake_timeout_ms: u64,
+    /// Client pings answered per second and connection; a client sending more is closed with
+    /// status 1008 ("too many pings"). Pongs are coalesced (RFC 6455 §5.5.3): a burst of pings
+    /// read together gets one pong, to the last of them.
+    pub max_pings_per_sec: u32,
     /// Largest accepted HTTP request head, bytes (reference: 16 KiB).
     pub max_header_bytes: usize,
     /// Path of a raw WebSocket echo endpoint (every text and binary frame written straight
@@ -197,6 +203,7 @@ impl Default for WsConfig {
             ping_interval_ms: 49_500,
             pong_timeout_ms: 55_000,
             handshake_timeout_ms: 10_000,
+            max_pings_per_sec: 20,
             max_header_bytes: 16 << 10,
             echo_path: String::new(),
         }

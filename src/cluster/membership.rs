@@ -157,10 +157,7 @@ impl Members {
     /// Declares down every peer (all but `me`) whose lease has expired, in one conditional
     /// update that also bumps the version when it changed anything. Returns the nodes it
     /// declared down (name, epoch) and the new version.
-    pub fn declare_expired_down(
-        &mut self,
-        me: &str,
-    ) -> Result<Declared, StoreError> {
+    pub fn declare_expired_down(&mut self, me: &str) -> Result<Declared, StoreError> {
         self.with("declare down", |c| {
             let rows = c.query(
                 "WITH d AS (

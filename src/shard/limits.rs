@@ -476,7 +476,10 @@ mod tests {
         // once; another address is not affected.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while [0, 1, 3].iter().any(|&i| outs[i].1.is_empty()) {
-            assert!(std::time::Instant::now() < deadline, "no answer from the hash pool");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no answer from the hash pool"
+            );
             let (mut locals, mut envs) = (Vec::new(), Vec::new());
             sh.link.drain(64, &mut locals, &mut envs);
             sh.handle_received(&mut locals, &mut envs);

@@ -106,6 +106,9 @@ pub enum HeadError {
     Invalid(String),
     #[error("i/o: {0}")]
     Io(String),
+    /// The whole head did not arrive within the deadline (however it trickled in).
+    #[error("request head not complete within {0:?}")]
+    Timeout(Duration),
 }
 
 /// Most header lines in one request head.
@@ -184,20 +187,30 @@ fn check_framing(head: &RequestHead) -> Result<(), HeadError> {
     Ok(())
 }
 
-/// Reads one request head; returns it and any bytes read past it.
+/// Reads one request head; returns it and any bytes read past it. `timeout` bounds the whole
+/// head, not each read: a client trickling one byte at a time (slowloris) is cut when it runs
+/// out, however often it sends.
 pub async fn read_head(
     stream: &mut TcpStream,
     max: usize,
     timeout: Duration,
 ) -> Result<(RequestHead, Vec<u8>), HeadError> {
-    let _ = stream.set_read_timeout(Some(timeout));
+    let deadline = std::time::Instant::now() + timeout;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
     loop {
-        let n = stream
-            .read(&mut chunk)
-            .await
-            .map_err(|e| HeadError::Io(e.to_string()))?;
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(HeadError::Timeout(timeout));
+        }
+        let _ = stream.set_read_timeout(Some(left));
+        let n = stream.read(&mut chunk).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                HeadError::Timeout(timeout)
+            } else {
+                HeadError::Io(e.to_string())
+            }
+        })?;
         if n == 0 {
             return Err(HeadError::Closed);
         }

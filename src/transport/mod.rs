@@ -71,6 +71,17 @@ async fn connection(mut stream: TcpStream, cfg: &Rc<Config>, scratch: &Rc<ws::Sc
             ))
             .await;
         }
+        Err(http::HeadError::Timeout(_)) => {
+            let body = ctrl_body(408, "request timeout", now());
+            let r = respond(
+                &mut stream,
+                408,
+                "Request Timeout",
+                "application/json",
+                &body,
+            );
+            return Box::pin(r).await;
+        }
         Err(http::HeadError::Invalid(_)) => {
             let body = ctrl_body(400, "malformed", now());
             let r = respond(&mut stream, 400, "Bad Request", "application/json", &body);

@@ -64,6 +64,15 @@ enum Event {
     In(In),
     /// Time to ping (and to check the pong deadline).
     Tick,
+    /// No more client input is at hand: answer the last ping read.
+    Pong,
+}
+
+/// A close frame's payload: the status code (RFC 6455 §7.4), then the reason.
+fn close_payload(code: u16, reason: &str) -> Vec<u8> {
+    let mut p = code.to_be_bytes().to_vec();
+    p.extend_from_slice(reason.as_bytes());
+    p
 }
 
 /// The client's side of one wake-up.
@@ -176,6 +185,11 @@ async fn run(conn: &mut Conn, outbox: &Rc<Outbox>, sid: crate::ids::SessionId, c
     let mut ticker = glommio::timer::Timer::new(ping_every);
     let mut last_pong = Instant::now();
     let mut next_ping = last_pong + ping_every;
+    // Pongs are coalesced: the payload of the last ping read, answered once no more input is
+    // at hand. Pings are counted per one-second window.
+    let mut pong: Option<Bytes> = None;
+    let (mut ping_window, mut pings) = (Instant::now(), 0u32);
+    let max_pings = cfg.ws.max_pings_per_sec.max(1);
     loop {
         let paused = with(|ctx| ctx.should_pause_reading());
         let ev = poll_fn(|cx| {
@@ -190,6 +204,9 @@ async fn run(conn: &mut Conn, outbox: &Rc<Outbox>, sid: crate::ids::SessionId, c
                 if let Poll::Ready(i) = conn.poll_in(cx, sid, outbox) {
                     return Poll::Ready(Event::In(i));
                 }
+            }
+            if pong.is_some() {
+                return Poll::Ready(Event::Pong);
             }
             if Pin::new(&mut ticker).poll(cx).is_ready() {
                 return Poll::Ready(Event::Tick);
@@ -216,14 +233,38 @@ async fn run(conn: &mut Conn, outbox: &Rc<Outbox>, sid: crate::ids::SessionId, c
                 if reason != CloseReason::Overflow {
                     let _ = conn.write_drained().await;
                 }
-                let _ = conn.write_frame(OP_CLOSE, &[]).await;
+                let payload = match reason {
+                    CloseReason::Overflow => {
+                        close_payload(1008, "slow consumer: outbound queue full")
+                    }
+                    CloseReason::Shutdown => close_payload(1001, "server shutdown"),
+                    CloseReason::Ended => close_payload(1000, ""),
+                };
+                let _ = conn.write_frame(OP_CLOSE, &payload).await;
                 return;
             }
             Event::In(In::Message) => {}
             Event::In(In::Pong) => last_pong = Instant::now(),
             Event::In(In::Ping(p)) => {
-                if conn.write_frame(OP_PONG, &p).await.is_err() {
+                let now = Instant::now();
+                if now.duration_since(ping_window) >= Duration::from_secs(1) {
+                    (ping_window, pings) = (now, 0);
+                }
+                pings += 1;
+                if pings > max_pings {
+                    log::debug!("session {sid}: more than {max_pings} pings a second, closing");
+                    let _ = conn
+                        .write_frame(OP_CLOSE, &close_payload(1008, "too many pings"))
+                        .await;
                     return;
+                }
+                pong = Some(p);
+            }
+            Event::Pong => {
+                if let Some(p) = pong.take() {
+                    if conn.write_frame(OP_PONG, &p).await.is_err() {
+                        return;
+                    }
                 }
             }
             Event::In(In::Close(reply)) => {
@@ -235,7 +276,9 @@ async fn run(conn: &mut Conn, outbox: &Rc<Outbox>, sid: crate::ids::SessionId, c
                 let now = Instant::now();
                 if now.duration_since(last_pong) >= pong_timeout {
                     log::debug!("session {sid}: no pong for {pong_timeout:?}, closing");
-                    let _ = conn.write_frame(OP_CLOSE, &[]).await;
+                    let _ = conn
+                        .write_frame(OP_CLOSE, &close_payload(1001, "no pong"))
+                        .await;
                     return;
                 }
                 if now >= next_ping {

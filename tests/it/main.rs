@@ -12,6 +12,7 @@ mod clients;
 mod cross_shard;
 mod durability;
 mod echo;
+mod frontdoor;
 mod grpc;
 mod limits;
 mod longpoll;
