@@ -155,6 +155,13 @@ pub struct SessionConfig {
     /// A session with no transport attached (a long-poll session between requests) ends after
     /// this long, ms. 70 s = the reference's long-poll expiry (its 55 s idle timeout + 15 s).
     pub detached_idle_ms: u64,
+    /// The kernel's send buffer of a WebSocket connection (SO_SNDBUF), bytes; 0 keeps the
+    /// kernel's autotuning (up to `net.ipv4.tcp_wmem`'s max, 4 MiB here). With the outbound
+    /// queue it bounds what one slow reader can hold (tuning/queues.md, slow consumers).
+    pub socket_send_buffer: usize,
+    /// A WebSocket session whose queued frames could not be written for this long (the client
+    /// stopped reading) is cut, ms; 0 = never (only an overflowing queue cuts it).
+    pub write_stall_ms: u64,
 }
 
 impl Default for SessionConfig {
@@ -165,6 +172,8 @@ impl Default for SessionConfig {
             max_message_size: 128 << 10,
             max_subscriptions: 1024,
             detached_idle_ms: 70_000,
+            socket_send_buffer: 256 << 10,
+            write_stall_ms: 15_000,
         }
     }
 }

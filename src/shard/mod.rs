@@ -516,6 +516,12 @@ impl ShardCtx {
         self.shutting_down && self.sessions.is_empty()
     }
 
+    /// A transport cut a session whose writes stayed blocked (`session.write_stall_ms`):
+    /// counted with the overflows as a slow consumer.
+    pub fn note_stalled_writer(&self) {
+        ShardStats::inc(&self.stats.slow_consumers);
+    }
+
     /// True once shutdown began.
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down

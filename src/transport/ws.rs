@@ -95,6 +95,28 @@ struct Conn {
     /// Unsent bytes of a write that blocked; empty (unallocated) otherwise.
     tx: Vec<u8>,
     scratch: Rc<Scratch>,
+    /// How long one write may stay blocked before the client counts as gone
+    /// (`session.write_stall_ms`; zero: unbounded).
+    stall: Duration,
+}
+
+/// Sets SO_SNDBUF (the kernel doubles it for its bookkeeping); a failure keeps the default.
+fn set_send_buffer(stream: &TcpStream, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: a valid socket fd and a c_int option value that outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        log::debug!("SO_SNDBUF {bytes}: {}", io::Error::last_os_error());
+    }
 }
 
 /// Validates the upgrade request and answers it; then runs the session.
@@ -138,7 +160,9 @@ pub async fn serve(
     }
     drop(resp);
     let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
+    if cfg.session.socket_send_buffer > 0 {
+        set_send_buffer(&stream, cfg.session.socket_send_buffer);
+    }
     // A WebSocket session has its connection attached for its whole life and ends with it.
     let opened = with(|ctx| {
         let handle = ctx.open_session(SessionKind::WebSocket, remote)?;
@@ -153,6 +177,7 @@ pub async fn serve(
         reader: Reader::new(max),
         tx: Vec::new(),
         scratch: scratch.clone(),
+        stall: Duration::from_millis(cfg.session.write_stall_ms),
     };
     // Bytes the client sent right after its request head are its first frames.
     conn.reader.preload(leftover);
@@ -225,7 +250,12 @@ async fn run(conn: &mut Conn, outbox: &Rc<Outbox>, sid: crate::ids::SessionId, c
         };
         match ev {
             Event::Out(None) => {
-                if conn.write_drained().await.is_err() {
+                if let Err(e) = conn.write_drained().await {
+                    if e.kind() == io::ErrorKind::TimedOut {
+                        log::info!("session {sid}: {e} for {:?}, closing", conn.stall);
+                        with(|ctx| ctx.note_stalled_writer());
+                        outbox.close(CloseReason::Overflow);
+                    }
                     return;
                 }
             }
@@ -357,31 +387,49 @@ impl Conn {
             .await
     }
 
-    /// Encodes with `fill` into the shard's write buffer and writes it; only what the socket
-    /// does not take at once is copied into the connection's own buffer until it drains.
+    /// Encodes with `fill` into the shard's write buffer and writes what the socket takes at
+    /// once; only the rest is copied into the connection's own buffer, and only then does the
+    /// write become a (boxed, so the session's future stays small) wait for the socket, which
+    /// `session.write_stall_ms` bounds: past it the write fails with `TimedOut` (the client
+    /// stopped reading: a slow consumer).
     async fn write(&mut self, fill: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
-        let Conn {
-            stream,
-            tx,
-            scratch,
-            ..
-        } = self;
         let mut fill = Some(fill);
-        poll_fn(|cx| {
-            if let Some(fill) = fill.take() {
-                let mut out = scratch.write.borrow_mut();
-                out.clear();
-                fill(&mut out);
-                let mut done = 0;
-                let r = poll_write_all(stream, cx, &out, &mut done);
-                if r.is_pending() {
-                    tx.extend_from_slice(&out[done..]);
-                }
-                if out.capacity() > SCRATCH_KEEP {
-                    *out = Vec::new();
-                }
-                return r;
-            }
+        let first = poll_fn(|cx| match fill.take() {
+            Some(f) => Poll::Ready(self.write_start(cx, f)),
+            None => Poll::Ready(Poll::Ready(Ok(()))),
+        })
+        .await;
+        match first {
+            Poll::Ready(r) => r,
+            Poll::Pending => Box::pin(self.finish_write()).await,
+        }
+    }
+
+    /// The first attempt of [`Conn::write`]: what the socket does not take stays in `tx`.
+    fn write_start(
+        &mut self,
+        cx: &mut Context<'_>,
+        fill: impl FnOnce(&mut Vec<u8>),
+    ) -> Poll<io::Result<()>> {
+        let mut out = self.scratch.write.borrow_mut();
+        out.clear();
+        fill(&mut out);
+        let mut done = 0;
+        let r = poll_write_all(&mut self.stream, cx, &out, &mut done);
+        if r.is_pending() {
+            self.tx.extend_from_slice(&out[done..]);
+        }
+        if out.capacity() > SCRATCH_KEEP {
+            *out = Vec::new();
+        }
+        r
+    }
+
+    /// Writes out `tx` as the socket takes it, within the stall bound.
+    async fn finish_write(&mut self) -> io::Result<()> {
+        let stall = self.stall;
+        let Conn { stream, tx, .. } = self;
+        let drain = poll_fn(|cx| {
             let mut done = 0;
             let r = poll_write_all(stream, cx, tx, &mut done);
             tx.drain(..done);
@@ -389,8 +437,18 @@ impl Conn {
                 *tx = Vec::new();
             }
             r
-        })
-        .await
+        });
+        if stall.is_zero() {
+            return drain.await;
+        }
+        let timeout = async move {
+            glommio::timer::sleep(stall).await;
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "slow consumer: queued frames not written",
+            ))
+        };
+        futures_lite::future::or(drain, timeout).await
     }
 }
 

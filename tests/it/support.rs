@@ -9,13 +9,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub use crate::names::{b64, home_shard, unique_login};
 pub use crate::stores::{create_database, embedded_store, postgres_base};
 
 /// The demo API key every official client uses; valid under the default salt.
@@ -365,32 +365,6 @@ pub fn http_raw(port: u16, request: &str) -> (u16, String) {
     (status, body.to_owned())
 }
 
-/// Standard base64 (with padding), as `{login}`/`{acc}` secrets are encoded.
-pub fn b64(s: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
-
-/// A login name unique within this test run.
-pub fn unique_login(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}{}x{}",
-        std::process::id() % 10_000,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// FNV-1a 64 of the name modulo the shard count: a topic's home shard.
-pub fn home_shard(topic: &str, n: usize) -> usize {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in topic.as_bytes() {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    (h % n as u64) as usize
-}
-
 // ---- frame inspection ----
 
 /// The `{ctrl}` body, if this is one.
@@ -463,13 +437,20 @@ impl Client {
             .await
             .unwrap_or_else(|_| panic!("{name}: WebSocket connect timed out"))
             .unwrap_or_else(|e| panic!("{name}: WebSocket connect failed: {e}"));
+        Client::from_ws(ws, name)
+    }
+
+    /// Wraps an open WebSocket (one made over a socket with the test's own options).
+    pub fn from_ws(ws: WebSocketStream<MaybeTlsStream<TcpStream>>, name: &str) -> Client {
+        let (next, pending, uid, token) = (0, VecDeque::new(), String::new(), String::new());
+        let name = name.to_owned();
         Client {
             ws,
-            name: name.to_owned(),
-            next: 0,
-            pending: VecDeque::new(),
-            uid: String::new(),
-            token: String::new(),
+            name,
+            next,
+            pending,
+            uid,
+            token,
         }
     }
 
