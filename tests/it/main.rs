@@ -7,6 +7,7 @@
 mod access;
 mod accounts;
 mod bad_input;
+mod chaos;
 mod cleanup;
 mod clients;
 mod cross_shard;
