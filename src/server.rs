@@ -331,6 +331,7 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
         let _ = out.flush();
     }
 
+    let writer_stats = writer.stats().clone();
     drop((writer, hasher, store, readers));
 
     let first = loop {
@@ -365,7 +366,16 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
     });
     shutdown::watch(&events_tx, Event::HashExited, move || hasher_join.join());
     let exit = shutdown::finish(&events, Pending::new(n), &gate, timeout);
-    if let Some(dir) = opened.journal_dir.as_ref().filter(|_| exit == Exit::Clean) {
+    let unapplied = writer_stats
+        .unapplied
+        .load(std::sync::atomic::Ordering::SeqCst);
+    if unapplied > 0 {
+        log::error!(
+            "{unapplied} acknowledged write(s) never reached the store: the journal is kept and replayed at the next start"
+        );
+    }
+    let keep = exit != Exit::Clean || unapplied > 0;
+    if let Some(dir) = opened.journal_dir.as_ref().filter(|_| !keep) {
         // Every write reached the store and the store closed durably: nothing to replay.
         if let Err(e) = journal::clear(dir) {
             log::warn!("journal not cleared (it will be replayed at the next start): {e}");

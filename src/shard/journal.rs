@@ -37,9 +37,6 @@ pub(crate) struct Journal {
     tickets: Vec<u64>,
     /// The task, when it waits for records.
     waker: Option<Waker>,
-    /// Set after a failed write or sync: the journal refuses records from then on (a
-    /// `{pub}` gets `{ctrl 500}`), since what follows a hole could not be replayed in order.
-    broken: Option<String>,
 }
 
 /// One round the task writes and syncs.
@@ -56,15 +53,11 @@ impl Journal {
             buf: Vec::new(),
             tickets: Vec::new(),
             waker: None,
-            broken: None,
         }
     }
 
     /// Adds `batch` to the next round; the write's waiter is `ticket`.
     pub(crate) fn append(&mut self, ticket: u64, batch: &WriteBatch) -> Result<(), StoreError> {
-        if let Some(e) = &self.broken {
-            return Err(StoreError::Backend(e.clone()));
-        }
         encode(&mut self.buf, batch);
         self.tickets.push(ticket);
         if let Some(w) = self.waker.take() {
@@ -90,9 +83,11 @@ impl ShardCtx {
     /// A round was written and synced (or failed): its writes are acknowledged (or fail) in
     /// this step, in the order they were journaled.
     fn journal_synced(&mut self, tickets: Vec<u64>, res: Result<(), StoreError>) {
-        if let (Err(e), Some(j)) = (&res, self.journal.as_mut()) {
-            log::error!("shard {}: journal write failed: {e}", self.id.0);
-            j.broken.get_or_insert_with(|| e.to_string());
+        if let Err(e) = &res {
+            log::error!(
+                "shard {}: journal write failed, its writes are refused: {e}",
+                self.id.0
+            );
         }
         for ticket in tickets {
             self.completions.push_back(Local::StoreDone {
@@ -188,6 +183,15 @@ pub(crate) async fn journal_loop() {
             f.fdatasync().await.map_err(io)
         }
         .await;
+        if res.is_err() {
+            // The segment may now end in a torn record, and replay stops at one: the next
+            // round goes to a new segment (opening it retries until the disk has room again).
+            if let Some(f) = file.take() {
+                let _ = f.close().await;
+                segment += 1;
+                pos = 0;
+            }
+        }
         with(|ctx| ctx.journal_synced(round.tickets, res));
     }
 }

@@ -11,6 +11,7 @@ mod chaos;
 mod cleanup;
 mod clients;
 mod cross_shard;
+mod disk_full;
 mod durability;
 mod echo;
 mod frontdoor;

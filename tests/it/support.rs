@@ -55,6 +55,17 @@ impl Server {
 
     /// Like [`Server::start`], on the given PostgreSQL database (`None`: the embedded store).
     pub fn start_with_store(shards: usize, extra_toml: &str, store_url: Option<String>) -> Server {
+        Server::start_prepared(shards, extra_toml, store_url, |_| {})
+    }
+
+    /// Like [`Server::start_with_store`], once `prepare` ran on the data directory's path
+    /// (not created yet: e.g. mount a small file system there).
+    pub fn start_prepared(
+        shards: usize,
+        extra_toml: &str,
+        store_url: Option<String>,
+        prepare: impl FnOnce(&std::path::Path),
+    ) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("coretalk-it-")
             .tempdir()
@@ -72,6 +83,7 @@ impl Server {
             dir,
             starts: 0,
         };
+        prepare(&s.data_dir());
         s.spawn();
         s
     }

@@ -85,6 +85,12 @@ pub struct WriterStats {
     pub rejected: AtomicU64,
     /// Reads answered on this thread because writes were behind ([`StoreWriter::read`]).
     pub reads: AtomicU64,
+    /// Retries of writes behind the acknowledgement after a backend failure (a full disk):
+    /// they are retried until they apply, since clients were told they succeeded.
+    pub retries: AtomicU64,
+    /// Writes behind the acknowledgement that never applied (the store closed first): the
+    /// journal that holds them must not be cleared (the server checks this at exit).
+    pub unapplied: AtomicU64,
 }
 
 /// A plain copy of [`WriterStats`] at one moment.

@@ -146,8 +146,49 @@ impl Rounds {
         self.shared.lingering.store(false, Ordering::SeqCst);
     }
 
-    /// Applies the group in one transaction and runs its completions in order.
+    /// Applies the group in one transaction and runs its completions in order. Writes behind
+    /// the acknowledgement that fail on the backend (a full disk, a lost database) are applied
+    /// again, with a growing pause, until they succeed: clients were told they did. The queue
+    /// meanwhile fills, and the shards stop reading sockets (`store.behind_pause`).
     fn commit(&self, batches: &mut Vec<WriteBatch>, pending: &mut Vec<Pending>, volatile: bool) {
+        let mut results = self.apply(batches, volatile);
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let retry: Vec<usize> = (0..batches.len())
+                .filter(|&i| {
+                    !pending[i].waited && matches!(results[i], Err(StoreError::Backend(_)))
+                })
+                .collect();
+            if retry.is_empty() {
+                break;
+            }
+            let n = self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            if n.is_power_of_two() || n == 0 {
+                log::error!(
+                    "store: {} acknowledged write(s) failed to apply ({:?}); retrying until they do (retry {})",
+                    retry.len(),
+                    results[retry[0]],
+                    n + 1
+                );
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_secs(2));
+            let again: Vec<WriteBatch> = retry.iter().map(|&i| batches[i].clone()).collect();
+            let r = self.apply(&again, volatile);
+            for (k, &i) in retry.iter().enumerate() {
+                results[i] = r[k].clone();
+            }
+        }
+        for (i, r) in results.iter().enumerate() {
+            if !pending[i].waited && r.is_err() {
+                self.stats.unapplied.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        self.complete(batches, pending, results);
+    }
+
+    /// One transaction over `batches`: one result per batch whatever happens inside.
+    fn apply(&self, batches: &[WriteBatch], volatile: bool) -> Vec<Result<(), StoreError>> {
         let store = &self.store;
         let apply = || {
             if volatile {
@@ -171,7 +212,16 @@ impl Rounds {
             let err = StoreError::Backend("store apply failed".to_owned());
             results = vec![Err(err); batches.len()];
         }
+        results
+    }
 
+    /// Counts the group and runs its completions in submission order.
+    fn complete(
+        &self,
+        batches: &mut Vec<WriteBatch>,
+        pending: &mut Vec<Pending>,
+        results: Vec<Result<(), StoreError>>,
+    ) {
         let op_count: usize = batches.iter().map(Vec::len).sum();
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
         self.stats
