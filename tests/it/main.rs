@@ -2,7 +2,8 @@
 //! credentials, cross-shard fan-out, per-shard listeners, the raw echo endpoint, gRPC sessions,
 //! long polling, one user on all three transports at once, durability across `kill -9`,
 //! resource cleanup, hostile input, protocol reply sequences, rate limits and quotas, and
-//! shutdown (signals, the deadline, the store closed in every case).
+//! shutdown (signals, the deadline, the store closed in every case), and operations (metrics,
+//! expvar keys, health, keygen, trusted proxies).
 
 mod accounts;
 mod bad_input;
@@ -15,8 +16,10 @@ mod grpc;
 mod limits;
 mod longpoll;
 mod mixed;
+mod ops;
 mod placement;
 mod postgres;
+mod prom_text;
 mod protocol;
 mod shutdown;
 mod stores;
