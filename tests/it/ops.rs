@@ -1,8 +1,8 @@
 //! Operations: `/metrics` read by a strict Prometheus text reader, `/debug/vars` carrying every
 //! key of the reference server with the JSON types Tinode's exporter reads, `/healthz` and
 //! `/readyz`, the monitoring endpoints moved to their own port or turned off, a key from
-//! `coretalk keygen` accepted under the salt it printed, and the client address taken from a
-//! trusted proxy's header only.
+//! `coretalk keygen` accepted under the salt it printed, the client address taken from a
+//! trusted proxy's header only, and JSON log lines with the shard and session fields.
 
 use std::time::{Duration, Instant};
 
@@ -351,4 +351,44 @@ async fn the_client_address_comes_from_a_trusted_proxy_only() {
         !wary.log().contains("203.0.113.9"),
         "an untrusted peer's header is ignored"
     );
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_with_the_shard_and_session() {
+    let server = Server::start(
+        1,
+        "[log]\nformat = \"json\"\nfilter = \"info,coretalk::shard=debug\"\n",
+    );
+    let mut c = Client::connect(&server, "json").await;
+    c.hi().await;
+    c.send_text("{not json").await;
+    assert!(
+        log_shows(&server, "malformed message").await,
+        "{}",
+        server.log()
+    );
+    let log = server.log();
+    let mut opened = false;
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+        if v["fields"]["message"] == "session opened" {
+            opened = true;
+            assert_eq!(v["span"]["name"], "shard", "{line}");
+            assert_eq!(v["span"]["id"], 0, "{line}");
+            assert!(v["fields"]["session"].is_string(), "{line}");
+            assert!(
+                v["fields"]["remote"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("127.0.0.1:"),
+                "{line}"
+            );
+        }
+    }
+    assert!(opened, "no session line in {log}");
 }
