@@ -311,74 +311,65 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
             .spin_before_park(Duration::from_micros(cfg.runtime.spin_before_park_us));
         let span = crate::logging::shard_span(i);
         let handle = builder
-            .spawn(move || {
+            .spawn(move || async move {
                 // Every line this thread logs carries `shard` (all its tasks are the shard's).
-                let entered = span.entered();
-                async move {
-                    let _entered = entered;
-                    let listener = match reuseport_socket(addr, Some(backlog)) {
-                        // SAFETY: the fd comes from a socket we own and hand over exactly once.
-                        Ok(s) => unsafe { glommio::net::TcpListener::from_raw_fd(s.into_raw_fd()) },
-                        Err(e) => {
-                            let _ =
-                                ready.send(Err(format!("shard {i}: cannot listen on {addr}: {e}")));
-                            return;
-                        }
-                    };
-                    let grpc_listener = match grpc_addr
-                        .map(|a| (a, reuseport_socket(a, Some(backlog))))
-                    {
+                let _entered = span.enter();
+                let listener = match reuseport_socket(addr, Some(backlog)) {
+                    // SAFETY: the fd comes from a socket we own and hand over exactly once.
+                    Ok(s) => unsafe { glommio::net::TcpListener::from_raw_fd(s.into_raw_fd()) },
+                    Err(e) => {
+                        let _ = ready.send(Err(format!("shard {i}: cannot listen on {addr}: {e}")));
+                        return;
+                    }
+                };
+                let grpc_listener = match grpc_addr.map(|a| (a, reuseport_socket(a, Some(backlog))))
+                {
+                    None => None,
+                    // SAFETY: as above.
+                    Some((_, Ok(s))) => {
+                        Some(unsafe { glommio::net::TcpListener::from_raw_fd(s.into_raw_fd()) })
+                    }
+                    Some((a, Err(e))) => {
+                        let _ =
+                            ready.send(Err(format!("shard {i}: cannot listen on {a} (gRPC): {e}")));
+                        return;
+                    }
+                };
+                let monitor_listener =
+                    match monitor_addr.map(|a| (a, reuseport_socket(a, Some(backlog)))) {
                         None => None,
                         // SAFETY: as above.
                         Some((_, Ok(s))) => {
                             Some(unsafe { glommio::net::TcpListener::from_raw_fd(s.into_raw_fd()) })
                         }
                         Some((a, Err(e))) => {
-                            let _ = ready
-                                .send(Err(format!("shard {i}: cannot listen on {a} (gRPC): {e}")));
+                            let _ = ready.send(Err(format!(
+                                "shard {i}: cannot listen on {a} (monitor): {e}"
+                            )));
                             return;
                         }
                     };
-                    let monitor_listener =
-                        match monitor_addr.map(|a| (a, reuseport_socket(a, Some(backlog)))) {
-                            None => None,
-                            // SAFETY: as above.
-                            Some((_, Ok(s))) => Some(unsafe {
-                                glommio::net::TcpListener::from_raw_fd(s.into_raw_fd())
-                            }),
-                            Some((a, Err(e))) => {
-                                let _ = ready.send(Err(format!(
-                                    "shard {i}: cannot listen on {a} (monitor): {e}"
-                                )));
-                                return;
-                            }
-                        };
-                    local::install(ShardCtx::new(init));
-                    shard::spawn_tasks();
-                    let shard_cfg = Rc::new(shard_cfg);
-                    if let Some(l) = monitor_listener {
-                        glommio::spawn_local(crate::transport::monitor::serve(
-                            l,
-                            shard_cfg.clone(),
-                        ))
+                local::install(ShardCtx::new(init));
+                shard::spawn_tasks();
+                let shard_cfg = Rc::new(shard_cfg);
+                if let Some(l) = monitor_listener {
+                    glommio::spawn_local(crate::transport::monitor::serve(l, shard_cfg.clone()))
                         .detach();
-                    }
-                    if let Some(l) = grpc_listener {
-                        glommio::spawn_local(crate::transport::grpc::serve(l, shard_cfg.clone()))
-                            .detach();
-                    }
-                    if let Some(s) = own_socket {
-                        // SAFETY: as above.
-                        let l = unsafe { glommio::net::TcpListener::from_raw_fd(s.into_raw_fd()) };
-                        glommio::spawn_local(crate::transport::serve(l, shard_cfg.clone()))
-                            .detach();
-                    }
-                    glommio::spawn_local(crate::transport::serve(listener, shard_cfg)).detach();
-                    local::with(|ctx| ctx.set_accepting());
-                    let _ = ready.send(Ok(()));
-                    shard::run_tasks().await;
-                    drop(local::uninstall());
                 }
+                if let Some(l) = grpc_listener {
+                    glommio::spawn_local(crate::transport::grpc::serve(l, shard_cfg.clone()))
+                        .detach();
+                }
+                if let Some(s) = own_socket {
+                    // SAFETY: as above.
+                    let l = unsafe { glommio::net::TcpListener::from_raw_fd(s.into_raw_fd()) };
+                    glommio::spawn_local(crate::transport::serve(l, shard_cfg.clone())).detach();
+                }
+                glommio::spawn_local(crate::transport::serve(listener, shard_cfg)).detach();
+                local::with(|ctx| ctx.set_accepting());
+                let _ = ready.send(Ok(()));
+                shard::run_tasks().await;
+                drop(local::uninstall());
             })
             .map_err(|e| anyhow!("cannot start shard {i}: {e}"))?;
         handles.push(handle);
