@@ -106,6 +106,18 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "logging",
+        &[
+            "crate::store",
+            "crate::auth",
+            "crate::session",
+            "crate::topic",
+            "crate::shard",
+            "crate::transport",
+            "crate::server",
+        ],
+    ),
+    (
         "routing",
         &[
             "crate::store",
