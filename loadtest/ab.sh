@@ -4,6 +4,7 @@
 #   loadtest/ab.sh ring BIN                      W3 2,000 P2P pairs @2,500/s, runtime.ring_depth 128 vs 4096
 #   loadtest/ab.sh w6base BASELINE_BIN           W6's tokio peer: W4 N=1000 @50/s, 1 vs 2 runtime threads on cores 0-1
 #   loadtest/ab.sh p2p BEFORE_BIN AFTER_BIN       W3 2,000 P2P pairs @2,500/s, two coretalk builds (in-memory store)
+#   loadtest/ab.sh histo BIN                     monitor.histograms off vs on: W3 as p2p, and W4 N=1000 @50/s and N=128 @500/s
 # Prints server CPU per operation, p50, p99 and drops per run. Needs target/release/coretalk-load.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -88,5 +89,22 @@ case "${1:-}" in
         point "$d" "w3 $side run=$run"
       done
     done ;;
-  *) sed -n '2,7p' "$0"; exit 2 ;;
+  histo)
+    bin=$2
+    for run in 1 2 3; do
+      for h in false true; do
+        d="$OUT/w3-histograms-$h-$run"
+        w3_on "$bin" "[monitor]\nhistograms = $h\n" "$d"
+        point "$d" "w3 histograms=$h run=$run"
+        printf '[monitor]\nhistograms = %s\n' "$h" > "$OUT/histograms-$h.toml"
+        for n in 1000 128; do
+          rate=$([ $n = 1000 ] && echo 50 || echo 500)
+          d="$OUT/w4-histograms-$h-$n-$run"
+          "$LOAD" w4 --target coretalk --server-bin "$bin" --server-config "$OUT/histograms-$h.toml" \
+            --subscribers $n --rate $rate --server-cores 0 "${COMMON[@]}" --results-dir "$d" > "$d.log" 2>&1
+          point "$d" "w4 n=$n histograms=$h run=$run"
+        done
+      done
+    done ;;
+  *) sed -n '2,8p' "$0"; exit 2 ;;
 esac

@@ -5,9 +5,13 @@
 //! passed down by reference; never stored in a global. Unknown keys are errors, so a typo in a
 //! config file is reported instead of silently ignored.
 
+mod ops;
+
 use std::path::PathBuf;
 
 use serde::Deserialize;
+
+pub use ops::{parse_cidrs, Cidr, LogConfig, LogFormat, MonitorConfig};
 
 /// The whole configuration.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -25,6 +29,8 @@ pub struct Config {
     pub topic: TopicConfig,
     pub web: WebConfig,
     pub limits: LimitsConfig,
+    pub monitor: MonitorConfig,
+    pub log: LogConfig,
 }
 
 /// Where clients connect.
@@ -51,6 +57,10 @@ pub struct ListenConfig {
     /// First port of the per-shard listeners (`shard_ports`); 0 gives each shard a free port
     /// of its own (printed).
     pub shard_port_base: u16,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers are believed, as address
+    /// blocks (`10.0.0.0/8`, `::1`). Empty: the TCP peer is the client, whatever the headers
+    /// say (a client could forge them).
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ListenConfig {
@@ -61,6 +71,7 @@ impl Default for ListenConfig {
             grpc_addr: "0.0.0.0:16060".into(),
             shard_ports: false,
             shard_port_base: 0,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -577,6 +588,9 @@ impl Config {
     }
 }
 
+/// The monitoring endpoints' fixed paths (`[monitor]`).
+pub const MONITOR_PATHS: [&str; 4] = ["/metrics", "/debug/vars", "/healthz", "/readyz"];
+
 /// Errors while loading the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -645,9 +659,15 @@ impl Config {
             && (!echo.starts_with('/')
                 || echo.contains(['?', '#'])
                 || echo.starts_with("/v0/channels")
-                || echo == "/debug/vars")
+                || MONITOR_PATHS.contains(&echo.as_str()))
         {
             return bad("ws.echo_path must be empty or a path starting with '/' that no protocol endpoint uses");
+        }
+        if let Err(e) = parse_cidrs(&self.listen.trusted_proxies) {
+            return Err(ConfigError::Invalid(format!("listen.trusted_proxies: {e}")));
+        }
+        if self.log.buffer_lines == 0 {
+            return bad("log.buffer_lines must be > 0");
         }
         let url = self.store.url.trim();
         if !url.is_empty() && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {

@@ -4,7 +4,8 @@
 //! - `ids`, `access`: identifiers, access modes and auth levels (leaves).
 //! - `proto`: wire types, JSON codec, ctrl outcome table, timestamps.
 //! - `config`: the typed configuration tree.
-//! - `stats`: per-shard counters.
+//! - `stats`: per-shard counters and histograms, their Prometheus and expvar renderings.
+//! - `logging`: the log pipeline (tracing, non-blocking writer) and noisy-line limits.
 //! - `routing`: what sessions and topics tell each other through the runtime.
 //! - `store`: persistence boundary and the embedded redb store with its group-commit writer.
 //! - `auth`: API keys, tokens, password hashing off the executors.
@@ -23,6 +24,7 @@ pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ids;
+pub mod logging;
 pub mod proto;
 pub mod routing;
 pub mod server;

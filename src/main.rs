@@ -20,19 +20,29 @@ fn main() {
     // No huge pages until the configuration asks for them (`server::run` applies
     // `runtime.transparent_huge_pages`): what is allocated before then stays in 4 KiB pages.
     let _ = coretalk::server::transparent_huge_pages(false);
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     let result = match cli.command {
         None => run(&cli.run, signals),
         Some(Command::Run(args)) => run(&args, signals),
-        Some(Command::Migrate(args)) => migrate(&args),
+        Some(Command::Migrate(args)) => with_logs(&Default::default(), || migrate(&args)),
         Some(Command::CheckConfig(args)) => check_config(&args),
         Some(Command::Keygen(args)) => keygen(&args),
     };
     if let Err((code, e)) = result {
-        eprintln!("coretalk: {e}");
+        if !e.is_empty() {
+            eprintln!("coretalk: {e}");
+        }
         std::process::exit(code);
     }
+}
+
+/// Runs `f` with the log pipeline installed, and writes out every buffered line before
+/// returning (the process may exit right after).
+fn with_logs(cfg: &coretalk::config::LogConfig, f: impl FnOnce() -> Outcome) -> Outcome {
+    let guard = coretalk::logging::init(cfg).map_err(|e| (1, e))?;
+    let result = f();
+    drop(guard);
+    result
 }
 
 type Outcome = Result<(), (i32, String)>;
@@ -43,12 +53,14 @@ fn usage(e: String) -> (i32, String) {
 
 fn run(args: &ServerArgs, signals: coretalk::server::Blocked) -> Outcome {
     let cfg = args.config().map_err(usage)?;
-    match coretalk::server::run(cfg, signals) {
+    let log = cfg.log.clone();
+    with_logs(&log, || match coretalk::server::run(cfg, signals) {
         Ok(exit) if exit.code() == 0 => Ok(()),
-        // Abandoned threads may still be running: leave without waiting for them.
-        Ok(exit) => std::process::exit(exit.code()),
+        // Abandoned threads may still be running: `main` exits without waiting for them (after
+        // the log lines are written).
+        Ok(exit) => Err((exit.code(), String::new())),
         Err(e) => Err((1, format!("{e:#}"))),
-    }
+    })
 }
 
 fn migrate(args: &StoreArgs) -> Outcome {
@@ -65,6 +77,7 @@ fn migrate(args: &StoreArgs) -> Outcome {
 fn check_config(args: &ServerArgs) -> Outcome {
     let cfg = args.config().map_err(|e| (1, e))?;
     cfg.validate().map_err(|e| (1, e.to_string()))?;
+    coretalk::logging::filter(&cfg.log).map_err(|e| (1, e))?;
     let store = if cfg.store.embedded() {
         format!("embedded store in {}", cfg.store.data_dir.display())
     } else {

@@ -32,7 +32,7 @@ use crate::auth::token::TokenIssuer;
 use crate::config::Config;
 use crate::ids::ShardId;
 use crate::shard::{self, local, mesh, ShardCtx, ShardInit};
-use crate::stats::ShardStats;
+use crate::stats::{ProcessStats, ShardStats};
 use crate::store::{journal, Store, StoreWriter, WriterConfig};
 use shutdown::{Event, Pending};
 
@@ -104,6 +104,24 @@ pub fn transparent_huge_pages(allow: bool) -> std::io::Result<()> {
         Ok(())
     } else {
         Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The locked-memory limit, for the message of a shard that could not start (glommio
+/// registers each shard's io memory with io_uring, which counts against RLIMIT_MEMLOCK).
+fn memlock_limit() -> String {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) } != 0 {
+        return "RLIMIT_MEMLOCK unknown".into();
+    }
+    if r.rlim_cur == libc::RLIM_INFINITY {
+        "RLIMIT_MEMLOCK is unlimited".into()
+    } else {
+        format!("RLIMIT_MEMLOCK is {} KiB", r.rlim_cur / 1024)
     }
 }
 
@@ -217,6 +235,24 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
         }
     };
     let grpc_addr = grpc.as_ref().map(|(a, _)| *a);
+    // The monitoring endpoints' own port (`monitor.addr`), when set: the same scheme again.
+    let monitor = match cfg.monitor.addr.trim() {
+        "" => None,
+        a => {
+            let ma = a
+                .to_socket_addrs()
+                .with_context(|| format!("cannot resolve monitor address {a}"))?
+                .next()
+                .ok_or_else(|| anyhow!("monitor address {a} resolves to nothing"))?;
+            let holder = reuseport_socket(ma, None).with_context(|| format!("cannot bind {ma}"))?;
+            let ma: SocketAddr = holder
+                .local_addr()?
+                .as_socket()
+                .ok_or_else(|| anyhow!("monitor listener has no inet address"))?;
+            Some((ma, holder))
+        }
+    };
+    let monitor_addr = monitor.as_ref().map(|(a, _)| *a);
     // `listen.shard_ports`: one more listener per shard, handed to it below.
     let own = shard_sockets(&cfg, addr, n)?;
     let own_addrs = own
@@ -229,6 +265,11 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
     let (links, services) = mesh::build(n, cfg.mesh.queue_capacity);
     let all_stats: Arc<Vec<Arc<ShardStats>>> =
         Arc::new((0..n).map(|_| Arc::new(ShardStats::default())).collect());
+    let process = Arc::new(ProcessStats {
+        version: crate::stats::expvar::version_number(PROTOCOL_VERSION),
+        build: crate::cli::VERSION.to_owned(),
+        ..ProcessStats::default()
+    });
     let params = hi_params(&cfg);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let mut handles = Vec::with_capacity(n);
@@ -252,6 +293,7 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
             api_keys: api_keys.clone(),
             stats: all_stats[i].clone(),
             all_stats: all_stats.clone(),
+            process: process.clone(),
             hi_params: params.clone(),
         };
         let ready = ready_tx.clone();
@@ -263,8 +305,11 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
             .io_memory(cfg.runtime.io_memory_kib << 10)
             .ring_depth(cfg.runtime.ring_depth)
             .spin_before_park(Duration::from_micros(cfg.runtime.spin_before_park_us));
+        let span = crate::logging::shard_span(i);
         let handle = builder
             .spawn(move || async move {
+                // Every line this thread logs carries `shard` (all its tasks are the shard's).
+                let _entered = span.enter();
                 let listener = match reuseport_socket(addr, Some(backlog)) {
                     // SAFETY: the fd comes from a socket we own and hand over exactly once.
                     Ok(s) => unsafe { glommio::net::TcpListener::from_raw_fd(s.into_raw_fd()) },
@@ -286,9 +331,27 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
                         return;
                     }
                 };
+                let monitor_listener =
+                    match monitor_addr.map(|a| (a, reuseport_socket(a, Some(backlog)))) {
+                        None => None,
+                        // SAFETY: as above.
+                        Some((_, Ok(s))) => {
+                            Some(unsafe { glommio::net::TcpListener::from_raw_fd(s.into_raw_fd()) })
+                        }
+                        Some((a, Err(e))) => {
+                            let _ = ready.send(Err(format!(
+                                "shard {i}: cannot listen on {a} (monitor): {e}"
+                            )));
+                            return;
+                        }
+                    };
                 local::install(ShardCtx::new(init));
                 shard::spawn_tasks();
                 let shard_cfg = Rc::new(shard_cfg);
+                if let Some(l) = monitor_listener {
+                    glommio::spawn_local(crate::transport::monitor::serve(l, shard_cfg.clone()))
+                        .detach();
+                }
                 if let Some(l) = grpc_listener {
                     glommio::spawn_local(crate::transport::grpc::serve(l, shard_cfg.clone()))
                         .detach();
@@ -299,6 +362,7 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
                     glommio::spawn_local(crate::transport::serve(l, shard_cfg.clone())).detach();
                 }
                 glommio::spawn_local(crate::transport::serve(listener, shard_cfg)).detach();
+                local::with(|ctx| ctx.set_accepting());
                 let _ = ready.send(Ok(()));
                 shard::run_tasks().await;
                 drop(local::uninstall());
@@ -311,11 +375,22 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
         match ready_rx.recv() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(anyhow!(e)),
-            Err(_) => return Err(anyhow!("a shard exited during start-up")),
+            Err(_) => {
+                return Err(anyhow!(
+                    "a shard exited during start-up: its io_uring could not be set up ({}; \
+                     raise it: `ulimit -l`, LimitMEMLOCK= in the systemd unit, tuning/kernel.md)",
+                    memlock_limit()
+                ))
+            }
         }
     }
     drop(placeholder);
     drop(grpc);
+    drop(monitor);
+    // Ready from here (`/readyz`) until shutdown begins.
+    process
+        .store_open
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     log::info!("{n} shards, {}", opened.describe);
     {
         use std::io::Write as _;
@@ -323,6 +398,9 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
         // Before the main line, which start-up scripts wait for.
         if let Some(ga) = grpc_addr {
             let _ = writeln!(out, "coretalk grpc listening on {ga}");
+        }
+        if let Some(ma) = monitor_addr {
+            let _ = writeln!(out, "coretalk monitor listening on {ma}");
         }
         for (i, a) in own_addrs.iter().enumerate() {
             let _ = writeln!(out, "coretalk shard {i} listening on {a}");
@@ -341,6 +419,9 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
             Err(_) => return Err(anyhow!("the signal thread is gone")),
         }
     };
+    process
+        .store_open
+        .store(false, std::sync::atomic::Ordering::SeqCst);
     let timeout = Duration::from_millis(cfg.runtime.shutdown_timeout_ms);
     log::info!(
         "{}: shutting down (deadline {} ms, runtime.shutdown_timeout_ms)",

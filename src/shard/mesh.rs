@@ -188,6 +188,11 @@ impl ShardLink {
         sent
     }
 
+    /// Envelopes other shards sent that this one has not drained yet.
+    pub fn inbox_len(&self) -> usize {
+        self.from.len()
+    }
+
     /// Envelopes waiting in the local backlog.
     pub fn backlog_len(&self) -> usize {
         self.backlog.iter().map(VecDeque::len).sum()

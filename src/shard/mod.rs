@@ -13,6 +13,7 @@
 
 mod account;
 mod journal;
+mod latency;
 mod limits;
 pub mod local;
 mod longpoll;
@@ -38,7 +39,7 @@ use crate::ids::{SessionId, ShardId, UnixMillis, UserId};
 use crate::proto::{Encoding, Frame, Outcome};
 use crate::routing::{home_shard, SessionEvent, TopicRequest};
 use crate::session::{Session, SessionLimits, SessionOut};
-use crate::stats::ShardStats;
+use crate::stats::{ProcessStats, Scrape, Services, ShardStats};
 use crate::store::readers::ReaderPool;
 use crate::store::{Store, StoreError, StoreWriter, WriteBatch};
 use crate::topic::{Topic, TopicCx, TopicLimits, TopicOut};
@@ -80,6 +81,8 @@ pub struct ShardInit {
     pub api_keys: Arc<ApiKeyChecker>,
     pub stats: Arc<ShardStats>,
     pub all_stats: Arc<Vec<Arc<ShardStats>>>,
+    /// Process-wide state for the monitoring endpoints (uptime, store open).
+    pub process: Arc<ProcessStats>,
     pub hi_params: serde_json::Value,
 }
 
@@ -99,6 +102,8 @@ struct SessionSlot {
     transports: u32,
     /// When it expires, while no transport is attached (also its key in `detached`).
     expires: Option<UnixMillis>,
+    /// Receipt times of requests not answered yet (`latency.rs`); none while all are.
+    inflight: Option<Box<latency::Inflight>>,
 }
 
 /// A loaded topic and when it became idle.
@@ -141,6 +146,13 @@ pub struct ShardCtx {
     api_keys: Arc<ApiKeyChecker>,
     stats: Arc<ShardStats>,
     all_stats: Arc<Vec<Arc<ShardStats>>>,
+    process: Arc<ProcessStats>,
+    /// `monitor.histograms`: time requests and measure outgoing messages.
+    histograms: bool,
+    /// Log limits of the noisy conditions (`log.noisy_per_sec`): slow consumers, malformed
+    /// client messages.
+    noisy_slow: crate::logging::Noisy,
+    noisy_malformed: crate::logging::Noisy,
     session_limits: SessionLimits,
     /// Per-address buckets, per-user session counts, background deadlines (`limits.rs`).
     limits: limits::ShardLimits,
@@ -202,6 +214,9 @@ impl ShardCtx {
                 restricted_tags: cfg.topic.restricted_tags.clone(),
             },
             accounts: Accounts::new(AccountRules::from_config(&cfg), init.tokens),
+            histograms: cfg.monitor.histograms,
+            noisy_slow: crate::logging::Noisy::per_second(cfg.log.noisy_per_sec),
+            noisy_malformed: crate::logging::Noisy::per_second(cfg.log.noisy_per_sec),
             cfg,
             link: init.link,
             service: init.service,
@@ -212,6 +227,7 @@ impl ShardCtx {
             api_keys: init.api_keys,
             stats: init.stats,
             all_stats: init.all_stats,
+            process: init.process,
             sessions: HashMap::new(),
             detached: BTreeSet::new(),
             topics: HashMap::new(),
@@ -246,17 +262,59 @@ impl ShardCtx {
             || self.writer.behind_len() > self.cfg.store.behind_pause
     }
 
+    /// What a scrape reads: every shard's stats, the process's, the shared services'.
+    fn scrape(&self) -> Scrape<'_> {
+        let w = self.writer.stats().snapshot();
+        Scrape {
+            shards: &self.all_stats,
+            process: &self.process,
+            services: Services {
+                store_queued: self.writer.queued() as u64,
+                store_commits: w.commits,
+                store_batches: w.batches,
+                store_ops: w.ops,
+                store_reads_behind: w.reads,
+                hash_queued: self.hasher.queued() as u64,
+            },
+        }
+    }
+
     /// `/debug/vars` JSON, summed over all shards.
     pub fn stats_json(&self) -> String {
-        let mut extra = serde_json::Map::new();
-        let w = self.writer.stats().snapshot();
-        extra.insert("StoreCommitsTotal".into(), w.commits.into());
-        extra.insert("StoreBatchesTotal".into(), w.batches.into());
-        extra.insert("StoreOpsTotal".into(), w.ops.into());
-        extra.insert("StoreReadsBehindTotal".into(), w.reads.into());
-        extra.insert("StoreQueued".into(), (self.writer.queued() as u64).into());
-        extra.insert("HashQueued".into(), (self.hasher.queued() as u64).into());
-        ShardStats::to_json(&self.all_stats, extra)
+        crate::stats::expvar::render(&self.scrape(), &crate::stats::process::usage())
+    }
+
+    /// `/metrics`: Prometheus text, one series per shard.
+    pub fn metrics_text(&self) -> String {
+        crate::stats::prom::render(&self.scrape(), &crate::stats::process::usage())
+    }
+
+    /// `/readyz`: the store is open (as the server last set it: the store is not touched),
+    /// every shard accepts connections, and the cluster's membership is valid. `Err` names
+    /// what is not ready.
+    pub fn readiness(&self) -> Result<(), String> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.process.store_open.load(Relaxed) {
+            return Err("store not open".into());
+        }
+        let down: Vec<String> = (self.all_stats.iter().enumerate())
+            .filter(|(_, s)| s.accepting.load(Relaxed) != 1)
+            .map(|(i, _)| i.to_string())
+            .collect();
+        if !down.is_empty() {
+            return Err(format!("shards not accepting: {}", down.join(",")));
+        }
+        cluster_membership_ready()
+    }
+
+    /// Marks this shard as accepting connections (its listeners run).
+    pub fn set_accepting(&self) {
+        ShardStats::set(&self.stats.accepting, u64::from(!self.shutting_down));
+    }
+
+    /// Counts a failed accept on one of this shard's listeners.
+    pub fn accept_failed(&self) {
+        ShardStats::inc(&self.stats.accept_errors);
     }
 
     // ---- internals ----
@@ -353,7 +411,10 @@ impl ShardCtx {
         Box::new(move |res| {
             if let Err(e) = res {
                 log::error!("a store write that nobody waited for failed (it may have been acknowledged): {e}");
-                ShardStats::inc(&stats.store_errors);
+                // On the store thread: the one counter written off the shard.
+                stats
+                    .store_errors_unwaited
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         })
     }
@@ -420,9 +481,7 @@ impl ShardCtx {
     pub fn flush(&mut self) {
         let n = self.link.flush();
         if n > 0 {
-            self.stats
-                .mesh_out
-                .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            crate::stats::bump(&self.stats.mesh_out, n as u64);
         }
         ShardStats::set(&self.stats.mesh_backlog, self.link.backlog_len() as u64);
         ShardStats::set(&self.stats.mesh_rings, self.link.rings());
@@ -435,6 +494,20 @@ impl ShardCtx {
     }
 
     fn housekeeping_at(&mut self, now: UnixMillis) {
+        let t = std::time::Instant::now();
+        let (slow, malformed) = (self.noisy_slow.flush(t), self.noisy_malformed.flush(t));
+        if slow > 0 {
+            tracing::info!(
+                count = slow,
+                "more slow consumers closed since the last line"
+            );
+        }
+        if malformed > 0 {
+            tracing::info!(
+                count = malformed,
+                "more malformed messages since the last line"
+            );
+        }
         self.expire_detached(now);
         self.wake_due(now);
         self.limits.addrs.evict_full(now);
@@ -467,6 +540,7 @@ impl ShardCtx {
         ShardStats::set(&self.stats.attachments, attachments);
         ShardStats::set(&self.stats.live_topics, self.topics.len() as u64);
         ShardStats::set(&self.stats.live_sessions, self.sessions.len() as u64);
+        ShardStats::set(&self.stats.mesh_inbox, self.link.inbox_len() as u64);
         ShardStats::set(
             &self.stats.pending_auth,
             (self.hash_waiters.len() + self.store_waiters.len()) as u64,
@@ -484,6 +558,7 @@ impl ShardCtx {
     /// Tells every session the server is stopping and closes them.
     fn begin_shutdown(&mut self) {
         self.shutting_down = true;
+        ShardStats::set(&self.stats.accepting, 0);
         let frame = Frame::new(Outcome::ServerShutdown.ctrl(None, None, now()).msg());
         let sids: Vec<SessionId> = self.sessions.keys().copied().collect();
         for sid in sids {
@@ -536,4 +611,11 @@ impl ShardCtx {
     pub(crate) fn drain_mesh(&self, max: usize, locals: &mut Vec<Local>, into: &mut Vec<Envelope>) {
         self.link.drain(max, locals, into)
     }
+}
+
+/// The cluster's part of readiness: whether this node is a valid member of its cluster (it
+/// knows its peers and owns its share of topics). coretalk has no cluster yet, so a single node
+/// is always a valid one; a cluster implementation answers here, and `/readyz` follows.
+fn cluster_membership_ready() -> Result<(), String> {
+    Ok(())
 }

@@ -6,12 +6,13 @@
 //! Sessions are runtime-free state machines (`session/`); this file applies their outputs.
 
 use std::rc::Rc;
+use std::time::Instant;
 
 use crate::ids::{SessionHandle, SessionId, UnixMillis, UserId};
-use crate::proto::{decode, DecodeError, Decoded, Encoding, Frame, Outcome};
+use crate::proto::{decode, DecodeError, Decoded, Encoding, Frame, Outcome, ServerMsg};
 use crate::routing::{SessionEvent, TopicRequest};
 use crate::session::{Session, SessionCx, SessionOut};
-use crate::shard::{now, CloseReason, Outbox, SessionKind, SessionSlot, ShardCtx};
+use crate::shard::{latency, now, CloseReason, Outbox, SessionKind, SessionSlot, ShardCtx};
 use crate::stats::ShardStats;
 
 impl ShardCtx {
@@ -42,6 +43,8 @@ impl ShardCtx {
             self.cfg.session.outbound_max_frames,
             self.cfg.session.outbound_max_bytes,
         ));
+        ShardStats::inc(&self.stats.sessions_by_kind[kind_index(&kind)]);
+        tracing::debug!(session = %sid, remote = %remote, kind = ?kind, "session opened");
         let session = Session::new(sid, kind, remote, now);
         let expires = now.plus_ms(self.cfg.session.detached_idle_ms);
         self.detached.insert((expires, sid));
@@ -54,6 +57,7 @@ impl ShardCtx {
                 secret,
                 transports: 0,
                 expires: Some(expires),
+                inflight: None,
             },
         );
         ShardStats::inc(&self.stats.total_sessions);
@@ -117,6 +121,11 @@ impl ShardCtx {
             }
         }
         if let Some(slot) = self.sessions.get_mut(&sid) {
+            if self.histograms {
+                if let Some(id) = msg.as_ref().ok().and_then(|d| d.msg.id()) {
+                    latency::start(&mut slot.inflight, latency::id_hash(id), Instant::now());
+                }
+            }
             // Per transport, as the reference's counters (long polls count on their own path).
             match (&slot.session.kind, slot.encoding) {
                 (SessionKind::LongPoll, _) => {}
@@ -137,7 +146,19 @@ impl ShardCtx {
                         ShardStats::inc(&self.stats.limited);
                     }
                 }
-                Err(_) => slot.session.malformed(now, &mut out),
+                Err(e) => {
+                    ShardStats::inc(&self.stats.malformed);
+                    if let Some(before) = self.noisy_malformed.hit(Instant::now()) {
+                        if before > 0 {
+                            tracing::info!(
+                                count = before,
+                                "more malformed messages since the last line"
+                            );
+                        }
+                        tracing::info!(session = %sid, remote = %slot.session.remote, "malformed message: {e}");
+                    }
+                    slot.session.malformed(now, &mut out)
+                }
             }
         }
         self.apply_session_out(sid, &mut out);
@@ -159,6 +180,7 @@ impl ShardCtx {
             self.detached.remove(&(at, sid));
         }
         slot.outbox.close(reason);
+        ShardStats::dec(&self.stats.sessions_by_kind[kind_index(&slot.session.kind)]);
         let (uid, due) = (
             slot.session.user().map(|u| u.0),
             slot.session.foreground_at(),
@@ -202,18 +224,43 @@ impl ShardCtx {
 
     /// Queues a frame on a local session; an overflow ends the session (slow consumer).
     pub(super) fn push_frame(&mut self, sid: SessionId, frame: Frame) {
-        let Some(slot) = self.sessions.get(&sid) else {
+        let Some(slot) = self.sessions.get_mut(&sid) else {
             return;
         };
-        if slot.outbox.push(frame.encoded(slot.encoding)).is_err() {
-            log::info!("session {sid}: outbound queue full, closing (slow consumer)");
+        let bytes = frame.encoded(slot.encoding);
+        let size = bytes.len() as u64;
+        if slot.outbox.push(bytes).is_err() {
+            if let Some(before) = self.noisy_slow.hit(Instant::now()) {
+                if before > 0 {
+                    tracing::info!(
+                        count = before,
+                        "more slow consumers closed since the last line"
+                    );
+                }
+                tracing::info!(session = %sid, remote = %slot.session.remote, "outbound queue full, closing (slow consumer)");
+            }
             ShardStats::inc(&self.stats.slow_consumers);
             self.end_session(sid, CloseReason::Overflow);
-        } else {
-            ShardStats::inc(match slot.encoding {
-                Encoding::Json => &self.stats.frames_out,
-                Encoding::Protobuf => &self.stats.grpc_out,
-            });
+            return;
+        }
+        ShardStats::inc(match slot.encoding {
+            Encoding::Json => &self.stats.frames_out,
+            Encoding::Protobuf => &self.stats.grpc_out,
+        });
+        // A reply to a request: its class, and (with histograms) how long the request took.
+        if let ServerMsg::Ctrl(c) = frame.msg() {
+            if let Some(id) = &c.id {
+                self.stats.ctrl_code(c.code);
+                if self.histograms {
+                    if let Some(at) = latency::finish(&mut slot.inflight, latency::id_hash(id)) {
+                        let us = at.elapsed().as_micros();
+                        self.stats.request_latency.record(us as u64);
+                    }
+                }
+            }
+        }
+        if self.histograms {
+            self.stats.outgoing_size.record(size);
         }
     }
 
@@ -241,7 +288,7 @@ impl ShardCtx {
             if let Some(slot) = self.sessions.get_mut(&sid) {
                 slot.expires = None;
             }
-            log::debug!("session {sid}: no transport for the idle time, ending");
+            tracing::debug!(session = %sid, "no transport for the idle time, ending");
             self.end_session(sid, CloseReason::Ended);
             // Nobody came for what it had queued: no later poll gets it either.
             self.lp_closing.remove(&sid);
@@ -265,5 +312,15 @@ impl ShardCtx {
             }
             self.end_session(sid, CloseReason::Ended);
         }
+    }
+}
+
+/// A session kind's index in `ShardStats::sessions_by_kind` (`stats::SESSION_KINDS`).
+fn kind_index(kind: &SessionKind) -> usize {
+    match kind {
+        SessionKind::WebSocket => 0,
+        SessionKind::LongPoll => 1,
+        SessionKind::Grpc => 2,
+        SessionKind::Proxy { .. } | SessionKind::Multiplex { .. } => 3,
     }
 }

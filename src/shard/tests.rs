@@ -30,6 +30,7 @@ pub(super) fn shard(cfg: Config) -> ShardCtx {
         api_keys: Arc::new(ApiKeyChecker::from_base64("AAAA").expect("salt")),
         stats: stats.clone(),
         all_stats: Arc::new(vec![stats]),
+        process: Arc::new(crate::stats::ProcessStats::default()),
         hi_params: serde_json::json!({}),
     })
 }
@@ -238,4 +239,43 @@ fn long_poll_requests_answered_within_the_step() {
     ));
     assert_eq!(ask(&mut sh, h, LpRequest::Poll), LpAnswer::Invalid);
     assert!(sh.lp_waits.is_empty() && sh.lp_closing.is_empty());
+}
+
+#[test]
+fn stats_follow_sessions_replies_and_readiness() {
+    use crate::stats::get;
+    let mut sh = shard(Config::default());
+    let h = sh
+        .open_session(SessionKind::WebSocket, "10.0.0.1:1".into())
+        .unwrap();
+    let outbox = sh.attach_transport(h).unwrap();
+    assert_eq!(
+        get(&sh.stats.sessions_by_kind[0]),
+        1,
+        "one WebSocket session"
+    );
+    sh.client_frame(h.sid, br#"{"hi":{"id":"7","ver":"0.25"}}"#);
+    sh.client_frame(h.sid, b"not json");
+    assert_eq!(outbox.len(), 2, "hi and malformed answered");
+    assert_eq!(get(&sh.stats.ctrl_codes[0]), 1, "hi's 201 carries its id");
+    assert_eq!(get(&sh.stats.malformed), 1);
+    let lat = sh.stats.request_latency.snapshot();
+    assert_eq!(lat.count, 1, "the hi was timed: {lat:?}");
+    assert_eq!(sh.stats.outgoing_size.snapshot().count, 2);
+    assert!(sh.sessions[&h.sid].inflight.is_none(), "nothing unanswered");
+    // Readiness reads flags only.
+    assert_eq!(sh.readiness(), Err("store not open".into()));
+    sh.process
+        .store_open
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(sh.readiness(), Err("shards not accepting: 0".into()));
+    sh.set_accepting();
+    assert_eq!(sh.readiness(), Ok(()));
+    assert!(sh
+        .metrics_text()
+        .contains("coretalk_sessions{shard=\"0\",kind=\"ws\"} 1\n"));
+    sh.close_session(h.sid);
+    assert_eq!(get(&sh.stats.sessions_by_kind[0]), 0);
+    sh.begin_shutdown();
+    assert!(sh.readiness().is_err(), "a stopping shard is not ready");
 }

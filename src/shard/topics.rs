@@ -39,6 +39,7 @@ impl ShardCtx {
                         },
                     );
                     ShardStats::set(&self.stats.live_topics, self.topics.len() as u64);
+                    ShardStats::inc(&self.stats.total_topics);
                 }
                 _ => {
                     let Some(queries) = Topic::load_reads(&name) else {
@@ -142,6 +143,7 @@ impl ShardCtx {
                     },
                 );
                 ShardStats::set(&self.stats.live_topics, self.topics.len() as u64);
+                ShardStats::inc(&self.stats.total_topics);
                 for req in waiting {
                     self.topic_request(name.clone(), req);
                 }
@@ -152,7 +154,7 @@ impl ShardCtx {
                 }
             }
             Err(e) => {
-                log::error!("topic {name}: load failed: {e}");
+                tracing::error!(topic = %name, "topic load failed: {e}");
                 ShardStats::inc(&self.stats.store_errors);
                 for req in waiting {
                     self.topic_missing(&name, req, Unreachable::Failed);

@@ -111,15 +111,9 @@ where
 /// this executor.
 pub async fn serve(listener: TcpListener, cfg: Rc<Config>) {
     let max_message = cfg.max_message_size(crate::config::Transport::Grpc);
+    let mut acceptor = crate::transport::accept::Acceptor::new("grpc", cfg.log.noisy_per_sec);
     loop {
-        let stream = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                log::warn!("gRPC accept failed: {e}");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+        let stream = acceptor.accept(&listener).await;
         if with(|ctx| ctx.is_shutting_down()) {
             return;
         }

@@ -1,6 +1,7 @@
 //! The edge: sockets and bytes. Accepts TCP connections on a shard's listener, reads the HTTP
 //! request head, and routes it: `/v0/channels` to the WebSocket transport, `/v0/channels/lp` to
-//! long polling, `/debug/vars` to the stats page, `ws.echo_path` (when set) to the raw echo of
+//! long polling, the monitoring endpoints (`/metrics`, `/debug/vars`, `/healthz`, `/readyz`,
+//! `monitor.rs`) unless `monitor.addr` gives them a listener of their own, `ws.echo_path` (when set) to the raw echo of
 //! the W0 benchmark (`echo.rs`), paths under `web.static_mount` (when `web.static_dir` is set)
 //! to the static file server, anything else to a JSON 404. The protocol paths keep priority
 //! over the echo path and the static mount.
@@ -10,10 +11,13 @@
 //! Transports talk to the protocol only through the shard's public entry points (open a
 //! session, hand it a frame, close it) and the session's [`crate::shard::Outbox`].
 
+pub mod accept;
+pub mod client_addr;
 pub mod echo;
 pub mod grpc;
 pub mod http;
 pub mod lp;
+pub mod monitor;
 pub mod static_files;
 pub mod ws;
 pub mod wsframe;
@@ -31,15 +35,9 @@ use crate::transport::http::{ctrl_body, read_head, respond};
 /// Accepts connections until the shard shuts down.
 pub async fn serve(listener: TcpListener, cfg: Rc<Config>) {
     let scratch = Rc::new(ws::Scratch::new(cfg.ws.read_buffer));
+    let mut acceptor = accept::Acceptor::new("http", cfg.log.noisy_per_sec);
     loop {
-        let stream = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                log::warn!("accept failed: {e}");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+        let stream = acceptor.accept(&listener).await;
         if with(|ctx| ctx.is_shutting_down()) {
             return;
         }
@@ -52,10 +50,7 @@ pub async fn serve(listener: TcpListener, cfg: Rc<Config>) {
 /// in a task of its own (`ws::serve` spawns it), sized for its loop alone; the rarer paths here
 /// are boxed so that this future stays small while it lives.
 async fn connection(mut stream: TcpStream, cfg: &Rc<Config>, scratch: &Rc<ws::Scratch>) {
-    let remote = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let peer = stream.peer_addr().ok();
     let timeout = Duration::from_millis(cfg.ws.handshake_timeout_ms);
     let read = Box::pin(read_head(&mut stream, cfg.ws.max_header_bytes, timeout)).await;
     let (head, leftover) = match read {
@@ -89,6 +84,8 @@ async fn connection(mut stream: TcpStream, cfg: &Rc<Config>, scratch: &Rc<ws::Sc
         }
         Err(_) => return,
     };
+    // The client's address: the peer, or what a trusted proxy says it forwarded.
+    let remote = client_addr::client_addr(peer, &head, &cfg.listen.trusted_proxies);
     match head.path.as_str() {
         "/v0/channels" | "/v0/channels/" => {
             ws::serve(stream, head, leftover, remote, cfg, scratch).await
@@ -96,9 +93,8 @@ async fn connection(mut stream: TcpStream, cfg: &Rc<Config>, scratch: &Rc<ws::Sc
         "/v0/channels/lp" | "/v0/channels/lp/" => {
             Box::pin(lp::serve(stream, head, leftover, remote, cfg)).await
         }
-        "/debug/vars" => {
-            let body = with(|ctx| ctx.stats_json());
-            Box::pin(respond(&mut stream, 200, "OK", "application/json", &body)).await
+        path if cfg.monitor.addr.is_empty() && monitor::serves(cfg, path) => {
+            Box::pin(monitor::answer(&mut stream, &head)).await
         }
         path if !cfg.ws.echo_path.is_empty() && path == cfg.ws.echo_path => {
             echo::serve(stream, head, leftover, cfg).await

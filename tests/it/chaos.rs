@@ -20,6 +20,8 @@ struct Acked {
     groups: Vec<String>,
     accounts: Vec<(String, String)>,
     deleted: Vec<String>,
+    /// Deletions sent but not acknowledged: either outcome is right.
+    maybe_deleted: Vec<String>,
 }
 
 /// Sends `msg` (with `id`) and waits for its `{ctrl}`; `None` once the connection is gone.
@@ -69,9 +71,13 @@ fn sign_up_msg(id: &str, login: &str) -> Value {
     json!({"acc": {"id": id, "user": "new", "scheme": "basic", "secret": secret, "login": true}})
 }
 
+/// What `accounts` made: accounts (login, token), acknowledged deletions, and deletions sent
+/// but not acknowledged.
+type Made = (Vec<(String, String)>, Vec<String>, Vec<String>);
+
 /// Signs up accounts; every other one is deleted right after (on its own session).
-async fn accounts(server_url: String, round: u64) -> (Vec<(String, String)>, Vec<String>) {
-    let (mut made, mut deleted) = (Vec::new(), Vec::new());
+async fn accounts(server_url: String, round: u64) -> Made {
+    let (mut made, mut deleted, mut maybe) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0.. {
         let Ok(Ok((ws, _))) = tokio::time::timeout(
             Duration::from_secs(5),
@@ -100,6 +106,7 @@ async fn accounts(server_url: String, round: u64) -> (Vec<(String, String)>, Vec
             None => break,
         }
         if i % 2 == 1 {
+            maybe.push(login.clone());
             match ask(
                 &mut c,
                 "d",
@@ -113,7 +120,7 @@ async fn accounts(server_url: String, round: u64) -> (Vec<(String, String)>, Vec
             }
         }
     }
-    (made, deleted)
+    (made, deleted, maybe)
 }
 
 /// A basic login's ctrl code for `login` on a new session.
@@ -161,7 +168,7 @@ async fn kill_9_at_random_moments_loses_nothing_acknowledged() {
         rng ^= rng << 17;
         tokio::time::sleep(Duration::from_millis(30 + rng % 300)).await;
         server.kill9();
-        let (pubs, groups, (made, deleted)) = (
+        let (pubs, groups, (made, deleted, maybe)) = (
             tasks.0.await.expect("publisher"),
             tasks.1.await.expect("creator"),
             tasks.2.await.expect("accounts"),
@@ -176,6 +183,7 @@ async fn kill_9_at_random_moments_loses_nothing_acknowledged() {
         acked.groups.extend(groups);
         acked.accounts.extend(made);
         acked.deleted.extend(deleted);
+        acked.maybe_deleted.extend(maybe);
         server.restart();
         verify(&server, &grp, &token, &acked, round).await;
     }
@@ -226,8 +234,8 @@ async fn verify(server: &Server, grp: &str, token: &str, acked: &Acked, round: u
     }
     // Accounts: kept ones log in with their tokens, deleted ones are refused.
     for (login, tok) in &acked.accounts {
-        if acked.deleted.contains(login) {
-            continue;
+        if acked.maybe_deleted.contains(login) {
+            continue; // deleted, acknowledged or not: checked below when acknowledged
         }
         let mut a = Client::connect(server, "chaos-acc-check").await;
         a.hi().await;
