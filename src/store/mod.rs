@@ -5,6 +5,7 @@
 //! which groups many batches into one durable transaction (one fsync) and reports completion
 //! through a callback. This module knows nothing about the wire protocol or the runtime.
 
+mod batch_keys;
 mod boxed;
 #[cfg(test)]
 pub(crate) mod conformance;

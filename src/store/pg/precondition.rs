@@ -14,16 +14,8 @@ use super::pool::Conn;
 use super::rows;
 use super::write_fast::existing_messages;
 use crate::ids::UserId;
+use crate::store::batch_keys::{BatchKeys, Created};
 use crate::store::{StoreError, WriteBatch, WriteOp};
-
-/// A key that a creation requires to be new.
-#[derive(PartialEq, Eq, Hash, Clone, Copy)]
-enum Created<'b> {
-    User(u64),
-    Auth(&'b str),
-    Topic(&'b str),
-    Message(&'b str, u64),
-}
 
 /// What the transaction holds for the keys a batch asks about.
 #[derive(Default)]
@@ -94,46 +86,8 @@ impl Stored {
     }
 }
 
-/// What the ops of a batch seen so far did to the keys creations must not find, and to the
-/// claims.
-#[derive(Default)]
-struct BatchKeys<'b> {
-    created: HashSet<Created<'b>>,
-    removed: HashSet<Created<'b>>,
-    /// Topics removed whole: their messages are gone too.
-    removed_topics: HashSet<&'b str>,
-    /// Claims as the batch's ops so far left them: the holder, `None` once released.
-    claims: HashMap<&'b str, Option<UserId>>,
-}
-
+/// The claims as the batch's ops left them, else as the transaction holds them.
 impl<'b> BatchKeys<'b> {
-    /// `Some(answer)` when the batch so far decides whether `key` exists.
-    fn exists(&self, key: &Created<'b>) -> Option<bool> {
-        if self.created.contains(key) {
-            return Some(true);
-        }
-        let gone = self.removed.contains(key)
-            || matches!(key, Created::Message(topic, _) if self.removed_topics.contains(topic));
-        gone.then_some(false)
-    }
-
-    fn create(&mut self, key: Created<'b>) {
-        self.removed.remove(&key);
-        self.created.insert(key);
-    }
-
-    fn remove(&mut self, key: Created<'b>) {
-        self.created.remove(&key);
-        self.removed.insert(key);
-    }
-
-    fn remove_topic(&mut self, name: &'b str) {
-        self.created
-            .retain(|k| !matches!(k, Created::Message(topic, _) if *topic == name));
-        self.removed_topics.insert(name);
-        self.remove(Created::Topic(name));
-    }
-
     /// Who holds `unique` once the batch's ops seen so far are applied.
     fn holder(&self, stored: &Stored, unique: &str) -> Option<UserId> {
         match self.claims.get(unique) {

@@ -5,65 +5,13 @@
 //! It owns the answer "does this batch conflict, and why"; it changes no row (the
 //! [`write`](super::write) path applies a batch only after this says it may).
 
-use std::collections::{HashMap, HashSet};
-
 use redb::ReadableTable;
 
 use super::backend;
 use super::tables::WriteTables;
 use crate::ids::UserId;
+use crate::store::batch_keys::{BatchKeys, Created};
 use crate::store::{StoreError, WriteBatch, WriteOp};
-
-/// A key that an earlier op of the same batch creates, for intra-batch conflict checks.
-#[derive(PartialEq, Eq, Hash)]
-enum Created<'b> {
-    User(u64),
-    Auth(&'b str),
-    Topic(&'b str),
-    Message(&'b str, u64),
-}
-
-/// What the ops of a batch seen so far did to the keys that creations must not find: the keys
-/// they created and the ones they removed, so that a batch may delete and then recreate.
-#[derive(Default)]
-struct BatchKeys<'b> {
-    created: HashSet<Created<'b>>,
-    removed: HashSet<Created<'b>>,
-    /// Topics removed whole: their messages are gone too.
-    removed_topics: HashSet<&'b str>,
-    /// Credential claims as the batch's ops so far left them: the holder, `None` once released.
-    claims: HashMap<&'b str, Option<UserId>>,
-}
-
-impl<'b> BatchKeys<'b> {
-    /// `Some(answer)` when the batch so far decides whether `key` exists, `None` when the
-    /// transaction's own state does.
-    fn exists(&self, key: &Created<'b>) -> Option<bool> {
-        if self.created.contains(key) {
-            return Some(true);
-        }
-        let gone = self.removed.contains(key)
-            || matches!(key, Created::Message(topic, _) if self.removed_topics.contains(topic));
-        gone.then_some(false)
-    }
-
-    fn create(&mut self, key: Created<'b>) {
-        self.removed.remove(&key);
-        self.created.insert(key);
-    }
-
-    fn remove(&mut self, key: Created<'b>) {
-        self.created.remove(&key);
-        self.removed.insert(key);
-    }
-
-    fn remove_topic(&mut self, name: &'b str) {
-        self.created
-            .retain(|k| !matches!(k, Created::Message(topic, _) if *topic == name));
-        self.removed_topics.insert(name);
-        self.remove(Created::Topic(name));
-    }
-}
 
 impl WriteTables<'_> {
     /// keys created or removed by earlier ops of the same batch. `Some(reason)` = the batch
