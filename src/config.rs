@@ -5,12 +5,14 @@
 //! passed down by reference; never stored in a global. Unknown keys are errors, so a typo in a
 //! config file is reported instead of silently ignored.
 
+mod door;
 mod ops;
 
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub use door::FrontDoorConfig;
 pub use ops::{parse_cidrs, Cidr, LogConfig, LogFormat, MonitorConfig};
 
 /// The whole configuration.
@@ -18,6 +20,7 @@ pub use ops::{parse_cidrs, Cidr, LogConfig, LogFormat, MonitorConfig};
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub listen: ListenConfig,
+    pub frontdoor: FrontDoorConfig,
     pub runtime: RuntimeConfig,
     pub mesh: MeshConfig,
     pub session: SessionConfig,

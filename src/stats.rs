@@ -88,6 +88,12 @@ pub struct ShardStats {
     pub malformed: AtomicU64,
     /// Failed `accept` calls on this shard's listeners (the file limit, mostly).
     pub accept_errors: AtomicU64,
+    /// Connections refused by the front door (`frontdoor.max_pending_per_addr`).
+    pub conn_refused: AtomicU64,
+    /// Unauthenticated connections the front door cut to make room (`frontdoor.*`).
+    pub conn_shed: AtomicU64,
+    /// Connections still reading their request head or handshake.
+    pub conn_pending: AtomicU64,
     /// 1 while this shard accepts connections (set once its listeners run, cleared when it
     /// begins to shut down).
     pub accepting: AtomicU64,
@@ -122,6 +128,9 @@ impl Default for ShardStats {
             limited: AtomicU64::new(0),
             malformed: AtomicU64::new(0),
             accept_errors: AtomicU64::new(0),
+            conn_refused: AtomicU64::new(0),
+            conn_shed: AtomicU64::new(0),
+            conn_pending: AtomicU64::new(0),
             accepting: AtomicU64::new(0),
         }
     }

@@ -597,6 +597,22 @@ impl ShardCtx {
         ShardStats::inc(&self.stats.slow_consumers);
     }
 
+    /// The front door refused a connection (`shed == false`: per-address limit) or cut one
+    /// to make room (`shed == true`).
+    pub fn note_door(&self, shed: bool) {
+        let c = if shed {
+            &self.stats.conn_shed
+        } else {
+            &self.stats.conn_refused
+        };
+        ShardStats::inc(c);
+    }
+
+    /// Connections on this shard still reading their request head or handshake.
+    pub fn note_pending_connections(&self, n: u64) {
+        ShardStats::set(&self.stats.conn_pending, n);
+    }
+
     /// True once shutdown began.
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down

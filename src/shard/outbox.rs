@@ -27,6 +27,9 @@ pub enum CloseReason {
     Ended,
     /// The server is shutting down.
     Shutdown,
+    /// Shed by the front door to free a descriptor near the open-file limit (the session had
+    /// not authenticated).
+    Shed,
 }
 
 /// A push beyond the queue's limits.

@@ -98,6 +98,12 @@ pub fn render(s: &Scrape<'_>, usage: &Usage) -> String {
     put("LimitedTotal", json!(s.sum(|x| get(&x.limited))));
     put("MalformedTotal", json!(s.sum(|x| get(&x.malformed))));
     put("AcceptErrorsTotal", json!(s.sum(|x| get(&x.accept_errors))));
+    put(
+        "ConnectionsRefusedTotal",
+        json!(s.sum(|x| get(&x.conn_refused))),
+    );
+    put("ConnectionsShedTotal", json!(s.sum(|x| get(&x.conn_shed))));
+    put("ConnectionsPending", json!(s.sum(|x| get(&x.conn_pending))));
     put("PendingAuth", json!(s.sum(|x| get(&x.pending_auth))));
     put("MeshEnvelopesTotal", json!(s.sum(|x| get(&x.mesh_out))));
     put("MeshRingsTotal", json!(s.sum(|x| get(&x.mesh_rings))));

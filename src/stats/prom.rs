@@ -233,6 +233,27 @@ pub fn render(s: &Scrape<'_>, usage: &Usage) -> String {
     );
     t.per_shard(
         s,
+        "connections_refused_total",
+        "counter",
+        "Connections refused by the front door (per-address pending limit), answered 503.",
+        |x| get(&x.conn_refused),
+    );
+    t.per_shard(
+        s,
+        "connections_shed_total",
+        "counter",
+        "Unauthenticated connections cut to make room (pending limit, descriptor limit).",
+        |x| get(&x.conn_shed),
+    );
+    t.per_shard(
+        s,
+        "connections_pending",
+        "gauge",
+        "Connections still reading their request head or handshake.",
+        |x| get(&x.conn_pending),
+    );
+    t.per_shard(
+        s,
         "pending_auth",
         "gauge",
         "Logins and sign-ups waiting for the hash pool or the store.",

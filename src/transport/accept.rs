@@ -3,7 +3,9 @@
 //! listener (the rest summarised), and when the process is out of file descriptors or memory
 //! (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`) the loop backs off, 10 ms doubling up to 1 s, so
 //! a full file table costs a few wake-ups a second instead of a busy loop. The backlog keeps
-//! the waiting connections meanwhile; the first success resets the delay.
+//! the waiting connections meanwhile; the first success resets the delay. Before pausing,
+//! the front door sheds a batch of the shard's oldest unauthenticated connections
+//! (`door.rs`), so real clients get in while an idle flood holds the descriptors.
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -73,7 +75,13 @@ impl Acceptor {
                     with(|ctx| ctx.accept_failed());
                     let exhausted = is_exhaustion(&e);
                     if exhausted {
-                        self.pause = next_pause(self.pause);
+                        // Shed the oldest unauthenticated connections first; if that freed
+                        // some, retry as soon as their tasks have closed them.
+                        self.pause = if super::door::shed_for_descriptors() > 0 {
+                            FIRST_PAUSE
+                        } else {
+                            next_pause(self.pause)
+                        };
                     }
                     if let Some(before) = self.noisy.hit(Instant::now()) {
                         if before > 0 {

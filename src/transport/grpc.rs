@@ -112,11 +112,18 @@ where
 pub async fn serve(listener: TcpListener, cfg: Rc<Config>) {
     let max_message = cfg.max_message_size(crate::config::Transport::Grpc);
     let mut acceptor = crate::transport::accept::Acceptor::new("grpc", cfg.log.noisy_per_sec);
+    crate::transport::door::init(&cfg, with(|ctx| ctx.n_shards));
     loop {
         let stream = acceptor.accept(&listener).await;
         if with(|ctx| ctx.is_shutting_down()) {
             return;
         }
+        // Counted by the front door for its life (the descriptor limit); HTTP/2 has no
+        // request head to wait for, so it is never pending.
+        let Some(ticket) = crate::transport::admit(&stream) else {
+            continue;
+        };
+        ticket.routed();
         let remote = stream
             .peer_addr()
             .map(|a| a.to_string())
@@ -134,6 +141,7 @@ pub async fn serve(listener: TcpListener, cfg: Rc<Config>) {
             if let Err(e) = conn.await {
                 log::debug!("gRPC connection ended: {e}");
             }
+            drop(ticket);
         })
         .detach();
     }

@@ -13,6 +13,7 @@
 
 pub mod accept;
 pub mod client_addr;
+pub mod door;
 pub mod echo;
 pub mod grpc;
 pub mod http;
@@ -36,20 +37,42 @@ use crate::transport::http::{ctrl_body, read_head, respond};
 pub async fn serve(listener: TcpListener, cfg: Rc<Config>) {
     let scratch = Rc::new(ws::Scratch::new(cfg.ws.read_buffer));
     let mut acceptor = accept::Acceptor::new("http", cfg.log.noisy_per_sec);
+    door::init(&cfg, with(|ctx| ctx.n_shards));
     loop {
         let stream = acceptor.accept(&listener).await;
         if with(|ctx| ctx.is_shutting_down()) {
             return;
         }
+        let Some(ticket) = admit(&stream) else {
+            continue;
+        };
         let (cfg, scratch) = (cfg.clone(), scratch.clone());
-        glommio::spawn_local(async move { connection(stream, &cfg, &scratch).await }).detach();
+        glommio::spawn_local(async move { connection(stream, ticket, &cfg, &scratch).await })
+            .detach();
     }
+}
+
+/// The front door's verdict on a connection just accepted: its ticket, or `None` after
+/// answering 503 (its address has too many connections pending) and closing it.
+pub fn admit(stream: &TcpStream) -> Option<door::Ticket> {
+    use std::os::fd::AsRawFd;
+    let ip = stream.peer_addr().ok().map(|a| a.ip());
+    door::admit(stream.as_raw_fd(), ip)
+        .map_err(|_| door::refuse(stream.as_raw_fd()))
+        .ok()
 }
 
 /// One connection's task: the request head, then the endpoint. A WebSocket session continues
 /// in a task of its own (`ws::serve` spawns it), sized for its loop alone; the rarer paths here
 /// are boxed so that this future stays small while it lives.
-async fn connection(mut stream: TcpStream, cfg: &Rc<Config>, scratch: &Rc<ws::Scratch>) {
+/// `ticket` is declared after `stream` so that it is dropped first: the door forgets the
+/// socket before it closes.
+async fn connection(
+    mut stream: TcpStream,
+    ticket: door::Ticket,
+    cfg: &Rc<Config>,
+    scratch: &Rc<ws::Scratch>,
+) {
     let peer = stream.peer_addr().ok();
     let timeout = Duration::from_millis(cfg.ws.handshake_timeout_ms);
     let read = Box::pin(read_head(&mut stream, cfg.ws.max_header_bytes, timeout)).await;
@@ -86,9 +109,13 @@ async fn connection(mut stream: TcpStream, cfg: &Rc<Config>, scratch: &Rc<ws::Sc
     };
     // The client's address: the peer, or what a trusted proxy says it forwarded.
     let remote = client_addr::client_addr(peer, &head, &cfg.listen.trusted_proxies);
+    if !ws::is_path(&head.path) {
+        // Every endpoint but the WebSocket bounds itself from here on.
+        ticket.routed();
+    }
     match head.path.as_str() {
         "/v0/channels" | "/v0/channels/" => {
-            ws::serve(stream, head, leftover, remote, cfg, scratch).await
+            ws::serve(stream, ticket, head, leftover, remote, cfg, scratch).await
         }
         "/v0/channels/lp" | "/v0/channels/lp/" => {
             Box::pin(lp::serve(stream, head, leftover, remote, cfg)).await

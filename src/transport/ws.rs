@@ -26,6 +26,7 @@ use crate::config::Config;
 use crate::shard::local::with;
 use crate::shard::SessionKind;
 use crate::shard::{now, CloseReason, Outbox};
+use crate::transport::door::Ticket;
 use crate::transport::http::{ctrl_body, respond, switching_protocols, websocket_key, RequestHead};
 use crate::transport::wsframe::{
     self, Event as Frame, Reader, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT,
@@ -119,9 +120,16 @@ fn set_send_buffer(stream: &TcpStream, bytes: usize) {
     }
 }
 
-/// Validates the upgrade request and answers it; then runs the session.
+/// Whether `path` is the WebSocket endpoint.
+pub fn is_path(path: &str) -> bool {
+    matches!(path, "/v0/channels" | "/v0/channels/")
+}
+
+/// Validates the upgrade request and answers it; then runs the session, which holds the
+/// front door's ticket for its life.
 pub async fn serve(
     mut stream: TcpStream,
+    ticket: Ticket,
     head: RequestHead,
     leftover: Vec<u8>,
     remote: String,
@@ -171,6 +179,7 @@ pub async fn serve(
     let Some((sid, outbox)) = opened else {
         return;
     };
+    ticket.upgraded(sid);
     let max = cfg.max_message_size(crate::config::Transport::WebSocket);
     let mut conn = Conn {
         stream,
@@ -183,7 +192,7 @@ pub async fn serve(
     conn.reader.preload(leftover);
     // The session gets a task of its own, sized for its loop alone; this one (with the request
     // head and the handshake's state) ends here and frees its memory.
-    glommio::spawn_local(session(conn, outbox, sid, cfg.clone())).detach();
+    glommio::spawn_local(session(conn, ticket, outbox, sid, cfg.clone())).detach();
 }
 
 /// The session's task: its loop, then the end of the session.
@@ -191,6 +200,7 @@ pub async fn serve(
 #[allow(clippy::manual_async_fn)]
 fn session(
     mut conn: Conn,
+    ticket: Ticket,
     outbox: Rc<Outbox>,
     sid: crate::ids::SessionId,
     cfg: Rc<Config>,
@@ -199,6 +209,7 @@ fn session(
         run(&mut conn, &outbox, sid, &cfg).await;
         outbox.close(CloseReason::Ended);
         with(|ctx| ctx.close_session(sid));
+        drop(ticket);
     }
 }
 
@@ -269,6 +280,7 @@ async fn run(conn: &mut Conn, outbox: &Rc<Outbox>, sid: crate::ids::SessionId, c
                     }
                     CloseReason::Shutdown => close_payload(1001, "server shutdown"),
                     CloseReason::Ended => close_payload(1000, ""),
+                    CloseReason::Shed => close_payload(1013, "try again later"),
                 };
                 let _ = conn.write_frame(OP_CLOSE, &payload).await;
                 return;
@@ -504,7 +516,7 @@ fn on_frame(sid: crate::ids::SessionId, outbox: &Outbox, data: &[u8]) {
 pub(crate) fn session_future_size() -> usize {
     fn size<F, Fut>(_: &F) -> usize
     where
-        F: Fn(Conn, Rc<Outbox>, crate::ids::SessionId, Rc<Config>) -> Fut,
+        F: Fn(Conn, Ticket, Rc<Outbox>, crate::ids::SessionId, Rc<Config>) -> Fut,
     {
         std::mem::size_of::<Fut>()
     }
