@@ -6,6 +6,7 @@
 //! config file is reported instead of silently ignored.
 
 mod door;
+mod faults;
 mod ops;
 
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 pub use door::FrontDoorConfig;
+pub use faults::StoreFaultsConfig;
 pub use ops::{parse_cidrs, Cidr, LogConfig, LogFormat, MonitorConfig};
 
 /// The whole configuration.
@@ -380,6 +382,11 @@ pub struct StoreConfig {
     /// reading client sockets until it catches up (back-pressure instead of refused writes
     /// once `queue_capacity` fills). See `tuning/store.md`.
     pub behind_pause: u64,
+    /// A durable sync (a store commit, a journal sync) lasting this long, ms, is a stall:
+    /// counted in the metrics and logged when it begins and ends. 0: not counted.
+    pub stall_warn_ms: u64,
+    /// Fault injection for tests; all zero in production (tuning/store.md).
+    pub faults: StoreFaultsConfig,
 }
 
 impl StoreConfig {
@@ -437,6 +444,8 @@ impl Default for StoreConfig {
             journal: true,
             journal_segment_kib: 65536,
             behind_pause: 16384,
+            stall_warn_ms: 1000,
+            faults: StoreFaultsConfig::default(),
         }
     }
 }

@@ -148,6 +148,9 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
     if let Err(e) = transparent_huge_pages(cfg.runtime.transparent_huge_pages) {
         log::warn!("cannot set runtime.transparent_huge_pages: {e}");
     }
+    if cfg.store.faults.any() {
+        warn_faults(&cfg);
+    }
     let cfg = Arc::new(cfg);
     let (events_tx, events) = std::sync::mpsc::channel::<Event>();
     signals
@@ -172,6 +175,8 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
             max_batch_ops: cfg.store.max_batch_ops,
             queue_capacity: cfg.store.queue_capacity,
             group_window_us: cfg.store.group_window_us,
+            sync_delay_ms: cfg.store.faults.sync_delay_ms,
+            stall_warn_ms: cfg.store.stall_warn_ms,
         },
     )?;
     let (hasher, hasher_join) = HashPool::spawn(
@@ -505,6 +510,17 @@ fn token_issuer(auth: &crate::config::AuthConfig, key: Vec<u8>) -> anyhow::Resul
 /// A store URL without its password, for messages.
 pub fn redact_url(url: &str) -> String {
     open_store::redact(url)
+}
+
+/// `[store.faults]` is set: say so on every channel an operator reads (the log, and stderr in
+/// case the log is filtered), since a server running with a fault injected is broken on purpose.
+fn warn_faults(cfg: &Config) {
+    let line = format!(
+        "FAULT INJECTION ON: store.faults.sync_delay_ms = {}: every durable sync (journal fdatasync, store commit) is delayed on purpose. This is for tests only; set it to 0 in production.",
+        cfg.store.faults.sync_delay_ms
+    );
+    eprintln!("coretalk: {line}");
+    log::warn!("{line}");
 }
 
 #[cfg(test)]

@@ -12,12 +12,14 @@ pub mod expvar;
 pub mod histogram;
 pub mod process;
 pub mod prom;
+pub mod stall;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
 pub use histogram::{Histogram, HistogramSnapshot};
+pub use stall::{StallNews, SyncWatch};
 
 /// Adds to a counter that only the calling thread writes: a load and a store, which on x86 and
 /// ARM are plain moves (a `fetch_add` would be a locked instruction on every message).
@@ -97,6 +99,8 @@ pub struct ShardStats {
     /// 1 while this shard accepts connections (set once its listeners run, cleared when it
     /// begins to shut down).
     pub accepting: AtomicU64,
+    /// This shard's journal syncs (`shard::journal`): the age of the one in progress, stalls.
+    pub journal_sync: SyncWatch,
 }
 
 impl Default for ShardStats {
@@ -132,6 +136,7 @@ impl Default for ShardStats {
             conn_shed: AtomicU64::new(0),
             conn_pending: AtomicU64::new(0),
             accepting: AtomicU64::new(0),
+            journal_sync: SyncWatch::default(),
         }
     }
 }
@@ -211,6 +216,10 @@ pub struct Services {
     pub store_batches: u64,
     pub store_ops: u64,
     pub store_reads_behind: u64,
+    /// Age of the store thread's commit in progress, µs (0: none).
+    pub store_commit_age_us: u64,
+    /// Store commits that lasted at least `store.stall_warn_ms`.
+    pub store_stalls: u64,
     pub hash_queued: u64,
 }
 

@@ -17,6 +17,7 @@
 use std::future::poll_fn;
 use std::path::PathBuf;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use glommio::io::BufferedFile;
 
@@ -151,6 +152,14 @@ pub(crate) async fn journal_loop() {
     }) else {
         return;
     };
+    let (stats, warn, delay) = with(|ctx| {
+        let store = &ctx.cfg.store;
+        (
+            ctx.stats.clone(),
+            Duration::from_millis(store.stall_warn_ms),
+            Duration::from_millis(store.faults.sync_delay_ms),
+        )
+    });
     let mut segment = 0u64;
     let mut file: Option<BufferedFile> = None;
     let mut pos = 0u64;
@@ -163,6 +172,8 @@ pub(crate) async fn journal_loop() {
         })
         .await;
         let len = round.bytes.len() as u64;
+        // Watched from the write to the sync's answer: the round's publishes wait that long.
+        stats.journal_sync.begin();
         let res = async {
             if file.is_some() && pos + len > segment_bytes {
                 if let Some(f) = file.take() {
@@ -180,9 +191,15 @@ pub(crate) async fn journal_loop() {
             let f = file.as_ref().ok_or(StoreError::Stopped)?;
             write_all(f, round.bytes, pos).await?;
             pos += len;
+            if !delay.is_zero() {
+                // Fault injection (`store.faults.sync_delay_ms`): a slow fdatasync. io_uring
+                // would leave the shard running meanwhile, and so does the timer.
+                glommio::timer::sleep(delay).await;
+            }
             f.fdatasync().await.map_err(io)
         }
         .await;
+        stats.journal_sync.end(warn);
         if res.is_err() {
             // The segment may now end in a torn record, and replay stops at one: the next
             // round goes to a new segment (opening it retries until the disk has room again).

@@ -20,6 +20,7 @@ mod longpoll;
 pub mod mesh;
 pub mod outbox;
 mod sessions;
+mod stall;
 mod tasks;
 #[cfg(test)]
 mod tests;
@@ -153,6 +154,8 @@ pub struct ShardCtx {
     /// client messages.
     noisy_slow: crate::logging::Noisy,
     noisy_malformed: crate::logging::Noisy,
+    /// Stalls of the durable syncs seen so far, and their log limit (`stall.rs`).
+    stall_watch: stall::StallWatch,
     session_limits: SessionLimits,
     /// Per-address buckets, per-user session counts, background deadlines (`limits.rs`).
     limits: limits::ShardLimits,
@@ -217,6 +220,7 @@ impl ShardCtx {
             histograms: cfg.monitor.histograms,
             noisy_slow: crate::logging::Noisy::per_second(cfg.log.noisy_per_sec),
             noisy_malformed: crate::logging::Noisy::per_second(cfg.log.noisy_per_sec),
+            stall_watch: stall::StallWatch::new(cfg.log.noisy_per_sec),
             cfg,
             link: init.link,
             service: init.service,
@@ -274,6 +278,8 @@ impl ShardCtx {
                 store_batches: w.batches,
                 store_ops: w.ops,
                 store_reads_behind: w.reads,
+                store_commit_age_us: self.writer.stats().commit.age().as_micros() as u64,
+                store_stalls: self.writer.stats().commit.stalls(),
                 hash_queued: self.hasher.queued() as u64,
             },
         }
@@ -508,6 +514,7 @@ impl ShardCtx {
                 "more malformed messages since the last line"
             );
         }
+        self.watch_stalls();
         self.expire_detached(now);
         self.wake_due(now);
         self.limits.addrs.evict_full(now);

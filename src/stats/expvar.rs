@@ -120,6 +120,18 @@ pub fn render(s: &Scrape<'_>, usage: &Usage) -> String {
     put("StoreOpsTotal", json!(v.store_ops));
     put("StoreReadsBehindTotal", json!(v.store_reads_behind));
     put("StoreQueued", json!(v.store_queued));
+    put("StoreCommitAge", json!(v.store_commit_age_us as f64 / 1e6));
+    put("StoreStallsTotal", json!(v.store_stalls));
+    let journal_age = s
+        .shards
+        .iter()
+        .map(|x| x.journal_sync.age().as_secs_f64())
+        .fold(0.0, f64::max);
+    put("JournalSyncAge", json!(journal_age));
+    put(
+        "JournalStallsTotal",
+        json!(s.sum(|x| x.journal_sync.stalls())),
+    );
     put("HashQueued", json!(v.hash_queued));
     put("MemoryRss", json!(usage.rss));
     put("MemoryHeapCommitted", json!(usage.heap_committed));

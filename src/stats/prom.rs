@@ -37,13 +37,13 @@ impl Text {
     }
 
     /// One family with one sample per shard.
-    fn per_shard(
+    fn per_shard<T: std::fmt::Display>(
         &mut self,
         s: &Scrape<'_>,
         name: &str,
         kind: &str,
         help: &str,
-        f: impl Fn(&ShardStats) -> u64,
+        f: impl Fn(&ShardStats) -> T,
     ) {
         self.family(name, kind, help);
         for (i, x) in s.shards.iter().enumerate() {
@@ -273,8 +273,38 @@ pub fn render(s: &Scrape<'_>, usage: &Usage) -> String {
         "Store reads and writes that failed.",
         ShardStats::store_errors,
     );
+    t.per_shard(
+        s,
+        "journal_sync_age_seconds",
+        "gauge",
+        "Seconds the shard's journal write and sync in progress has lasted (0: none).",
+        |x| x.journal_sync.age().as_secs_f64(),
+    );
+    t.per_shard(
+        s,
+        "journal_stalls_total",
+        "counter",
+        "Journal syncs that lasted store.stall_warn_ms or more (counted once seen).",
+        |x| x.journal_sync.stalls(),
+    );
     let v = &s.services;
+    t.family(
+        "store_commit_age_seconds",
+        "gauge",
+        "Seconds the store thread's group commit in progress has lasted (0: none).",
+    );
+    t.sample(
+        "store_commit_age_seconds",
+        &[],
+        v.store_commit_age_us as f64 / 1e6,
+    );
     for (name, kind, help, value) in [
+        (
+            "store_stalls_total",
+            "counter",
+            "Store group commits that lasted store.stall_warn_ms or more (counted once seen).",
+            v.store_stalls,
+        ),
         (
             "store_queue",
             "gauge",

@@ -1,11 +1,11 @@
 //! Integration tests against the real `coretalk` binary over real sockets: accounts and their
 //! credentials, cross-shard fan-out, per-shard listeners, the raw echo endpoint, gRPC sessions,
 //! long polling, one user on all three transports at once, the access-mode matrix on each
-//! transport, durability across `kill -9` and chaos, a full disk, slow consumers, the front
-//! door under abuse, the PostgreSQL store's faults, resource cleanup, hostile input, security
-//! (smuggling, static traversal, token rotation), protocol reply sequences, rate limits and
-//! quotas, shutdown (signals, the deadline, the store closed in every case), and operations
-//! (metrics, expvar keys, health, keygen, trusted proxies).
+//! transport, durability across `kill -9` and chaos, a full disk, a stalled store sync, slow
+//! consumers, the front door under abuse, the PostgreSQL store's faults, resource cleanup,
+//! hostile input, security (smuggling, static traversal, token rotation), protocol reply
+//! sequences, rate limits and quotas, shutdown (signals, the deadline, the store closed in
+//! every case), and operations (metrics, expvar keys, health, keygen, trusted proxies).
 
 mod access;
 mod accounts;
@@ -34,3 +34,4 @@ mod shutdown;
 mod slow_consumers;
 mod stores;
 mod support;
+mod writer_stall;

@@ -428,7 +428,7 @@ pub fn parts_of(what: &str) -> usize {
 
 /// A WebSocket client session.
 pub struct Client {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub(crate) ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pub name: String,
     next: u64,
     /// Frames read ahead and not yet consumed.

@@ -27,6 +27,7 @@ use std::thread::{JoinHandle, Thread};
 use crossbeam_channel::{Sender, TrySendError};
 
 use super::{ReadAnswer, ReadQuery, Store, StoreError, WriteBatch};
+use crate::stats::SyncWatch;
 
 /// The message of the [`StoreError::Backend`] returned by [`StoreWriter::submit`] when the queue
 /// is full, so that callers can tell overload from a real storage failure.
@@ -59,6 +60,12 @@ pub struct WriterConfig {
     /// commits, so waiting costs no latency and shares one transaction (and one wake-up of
     /// this thread) among many messages; a waited write or a read cuts the wait short.
     pub group_window_us: u64,
+    /// Fault injection for tests (`store.faults.sync_delay_ms`): every durable commit waits
+    /// this long first, as if its fsync were that slow. 0 (the default) in production.
+    pub sync_delay_ms: u64,
+    /// A commit lasting this long or more is a stall (`store.stall_warn_ms`): counted in
+    /// [`WriterStats::commit`]. 0: stalls are not counted.
+    pub stall_warn_ms: u64,
 }
 
 impl Default for WriterConfig {
@@ -67,6 +74,8 @@ impl Default for WriterConfig {
             max_batch_ops: 4096,
             queue_capacity: 65536,
             group_window_us: 2000,
+            sync_delay_ms: 0,
+            stall_warn_ms: 1000,
         }
     }
 }
@@ -91,6 +100,9 @@ pub struct WriterStats {
     /// Writes behind the acknowledgement that never applied (the store closed first): the
     /// journal that holds them must not be cleared (the server checks this at exit).
     pub unapplied: AtomicU64,
+    /// The group commit in progress (its age) and the stalls: commits that lasted at least
+    /// [`WriterConfig::stall_warn_ms`], retries of failed writes behind included.
+    pub commit: SyncWatch,
 }
 
 /// A plain copy of [`WriterStats`] at one moment.
@@ -208,6 +220,8 @@ impl StoreWriter {
             rx,
             max_ops: cfg.max_batch_ops.max(1),
             window: std::time::Duration::from_micros(cfg.group_window_us),
+            sync_delay: std::time::Duration::from_millis(cfg.sync_delay_ms),
+            stall_warn: std::time::Duration::from_millis(cfg.stall_warn_ms),
             stats: Arc::clone(&stats),
             shared: Arc::clone(&shared),
         };

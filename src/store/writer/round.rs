@@ -18,6 +18,10 @@ pub(super) struct Rounds {
     pub(super) rx: Receiver<Job>,
     pub(super) max_ops: usize,
     pub(super) window: Duration,
+    /// `store.faults.sync_delay_ms`: a wait before every durable commit (tests only).
+    pub(super) sync_delay: Duration,
+    /// `store.stall_warn_ms`.
+    pub(super) stall_warn: Duration,
     pub(super) stats: Arc<WriterStats>,
     pub(super) shared: Arc<Shared>,
 }
@@ -151,6 +155,8 @@ impl Rounds {
     /// again, with a growing pause, until they succeed: clients were told they did. The queue
     /// meanwhile fills, and the shards stop reading sockets (`store.behind_pause`).
     fn commit(&self, batches: &mut Vec<WriteBatch>, pending: &mut Vec<Pending>, volatile: bool) {
+        // Watched until the completions ran: that is when the writers learn the outcome.
+        self.stats.commit.begin();
         let mut results = self.apply(batches, volatile);
         let mut pause = Duration::from_millis(50);
         loop {
@@ -185,10 +191,16 @@ impl Rounds {
             }
         }
         self.complete(batches, pending, results);
+        self.stats.commit.end(self.stall_warn);
     }
 
     /// One transaction over `batches`: one result per batch whatever happens inside.
     fn apply(&self, batches: &[WriteBatch], volatile: bool) -> Vec<Result<(), StoreError>> {
+        if !volatile && !self.sync_delay.is_zero() {
+            // Fault injection (`store.faults.sync_delay_ms`): a durable commit as slow as a
+            // stalled disk's fsync. The server warned at start-up that it is set.
+            std::thread::sleep(self.sync_delay);
+        }
         let store = &self.store;
         let apply = || {
             if volatile {

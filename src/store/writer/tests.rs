@@ -147,6 +147,7 @@ fn a_group_stops_at_max_batch_ops() {
         max_batch_ops: 4,
         queue_capacity: 100,
         group_window_us: 0,
+        ..WriterConfig::default()
     };
     let (w, join) = spawn(store.clone(), cfg);
     let noop = || -> Completion { Box::new(|r| assert_eq!(r, Ok(()))) };
@@ -175,6 +176,7 @@ fn a_full_queue_refuses_without_calling_back() {
         max_batch_ops: 4096,
         queue_capacity: 2,
         group_window_us: 0,
+        ..WriterConfig::default()
     };
     let (w, join) = spawn(store.clone(), cfg);
     let calls = Arc::new(AtomicU64::new(0));
@@ -409,6 +411,61 @@ fn after_a_group_behind_the_thread_rests_but_a_waited_write_wakes_it() {
         t.elapsed()
     );
     assert_eq!(store.last_message("grpA").unwrap().map(|l| l.seq), Some(2));
+    drop(w);
+    join.join().unwrap();
+}
+
+#[test]
+fn a_held_commit_shows_its_age_and_counts_as_one_stall() {
+    let (store, entered, gate, _groups) = gate_store();
+    let cfg = WriterConfig {
+        stall_warn_ms: 20,
+        ..WriterConfig::default()
+    };
+    let (w, join) = spawn(store, cfg);
+    let stats = Arc::clone(w.stats());
+    assert_eq!(stats.commit.age(), std::time::Duration::ZERO);
+    w.submit(vec![msg("grpA", 1)], Box::new(|r| assert_eq!(r, Ok(()))))
+        .unwrap();
+    entered.recv().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    assert!(stats.commit.age() >= std::time::Duration::from_millis(30));
+    drop(gate);
+    drop(w);
+    join.join().unwrap();
+    assert_eq!(stats.commit.age(), std::time::Duration::ZERO);
+    assert_eq!(stats.commit.stalls(), 1);
+}
+
+#[test]
+fn the_sync_delay_slows_durable_commits_only() {
+    let cfg = WriterConfig {
+        sync_delay_ms: 200,
+        stall_warn_ms: 0,
+        ..WriterConfig::default()
+    };
+    let (w, join) = spawn(Arc::new(RedbStore::in_memory()), cfg);
+    let t = std::time::Instant::now();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    w.submit_behind(
+        vec![msg("grpA", 1)],
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+    )
+    .unwrap();
+    assert_eq!(rx.recv().unwrap(), Ok(()));
+    assert!(
+        t.elapsed() < std::time::Duration::from_millis(200),
+        "volatile"
+    );
+    let t = std::time::Instant::now();
+    w.submit_and_wait(vec![msg("grpA", 2)]).unwrap();
+    assert!(
+        t.elapsed() >= std::time::Duration::from_millis(200),
+        "durable"
+    );
+    assert_eq!(w.stats().commit.stalls(), 0, "a zero threshold counts none");
     drop(w);
     join.join().unwrap();
 }
