@@ -8,6 +8,7 @@
 //! stats and the process-wide [`ProcessStats`] at start-up. `process.rs` reads memory and
 //! threads from the allocator and `/proc`.
 
+pub mod cluster;
 pub mod expvar;
 pub mod histogram;
 pub mod process;
@@ -17,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
+pub use cluster::{ClusterFigures, LinkFigures};
 pub use histogram::{Histogram, HistogramSnapshot};
 
 /// Adds to a counter that only the calling thread writes: a load and a store, which on x86 and
@@ -210,6 +212,8 @@ pub struct Scrape<'a> {
     pub shards: &'a [Arc<ShardStats>],
     pub process: &'a ProcessStats,
     pub services: Services,
+    /// A cluster node's figures (`None`: standalone).
+    pub cluster: Option<ClusterFigures>,
 }
 
 impl Scrape<'_> {
