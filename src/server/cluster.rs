@@ -48,9 +48,11 @@ pub(super) fn prepare(cfg: &Config) -> anyhow::Result<Option<Prepared>> {
     })?;
     let local = listener.local_addr()?;
     let advertise = match c.advertise.trim() {
-        "" if local.ip().is_unspecified() => return Err(anyhow!(
+        "" if local.ip().is_unspecified() => {
+            return Err(anyhow!(
             "cluster.listen {local} is a wildcard address peers cannot dial: set cluster.advertise"
-        )),
+        ))
+        }
         "" => local.to_string(),
         a => a.to_owned(),
     };
