@@ -56,6 +56,12 @@ async fn three_nodes_place_topics_by_the_ring_survive_a_crash_and_rejoin() {
     eprintln!("n1's links: {}", v["ClusterLinks"]);
     let (status, metrics) = n1.http_get("/metrics", "");
     assert_eq!(status, 200);
+    let parsed = crate::prom_text::parse(&metrics)
+        .unwrap_or_else(|e| panic!("/metrics is not valid: {e}\n{metrics}"));
+    assert_eq!(
+        parsed.find("coretalk_cluster_link_rtt_seconds", &[]).len(),
+        2
+    );
     for want in [
         "coretalk_cluster_nodes_live 3",
         "coretalk_cluster_epoch 1",
@@ -145,7 +151,8 @@ async fn three_nodes_place_topics_by_the_ring_survive_a_crash_and_rejoin() {
     assert_eq!(back.publish(&grp, json!("three")).await, 3);
 
     // A clean stop leaves at once (no lease to wait for).
-    n3.stop();
+    let status = n3.stop().expect("n3 was running");
+    assert!(status.success(), "n3 exited with {status}");
     let left = Instant::now();
     wait_settled(&[&n1, &n2], 2, SETTLE).await;
     assert!(
