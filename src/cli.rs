@@ -64,6 +64,13 @@ pub struct ServerArgs {
     /// TOML configuration (see tuning/); flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Run as the cluster node NAME (cluster.node): peers are found through the PostgreSQL
+    /// store; without it the server is standalone.
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// The node-to-node listen address (cluster.listen).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub node_listen: Option<String>,
 }
 
 /// Flags of `migrate`.
@@ -109,6 +116,12 @@ impl ServerArgs {
         }
         if let Some(s) = &self.store {
             cfg.store.url = s.clone();
+        }
+        if let Some(n) = &self.node {
+            cfg.cluster.node = n.clone();
+        }
+        if let Some(l) = &self.node_listen {
+            cfg.cluster.listen = l.clone();
         }
         Ok(cfg)
     }
@@ -168,6 +181,25 @@ mod tests {
             panic!("not run")
         };
         assert_eq!(args.config().unwrap().listen.grpc_addr, "");
+    }
+
+    #[test]
+    fn node_flags_set_the_cluster_section_and_need_postgres() {
+        let cli = parse(&["--node", "n1", "--node-listen", "127.0.0.1:0"]).unwrap();
+        let cfg = cli.run.config().unwrap();
+        assert_eq!(cfg.cluster.node, "n1");
+        assert_eq!(cfg.cluster.listen, "127.0.0.1:0");
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("needs a PostgreSQL store"), "{e}");
+        let cli = parse(&[
+            "--node",
+            "n1",
+            "--node-listen",
+            "h:1",
+            "--store",
+            "postgres://u@h/d",
+        ]);
+        cli.unwrap().run.config().unwrap().validate().unwrap();
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! passed down by reference; never stored in a global. Unknown keys are errors, so a typo in a
 //! config file is reported instead of silently ignored.
 
+mod cluster;
 mod door;
 mod faults;
 mod ops;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub use cluster::ClusterConfig;
 pub use door::FrontDoorConfig;
 pub use faults::StoreFaultsConfig;
 pub use ops::{parse_cidrs, Cidr, LogConfig, LogFormat, MonitorConfig};
@@ -36,6 +38,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub monitor: MonitorConfig,
     pub log: LogConfig,
+    pub cluster: ClusterConfig,
 }
 
 /// Where clients connect.
@@ -687,6 +690,9 @@ impl Config {
         }
         if !self.store.embedded() && self.store.postgres.read_queue == 0 {
             return bad("store.postgres.read_queue must be > 0");
+        }
+        if let Err(e) = self.cluster.validate(self.store.embedded()) {
+            return Err(ConfigError::Invalid(e));
         }
         if self.longpoll.hold_ms == 0 || self.longpoll.body_timeout_ms == 0 {
             return bad("longpoll.hold_ms and longpoll.body_timeout_ms must be > 0");

@@ -86,8 +86,17 @@ fn check_config(args: &ServerArgs) -> Outcome {
             coretalk::server::redact_url(&cfg.store.url)
         )
     };
+    let node = if cfg.cluster.enabled() {
+        format!(
+            ", cluster node {} (node links on {})",
+            cfg.cluster.node.trim(),
+            cfg.cluster.listen
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "configuration is valid: listen {}, {}",
+        "configuration is valid: listen {}, {}{node}",
         cfg.listen.addr, store
     );
     Ok(())

@@ -262,6 +262,14 @@ impl TopicRequest {
             (_, Unreachable::Broken) => client(Some(Outcome::Locked), true),
             // Notes are never answered; the session learns it is not attached.
             (Note { .. }, _) => client(None, true),
+            (Set { .. } | Del { .. }, Unreachable::OtherNode) => {
+                client(Some(Outcome::ClusterElsewhere), false)
+            }
+            (_, Unreachable::OtherNode) => client(Some(Outcome::ClusterElsewhere), true),
+            (Set { .. } | Del { .. }, Unreachable::NotMember) => {
+                client(Some(Outcome::ServiceUnavailable), false)
+            }
+            (_, Unreachable::NotMember) => client(Some(Outcome::ServiceUnavailable), true),
             (Set { .. } | Del { .. }, Unreachable::Failed) => {
                 client(Some(Outcome::InternalError), false)
             }
@@ -313,6 +321,10 @@ pub enum Unreachable {
     Failed,
     /// The topic's creation failed to persist; it waits to be unloaded.
     Broken,
+    /// Another cluster node masters the topic (until proxy topics exist, refused).
+    OtherNode,
+    /// This node is not a cluster member now (fenced): it masters nothing until it re-joins.
+    NotMember,
 }
 
 /// Everything one shard can ask of another (or, later, of a shard on another node).
@@ -556,6 +568,11 @@ mod tests {
             (&note, NotFound, r(None, true)),
             (&note, Broken, r(Some(Outcome::Locked), true)),
             (&set, Broken, r(Some(Outcome::Locked), true)),
+            (&join, OtherNode, r(Some(Outcome::ClusterElsewhere), true)),
+            (&set, OtherNode, r(Some(Outcome::ClusterElsewhere), false)),
+            (&note, OtherNode, r(None, true)),
+            (&get, NotMember, r(Some(Outcome::ServiceUnavailable), true)),
+            (&TopicRequest::Refresh, OtherNode, None),
             (&TopicRequest::Refresh, NotFound, None),
             (&TopicRequest::Detach { sid: SessionId(1) }, Broken, None),
         ];

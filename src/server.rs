@@ -6,6 +6,7 @@
 //!
 //! The only module that imports every layer; only `main` imports it.
 
+mod cluster;
 mod open_store;
 mod shutdown;
 pub mod signals;
@@ -163,7 +164,10 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
     } else {
         cores.len().max(1)
     };
-    let opened = open_store::open(&cfg, n)?;
+    // A cluster node binds its node listener first, and its store's commits are fenced.
+    let node_prep = cluster::prepare(&cfg)?;
+    let fence = node_prep.as_ref().map(|p| p.fence(&cfg));
+    let opened = open_store::open(&cfg, n, fence)?;
     let gate = opened.gate;
     let store: Arc<dyn Store> = gate.clone();
     // The reader threads end by themselves once every shard has dropped its handle; a shard
@@ -268,6 +272,12 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
     let mut own: Vec<Option<Socket>> = own.into_iter().map(Some).collect();
 
     let (links, services) = mesh::build(n, cfg.mesh.queue_capacity);
+    let node_advertise = node_prep.as_ref().map(|p| p.advertise.clone());
+    let node = match node_prep {
+        Some(p) => Some(cluster::start(&cfg, p, &services)?),
+        None => None,
+    };
+    let node_handle = node.as_ref().map(|n| n.handle().clone());
     let all_stats: Arc<Vec<Arc<ShardStats>>> =
         Arc::new((0..n).map(|_| Arc::new(ShardStats::default())).collect());
     let process = Arc::new(ProcessStats {
@@ -300,6 +310,7 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
             all_stats: all_stats.clone(),
             process: process.clone(),
             hi_params: params.clone(),
+            cluster: node_handle.clone(),
         };
         let ready = ready_tx.clone();
         let own_socket = own.get_mut(i).and_then(Option::take);
@@ -410,6 +421,13 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
         for (i, a) in own_addrs.iter().enumerate() {
             let _ = writeln!(out, "coretalk shard {i} listening on {a}");
         }
+        if let Some(a) = &node_advertise {
+            let _ = writeln!(
+                out,
+                "coretalk node {} listening on {a}",
+                cfg.cluster.node.trim()
+            );
+        }
         let _ = writeln!(out, "coretalk listening on {addr}");
         let _ = out.flush();
     }
@@ -452,6 +470,11 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
     });
     shutdown::watch(&events_tx, Event::HashExited, move || hasher_join.join());
     let exit = shutdown::finish(&events, Pending::new(n), &gate, timeout);
+    if let Some(node) = node {
+        // Last: whatever the shards and the writer still had in flight was committed (or,
+        // abandoned, is fenced from now on); peers take this node's topics over at once.
+        node.stop();
+    }
     let unapplied = writer_stats
         .unapplied
         .load(std::sync::atomic::Ordering::SeqCst);

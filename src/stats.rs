@@ -8,6 +8,7 @@
 //! stats and the process-wide [`ProcessStats`] at start-up. `process.rs` reads memory and
 //! threads from the allocator and `/proc`.
 
+pub mod cluster;
 pub mod expvar;
 pub mod histogram;
 pub mod process;
@@ -18,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
+pub use cluster::{ClusterFigures, LinkFigures};
 pub use histogram::{Histogram, HistogramSnapshot};
 pub use stall::{StallNews, SyncWatch};
 
@@ -228,6 +230,8 @@ pub struct Scrape<'a> {
     pub shards: &'a [Arc<ShardStats>],
     pub process: &'a ProcessStats,
     pub services: Services,
+    /// A cluster node's figures (`None`: standalone).
+    pub cluster: Option<ClusterFigures>,
 }
 
 impl Scrape<'_> {

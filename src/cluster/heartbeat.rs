@@ -82,6 +82,14 @@ pub struct Status {
 }
 
 impl Status {
+    /// A status whose epoch is `epoch`, shared with the store's fence before the node joins.
+    pub fn with_epoch(epoch: Arc<AtomicI64>) -> Status {
+        Status {
+            epoch,
+            ..Status::default()
+        }
+    }
+
     /// The latest view, if one was read.
     pub fn view(&self) -> Option<Arc<View>> {
         self.view.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -107,6 +115,17 @@ impl Heartbeat {
         cfg: MemberConfig,
         on_change: OnChange,
     ) -> Result<Heartbeat, StoreError> {
+        Heartbeat::start_with(url, cfg, Arc::new(Status::default()), on_change)
+    }
+
+    /// [`Heartbeat::start`], keeping its figures in `status` (whose epoch the store's fence
+    /// and the node links already hold).
+    pub fn start_with(
+        url: &str,
+        cfg: MemberConfig,
+        status: Arc<Status>,
+        on_change: OnChange,
+    ) -> Result<Heartbeat, StoreError> {
         let mut members = Members::new(url, cfg.connect_timeout)?;
         let (epoch, _) = members.register(&cfg.name, &cfg.addr, cfg.lease)?;
         log::info!(
@@ -114,7 +133,6 @@ impl Heartbeat {
             cfg.name,
             cfg.addr
         );
-        let status = Arc::new(Status::default());
         status.epoch.store(epoch, Ordering::SeqCst);
         let mut lp = Loop {
             members,

@@ -46,6 +46,9 @@ pub enum Outcome {
     TooManyRequests,
     InternalError,
     NotImplemented,
+    /// Another cluster node masters the topic, and cross-node routing (proxy topics) is not
+    /// built yet: coretalk's interim answer, never the reference's.
+    ClusterElsewhere,
     ServiceUnavailable,
     Locked,
     VersionNotSupported,
@@ -89,6 +92,10 @@ impl Outcome {
             TooManyRequests => (429, "too many requests"),
             InternalError => (500, "internal error"),
             NotImplemented => (501, "not implemented"),
+            ClusterElsewhere => (
+                502,
+                "topic is mastered by another cluster node; cross-node routing is not built yet",
+            ),
             ServiceUnavailable => (503, "service unavailable"),
             Locked => (503, "locked"),
             VersionNotSupported => (505, "version not supported"),

@@ -12,7 +12,7 @@ use anyhow::Context;
 
 use super::store_gate::StoreGate;
 use crate::config::{Config, PostgresConfig};
-use crate::store::pg::{PgOptions, PgStore};
+use crate::store::pg::{Fence, PgOptions, PgStore};
 use crate::store::readers::{ReaderPool, ReadersJoin};
 use crate::store::{journal, RedbStore, Store};
 
@@ -27,8 +27,9 @@ pub(super) struct Opened {
     pub describe: String,
 }
 
-/// Opens the configured store for `n_shards` shards.
-pub(super) fn open(cfg: &Config, n_shards: usize) -> anyhow::Result<Opened> {
+/// Opens the configured store for `n_shards` shards; a cluster node's PostgreSQL store
+/// checks `fence` before every commit.
+pub(super) fn open(cfg: &Config, n_shards: usize, fence: Option<Fence>) -> anyhow::Result<Opened> {
     let data_dir = &cfg.store.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
@@ -54,8 +55,11 @@ pub(super) fn open(cfg: &Config, n_shards: usize) -> anyhow::Result<Opened> {
     let shown = redact(url);
     let pg = &cfg.store.postgres;
     let readers = reader_threads(pg, n_shards);
-    let store = PgStore::open(url, pg_options(pg, readers))
+    let mut store = PgStore::open(url, pg_options(pg, readers))
         .map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL store at {shown}: {e}"))?;
+    if let Some(f) = fence {
+        store = store.with_fence(f);
+    }
     let gate = Arc::new(StoreGate::new(Box::new(store) as Box<dyn Store>));
     let as_store: Arc<dyn Store> = gate.clone();
     let pool =

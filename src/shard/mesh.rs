@@ -43,6 +43,8 @@ pub enum Local {
     /// The store made everything before this shard's journal segment `below` durable: the
     /// older segments can go.
     JournalCheckpoint { below: u64 },
+    /// A new cluster membership view (a cluster node only): place topics by it.
+    ClusterView(std::sync::Arc<crate::cluster::View>),
     /// Stop: tell sessions, close connections, exit.
     Shutdown,
 }

@@ -19,6 +19,7 @@ pub mod local;
 mod longpoll;
 pub mod mesh;
 pub mod outbox;
+mod placement;
 mod sessions;
 mod stall;
 mod tasks;
@@ -85,6 +86,8 @@ pub struct ShardInit {
     /// Process-wide state for the monitoring endpoints (uptime, store open).
     pub process: Arc<ProcessStats>,
     pub hi_params: serde_json::Value,
+    /// The running cluster node, when this server is one (`cluster.node`).
+    pub cluster: Option<Arc<crate::cluster::NodeHandle>>,
 }
 
 /// A session and its outbound queue. The session outlives its transports: a long-poll
@@ -113,6 +116,8 @@ struct TopicSlot {
     /// inline it cost ~1.4 KB per loaded topic (every idle user's `me`; W1).
     topic: Box<Topic>,
     idle_since: Option<UnixMillis>,
+    /// The cluster moved the topic to another node: relinquished, unloaded once idle.
+    moved: bool,
 }
 
 /// What waits for a store read.
@@ -191,6 +196,10 @@ pub struct ShardCtx {
     shutting_down: bool,
     /// The task waiting for the shard to drain (`run_tasks`).
     drained_waker: Option<std::task::Waker>,
+    /// The cluster node this server runs as (`None`: standalone), and the membership view
+    /// this shard places topics by (`placement.rs`).
+    cluster: Option<Arc<crate::cluster::NodeHandle>>,
+    view: Option<Arc<crate::cluster::View>>,
 }
 
 impl ShardCtx {
@@ -250,6 +259,8 @@ impl ShardCtx {
             journal,
             shutting_down: false,
             drained_waker: None,
+            view: init.cluster.as_ref().and_then(|c| c.view()),
+            cluster: init.cluster,
         }
     }
 
@@ -282,6 +293,7 @@ impl ShardCtx {
                 store_stalls: self.writer.stats().commit.stalls(),
                 hash_queued: self.hasher.queued() as u64,
             },
+            cluster: self.cluster.as_ref().map(|c| c.figures()),
         }
     }
 
@@ -310,7 +322,7 @@ impl ShardCtx {
         if !down.is_empty() {
             return Err(format!("shards not accepting: {}", down.join(",")));
         }
-        cluster_membership_ready()
+        self.cluster_membership_ready()
     }
 
     /// Marks this shard as accepting connections (its listeners run).
@@ -327,7 +339,8 @@ impl ShardCtx {
 
     /// The one routing decision: every envelope this shard emits — topic requests, session
     /// events, deliveries, presence, evictions — goes through here. This shard: queued as
-    /// work of the current step; another shard: the mesh (a cluster adds "another node").
+    /// work of the current step; another shard: the mesh. ("Another node" is decided in
+    /// `route`, by placement, before an envelope is made.)
     fn send(&mut self, dst: ShardId, env: Envelope) {
         if dst == self.id {
             self.work.push_back(env);
@@ -336,8 +349,14 @@ impl ShardCtx {
         }
     }
 
-    /// Sends a request to a topic's home shard.
+    /// Sends a request to a topic's home shard; a client's request for a topic that another
+    /// cluster node masters is refused here (until proxy topics forward it to that node).
     fn route(&mut self, topic: String, req: TopicRequest) {
+        if req.hdr().is_some() {
+            if let Err(why) = self.placement(&topic) {
+                return self.topic_missing(&topic, req, why);
+            }
+        }
         let home = home_shard(&topic, self.n_shards);
         self.send(home, Envelope::Topic { topic, req });
     }
@@ -478,6 +497,7 @@ impl ShardCtx {
                     }
                 }
                 Local::JournalCheckpoint { below } => self.journal_checkpointed(below),
+                Local::ClusterView(view) => self.cluster_view(view),
                 Local::Shutdown => self.begin_shutdown(),
             }
         }
@@ -636,9 +656,17 @@ impl ShardCtx {
     }
 }
 
-/// The cluster's part of readiness: whether this node is a valid member of its cluster (it
-/// knows its peers and owns its share of topics). coretalk has no cluster yet, so a single node
-/// is always a valid one; a cluster implementation answers here, and `/readyz` follows.
-fn cluster_membership_ready() -> Result<(), String> {
-    Ok(())
+impl ShardCtx {
+    /// The cluster's part of readiness: a standalone server is always valid; a cluster node
+    /// only while it is a member (it has a view under a live epoch).
+    fn cluster_membership_ready(&self) -> Result<(), String> {
+        if self.cluster.is_none() {
+            return Ok(());
+        }
+        match &self.view {
+            Some(v) if v.epoch > 0 => Ok(()),
+            Some(_) => Err("cluster: this node is not a member now (fenced)".into()),
+            None => Err("cluster: no membership view yet".into()),
+        }
+    }
 }

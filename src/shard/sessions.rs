@@ -134,9 +134,11 @@ impl ShardCtx {
             }
             match msg {
                 Ok(decoded) => {
+                    let entropy = self.entropy_for(&decoded);
+                    let slot = self.sessions.get_mut(&sid).expect("looked up above");
                     let mut cx = SessionCx {
                         now,
-                        entropy: rand::random(),
+                        entropy,
                         limits: &self.session_limits,
                         out: &mut out,
                     };

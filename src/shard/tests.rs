@@ -32,6 +32,7 @@ pub(super) fn shard(cfg: Config) -> ShardCtx {
         all_stats: Arc::new(vec![stats]),
         process: Arc::new(crate::stats::ProcessStats::default()),
         hi_params: serde_json::json!({}),
+        cluster: None,
     })
 }
 

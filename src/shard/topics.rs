@@ -21,6 +21,9 @@ impl ShardCtx {
             waiting.push(req);
             return;
         }
+        if let Err(why) = self.admit(&name, &req) {
+            return self.topic_missing(&name, req, why);
+        }
         if !self.topics.contains_key(&name) {
             match &req {
                 TopicRequest::Detach { .. }
@@ -36,6 +39,7 @@ impl ShardCtx {
                         TopicSlot {
                             topic: Box::new(Topic::new_group(&name, self.n_shards)),
                             idle_since: None,
+                            moved: false,
                         },
                     );
                     ShardStats::set(&self.stats.live_topics, self.topics.len() as u64);
@@ -131,6 +135,13 @@ impl ShardCtx {
     /// A topic's load reads came back: build it and run the requests that waited for it.
     pub(super) fn topic_loaded(&mut self, name: String, results: Vec<(ReadQuery, ReadResult)>) {
         let waiting = self.loading.remove(&name).unwrap_or_default();
+        if let Err(why) = self.placement(&name) {
+            // The cluster moved it while it loaded: never serve it here.
+            for req in waiting {
+                self.topic_missing(&name, req, why);
+            }
+            return;
+        }
         let mut answers = Answers::default();
         answers.extend(results);
         match Topic::from_answers(&name, &answers, self.n_shards) {
@@ -140,6 +151,7 @@ impl ShardCtx {
                     TopicSlot {
                         topic: Box::new(topic),
                         idle_since: None,
+                        moved: false,
                     },
                 );
                 ShardStats::set(&self.stats.live_topics, self.topics.len() as u64);

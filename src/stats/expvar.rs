@@ -3,9 +3,10 @@
 //! exporter (`monitoring/exporter`) reads it, plus coretalk's own figures.
 //!
 //! Keys without a counterpart here say so by their value: no file endpoints (`FileUploadsTotal`
-//! and `FileDownloadsTotal` stay 0), no cluster (`ClusterLeader`, `TotalClusterNodes`,
-//! `LiveClusterNodes` are 0, what the exporter reports for a reference server that runs
-//! without a cluster). `memstats` holds the Go names the exporter reads, filled from the
+//! and `FileDownloadsTotal` stay 0), no leader (`ClusterLeader` is 0: PostgreSQL decides
+//! membership); `TotalClusterNodes` and `LiveClusterNodes` count node rows and nodes up on a
+//! cluster node, 0 standalone, as the exporter reports for a reference server without a
+//! cluster; the cluster's own keys are in `cluster.rs`. `memstats` holds the Go names the exporter reads, filled from the
 //! allocator and `/proc`; `NumGoroutines` counts the process's threads.
 
 use serde_json::{json, Map, Value};
@@ -77,8 +78,6 @@ pub fn render(s: &Scrape<'_>, usage: &Usage) -> String {
         );
     }
     put("ClusterLeader", json!(0));
-    put("TotalClusterNodes", json!(0));
-    put("LiveClusterNodes", json!(0));
     put(
         "RequestLatency",
         histogram(
@@ -147,6 +146,7 @@ pub fn render(s: &Scrape<'_>, usage: &Usage) -> String {
         })
         .collect();
     put("Shards", Value::Array(shards));
+    super::cluster::expvar(s.cluster.as_ref(), &mut m);
     Value::Object(m).to_string()
 }
 

@@ -358,5 +358,12 @@ pub fn render(s: &Scrape<'_>, usage: &Usage) -> String {
         t.family(name, kind, help);
         t.sample(name, &[], value);
     }
+    for (name, kind, help, samples) in super::cluster::families(s.cluster.as_ref()) {
+        t.family(name, kind, help);
+        for (labels, value) in samples {
+            let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            t.sample(name, &labels, value);
+        }
+    }
     t.0
 }

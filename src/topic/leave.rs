@@ -59,6 +59,31 @@ impl Topic {
         Some(a.uid)
     }
 
+    /// This node no longer masters the topic (the cluster moved it, or the node was fenced):
+    /// every attached session gets `{pres what:"term"}` (the reference's answer to a rehash:
+    /// the client must subscribe again) and is detached. Writes in flight still answer their
+    /// requester; the runtime unloads the topic once it is idle.
+    pub fn relinquish(&mut self, cx: &mut TopicCx<'_>) {
+        let sids: Vec<SessionId> = self.attached.keys().copied().collect();
+        for sid in sids {
+            let Some(uid) = self.remove_session(sid, cx) else {
+                continue;
+            };
+            let term = Frame::new(ServerMsg::Pres(Pres {
+                topic: self.view_of(uid),
+                what: "term",
+                ..Pres::default()
+            }));
+            self.send(sid, vec![term], cx);
+            cx.out.push(TopicOut::ToSession {
+                sid,
+                ev: SessionEvent::Detached {
+                    topic: self.name.clone(),
+                },
+            });
+        }
+    }
+
     pub(crate) fn detach(&mut self, sid: SessionId, cx: &mut TopicCx<'_>) {
         self.remove_session(sid, cx);
         // A join still waiting for its write must not attach a session that has gone.

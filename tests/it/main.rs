@@ -5,7 +5,9 @@
 //! consumers, the front door under abuse, the PostgreSQL store's faults, resource cleanup,
 //! hostile input, security (smuggling, static traversal, token rotation), protocol reply
 //! sequences, rate limits and quotas, shutdown (signals, the deadline, the store closed in
-//! every case), and operations (metrics, expvar keys, health, keygen, trusted proxies).
+//! every case), operations (metrics, expvar keys, health, keygen, trusted proxies), and a
+//! cluster of node processes on one PostgreSQL (placement, a crash, re-join, a stopped master
+//! fenced).
 
 mod access;
 mod accounts;
@@ -13,6 +15,8 @@ mod bad_input;
 mod chaos;
 mod cleanup;
 mod clients;
+mod cluster;
+mod cluster_nodes;
 mod cross_shard;
 mod disk_full;
 mod durability;

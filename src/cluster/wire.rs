@@ -1,0 +1,112 @@
+//! The node-to-node wire format: every frame is a 4-byte big-endian length followed by that
+//! many bytes of JSON, one [`Frame`]: the sender's membership version and one [`NodeMsg`].
+//!
+//! `NodeMsg` is the closed list of what one node may say to another (the cross-node
+//! counterpart of the shard `Envelope`). Today a link carries its `Hello` and pings; forwarded
+//! client requests and their answers become new variants here, framed the same way. JSON,
+//! not a binary format, because it needs no new dependency, reads in a packet capture, and
+//! what will cross most is client JSON already; the frame function is the one place to change.
+
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+/// The largest frame accepted (a forwarded request is at most a client message plus a small
+/// envelope; 16 MiB leaves room and still bounds what a bad peer can make us allocate).
+pub const MAX_FRAME: usize = 16 << 20;
+
+/// One frame on a node link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    /// The sender's membership (ring) version when it sent the frame. A receiver on another
+    /// version knows the two may place topics differently (and will answer a forwarded request
+    /// "retry"); pings only count the mismatch.
+    pub version: i64,
+    pub msg: NodeMsg,
+}
+
+/// What one node says to another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeMsg {
+    /// The first frame of every connection, from the dialling node.
+    Hello {
+        node: String,
+        epoch: i64,
+    },
+    /// Round-trip measurement: `sent_us` is the sender's own clock, echoed back in the pong.
+    Ping {
+        sent_us: u64,
+    },
+    Pong {
+        sent_us: u64,
+    },
+}
+
+/// Writes one frame (not flushed: the caller writes a whole batch, then flushes).
+pub fn write_frame(w: &mut impl Write, f: &Frame) -> io::Result<()> {
+    let body = serde_json::to_vec(f).map_err(io::Error::other)?;
+    if body.len() > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("node frame of {} bytes is over {MAX_FRAME}", body.len()),
+        ));
+    }
+    w.write_all(&(body.len() as u32).to_be_bytes())?;
+    w.write_all(&body)
+}
+
+/// Reads one frame; `UnexpectedEof` when the peer closed between frames.
+pub fn read_frame(r: &mut impl Read) -> io::Result<Frame> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("node frame of {len} bytes is over {MAX_FRAME}"),
+        ));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)?;
+    serde_json::from_slice(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_back_to_back_and_oversized_ones_are_refused() {
+        let frames = [
+            Frame {
+                version: 7,
+                msg: NodeMsg::Hello {
+                    node: "n1".into(),
+                    epoch: 3,
+                },
+            },
+            Frame {
+                version: 8,
+                msg: NodeMsg::Ping { sent_us: 42 },
+            },
+        ];
+        let mut buf = Vec::new();
+        for f in &frames {
+            write_frame(&mut buf, f).unwrap();
+        }
+        let mut r = &buf[..];
+        for f in &frames {
+            assert_eq!(&read_frame(&mut r).unwrap(), f);
+        }
+        assert_eq!(
+            read_frame(&mut r).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+        let huge = ((MAX_FRAME + 1) as u32).to_be_bytes();
+        let err = read_frame(&mut &huge[..]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        let garbage = [0, 0, 0, 2, b'{', b'}'];
+        assert!(read_frame(&mut &garbage[..]).is_err());
+    }
+}
