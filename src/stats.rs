@@ -149,6 +149,11 @@ impl ShardStats {
         bump(c, 1);
     }
 
+    /// Adds `n` to a counter (only the owning shard calls this).
+    pub fn add(c: &AtomicU64, n: u64) {
+        bump(c, n);
+    }
+
     /// Sets a gauge.
     pub fn set(c: &AtomicU64, v: u64) {
         c.store(v, Relaxed);

@@ -12,6 +12,8 @@
 //! machine's; this file holds the context, the routing, completions, housekeeping and shutdown.
 
 mod account;
+mod behind;
+pub mod door;
 mod journal;
 mod latency;
 mod limits;
@@ -192,6 +194,10 @@ pub struct ShardCtx {
     /// This shard's journal, when appends are acknowledged from it (`store.durable` and
     /// `store.journal`).
     journal: Option<journal::Journal>,
+    /// This shard's topics with writes behind the acknowledgement not yet applied.
+    behind: behind::Behind,
+    /// The front door's books (`door.rs`).
+    door: door::Door,
     /// Set once shutdown began: no new sessions.
     shutting_down: bool,
     /// The task waiting for the shard to drain (`run_tasks`).
@@ -206,6 +212,7 @@ impl ShardCtx {
     /// Builds a shard's context.
     pub fn new(init: ShardInit) -> ShardCtx {
         let cfg = init.cfg;
+        let door = door::Door::new(&cfg, init.n_shards);
         let journal = (cfg.store.embedded() && cfg.store.durable && cfg.store.journal).then(|| {
             journal::Journal::new(
                 cfg.store.data_dir.join(crate::store::journal::DIR),
@@ -257,6 +264,8 @@ impl ShardCtx {
             lp_holds: HashMap::new(),
             lp_closing: HashMap::new(),
             journal,
+            behind: behind::Behind::default(),
+            door,
             shutting_down: false,
             drained_waker: None,
             view: init.cluster.as_ref().and_then(|c| c.view()),
@@ -414,7 +423,8 @@ impl ShardCtx {
         if crate::store::journal::journaled(&batch) {
             if let Some(j) = self.journal.as_mut() {
                 j.append(ticket, &batch)?;
-                if let Err(e) = self.writer.submit_behind(batch, self.log_failure()) {
+                let done = self.behind.submit(&batch, self.log_failure());
+                if let Err(e) = self.writer.submit_behind(batch, done) {
                     // Journaled, so it is safe, but the store would lack it until a replay.
                     log::error!("shard {}: journaled write not queued: {e}", self.id.0);
                     ShardStats::inc(&self.stats.store_errors);
@@ -422,7 +432,8 @@ impl ShardCtx {
                 return Ok(());
             }
             if self.ack_behind() {
-                let res = self.writer.submit_behind(batch, self.log_failure());
+                let done = self.behind.submit(&batch, self.log_failure());
+                let res = self.writer.submit_behind(batch, done);
                 self.completions.push_back(Local::StoreDone { ticket, res });
                 return Ok(());
             }
@@ -520,6 +531,7 @@ impl ShardCtx {
     }
 
     fn housekeeping_at(&mut self, now: UnixMillis) {
+        self.behind.prune();
         let t = std::time::Instant::now();
         let (slow, malformed) = (self.noisy_slow.flush(t), self.noisy_malformed.flush(t));
         if slow > 0 {
@@ -622,22 +634,6 @@ impl ShardCtx {
     /// counted with the overflows as a slow consumer.
     pub fn note_stalled_writer(&self) {
         ShardStats::inc(&self.stats.slow_consumers);
-    }
-
-    /// The front door refused a connection (`shed == false`: per-address limit) or cut one
-    /// to make room (`shed == true`).
-    pub fn note_door(&self, shed: bool) {
-        let c = if shed {
-            &self.stats.conn_shed
-        } else {
-            &self.stats.conn_refused
-        };
-        ShardStats::inc(c);
-    }
-
-    /// Connections on this shard still reading their request head or handshake.
-    pub fn note_pending_connections(&self, n: u64) {
-        ShardStats::set(&self.stats.conn_pending, n);
     }
 
     /// True once shutdown began.

@@ -168,18 +168,6 @@ impl ShardCtx {
     }
 
     /// The transport lost the connection (or closed it): end the session.
-    /// Whether session `sid` has logged in; `None` once it is gone.
-    pub fn session_authenticated(&self, sid: SessionId) -> Option<bool> {
-        self.sessions.get(&sid).map(|s| s.session.user.is_some())
-    }
-
-    /// Cuts a session the front door chose to shed (its transport closes with 1013).
-    pub fn shed_session(&mut self, sid: SessionId) {
-        if let Some(slot) = self.sessions.get(&sid) {
-            slot.outbox.close(CloseReason::Shed);
-        }
-    }
-
     pub fn close_session(&mut self, sid: SessionId) {
         self.end_session(sid, CloseReason::Ended);
         self.run_work();

@@ -80,9 +80,9 @@ impl ShardCtx {
     /// is the same as for a store that answers later); a network store (PostgreSQL) answers
     /// from the reader pool, later.
     ///
-    /// While writes acknowledged before being applied are queued (`StoreWriter::behind`), the
-    /// read is queued behind them on the store thread instead, so that it sees every write
-    /// submitted before it, as a read after a commit would.
+    /// While writes acknowledged before being applied that it could see are queued
+    /// (`behind.rs`), the read is queued behind them on the store thread instead, so that it
+    /// sees every write submitted before it, as a read after a commit would.
     pub(crate) fn read(&mut self, waiter: ReadWaiter, queries: Vec<ReadQuery>) {
         let ticket = self.ticket();
         self.read_waiters.insert(ticket, waiter);
@@ -101,7 +101,11 @@ impl ShardCtx {
             }
             return;
         }
-        let queries = if self.writer.behind() {
+        let any_behind = self.writer.behind();
+        let queue = queries
+            .iter()
+            .any(|q| self.behind.must_queue(q, any_behind));
+        let queries = if queue {
             let service = self.service.clone();
             let queued = self.writer.read(
                 queries.clone(),

@@ -64,6 +64,35 @@ pub enum ReadQuery {
     Search { tags: Vec<String>, limit: usize },
 }
 
+/// Which writes acknowledged before being applied (journaled appends and read markers,
+/// always written by the topic's home shard) a read can see.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WritesBehind<'a> {
+    /// None: users, auth records, credentials and tags are never written behind.
+    Never,
+    /// Those on this topic.
+    Topic(&'a str),
+    /// Those on any topic (reads across a user's topics).
+    Any,
+}
+
+impl ReadQuery {
+    /// See [`WritesBehind`].
+    pub fn writes_behind(&self) -> WritesBehind<'_> {
+        use ReadQuery::*;
+        match self {
+            User(_) | Users(_) | Auth(_) | AuthsOfUser(_) | CredOwner(_) | FindTags { .. } => {
+                WritesBehind::Never
+            }
+            Topic(t) | SubsOfTopic(t) | LastMessage(t) => WritesBehind::Topic(t),
+            Sub { topic, .. } | History { topic, .. } | DelLog { topic, .. } => {
+                WritesBehind::Topic(topic)
+            }
+            SubsOfUser(_) | Contacts(_) | Search { .. } => WritesBehind::Any,
+        }
+    }
+}
+
 /// One row of a contact list ([`ReadQuery::Contacts`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ContactRow {

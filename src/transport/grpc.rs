@@ -112,7 +112,7 @@ where
 pub async fn serve(listener: TcpListener, cfg: Rc<Config>) {
     let max_message = cfg.max_message_size(crate::config::Transport::Grpc);
     let mut acceptor = crate::transport::accept::Acceptor::new("grpc", cfg.log.noisy_per_sec);
-    crate::transport::door::init(&cfg, with(|ctx| ctx.n_shards));
+    crate::transport::door::init(&cfg);
     loop {
         let stream = acceptor.accept(&listener).await;
         if with(|ctx| ctx.is_shutting_down()) {

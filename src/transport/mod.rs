@@ -37,7 +37,7 @@ use crate::transport::http::{ctrl_body, read_head, respond};
 pub async fn serve(listener: TcpListener, cfg: Rc<Config>) {
     let scratch = Rc::new(ws::Scratch::new(cfg.ws.read_buffer));
     let mut acceptor = accept::Acceptor::new("http", cfg.log.noisy_per_sec);
-    door::init(&cfg, with(|ctx| ctx.n_shards));
+    door::init(&cfg);
     loop {
         let stream = acceptor.accept(&listener).await;
         if with(|ctx| ctx.is_shutting_down()) {

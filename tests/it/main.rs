@@ -22,6 +22,7 @@ mod disk_full;
 mod durability;
 mod echo;
 mod frontdoor;
+mod frontdoor_limits;
 mod grpc;
 mod limits;
 mod longpoll;
