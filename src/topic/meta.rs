@@ -497,7 +497,7 @@ impl Topic {
         // The page was read before this step (`Topic::get_reads`), the caller's soft
         // deletions excluded.
         let msgs = match cx.fetched_history() {
-            Ok(m) => m,
+            Ok(m) => self.without_unacknowledged(m),
             Err(e) => {
                 log::error!("topic {}: history read failed: {e}", self.name);
                 frames.push(Frame::new(

@@ -133,6 +133,28 @@ impl Topic {
         );
     }
 
+    /// `msgs` less the messages whose writes are still in flight. With the journal a message
+    /// may reach the store (applied behind) before its journal round is synced and its
+    /// publisher acknowledged; a history read must not show what a crash could still undo,
+    /// just as fan-out waits for the acknowledgement.
+    pub(crate) fn without_unacknowledged(
+        &self,
+        mut msgs: Vec<MessageRecord>,
+    ) -> Vec<MessageRecord> {
+        let inflight: Vec<u64> = self
+            .pending
+            .values()
+            .filter_map(|p| match p {
+                Pending::Publish(p) => Some(p.seq),
+                _ => None,
+            })
+            .collect();
+        if !inflight.is_empty() {
+            msgs.retain(|m| !inflight.contains(&m.seq));
+        }
+        msgs
+    }
+
     /// A P2P topic with a suspended or deleted participant, or a group whose owner is
     /// suspended, takes no messages. Checked when a session attaches (not per message: store
     /// reads stay off the publish path); a suspension evicts the user's sessions anyway. The
