@@ -231,3 +231,92 @@ impl ShardCtx {
         ShardStats::set(&self.stats.conn_pending, self.door.pending.len() as u64);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shard::tests::shard;
+    use crate::shard::SessionKind;
+
+    fn ip(last: u8) -> Option<IpAddr> {
+        Some(IpAddr::from([10, 0, 0, last]))
+    }
+
+    fn cfg(toml: &str) -> Config {
+        let c: Config = toml::from_str(toml).expect("config");
+        c.validate().expect("valid");
+        c
+    }
+
+    #[test]
+    fn one_address_is_refused_past_its_share_and_trusted_proxies_are_not() {
+        let mut ctx = shard(cfg(
+            "[frontdoor]\nmax_pending_per_addr = 2\n[listen]\ntrusted_proxies = [\"10.0.0.9\"]\n",
+        ));
+        let mut cut = Vec::new();
+        let a = ctx.door_admit(100, ip(1), false, &mut cut).unwrap();
+        ctx.door_admit(101, ip(1), false, &mut cut).unwrap();
+        assert_eq!(
+            ctx.door_admit(102, ip(1), false, &mut cut),
+            Err(Refused::PerAddress)
+        );
+        assert!(ctx.door_admit(103, ip(2), false, &mut cut).is_ok());
+        for fd in 104..110 {
+            assert!(ctx.door_admit(fd, ip(9), false, &mut cut).is_ok());
+        }
+        // A routed connection frees its address's place.
+        ctx.door_routed(a);
+        assert!(ctx.door_admit(110, ip(1), false, &mut cut).is_ok());
+        assert!(cut.is_empty());
+    }
+
+    #[test]
+    fn past_the_cap_the_oldest_pending_is_cut() {
+        let mut ctx = shard(cfg("[frontdoor]\nmax_pending = 3\n"));
+        let mut cut = Vec::new();
+        for fd in 10..13 {
+            ctx.door_admit(fd, ip(1), false, &mut cut).unwrap();
+        }
+        assert!(cut.is_empty());
+        ctx.door_admit(13, ip(1), false, &mut cut).unwrap();
+        assert_eq!(cut, vec![10]);
+        ctx.door_admit(14, ip(1), false, &mut cut).unwrap();
+        assert_eq!(cut, vec![10, 11]);
+    }
+
+    #[test]
+    fn near_the_limit_the_oldest_unauthenticated_goes_first_and_logged_in_sessions_stay() {
+        let mut ctx = shard(Config::default());
+        let mut cut = Vec::new();
+        // Ticket 0: a session that logs in; ticket 1: one that does not; ticket 2: pending.
+        let t0 = ctx.door_admit(20, ip(1), false, &mut cut).unwrap();
+        let s0 = ctx
+            .open_session(SessionKind::WebSocket, "a".into())
+            .unwrap();
+        ctx.door_upgraded(t0, s0.sid);
+        ctx.sessions.get_mut(&s0.sid).unwrap().session.user =
+            Some((crate::ids::UserId(1), crate::access::AuthLevel::Auth));
+        let t1 = ctx.door_admit(21, ip(1), false, &mut cut).unwrap();
+        let s1 = ctx
+            .open_session(SessionKind::WebSocket, "b".into())
+            .unwrap();
+        let out1 = ctx.attach_transport(s1).unwrap();
+        ctx.door_upgraded(t1, s1.sid);
+        ctx.door_admit(22, ip(1), false, &mut cut).unwrap();
+        // Near the limit: the logged-in session is skipped, the unauthenticated one is shed.
+        ctx.door_admit(23, ip(1), true, &mut cut).unwrap();
+        assert!(cut.is_empty());
+        assert!(out1.is_closed(), "the unauthenticated session was shed");
+        // Next: the oldest pending connection.
+        ctx.door_admit(24, ip(1), true, &mut cut).unwrap();
+        assert_eq!(cut, vec![22]);
+        assert_eq!(ctx.door_shed(16, &mut cut), 2);
+        assert_eq!(cut, vec![22, 23, 24]);
+        assert_eq!(
+            ctx.stats
+                .conn_shed
+                .load(std::sync::atomic::Ordering::Relaxed),
+            4
+        );
+    }
+}
