@@ -6,7 +6,8 @@
 //!
 //! Membership is decided by PostgreSQL alone (conditional updates under its row locks); a
 //! node's writes are fenced by its epoch (`store::pg::Fence`), so a master that was declared
-//! down can never commit again. Proxy topics will build on the links.
+//! down can never commit again. Requests for topics mastered elsewhere cross the links in
+//! the forms of `proxy.rs`.
 
 pub mod heartbeat;
 pub mod link;
@@ -15,6 +16,7 @@ mod link_tests;
 pub mod links;
 pub mod membership;
 pub mod node;
+pub mod proxy;
 pub mod ring;
 #[cfg(test)]
 mod tests;
