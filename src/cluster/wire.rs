@@ -3,15 +3,15 @@
 //!
 //! `NodeMsg` is the closed list of what one node may say to another (the cross-node
 //! counterpart of the shard `Envelope`): the link's `Hello` and pings, and proxied topic
-//! traffic (forwarded client requests, events for one session, broadcasts; `proxy.rs`). JSON,
+//! traffic (forwarded client requests, events for one session, broadcasts; their payloads
+//! are made and read by `shard/proxy_wire.rs`). JSON,
 //! not a binary format, because it needs no new dependency, reads in a packet capture, and
 //! what will cross most is client JSON already; the frame function is the one place to change.
 
 use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
-
-use super::proxy::{Carried, Event, Forwarded};
+use serde_json::value::RawValue;
 
 /// The largest frame accepted (a forwarded request is at most a client message plus a small
 /// envelope; 16 MiB leaves room and still bounds what a bad peer can make us allocate).
@@ -43,17 +43,23 @@ pub enum NodeMsg {
     Pong {
         sent_us: u64,
     },
-    /// A client's request for a topic the receiver masters (`proxy.rs`).
-    Forward(Box<Forwarded>),
-    /// For one session of the receiver (its own id there), from a topic the sender masters.
+    /// A client's request for `topic`, which the receiver masters. The payloads of this and
+    /// the next two are JSON the shards make and read (`shard/proxy_wire.rs`): the cluster
+    /// layer routes them by the fields beside them and never looks inside.
+    Forward {
+        topic: String,
+        req: Box<RawValue>,
+    },
+    /// An event for one session of the receiver (its own id there), from a topic the sender
+    /// masters.
     ToSession {
         sid: u64,
-        ev: Event,
+        ev: Box<RawValue>,
     },
-    /// One broadcast for sessions of the receiver (one of its shards), sent once.
+    /// One broadcast frame for sessions of the receiver (all of one shard), sent once.
     Deliver {
         sids: Vec<u64>,
-        frame: Carried,
+        frame: Box<RawValue>,
     },
 }
 
@@ -103,6 +109,13 @@ mod tests {
             Frame {
                 version: 8,
                 msg: NodeMsg::Ping { sent_us: 42 },
+            },
+            Frame {
+                version: 8,
+                msg: NodeMsg::Deliver {
+                    sids: vec![1, 2],
+                    frame: RawValue::from_string(r#"{"json":{"data":{}}}"#.into()).unwrap(),
+                },
             },
         ];
         let mut buf = Vec::new();

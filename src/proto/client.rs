@@ -4,7 +4,7 @@
 //! thing (the official SDK strips falsy fields). Opaque application JSON (`content`, `head`,
 //! `public`, `private`) is kept verbatim as [`RawJson`] and never re-parsed.
 //! The query parts a topic request carries (`GetQuery`, `SetQuery`) also serialise, so a
-//! cluster node can forward them to the topic's master (`cluster::proxy`).
+//! cluster node can forward them to the topic's master (`shard/proxy_wire.rs`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;

@@ -78,7 +78,7 @@ impl Frame {
         }))
     }
 
-    /// A frame that crossed a node link as its JSON bytes (`cluster::proxy`): `stand_in` is
+    /// A frame that crossed a node link as its JSON bytes (`shard/proxy_wire.rs`): `stand_in` is
     /// what the runtime may inspect (a `{ctrl}`'s id and code); only JSON sessions get it.
     pub fn carried(json: Bytes, stand_in: ServerMsg) -> Frame {
         let f = Frame::new(stand_in);

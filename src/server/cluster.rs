@@ -120,7 +120,9 @@ fn from_peer(shards: &[ServiceSender], peer: &str, msg: NodeMsg) {
         }
     };
     match msg {
-        NodeMsg::Forward(f) => post(home_shard(&f.topic, n).idx(), NodeMsg::Forward(f)),
+        NodeMsg::Forward { topic, req } => {
+            post(home_shard(&topic, n).idx(), NodeMsg::Forward { topic, req })
+        }
         NodeMsg::ToSession { sid, ev } => {
             post(SessionId(sid).shard().idx(), NodeMsg::ToSession { sid, ev })
         }

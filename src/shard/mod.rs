@@ -23,6 +23,7 @@ pub mod mesh;
 pub mod outbox;
 mod placement;
 mod proxy;
+mod proxy_wire;
 mod sessions;
 mod stall;
 mod tasks;

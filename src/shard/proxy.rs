@@ -11,7 +11,7 @@
 //! the link: one `ToSession` for a reply, one `Deliver` per (origin node, origin shard) for a
 //! broadcast, which the origin fans out with the ordinary local `Deliver`.
 
-use crate::cluster::proxy::{self, Carried, Event, Forwarded};
+use super::proxy_wire::{self as proxy, from_raw, to_raw, Carried, Event, Forwarded};
 use crate::cluster::wire::NodeMsg;
 use crate::ids::{SessionId, ShardId, UnixMillis};
 use crate::proto::Outcome;
@@ -51,7 +51,11 @@ impl ShardCtx {
             Err(req) => return self.topic_missing(&topic, req, Unreachable::OtherNode),
         };
         let answered = fwd.req.answered();
-        match node.links().send(&peer, NodeMsg::Forward(Box::new(fwd))) {
+        let msg = NodeMsg::Forward {
+            topic: topic.clone(),
+            req: to_raw(&fwd),
+        };
+        match node.links().send(&peer, msg) {
             Ok(()) => {
                 if let Some(h) = hdr.filter(|h| answered && h.id.is_some()) {
                     self.proxied.push(Pending {
@@ -132,8 +136,10 @@ impl ShardCtx {
     /// Proxied traffic from node `peer`.
     pub(super) fn node_msg(&mut self, peer: String, msg: NodeMsg) {
         match msg {
-            NodeMsg::Forward(f) => {
-                let Some(node) = self.cluster.clone() else {
+            NodeMsg::Forward { topic, req } => {
+                let (Some(node), Some(f)) = (self.cluster.clone(), from_raw::<Forwarded>(&req))
+                else {
+                    log::warn!("cluster: an unreadable request for {topic} from {peer}");
                     return;
                 };
                 let origin = SessionId(f.sid);
@@ -148,6 +154,10 @@ impl ShardCtx {
                 self.topic_request(topic, req);
             }
             NodeMsg::ToSession { sid, ev } => {
+                let Some(ev) = from_raw::<Event>(&ev) else {
+                    log::warn!("cluster: an unreadable session event from {peer}");
+                    return;
+                };
                 let sid = SessionId(sid);
                 let answered: Vec<String> = ev.answers().map(str::to_owned).collect();
                 if !answered.is_empty() {
@@ -157,6 +167,10 @@ impl ShardCtx {
                 self.session_event(sid, ev.into_event());
             }
             NodeMsg::Deliver { sids, frame } => {
+                let Some(frame) = from_raw::<Carried>(&frame) else {
+                    log::warn!("cluster: an unreadable broadcast from {peer}");
+                    return;
+                };
                 let sids: Vec<SessionId> = sids.into_iter().map(SessionId).collect();
                 self.deliver_local(&frame.into_frame(), &sids);
             }
@@ -174,7 +188,7 @@ impl ShardCtx {
         let (slot, msg) = match env {
             Envelope::Session { sid, ev } => {
                 let Some((slot, o)) = origin(sid) else { return };
-                let ev = Event::of(&ev);
+                let ev = to_raw(&Event::of(&ev));
                 (slot, NodeMsg::ToSession { sid: o.0, ev })
             }
             Envelope::Deliver { frame, sids } => {
@@ -188,7 +202,7 @@ impl ShardCtx {
                     })
                     .collect();
                 let Some(slot) = slot else { return };
-                let frame = Carried::of(&frame);
+                let frame = to_raw(&Carried::of(&frame));
                 (slot, NodeMsg::Deliver { sids, frame })
             }
             other => {

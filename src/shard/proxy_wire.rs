@@ -3,9 +3,10 @@
 //! snapshot), and what the master's topic sends back — events for one session ([`Event`]) and
 //! broadcasts ([`Carried`] frames, once per origin node and shard).
 //!
-//! Pure conversions between these and the shard's `TopicRequest`/`SessionEvent`; the shard
-//! (`shard/proxy.rs`) decides when to forward and where answers go. Frames cross as their
-//! JSON bytes, verbatim, plus the request id and code a `{ctrl}`/`{meta}` answers with (so the
+//! Pure conversions between these and the shard's `TopicRequest`/`SessionEvent`, and to and
+//! from the opaque JSON payloads of `cluster::wire::NodeMsg` (the cluster layer never names
+//! protocol types); `proxy.rs` decides when to forward and where answers go. Frames cross as
+//! their JSON bytes, verbatim, plus the request id and code a `{ctrl}`/`{meta}` answers with (so the
 //! origin can match answers to the requests it waits for); protobuf sessions are not proxied.
 
 use bytes::Bytes;
@@ -18,6 +19,17 @@ use crate::proto::client::{GetQuery, SetQuery};
 use crate::proto::server::{Ctrl, Info, Ts};
 use crate::proto::{Encoding, Frame, ServerMsg};
 use crate::routing::{CreateSpec, ReqHead, Requester, SessionEvent, TopicRequest};
+
+/// The opaque payload of a node message.
+pub fn to_raw<T: Serialize>(v: &T) -> Box<RawValue> {
+    serde_json::value::to_raw_value(v)
+        .unwrap_or_else(|_| RawValue::from_string("null".to_owned()).expect("null is valid JSON"))
+}
+
+/// A node message's payload read back; `None` (logged by the caller) when it is not one.
+pub fn from_raw<T: serde::de::DeserializeOwned>(raw: &RawValue) -> Option<T> {
+    serde_json::from_str(raw.get()).ok()
+}
 
 /// A client's request forwarded to the topic's master, with the requester's snapshot.
 #[derive(Debug, Serialize, Deserialize)]
@@ -341,8 +353,7 @@ mod tests {
         };
         let f = forward("grpX", req).unwrap();
         assert!(f.req.answered());
-        let text = serde_json::to_string(&f).unwrap();
-        let back: Forwarded = serde_json::from_str(&text).unwrap();
+        let back: Forwarded = from_raw(&to_raw(&f)).unwrap();
         let stand_in = SessionId::remote(1, hdr.req.sid).unwrap();
         let (topic, req) = back.into_request(stand_in);
         assert_eq!(topic, "grpX");
@@ -376,8 +387,7 @@ mod tests {
                 .msg(),
         );
         let ev = Event::of(&SessionEvent::Frames(vec![frame.clone()]));
-        let text = serde_json::to_string(&ev).unwrap();
-        let back: Event = serde_json::from_str(&text).unwrap();
+        let back: Event = from_raw(&to_raw(&ev)).unwrap();
         assert_eq!(back.answers().collect::<Vec<_>>(), ["5"]);
         let SessionEvent::Frames(fs) = back.into_event() else {
             panic!("not frames")
