@@ -9,7 +9,8 @@
 //! requester's snapshot (uid, auth level). The topic counts it online per user and answers it
 //! like any session; the routing (`ShardCtx::send`) sends what is addressed to a stand-in over
 //! the link: one `ToSession` for a reply, one `Deliver` per (origin node, origin shard) for a
-//! broadcast, which the origin fans out with the ordinary local `Deliver`.
+//! broadcast, which the origin fans out with the ordinary local `Deliver`. A view without the
+//! origin node detaches its stand-ins.
 
 use super::proxy_wire::{self as proxy, from_raw, to_raw, Carried, Event, Forwarded};
 use crate::cluster::wire::NodeMsg;
@@ -131,6 +132,32 @@ impl ShardCtx {
         }
         self.run_work();
         self.flush();
+    }
+
+    /// Master, on a new view: remote members of nodes that are no longer up are detached
+    /// (their sessions are gone with their node, and their users must not stay online).
+    pub(super) fn detach_gone_nodes(&mut self) {
+        let (Some(node), Some(view)) = (self.cluster.clone(), self.view.clone()) else {
+            return;
+        };
+        let up = |slot| {
+            node.slot_node(slot)
+                .is_some_and(|n| view.up.iter().any(|r| r.name == n))
+        };
+        let gone: Vec<(String, SessionId)> = self
+            .topics
+            .iter()
+            .flat_map(|(name, slot)| {
+                slot.topic
+                    .attached_sids()
+                    .filter(|sid| sid.remote_parts().is_some_and(|(s, _)| !up(s)))
+                    .map(|sid| (name.clone(), sid))
+            })
+            .collect();
+        for (name, sid) in gone {
+            tracing::info!(topic = %name, session = %sid, "its node is down: remote member detached");
+            self.topic_request(name, TopicRequest::Detach { sid });
+        }
     }
 
     /// Proxied traffic from node `peer`.

@@ -79,3 +79,52 @@ async fn a_group_on_one_node_serves_clients_of_another_and_a_dead_master_answers
     assert!(c["code"] == 502 || c["code"] == 504, "{c}");
     assert!(took < Duration::from_secs(5), "answered after {took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_origin_nodes_members_are_detached_by_the_master() {
+    if !embedded_store() {
+        eprintln!("skipped: the cluster tests pick their own databases (embedded run only)");
+        return;
+    }
+    let Some(base) = pg_base() else { return };
+    let url = create_database(&base);
+    let n1 = start_node("n1", &url);
+    let mut n2 = start_node("n2", &url);
+    wait_settled(&[&n1, &n2], 2, SETTLE).await;
+    let mut a = Client::connect(&n1, "a@n1").await;
+    a.hi().await;
+    a.sign_up(&unique_login("pxo")).await;
+    let grp = a.create_group().await;
+    let attached = |v: &serde_json::Value| v["Attachments"].as_u64().unwrap_or(0);
+    let (v, _) = n1.wait_vars(SETTLE, |v| attached(v) >= 1).await;
+    let before = attached(&v);
+
+    // Two sessions of n2 join: the master counts two more members.
+    let mut bs = Vec::new();
+    for i in 0..2 {
+        let mut b = Client::connect(&n2, &format!("b{i}@n2")).await;
+        b.hi().await;
+        b.sign_up(&unique_login("pxo")).await;
+        b.sub(&grp).await;
+        bs.push(b);
+    }
+    let (v, ok) = n1.wait_vars(SETTLE, |v| attached(v) == before + 2).await;
+    assert!(
+        ok,
+        "n1 never counted the remote members: {}",
+        v["Attachments"]
+    );
+    // One broadcast reaches both.
+    assert_eq!(a.publish(&grp, json!("to both")).await, 1);
+    for b in &mut bs {
+        let d = b.recv_until("data 1", |v| v["data"]["seq"] == 1).await;
+        assert_eq!(d["data"]["content"], "to both", "{d}");
+    }
+
+    // n2 dies: once it is declared down, the master detaches its members.
+    n2.kill9();
+    wait_settled(&[&n1], 1, SETTLE).await;
+    let (v, ok) = n1.wait_vars(SETTLE, |v| attached(v) == before).await;
+    assert!(ok, "n1 kept a dead node's members: {}", v["Attachments"]);
+    assert_eq!(a.publish(&grp, json!("alone")).await, 2);
+}
