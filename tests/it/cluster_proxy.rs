@@ -1,7 +1,8 @@
 //! Group topics across cluster nodes (proxied requests): a client on one node subscribes to a
-//! group mastered on another, publishes, reads history and leaves, and broadcasts reach the
-//! clients of both nodes; a request forwarded while the master is killed gets a prompt
-//! `{ctrl 502/504}`, never silence.
+//! group mastered on another, publishes, sends notes, reads history and leaves, and
+//! broadcasts reach the clients of both nodes (two sessions of one node alike); the master
+//! detaches the members of a node declared down; a request forwarded while the master is
+//! killed gets a prompt `{ctrl 502/504}`, never silence.
 //!
 //! They need a PostgreSQL (`CORETALK_TEST_PG`, tests/pg.sh) and are skipped, saying so,
 //! without one; they pick their own databases, so they run in the embedded run only.
@@ -48,6 +49,14 @@ async fn a_group_on_one_node_serves_clients_of_another_and_a_dead_master_answers
     let d = b.recv_until("data 3", |v| v["data"]["seq"] == 3).await;
     assert_eq!(d["data"]["content"], "a3", "{d}");
     assert_eq!(d["data"]["topic"], grp.as_str(), "{d}");
+
+    // Notes cross both ways as {info}.
+    b.note(&grp, "kp", 0).await;
+    let i = a.recv_until("info kp", |v| v["info"]["what"] == "kp").await;
+    assert_eq!(i["info"]["topic"], grp.as_str(), "{i}");
+    a.note(&grp, "kp", 0).await;
+    let i = b.recv_until("info kp", |v| v["info"]["what"] == "kp").await;
+    assert_eq!(i["info"]["topic"], grp.as_str(), "{i}");
 
     // History through n2.
     let frames = b.get(&grp, "data", None).await;
