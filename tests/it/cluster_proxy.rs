@@ -2,7 +2,8 @@
 //! group mastered on another, publishes, sends notes, reads history and leaves, and
 //! broadcasts reach the clients of both nodes (two sessions of one node alike); the master
 //! detaches the members of a node declared down; a request forwarded while the master is
-//! killed gets a prompt `{ctrl 502/504}`, never silence.
+//! killed gets a prompt `{ctrl 502}`, and one to a stopped (silent) master `{ctrl 504}` at its
+//! deadline: never silence.
 //!
 //! They need a PostgreSQL (`CORETALK_TEST_PG`, tests/pg.sh) and are skipped, saying so,
 //! without one; they pick their own databases, so they run in the embedded run only.
@@ -136,4 +137,37 @@ async fn a_dead_origin_nodes_members_are_detached_by_the_master() {
     let (v, ok) = n1.wait_vars(SETTLE, |v| attached(v) == before).await;
     assert!(ok, "n1 kept a dead node's members: {}", v["Attachments"]);
     assert_eq!(a.publish(&grp, json!("alone")).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_master_gets_a_forwarded_request_answered_in_time() {
+    if !embedded_store() {
+        eprintln!("skipped: the cluster tests pick their own databases (embedded run only)");
+        return;
+    }
+    let Some(base) = pg_base() else { return };
+    let url = create_database(&base);
+    let n1 = start_node("n1", &url);
+    let n2 = start_node("n2", &url);
+    wait_settled(&[&n1, &n2], 2, SETTLE).await;
+    let mut a = Client::connect(&n1, "a@n1").await;
+    a.hi().await;
+    a.sign_up(&unique_login("pxs")).await;
+    let grp = a.create_group().await;
+    let mut b = Client::connect(&n2, "b@n2").await;
+    b.hi().await;
+    b.sign_up(&unique_login("pxs")).await;
+    b.sub(&grp).await;
+
+    // The master stops answering (SIGSTOP: its sockets stay open): the request is answered
+    // 504 at its deadline (`link_timeout_ms`, 1 s here) or 502 when the silent link is closed.
+    n1.signal(libc::SIGSTOP);
+    let stopped = Instant::now();
+    let id = b.publish_nowait(&grp, json!("unanswered"), false).await;
+    let c = b.ctrl_for(&id).await;
+    let took = stopped.elapsed();
+    n1.signal(libc::SIGCONT);
+    eprintln!("a publish forwarded to a stopped master was answered {c} after {took:?}");
+    assert!(c["code"] == 504 || c["code"] == 502, "{c}");
+    assert!(took < Duration::from_secs(4), "answered after {took:?}");
 }
