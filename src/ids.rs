@@ -89,6 +89,30 @@ impl SessionId {
         ShardId((self.0 >> Self::SHARD_SHIFT) as u16)
     }
 
+    /// The stand-in, on a topic's master, for session `origin` of the cluster node numbered
+    /// `slot` (its proxied requests and what the topic sends it): the top bit set, 7 bits of
+    /// node slot, 8 of the origin's shard, its 48 random bits. Its [`SessionId::shard`] is
+    /// beyond every local shard, so the routing sends what is addressed to it over the node
+    /// link (`shard/proxy.rs`). `None` when the slot or the origin's shard does not fit.
+    pub fn remote(slot: u8, origin: SessionId) -> Option<SessionId> {
+        let shard = origin.shard().0;
+        (slot < 0x80 && shard < 0x100).then_some(SessionId(
+            (1 << 63)
+                | ((slot as u64) << 56)
+                | ((shard as u64) << Self::SHARD_SHIFT)
+                | (origin.0 & ((1 << Self::SHARD_SHIFT) - 1)),
+        ))
+    }
+
+    /// The node slot and the origin's session id of a [`SessionId::remote`] id.
+    pub fn remote_parts(self) -> Option<(u8, SessionId)> {
+        (self.0 >> 63 == 1).then(|| {
+            let slot = ((self.0 >> 56) & 0x7f) as u8;
+            let shard = ((self.0 >> Self::SHARD_SHIFT) & 0xff) as u16;
+            (slot, SessionId::new(ShardId(shard), self.0))
+        })
+    }
+
     /// The 11-character wire form (base64url of 8 bytes little-endian).
     pub fn encode(self) -> String {
         URL_SAFE_NO_PAD.encode(self.0.to_le_bytes())
@@ -195,6 +219,16 @@ mod tests {
         let dbg = format!("{h:?}");
         assert!(!dbg.contains(&s), "debug output hides the handle: {dbg}");
         assert!(!dbg.contains(&h.secret.to_string()));
+    }
+
+    #[test]
+    fn remote_session_ids_carry_node_slot_and_origin() {
+        let origin = SessionId::new(ShardId(3), 0xdead_beef_cafe);
+        let r = SessionId::remote(5, origin).unwrap();
+        assert_eq!(r.remote_parts(), Some((5, origin)));
+        assert!(r.shard().idx() >= 0x8000);
+        assert_eq!(origin.remote_parts(), None);
+        assert_eq!(SessionId::remote(0x80, origin), None);
     }
 
     #[test]

@@ -29,7 +29,7 @@ fn node(name: &str, queue: usize) -> (Arc<Links>, Arc<Status>) {
     status.epoch.store(1, Ordering::SeqCst);
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     (
-        Links::start(name, cfg(queue), l, status.clone()).unwrap(),
+        Links::start(name, cfg(queue), l, status.clone(), Box::new(|_, _| {})).unwrap(),
         status,
     )
 }
@@ -123,7 +123,14 @@ fn a_link_reconnects_when_its_peer_comes_back() {
     );
     assert!(a.figures()[0].refused >= 1);
     let status = Arc::new(Status::default());
-    let c = Links::start("c", cfg(8), TcpListener::bind(addr).unwrap(), status).unwrap();
+    let c = Links::start(
+        "c",
+        cfg(8),
+        TcpListener::bind(addr).unwrap(),
+        status,
+        Box::new(|_, _| {}),
+    )
+    .unwrap();
     wait("a reconnected to c", || a.figures()[0].connected);
     assert_eq!(a.figures()[0].connects, 1);
     a.stop();

@@ -5,6 +5,7 @@
 //!
 //! Links are directed: a node sends on its own outbound link and only answers pings on the
 //! inbound ones, so each ordered pair of nodes has one FIFO pipe (the reference's model too).
+//! Everything else an inbound connection carries (proxied topic traffic) goes to `on_msg`.
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
@@ -18,9 +19,13 @@ use super::link::{Ident, Link, LinkConfig, SendError};
 use super::wire::{read_frame, write_frame, NodeMsg};
 use crate::stats::LinkFigures;
 
+/// Where a peer's proxied traffic goes (the shards): called on the inbound connection's
+/// thread with the peer's name and each frame that is not a ping.
+pub type OnMsg = Box<dyn Fn(&str, NodeMsg) + Send + Sync>;
+
 /// The links of this node.
-#[derive(Debug)]
 pub struct Links {
+    on_msg: OnMsg,
     ident: Arc<Ident>,
     cfg: LinkConfig,
     links: Mutex<BTreeMap<String, Link>>,
@@ -28,6 +33,15 @@ pub struct Links {
     /// Inbound connections open now.
     inbound: Arc<AtomicU64>,
     addr: SocketAddr,
+}
+
+impl std::fmt::Debug for Links {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Links")
+            .field("node", &self.ident.name)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Links {
@@ -38,10 +52,12 @@ impl Links {
         cfg: LinkConfig,
         listener: TcpListener,
         status: Arc<Status>,
+        on_msg: OnMsg,
     ) -> std::io::Result<Arc<Links>> {
         let addr = listener.local_addr()?;
         listener.set_nonblocking(true)?;
         let links = Arc::new(Links {
+            on_msg,
             ident: Arc::new(Ident {
                 name: name.to_owned(),
                 status,
@@ -104,6 +120,14 @@ impl Links {
     pub fn send(&self, peer: &str, msg: NodeMsg) -> Result<(), SendError> {
         let links = self.links.lock().unwrap_or_else(|p| p.into_inner());
         links.get(peer).ok_or(SendError::Down)?.send(msg)
+    }
+
+    /// Whether the outbound link to `peer` is connected now.
+    pub fn connected(&self, peer: &str) -> bool {
+        let links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        links
+            .get(peer)
+            .is_some_and(|l| l.stats.connected.load(Ordering::SeqCst))
     }
 
     /// Each outbound link's figures, by peer name.
@@ -199,11 +223,15 @@ impl Links {
                 break;
             };
             self.ident.check_version(&f);
-            if let NodeMsg::Ping { sent_us } = f.msg {
-                let pong = self.ident.frame(NodeMsg::Pong { sent_us });
-                if write_frame(&mut w, &pong).and_then(|()| w.flush()).is_err() {
-                    break;
+            match f.msg {
+                NodeMsg::Ping { sent_us } => {
+                    let pong = self.ident.frame(NodeMsg::Pong { sent_us });
+                    if write_frame(&mut w, &pong).and_then(|()| w.flush()).is_err() {
+                        break;
+                    }
                 }
+                NodeMsg::Hello { .. } | NodeMsg::Pong { .. } => {}
+                msg => (self.on_msg)(&peer, msg),
             }
         }
         self.inbound.fetch_sub(1, Ordering::SeqCst);

@@ -6,7 +6,8 @@
 //!
 //! Membership is decided by PostgreSQL alone (conditional updates under its row locks); a
 //! node's writes are fenced by its epoch (`store::pg::Fence`), so a master that was declared
-//! down can never commit again. Proxy topics will build on the links.
+//! down can never commit again. Requests for topics mastered elsewhere cross the links as
+//! opaque JSON the shards make and read (`shard/proxy_wire.rs`).
 
 pub mod heartbeat;
 pub mod link;

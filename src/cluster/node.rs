@@ -5,11 +5,11 @@
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::heartbeat::{Heartbeat, MemberConfig, OnChange, Status, View};
 use super::link::LinkConfig;
-use super::links::Links;
+use super::links::{Links, OnMsg};
 use crate::stats::ClusterFigures;
 use crate::store::StoreError;
 
@@ -19,6 +19,8 @@ pub struct NodeHandle {
     name: String,
     status: Arc<Status>,
     links: Arc<Links>,
+    /// Peer names by slot: the small numbers remote session ids carry (`SessionId::remote`).
+    slots: Mutex<Vec<String>>,
 }
 
 impl NodeHandle {
@@ -30,6 +32,24 @@ impl NodeHandle {
     /// The node's links (to send on).
     pub fn links(&self) -> &Arc<Links> {
         &self.links
+    }
+
+    /// The slot of node `peer` (given one on first use); `None` past 128 nodes.
+    pub fn slot(&self, peer: &str) -> Option<u8> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = slots.iter().position(|n| n == peer) {
+            return Some(i as u8);
+        }
+        (slots.len() < 0x80).then(|| {
+            slots.push(peer.to_owned());
+            (slots.len() - 1) as u8
+        })
+    }
+
+    /// The node of `slot`.
+    pub fn slot_node(&self, slot: u8) -> Option<String> {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.get(slot as usize).cloned()
     }
 
     /// Membership and link figures for `/debug/vars` and `/metrics`.
@@ -66,9 +86,10 @@ impl Node {
         listener: TcpListener,
         epoch: Arc<AtomicI64>,
         on_view: OnChange,
+        on_msg: OnMsg,
     ) -> Result<Node, StoreError> {
         let status = Arc::new(Status::with_epoch(epoch));
-        let links = Links::start(&member.name, links, listener, status.clone())
+        let links = Links::start(&member.name, links, listener, status.clone(), on_msg)
             .map_err(|e| StoreError::Backend(format!("cannot serve node links: {e}")))?;
         let to_links = links.clone();
         let name = member.name.clone();
@@ -94,6 +115,7 @@ impl Node {
                 name,
                 status,
                 links,
+                slots: Mutex::default(),
             }),
         })
     }

@@ -2,21 +2,23 @@
 //! many bytes of JSON, one [`Frame`]: the sender's membership version and one [`NodeMsg`].
 //!
 //! `NodeMsg` is the closed list of what one node may say to another (the cross-node
-//! counterpart of the shard `Envelope`). Today a link carries its `Hello` and pings; forwarded
-//! client requests and their answers become new variants here, framed the same way. JSON,
+//! counterpart of the shard `Envelope`): the link's `Hello` and pings, and proxied topic
+//! traffic (forwarded client requests, events for one session, broadcasts; their payloads
+//! are made and read by `shard/proxy_wire.rs`). JSON,
 //! not a binary format, because it needs no new dependency, reads in a packet capture, and
 //! what will cross most is client JSON already; the frame function is the one place to change.
 
 use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// The largest frame accepted (a forwarded request is at most a client message plus a small
 /// envelope; 16 MiB leaves room and still bounds what a bad peer can make us allocate).
 pub const MAX_FRAME: usize = 16 << 20;
 
 /// One frame on a node link.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Frame {
     /// The sender's membership (ring) version when it sent the frame. A receiver on another
     /// version knows the two may place topics differently (and will answer a forwarded request
@@ -26,7 +28,7 @@ pub struct Frame {
 }
 
 /// What one node says to another.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeMsg {
     /// The first frame of every connection, from the dialling node.
@@ -40,6 +42,24 @@ pub enum NodeMsg {
     },
     Pong {
         sent_us: u64,
+    },
+    /// A client's request for `topic`, which the receiver masters. The payloads of this and
+    /// the next two are JSON the shards make and read (`shard/proxy_wire.rs`): the cluster
+    /// layer routes them by the fields beside them and never looks inside.
+    Forward {
+        topic: String,
+        req: Box<RawValue>,
+    },
+    /// An event for one session of the receiver (its own id there), from a topic the sender
+    /// masters.
+    ToSession {
+        sid: u64,
+        ev: Box<RawValue>,
+    },
+    /// One broadcast frame for sessions of the receiver (all of one shard), sent once.
+    Deliver {
+        sids: Vec<u64>,
+        frame: Box<RawValue>,
     },
 }
 
@@ -90,6 +110,13 @@ mod tests {
                 version: 8,
                 msg: NodeMsg::Ping { sent_us: 42 },
             },
+            Frame {
+                version: 8,
+                msg: NodeMsg::Deliver {
+                    sids: vec![1, 2],
+                    frame: RawValue::from_string(r#"{"json":{"data":{}}}"#.into()).unwrap(),
+                },
+            },
         ];
         let mut buf = Vec::new();
         for f in &frames {
@@ -97,7 +124,10 @@ mod tests {
         }
         let mut r = &buf[..];
         for f in &frames {
-            assert_eq!(&read_frame(&mut r).unwrap(), f);
+            assert_eq!(
+                format!("{:?}", read_frame(&mut r).unwrap()),
+                format!("{f:?}")
+            );
         }
         assert_eq!(
             read_frame(&mut r).unwrap_err().kind(),

@@ -3,8 +3,10 @@
 //! Field names are the reference server's JSON names. Absent and `false`/`0`/`""` mean the same
 //! thing (the official SDK strips falsy fields). Opaque application JSON (`content`, `head`,
 //! `public`, `private`) is kept verbatim as [`RawJson`] and never re-parsed.
+//! The query parts a topic request carries (`GetQuery`, `SetQuery`) also serialise, so a
+//! cluster node can forward them to the topic's master (`shard/proxy_wire.rs`).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 /// Application JSON carried through untouched.
@@ -74,7 +76,7 @@ pub struct MsgHi {
 }
 
 /// A credential in `{acc}`/`{login}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Credential {
     pub meth: String,
@@ -84,7 +86,7 @@ pub struct Credential {
 }
 
 /// Default access in `desc.defacs`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct DefAcsIn {
     pub auth: Option<String>,
@@ -92,7 +94,7 @@ pub struct DefAcsIn {
 }
 
 /// `desc` in `{set}`, `{sub set}` and `{acc}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct SetDesc {
     pub defacs: Option<DefAcsIn>,
@@ -102,7 +104,7 @@ pub struct SetDesc {
 }
 
 /// `sub` in `{set}` and `{sub set}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct SetSub {
     pub user: Option<String>,
@@ -140,7 +142,7 @@ pub struct MsgLogin {
 }
 
 /// Options of `get.desc`.
-#[derive(Debug, Default, Deserialize, Clone)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone)]
 #[serde(default)]
 pub struct GetOptsDesc {
     pub ims: Option<String>,
@@ -153,7 +155,7 @@ pub struct GetOptsDesc {
 }
 
 /// Options of `get.data` and `get.del`.
-#[derive(Debug, Default, Deserialize, Clone)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone)]
 #[serde(default)]
 pub struct GetOptsData {
     pub since: Option<i64>,
@@ -166,7 +168,7 @@ pub struct GetOptsData {
 }
 
 /// A `[low, hi)` range of seq ids; `hi` absent or 0 means the single id `low`.
-#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
 #[serde(default)]
 pub struct SeqRange {
     pub low: i64,
@@ -174,7 +176,7 @@ pub struct SeqRange {
 }
 
 /// The query part of `{get}` and `{sub get}`.
-#[derive(Debug, Default, Deserialize, Clone)]
+#[derive(Debug, Default, Deserialize, Serialize, Clone)]
 #[serde(default)]
 pub struct GetQuery {
     pub what: String,
@@ -185,7 +187,7 @@ pub struct GetQuery {
 }
 
 /// The set part of `{set}` and `{sub set}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct SetQuery {
     pub desc: Option<SetDesc>,

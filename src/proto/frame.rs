@@ -78,6 +78,14 @@ impl Frame {
         }))
     }
 
+    /// A frame that crossed a node link as its JSON bytes (`shard/proxy_wire.rs`): `stand_in` is
+    /// what the runtime may inspect (a `{ctrl}`'s id and code); only JSON sessions get it.
+    pub fn carried(json: Bytes, stand_in: ServerMsg) -> Frame {
+        let f = Frame::new(stand_in);
+        let _ = f.0.encoded[Encoding::Json as usize].set(json);
+        f
+    }
+
     /// The message.
     pub fn msg(&self) -> &ServerMsg {
         &self.0.msg

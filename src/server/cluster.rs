@@ -1,7 +1,9 @@
 //! Starting this server as a cluster node (`cluster.node`): the node-to-node listener bound
 //! before anything else (so port 0 resolves and a taken port fails the start), the epoch the
 //! store's fence shares with the membership thread, and the [`Node`] started once the shards'
-//! service queues exist, posting every membership view to each shard.
+//! service queues exist, posting every membership view to each shard and what peers send to
+//! the shard it is for (a forwarded request to the topic's home shard, session events and
+//! broadcasts to the sessions' shards).
 
 use std::net::TcpListener;
 use std::sync::atomic::AtomicI64;
@@ -10,8 +12,11 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 
+use crate::cluster::wire::NodeMsg;
 use crate::cluster::{LinkConfig, MemberConfig, Node};
 use crate::config::Config;
+use crate::ids::SessionId;
+use crate::routing::home_shard;
 use crate::shard::{Local, ServiceSender};
 use crate::store::pg::Fence;
 
@@ -85,6 +90,7 @@ pub(super) fn start(
         backoff_max: ms(c.link_backoff_max_ms),
     };
     let senders = services.to_vec();
+    let to_shards = services.to_vec();
     Node::start(
         cfg.store.url.trim(),
         member,
@@ -97,6 +103,34 @@ pub(super) fn start(
                 let _ = s.send(Local::ClusterView(view.clone()));
             }
         }),
+        Box::new(move |peer, msg| from_peer(&to_shards, peer, msg)),
     )
     .map_err(|e| anyhow!("cannot join the cluster as node {}: {e}", c.node.trim()))
+}
+
+/// Posts proxied traffic from node `peer` to the shards it is for.
+fn from_peer(shards: &[ServiceSender], peer: &str, msg: NodeMsg) {
+    let n = shards.len();
+    let post = |shard: usize, msg| {
+        if let Some(s) = shards.get(shard) {
+            let _ = s.send(Local::FromNode {
+                peer: peer.to_owned(),
+                msg,
+            });
+        }
+    };
+    match msg {
+        NodeMsg::Forward { topic, req } => {
+            post(home_shard(&topic, n).idx(), NodeMsg::Forward { topic, req })
+        }
+        NodeMsg::ToSession { sid, ev } => {
+            post(SessionId(sid).shard().idx(), NodeMsg::ToSession { sid, ev })
+        }
+        NodeMsg::Deliver { sids, frame } => {
+            // One origin shard per batch (the master groups them so).
+            let shard = sids.first().map_or(0, |s| SessionId(*s).shard().idx());
+            post(shard, NodeMsg::Deliver { sids, frame })
+        }
+        NodeMsg::Hello { .. } | NodeMsg::Ping { .. } | NodeMsg::Pong { .. } => {}
+    }
 }

@@ -45,6 +45,11 @@ pub enum Local {
     JournalCheckpoint { below: u64 },
     /// A new cluster membership view (a cluster node only): place topics by it.
     ClusterView(std::sync::Arc<crate::cluster::View>),
+    /// Proxied topic traffic from cluster node `peer` (`shard/proxy.rs`).
+    FromNode {
+        peer: String,
+        msg: crate::cluster::wire::NodeMsg,
+    },
     /// Stop: tell sessions, close connections, exit.
     Shutdown,
 }

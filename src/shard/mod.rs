@@ -22,6 +22,8 @@ mod longpoll;
 pub mod mesh;
 pub mod outbox;
 mod placement;
+mod proxy;
+mod proxy_wire;
 mod sessions;
 mod stall;
 mod tasks;
@@ -206,6 +208,8 @@ pub struct ShardCtx {
     /// this shard places topics by (`placement.rs`).
     cluster: Option<Arc<crate::cluster::NodeHandle>>,
     view: Option<Arc<crate::cluster::View>>,
+    /// Requests forwarded to other nodes that wait for their answer (`proxy.rs`).
+    proxied: Vec<proxy::Pending>,
 }
 
 impl ShardCtx {
@@ -270,6 +274,7 @@ impl ShardCtx {
             drained_waker: None,
             view: init.cluster.as_ref().and_then(|c| c.view()),
             cluster: init.cluster,
+            proxied: Vec::new(),
         }
     }
 
@@ -351,7 +356,10 @@ impl ShardCtx {
     /// work of the current step; another shard: the mesh. ("Another node" is decided in
     /// `route`, by placement, before an envelope is made.)
     fn send(&mut self, dst: ShardId, env: Envelope) {
-        if dst == self.id {
+        if dst.idx() >= self.n_shards {
+            // A remote session's stand-in (`SessionId::remote`): over the node link.
+            self.send_remote(dst, env);
+        } else if dst == self.id {
             self.work.push_back(env);
         } else {
             self.link.send(dst, env);
@@ -359,11 +367,29 @@ impl ShardCtx {
     }
 
     /// Sends a request to a topic's home shard; a client's request for a topic that another
-    /// cluster node masters is refused here (until proxy topics forward it to that node).
+    /// cluster node masters is forwarded to that node (`proxy.rs`), and so are a session's
+    /// detach and foreground (which also reach a local copy, if one is still loaded).
     fn route(&mut self, topic: String, req: TopicRequest) {
         if req.hdr().is_some() {
             if let Err(why) = self.placement(&topic) {
+                if let Some(peer) = self.master_elsewhere(&topic) {
+                    return self.forward(topic, peer, req);
+                }
                 return self.topic_missing(&topic, req, why);
+            }
+        } else if let TopicRequest::Detach { .. } | TopicRequest::Foreground { .. } = &req {
+            if let Some(peer) = self
+                .placement(&topic)
+                .err()
+                .and(self.master_elsewhere(&topic))
+            {
+                if let TopicRequest::Detach { sid } = &req {
+                    let (home, sid) = (home_shard(&topic, self.n_shards), *sid);
+                    let req = TopicRequest::Detach { sid };
+                    let topic = topic.clone();
+                    self.send(home, Envelope::Topic { topic, req });
+                }
+                return self.forward(topic, peer, req);
             }
         }
         let home = home_shard(&topic, self.n_shards);
@@ -509,6 +535,7 @@ impl ShardCtx {
                 }
                 Local::JournalCheckpoint { below } => self.journal_checkpointed(below),
                 Local::ClusterView(view) => self.cluster_view(view),
+                Local::FromNode { peer, msg } => self.node_msg(peer, msg),
                 Local::Shutdown => self.begin_shutdown(),
             }
         }
@@ -548,6 +575,7 @@ impl ShardCtx {
         }
         self.watch_stalls();
         self.expire_detached(now);
+        self.proxy_expire(now);
         self.wake_due(now);
         self.limits.addrs.evict_full(now);
         self.expire_closing(now);

@@ -98,6 +98,7 @@ impl ShardCtx {
                 self.unload_moved(&name);
             }
         }
+        self.detach_gone_nodes();
         self.run_work();
         self.flush();
     }

@@ -102,16 +102,21 @@ impl Topic {
 }
 
 /// Groups session ids by their home shard (encoded in the id). Shards without recipients are
-/// left out; order within a batch follows the input order.
+/// left out; order within a batch follows the input order. Sessions of other cluster nodes
+/// ([`SessionId::remote`]) come last, one batch per (node, origin shard): that batch crosses
+/// the node link once.
 pub fn group_by_shard(
     sids: impl IntoIterator<Item = SessionId>,
     n_shards: usize,
 ) -> Vec<(ShardId, Vec<SessionId>)> {
     let mut buckets: Vec<Vec<SessionId>> = vec![Vec::new(); n_shards.max(1)];
+    let mut remote: std::collections::BTreeMap<ShardId, Vec<SessionId>> = Default::default();
     for sid in sids {
         let idx = sid.shard().idx();
         if let Some(bucket) = buckets.get_mut(idx) {
             bucket.push(sid);
+        } else if sid.remote_parts().is_some() {
+            remote.entry(sid.shard()).or_default().push(sid);
         }
     }
     buckets
@@ -119,6 +124,7 @@ pub fn group_by_shard(
         .enumerate()
         .filter(|(_, b)| !b.is_empty())
         .map(|(i, b)| (ShardId(i as u16), b))
+        .chain(remote)
         .collect()
 }
 
@@ -139,5 +145,8 @@ mod tests {
         assert_eq!(groups[0], (ShardId(0), vec![sids[0], sids[2]]));
         assert_eq!(groups[1], (ShardId(1), vec![sids[1]]));
         assert_eq!(groups[2], (ShardId(3), vec![sids[3]]));
+        let far = SessionId::remote(1, sids[0]).unwrap();
+        let groups = group_by_shard([far, sids[1], far], 4);
+        assert_eq!(groups[1], (far.shard(), vec![far, far]));
     }
 }

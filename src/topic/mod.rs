@@ -404,6 +404,11 @@ impl Topic {
         self.attached.len()
     }
 
+    /// The attached sessions.
+    pub fn attached_sids(&self) -> impl Iterator<Item = SessionId> + '_ {
+        self.attached.keys().copied()
+    }
+
     /// True when nothing keeps the topic loaded: no attached session, no read or write in
     /// flight, no request waiting.
     pub fn is_idle(&self) -> bool {
