@@ -282,7 +282,7 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
                     let acct = &accounts[rng.next(accounts.len() as u64) as usize];
                     let group = &groups[rng.next(groups.len() as u64) as usize];
                     let hold = Duration::from_millis(rng.next(hold_ms + 1));
-                    let reset = (i / stages.len() as u64) % 2 == 0;
+                    let reset = (i / stages.len() as u64).is_multiple_of(2);
                     st.borrow_mut().sent += 1;
                     let res = tokio::time::timeout(
                         Duration::from_secs(40),
