@@ -23,7 +23,9 @@ W3  1:1 messages in many p2p topics (or 2-member groups), offered-load sweep\n  
 W4  one group topic, N subscribers, one publisher: deliveries/s\n  \
 W5  long polling (POST /v0/channels/lp), against a plain HTTP speed-of-light peer\n  \
 W6  cross-core: W4 with --shards 1 vs 2, mesh envelopes per message, efficiency;\n      \
-or --placement local,remote,split: subscribers on the topic's shard or the other\n\n\
+or --placement local,remote,split: subscribers on the topic's shard or the other\n  \
+soak   19,000 idle sessions for 30 min under a light group load: RSS slope, idle CPU\n  \
+churn  abrupt disconnects at every point of a session's life: tables empty afterwards\n\n\
 Each run writes loadtest/results/<timestamp>-<workload>-<target>/ (result.json, plots)."
 )]
 pub struct Cli {
@@ -54,6 +56,12 @@ pub enum Command {
     /// W6: cross-core fan-out: W4 with 1 vs 2 shards, envelopes per message, efficiency.
     #[command(alias = "W6")]
     W6(W6Args),
+    /// Soak: N idle authenticated sessions held for minutes under a light group load; server
+    /// RSS and CPU over time, RSS slope, lost deliveries.
+    Soak(SoakArgs),
+    /// Churn: clients that drop abruptly at every point of a session's life; afterwards the
+    /// server's session and topic tables must be empty and its RSS back near the baseline.
+    Churn(ChurnArgs),
     /// Runs one workload against coretalk and then each peer; prints coretalk/peer ratios.
     Compare(CompareArgs),
     /// Runs every workload for ~2 s with tiny sizes against the given targets (a sanity check).
@@ -396,6 +404,82 @@ pub struct W6Args {
     pub placement: Vec<Placement>,
 }
 
+#[derive(Args, Debug, Clone, Serialize, Deserialize)]
+pub struct SoakArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Sessions held (hi, token login, sub me), publishers included.
+    #[arg(long, default_value_t = 19_000)]
+    pub sessions: usize,
+    /// Minutes the sessions are held under the light load (after `--warmup` seconds).
+    #[arg(long, default_value_t = 30.0)]
+    pub minutes: f64,
+    /// Group topics; each has one publishing session of its own.
+    #[arg(long, default_value_t = 20)]
+    pub groups: usize,
+    /// Every this many other sessions, one also joins a group (groups are kept equal in size).
+    #[arg(long, default_value_t = 10)]
+    pub group_every: usize,
+    /// Publishes per second over all groups (open loop, `noecho`).
+    #[arg(long, default_value_t = 5.0)]
+    pub rate: f64,
+    /// Payload bytes (content).
+    #[arg(long, default_value_t = 100)]
+    pub payload: usize,
+    /// Seconds between rows of the time series (`series.csv`: RSS, CPU, tables).
+    #[arg(long, default_value_t = 5.0)]
+    pub sample_every: f64,
+    /// Seconds at the start of the hold left out of the RSS slope and the idle CPU (at most
+    /// half the hold).
+    #[arg(long, default_value_t = 120.0)]
+    pub steady_after: f64,
+    /// Concurrent session set-ups per worker.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+}
+
+#[derive(Args, Debug, Clone, Serialize, Deserialize)]
+pub struct ChurnArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Minutes of churn.
+    #[arg(long, default_value_t = 10.0)]
+    pub minutes: f64,
+    /// Client cycles started per second over all workers (each connects, goes as far as its
+    /// stage, holds up to `--hold-ms` and drops).
+    #[arg(long, default_value_t = 200.0)]
+    pub rate: f64,
+    /// Most cycles in flight per worker.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// Longest random hold at the stage before the drop, ms.
+    #[arg(long, default_value_t = 1000)]
+    pub hold_ms: u64,
+    /// Accounts the clients log in as (at random).
+    #[arg(long, default_value_t = 500)]
+    pub accounts: usize,
+    /// Group topics the clients join and publish into.
+    #[arg(long, default_value_t = 4)]
+    pub groups: usize,
+    /// Leave out the long-polling stages.
+    #[arg(long)]
+    pub no_lp: bool,
+    /// The server's `session.detached_idle_ms` (how long an abandoned long-poll session
+    /// lives); default: the server's own (70 s).
+    #[arg(long)]
+    pub lp_expiry_ms: Option<u64>,
+    /// Longest wait after the churn for the tables to empty, seconds.
+    #[arg(long, default_value_t = 150.0)]
+    pub settle_max: f64,
+    /// RSS after the settle may exceed the pre-churn baseline by this much, MiB (reported;
+    /// with `--fail-on-rss` a larger excess fails the run).
+    #[arg(long, default_value_t = 16.0)]
+    pub rss_margin_mib: f64,
+    /// Fail the run when RSS does not come back within `--rss-margin-mib`.
+    #[arg(long)]
+    pub fail_on_rss: bool,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct CompareArgs {
     #[command(subcommand)]
@@ -419,6 +503,8 @@ pub enum Workload {
     W5(W5Args),
     #[command(alias = "W6")]
     W6(W6Args),
+    Soak(SoakArgs),
+    Churn(ChurnArgs),
 }
 
 impl Workload {
@@ -431,6 +517,8 @@ impl Workload {
             Workload::W4(a) => &mut a.common,
             Workload::W5(a) => &mut a.common,
             Workload::W6(a) => &mut a.common,
+            Workload::Soak(a) => &mut a.common,
+            Workload::Churn(a) => &mut a.common,
         }
     }
     pub fn common(&self) -> &Common {
@@ -442,6 +530,8 @@ impl Workload {
             Workload::W4(a) => &a.common,
             Workload::W5(a) => &a.common,
             Workload::W6(a) => &a.common,
+            Workload::Soak(a) => &a.common,
+            Workload::Churn(a) => &a.common,
         }
     }
     pub fn id(&self) -> &'static str {
@@ -453,6 +543,8 @@ impl Workload {
             Workload::W4(_) => "w4",
             Workload::W5(_) => "w5",
             Workload::W6(_) => "w6",
+            Workload::Soak(_) => "soak",
+            Workload::Churn(_) => "churn",
         }
     }
 }

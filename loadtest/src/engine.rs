@@ -124,6 +124,7 @@ impl Stats {
             error_samples: self.error_samples.clone(),
             ticks: self.ticks.clone(),
             held,
+            extra: serde_json::Value::Null,
         }
     }
 }

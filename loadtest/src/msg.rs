@@ -74,6 +74,21 @@ pub enum Role {
         publisher: Option<Account>,
         sessions: Vec<Account>,
     },
+    /// Soak: idle sessions, each with the group it joins (if any), and this worker's
+    /// publishers (account, group, global sender id).
+    Soak {
+        members: Vec<(Account, Option<String>)>,
+        publishers: Vec<(Account, String, u32)>,
+        concurrency: usize,
+    },
+    /// Churn: clients cycling through the stages of a session's life, dropping abruptly.
+    Churn {
+        accounts: Vec<Account>,
+        groups: Vec<String>,
+        concurrency: usize,
+        hold_ms: u64,
+        lp: bool,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -139,6 +154,9 @@ pub struct WorkerStats {
     pub ticks: Vec<u64>,
     /// Sessions this worker holds.
     pub held: usize,
+    /// Workload-specific counters (churn: cycles per stage).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub extra: serde_json::Value,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

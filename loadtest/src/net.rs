@@ -93,6 +93,11 @@ pub async fn tcp_connect(dst: SocketAddr, src: Option<IpAddr>) -> Result<TcpStre
     Ok(stream)
 }
 
+/// SO_LINGER 0: closing the socket sends a TCP reset instead of a FIN (an abrupt drop).
+pub fn set_reset_on_close(s: &TcpStream) {
+    let _ = socket2::SockRef::from(s).set_linger(Some(std::time::Duration::ZERO));
+}
+
 /// IP_BIND_ADDRESS_NO_PORT: pick the source port at connect time, per destination.
 fn set_bind_no_port(sock: &socket2::Socket) {
     use std::os::fd::AsRawFd as _;
@@ -183,6 +188,14 @@ impl HttpConn {
             host: dst.to_string(),
             buf: Vec::with_capacity(4096),
             connects: 0,
+        }
+    }
+
+    /// Drops the connection abruptly (a reset when `reset`, else a FIN), whatever is in
+    /// flight on it.
+    pub fn abort(mut self, reset: bool) {
+        if let (Some(s), true) = (self.stream.take(), reset) {
+            set_reset_on_close(&s);
         }
     }
 

@@ -85,6 +85,9 @@ pub struct RunResult {
     pub dir: Option<PathBuf>,
     #[serde(skip)]
     pub server_logs: Vec<(String, String)>,
+    /// Extra files for the results directory (name, text): the soak's `series.csv`.
+    #[serde(skip)]
+    pub files: Vec<(String, String)>,
 }
 
 impl RunResult {
@@ -103,6 +106,7 @@ impl RunResult {
             summary: serde_json::Value::Null,
             dir: None,
             server_logs: Vec::new(),
+            files: Vec::new(),
         }
     }
 
@@ -274,6 +278,9 @@ pub fn write_dir(r: &mut RunResult, base: &Path) -> Result<PathBuf> {
         if !log.is_empty() {
             std::fs::write(dir.join(format!("server-{tag}.log")), log)?;
         }
+    }
+    for (name, text) in &r.files {
+        std::fs::write(dir.join(name), text)?;
     }
     if let Err(e) = crate::plot::all(r, &dir) {
         eprintln!("coretalk-load: plots not written: {e:#}");

@@ -60,6 +60,8 @@ pub struct Tuning {
     /// coretalk: a listener per shard (`listen.shard_ports`, W6 placement), read from the
     /// `coretalk shard N listening on` lines.
     pub shard_ports: bool,
+    /// coretalk: `session.detached_idle_ms` (churn: how long abandoned long-poll sessions live).
+    pub detached_idle_ms: Option<u64>,
 }
 
 /// Number of CPUs in a taskset list such as `0`, `2-3`, `0,4-5`.
@@ -252,6 +254,11 @@ fn coretalk_extras(t: &Tuning) -> String {
         out.push_str(&format!(
             "\n[ws]\n# W0: the raw WebSocket echo endpoint\necho_path = {}\n",
             toml::Value::String(p.clone())
+        ));
+    }
+    if let Some(ms) = t.detached_idle_ms {
+        out.push_str(&format!(
+            "\n[session]\n# churn: abandoned long-poll sessions end this soon\ndetached_idle_ms = {ms}\n"
         ));
     }
     if t.shard_ports {

@@ -191,6 +191,8 @@ pub async fn run(a: &SmokeArgs) -> Result<u8> {
             Command::W4(x) => Workload::W4(x),
             Command::W5(x) => Workload::W5(x),
             Command::W6(x) => Workload::W6(x),
+            Command::Soak(x) => Workload::Soak(x),
+            Command::Churn(x) => Workload::Churn(x),
             _ => unreachable!("smoke builds workload commands only"),
         };
         let t0 = std::time::Instant::now();

@@ -60,6 +60,8 @@ pub fn main() -> std::process::ExitCode {
             Role::Pairs { .. } => workload::w3::worker(&spec, &mut cmds).await,
             Role::Fanout { .. } => workload::w4::worker(&spec, &mut cmds).await,
             Role::LongPoll { .. } => workload::w5::worker(&spec, &mut cmds).await,
+            Role::Soak { .. } => workload::soak::worker(&spec, &mut cmds).await,
+            Role::Churn { .. } => workload::churn_client::worker(&spec, &mut cmds).await,
         }
     });
     match r {

@@ -75,6 +75,12 @@ impl LpSession {
         Ok(r.body)
     }
 
+    /// Drops both connections abruptly (a reset when `reset`, else a FIN).
+    pub fn abort(self, reset: bool) {
+        self.send.abort(reset);
+        self.poll.abort(reset);
+    }
+
     /// Sends a request and polls until the `{ctrl}` with its id arrives.
     pub async fn request(&mut self, frame: impl FnOnce(&str) -> String) -> Result<tinode::Ctrl> {
         self.next_id += 1;

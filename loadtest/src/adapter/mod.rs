@@ -227,11 +227,7 @@ impl Session {
         let mut s = Session::connect(t, dst, src, &acct.login).await?;
         match s.proto {
             Proto::Tinode | Proto::TinodeGrpc => {
-                let c = s.tinode_req(Req::LoginToken(&acct.token)).await?;
-                if c.code != 200 {
-                    bail!("token login answered {} {}", c.code, c.text);
-                }
-                s.user = c.param("user").unwrap_or(&acct.user).to_owned();
+                s.login(acct).await?;
                 s.join("me").await?;
             }
             Proto::Nats | Proto::Mqtt => {
@@ -241,6 +237,26 @@ impl Session {
             Proto::Echo => {}
         }
         Ok(s)
+    }
+
+    /// Tinode token `{login}`, waiting for its `{ctrl 200}`.
+    pub async fn login(&mut self, acct: &Account) -> Result<()> {
+        let c = self.tinode_req(Req::LoginToken(&acct.token)).await?;
+        if c.code != 200 {
+            bail!("token login answered {} {}", c.code, c.text);
+        }
+        self.user = c.param("user").unwrap_or(&acct.user).to_owned();
+        Ok(())
+    }
+
+    /// Drops the connection abruptly, without a goodbye: a TCP reset (SO_LINGER 0) when
+    /// `reset`, else a plain close (FIN) with no WebSocket close frame.
+    pub fn abort(self, reset: bool) {
+        if let Conn::Ws(ws) = &self.conn {
+            if reset {
+                crate::net::set_reset_on_close(ws.get_ref());
+            }
+        }
     }
 
     /// Like [`Session::open`], but logs in with the account's login and password (the

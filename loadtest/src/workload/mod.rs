@@ -3,6 +3,10 @@
 //! and turn the workers' figures into a [`Point`]. Each `wN.rs` holds one workload: its parent
 //! flow (`run`) and its worker role (`worker`).
 
+pub mod churn;
+pub mod churn_client;
+pub mod series;
+pub mod soak;
 pub mod w0;
 pub mod w1;
 pub mod w2;
@@ -328,9 +332,34 @@ impl Ctx {
             client_cpu_pct: None,
             error_samples: samples,
             per_second: ticks,
-            extra: serde_json::Value::Null,
+            extra: sum_extra(stats.iter().map(|s| &s.extra)),
         })
     }
+}
+
+/// Sums the workers' `extra` counters key by key (objects of numbers, nested); `Null` if none
+/// has any.
+fn sum_extra<'a>(xs: impl Iterator<Item = &'a serde_json::Value>) -> serde_json::Value {
+    fn add(acc: &mut serde_json::Value, x: &serde_json::Value) {
+        match (acc, x) {
+            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+                for (k, v) in b {
+                    add(a.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+                }
+            }
+            (acc @ serde_json::Value::Null, x) => *acc = x.clone(),
+            (acc, x) => {
+                if let (Some(a), Some(b)) = (acc.as_u64(), x.as_u64()) {
+                    *acc = (a + b).into();
+                }
+            }
+        }
+    }
+    let mut acc = serde_json::Value::Null;
+    for x in xs {
+        add(&mut acc, x);
+    }
+    acc
 }
 
 /// Splits `total` into `k` near-equal parts.
@@ -352,6 +381,8 @@ pub async fn run(w: &Workload) -> RunResult {
         Workload::W4(a) => serde_json::to_value(a),
         Workload::W5(a) => serde_json::to_value(a),
         Workload::W6(a) => serde_json::to_value(a),
+        Workload::Soak(a) => serde_json::to_value(a),
+        Workload::Churn(a) => serde_json::to_value(a),
     }
     .unwrap_or_default();
     let mut ctx = Ctx::new(w.id(), &common, params);
@@ -382,6 +413,8 @@ pub async fn run(w: &Workload) -> RunResult {
             Workload::W4(a) => w4::run(&mut ctx, a).await,
             Workload::W5(a) => w5::run(&mut ctx, a).await,
             Workload::W6(a) => w6::run(&mut ctx, a).await,
+            Workload::Soak(a) => soak::run(&mut ctx, a).await,
+            Workload::Churn(a) => churn::run(&mut ctx, a).await,
         },
     };
     ctx.stop_server();
