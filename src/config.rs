@@ -385,6 +385,10 @@ pub struct StoreConfig {
     /// reading client sockets until it catches up (back-pressure instead of refused writes
     /// once `queue_capacity` fills). See `tuning/store.md`.
     pub behind_pause: u64,
+    /// The embedded store's page cache, MiB (redb's own default: 1024). The server's memory
+    /// grows with stored data until this cache is full; lower it to bound the process's
+    /// memory on a host with a large store and little RAM. See `tuning/store.md`.
+    pub cache_mib: usize,
     /// A durable sync (a store commit, a journal sync) lasting this long, ms, is a stall:
     /// counted in the metrics and logged when it begins and ends. 0: not counted.
     pub stall_warn_ms: u64,
@@ -447,6 +451,7 @@ impl Default for StoreConfig {
             journal: true,
             journal_segment_kib: 65536,
             behind_pause: 16384,
+            cache_mib: 1024,
             stall_warn_ms: 1000,
             faults: StoreFaultsConfig::default(),
         }

@@ -34,9 +34,11 @@ pub(super) fn open(cfg: &Config, n_shards: usize, fence: Option<Fence>) -> anyho
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
     if cfg.store.embedded() {
-        let gate = Arc::new(StoreGate::new(
-            Box::new(RedbStore::open(data_dir, cfg.store.durable)?) as Box<dyn Store>,
-        ));
+        let gate = Arc::new(StoreGate::new(Box::new(RedbStore::open_with_cache(
+            data_dir,
+            cfg.store.durable,
+            cfg.store.cache_mib.max(1) << 20,
+        )?) as Box<dyn Store>));
         let journal_dir = data_dir.join(journal::DIR);
         replay_journal(&journal_dir, &*gate)?;
         if cfg.store.durable && cfg.store.journal {

@@ -68,11 +68,22 @@ impl RedbStore {
     /// Opens (or creates) `dir/coretalk.redb`, creating `dir` if needed. With `durable`, every
     /// commit is fsynced before `Store::apply` returns.
     pub fn open(dir: &Path, durable: bool) -> Result<RedbStore, StoreError> {
+        RedbStore::open_with_cache(dir, durable, 1024 << 20)
+    }
+
+    /// [`RedbStore::open`] with a page cache of `cache_bytes` (`store.cache_mib`).
+    pub fn open_with_cache(
+        dir: &Path,
+        durable: bool,
+        cache_bytes: usize,
+    ) -> Result<RedbStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Backend(format!("cannot create data dir {}: {e}", dir.display()))
         })?;
         let path = dir.join(FILE_NAME);
-        let db = Database::create(&path)
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(&path)
             .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
         RedbStore::init(db, durable)
     }
