@@ -136,10 +136,11 @@ impl Default for RuntimeConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct MeshConfig {
     /// Capacity of each shard's inbox, in envelopes, shared by every shard that sends to it
-    /// (one inbox per shard, so the mesh costs `shards × queue_capacity` slots, linear in the
-    /// shard count). A full inbox spills into the sender's local backlog and pauses reading
-    /// from its sockets until it drains (back-pressure, never unbounded growth). 8192
-    /// envelopes absorb a burst of 8k fan-out batches.
+    /// (one inbox per shard, allocated by the first envelope sent to that shard, so the mesh
+    /// costs at most `shards × queue_capacity` slots, linear in the shard count, and nothing
+    /// for a shard no other shard has sent to). A full inbox spills into the sender's local
+    /// backlog and pauses reading from its sockets until it drains (back-pressure, never
+    /// unbounded growth). 8192 envelopes absorb a burst of 8k fan-out batches.
     pub queue_capacity: usize,
     /// Local backlog (envelopes) above which a shard stops reading client frames.
     pub backlog_pause: usize,

@@ -4,14 +4,22 @@
 //! square), plus one queue per shard for [`Local`] completions of its service threads (store
 //! writer, hash pool, store reads) and the server's shutdown request.
 //!
-//! Sending never blocks: envelopes are batched per destination during a step and flushed at
-//! its end with at most one wake-up per destination; a full queue spills into a local backlog
-//! that is retried, and a large backlog pauses reading from client sockets. Receiving never
-//! blocks either: the shard drains with `try_recv` after its waker fires.
+//! An inbox is allocated by the first shard that sends into it (a [`OnceLock`]); until then it
+//! costs a pointer and the receiving shard has nothing to drain. A shard no other shard has
+//! sent to (every shard of a one-shard server, every shard of an idle one) holds no inbox
+//! slots. Once allocated an inbox stays for the life of the mesh, so the steady-state path
+//! allocates nothing: a send is an atomic load of the `OnceLock` and a `try_send`.
+//!
+//! Sending never blocks (but for the one first send into an inbox that races another shard's
+//! first send and waits for its allocation): envelopes are batched per destination during a
+//! step and flushed at its end with at most one wake-up per destination; a full queue spills
+//! into a local backlog that is retried, and a large backlog pauses reading from client
+//! sockets. Receiving never blocks either: the shard drains with `try_recv` after its waker
+//! fires.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use atomic_waker::AtomicWaker;
@@ -69,6 +77,36 @@ impl Doorbell {
     }
 }
 
+/// One shard's inbox, allocated by the first send into it. Both ends live here, shared by the
+/// receiving shard and every sender, so the queue is never disconnected while the mesh lives.
+#[derive(Debug)]
+struct Inbox {
+    capacity: usize,
+    queue: OnceLock<(Sender<Envelope>, Receiver<Envelope>)>,
+}
+
+impl Inbox {
+    fn new(capacity: usize) -> Self {
+        Inbox {
+            capacity,
+            queue: OnceLock::new(),
+        }
+    }
+
+    /// The sending end, allocating the queue on first use.
+    fn sender(&self) -> &Sender<Envelope> {
+        &self
+            .queue
+            .get_or_init(|| crossbeam_channel::bounded(self.capacity))
+            .0
+    }
+
+    /// The receiving end, or `None` while nobody has sent here.
+    fn receiver(&self) -> Option<&Receiver<Envelope>> {
+        self.queue.get().map(|(_, rx)| rx)
+    }
+}
+
 /// A `Send` handle that service threads use to post completions to one shard.
 #[derive(Clone, Debug)]
 pub struct ServiceSender {
@@ -90,13 +128,11 @@ impl ServiceSender {
 #[derive(Debug)]
 pub struct ShardLink {
     id: ShardId,
-    /// Each shard's inbox (index = destination; the own slot is unused). A bounded
-    /// multi-producer queue keeps each sender's envelopes in order, so FIFO per ordered pair of
-    /// shards holds as with one queue per pair.
-    to: Vec<Sender<Envelope>>,
+    /// Each shard's inbox (index = destination; the own one is only drained), allocated on
+    /// the first send into it. A bounded multi-producer queue keeps each sender's envelopes in
+    /// order, so FIFO per ordered pair of shards holds as with one queue per pair.
+    inboxes: Arc<[Inbox]>,
     bells: Vec<Arc<Doorbell>>,
-    /// This shard's inbox: envelopes from every other shard.
-    from: Receiver<Envelope>,
     services: Receiver<Local>,
     /// Envelopes gathered during the current step, per destination.
     outgoing: Vec<Vec<Envelope>>,
@@ -108,15 +144,13 @@ pub struct ShardLink {
 }
 
 /// Builds the mesh for `n` shards: one link per shard and one service sender per shard; each
-/// shard's inbox holds `capacity` envelopes.
+/// shard's inbox holds `capacity` envelopes once the first envelope is sent to it.
 pub fn build(n: usize, capacity: usize) -> (Vec<ShardLink>, Vec<ServiceSender>) {
     let bells: Vec<Arc<Doorbell>> = (0..n).map(|_| Arc::new(Doorbell::default())).collect();
-    let (inboxes, receivers): (Vec<Sender<Envelope>>, Vec<Receiver<Envelope>>) =
-        (0..n).map(|_| crossbeam_channel::bounded(capacity)).unzip();
+    let inboxes: Arc<[Inbox]> = (0..n).map(|_| Inbox::new(capacity)).collect();
     let mut links = Vec::with_capacity(n);
     let mut services = Vec::with_capacity(n);
-    for (i, from) in receivers.into_iter().enumerate() {
-        let to = inboxes.clone();
+    for i in 0..n {
         // Completions are bounded by the writer's and the hash pool's own queues.
         let (stx, srx) = crossbeam_channel::unbounded();
         services.push(ServiceSender {
@@ -125,9 +159,8 @@ pub fn build(n: usize, capacity: usize) -> (Vec<ShardLink>, Vec<ServiceSender>) 
         });
         links.push(ShardLink {
             id: ShardId(i as u16),
-            to,
+            inboxes: inboxes.clone(),
             bells: bells.clone(),
-            from,
             services: srx,
             outgoing: (0..n).map(|_| Vec::new()).collect(),
             backlog: (0..n).map(|_| VecDeque::new()).collect(),
@@ -154,12 +187,12 @@ impl ShardLink {
     /// left.
     pub fn flush(&mut self) -> usize {
         let mut sent = 0;
-        for dst in 0..self.to.len() {
+        for dst in 0..self.inboxes.len() {
             if self.outgoing[dst].is_empty() && self.backlog[dst].is_empty() {
                 continue;
             }
             let mut pushed = false;
-            let tx = &self.to[dst];
+            let tx = self.inboxes[dst].sender();
             while let Some(env) = self.backlog[dst].pop_front() {
                 match tx.try_send(env) {
                     Ok(()) => {
@@ -197,7 +230,16 @@ impl ShardLink {
 
     /// Envelopes other shards sent that this one has not drained yet.
     pub fn inbox_len(&self) -> usize {
-        self.from.len()
+        self.own_inbox().map_or(0, Receiver::len)
+    }
+
+    /// Whether this shard's inbox has been allocated (something was sent to it).
+    pub fn inbox_allocated(&self) -> bool {
+        self.own_inbox().is_some()
+    }
+
+    fn own_inbox(&self) -> Option<&Receiver<Envelope>> {
+        self.inboxes[self.id.idx()].receiver()
     }
 
     /// Envelopes waiting in the local backlog.
@@ -225,10 +267,12 @@ impl ShardLink {
                 Err(_) => break,
             }
         }
-        while into.len() < max {
-            match self.from.try_recv() {
-                Ok(env) => into.push(env),
-                Err(_) => break,
+        if let Some(from) = self.own_inbox() {
+            while into.len() < max {
+                match from.try_recv() {
+                    Ok(env) => into.push(env),
+                    Err(_) => break,
+                }
             }
         }
         if into.len() >= max || locals.len() >= max {
@@ -255,6 +299,77 @@ mod tests {
             "{}",
             std::mem::size_of::<Envelope>()
         );
+    }
+
+    fn detach(i: u64) -> Envelope {
+        Envelope::Topic {
+            topic: format!("t{i}"),
+            req: TopicRequest::Detach { sid: SessionId(i) },
+        }
+    }
+
+    /// An inbox nobody sent into holds no slots; the first flush towards a shard allocates its
+    /// inbox (and only its), and that shard drains it like any other.
+    #[test]
+    fn an_inbox_is_allocated_by_the_first_send_and_drained_after() {
+        let (mut links, _svc) = build(3, 4);
+        assert!(links.iter().all(|l| !l.inbox_allocated()));
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut got = Vec::new();
+        links[2].drain(100, &mut Vec::new(), &mut got);
+        assert!(got.is_empty());
+        assert_eq!(links[2].inbox_len(), 0);
+        assert!(links[2].poll_ready(&mut cx).is_pending());
+
+        // Gathered but not flushed: still nothing allocated.
+        links[0].send(ShardId(2), detach(1));
+        assert!(!links[2].inbox_allocated());
+        assert_eq!(links[0].flush(), 1);
+        assert!(links[2].inbox_allocated());
+        assert!(!links[0].inbox_allocated() && !links[1].inbox_allocated());
+        assert_eq!(links[2].inbox_len(), 1);
+
+        // A second sender reuses the inbox the first allocated.
+        links[1].send(ShardId(2), detach(2));
+        assert_eq!(links[1].flush(), 1);
+        assert_eq!(links[2].inbox_len(), 2);
+        assert!(!links[1].inbox_allocated());
+
+        assert!(links[2].poll_ready(&mut cx).is_ready());
+        links[2].drain(100, &mut Vec::new(), &mut got);
+        assert_eq!(got.len(), 2);
+        assert_eq!(links[2].inbox_len(), 0);
+    }
+
+    /// Back-pressure is unchanged by the lazy allocation: the first flush into a fresh inbox
+    /// fills it to its capacity and spills the rest into the sender's backlog, which the next
+    /// flushes retry in order once the receiver drains.
+    #[test]
+    fn a_fresh_inbox_reports_full_at_capacity() {
+        let (mut links, _svc) = build(2, 3);
+        let b = links.pop().unwrap();
+        let mut a = links.pop().unwrap();
+        for i in 0..5 {
+            a.send(ShardId(1), detach(i));
+        }
+        assert_eq!(a.flush(), 3);
+        assert_eq!(b.inbox_len(), 3);
+        assert_eq!(a.backlog_len(), 2);
+        assert_eq!(a.flush(), 0, "still full");
+        assert_eq!(a.backlog_len(), 2);
+        let mut got = Vec::new();
+        b.drain(100, &mut Vec::new(), &mut got);
+        assert_eq!(a.flush(), 2);
+        assert_eq!(a.backlog_len(), 0);
+        b.drain(100, &mut Vec::new(), &mut got);
+        let order: Vec<String> = got
+            .iter()
+            .map(|e| match e {
+                Envelope::Topic { topic, .. } => topic.clone(),
+                _ => String::new(),
+            })
+            .collect();
+        assert_eq!(order, ["t0", "t1", "t2", "t3", "t4"]);
     }
 
     #[test]
