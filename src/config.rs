@@ -684,6 +684,9 @@ impl Config {
         {
             return bad("ws.echo_path must be empty or a path starting with '/' that no protocol endpoint uses");
         }
+        if let Err(e) = parse_cidrs(&self.frontdoor.exempt) {
+            return Err(ConfigError::Invalid(format!("frontdoor.exempt: {e}")));
+        }
         if let Err(e) = parse_cidrs(&self.listen.trusted_proxies) {
             return Err(ConfigError::Invalid(format!("listen.trusted_proxies: {e}")));
         }

@@ -22,6 +22,11 @@ pub struct FrontDoorConfig {
     /// finish their handshakes within a round trip and rarely hold more than a few at once;
     /// the load harness's connect bursts stay below it. 0: unbounded.
     pub max_pending_per_addr: usize,
+    /// Address blocks exempt from `max_pending_per_addr` (as well as `listen.trusted_proxies`).
+    /// Loopback by default: a reverse proxy or a load generator on the same host funnels many
+    /// clients through one address, and whoever can connect from the host itself is past any
+    /// front door. `[]` applies the limit to loopback too.
+    pub exempt: Vec<String>,
     /// Descriptors kept free for the store, PostgreSQL connections, log files and the like:
     /// once client connections reach the open-file limit (`RLIMIT_NOFILE`, re-read every
     /// second) minus the descriptors open at start-up minus this reserve, every new
@@ -37,6 +42,7 @@ impl Default for FrontDoorConfig {
         FrontDoorConfig {
             max_pending: 4096,
             max_pending_per_addr: 256,
+            exempt: vec!["127.0.0.0/8".into(), "::1".into()],
             fd_reserve: 64,
         }
     }

@@ -55,7 +55,11 @@ impl Door {
         Door {
             max_pending: share(cfg.frontdoor.max_pending),
             max_per_addr: share(cfg.frontdoor.max_pending_per_addr),
-            trusted: parse_cidrs(&cfg.listen.trusted_proxies).unwrap_or_default(),
+            trusted: parse_cidrs(&cfg.listen.trusted_proxies)
+                .unwrap_or_default()
+                .into_iter()
+                .chain(parse_cidrs(&cfg.frontdoor.exempt).unwrap_or_default())
+                .collect(),
             next: 0,
             pending: BTreeMap::new(),
             per_addr: HashMap::new(),
