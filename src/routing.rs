@@ -263,9 +263,9 @@ impl TopicRequest {
             // Notes are never answered; the session learns it is not attached.
             (Note { .. }, _) => client(None, true),
             (Set { .. } | Del { .. }, Unreachable::OtherNode) => {
-                client(Some(Outcome::ClusterElsewhere), false)
+                client(Some(Outcome::ClusterUnreachable), false)
             }
-            (_, Unreachable::OtherNode) => client(Some(Outcome::ClusterElsewhere), true),
+            (_, Unreachable::OtherNode) => client(Some(Outcome::ClusterUnreachable), true),
             (Set { .. } | Del { .. }, Unreachable::NotMember) => {
                 client(Some(Outcome::ServiceUnavailable), false)
             }
@@ -321,7 +321,8 @@ pub enum Unreachable {
     Failed,
     /// The topic's creation failed to persist; it waits to be unloaded.
     Broken,
-    /// Another cluster node masters the topic (until proxy topics exist, refused).
+    /// Another cluster node masters the topic: requests are forwarded to it
+    /// (`shard/proxy.rs`); one that cannot be is refused `{ctrl 502}`.
     OtherNode,
     /// This node is not a cluster member now (fenced): it masters nothing until it re-joins.
     NotMember,
@@ -568,8 +569,8 @@ mod tests {
             (&note, NotFound, r(None, true)),
             (&note, Broken, r(Some(Outcome::Locked), true)),
             (&set, Broken, r(Some(Outcome::Locked), true)),
-            (&join, OtherNode, r(Some(Outcome::ClusterElsewhere), true)),
-            (&set, OtherNode, r(Some(Outcome::ClusterElsewhere), false)),
+            (&join, OtherNode, r(Some(Outcome::ClusterUnreachable), true)),
+            (&set, OtherNode, r(Some(Outcome::ClusterUnreachable), false)),
             (&note, OtherNode, r(None, true)),
             (&get, NotMember, r(Some(Outcome::ServiceUnavailable), true)),
             (&TopicRequest::Refresh, OtherNode, None),

@@ -61,6 +61,12 @@ pub enum NodeMsg {
         sids: Vec<u64>,
         frame: Box<RawValue>,
     },
+    /// Per-user notifications for the `me` topics loaded on the receiver (presence, contact
+    /// events), from topics the sender masters: sent to every node, read by any one shard
+    /// (`shard/proxy_me.rs`).
+    ToMe {
+        notes: Box<RawValue>,
+    },
 }
 
 /// Writes one frame (not flushed: the caller writes a whole batch, then flushes).

@@ -46,9 +46,6 @@ pub enum Outcome {
     TooManyRequests,
     InternalError,
     NotImplemented,
-    /// Another cluster node masters the topic, and this request is not forwarded to it yet
-    /// (`{set}`, `{del}`, a protobuf session): coretalk's interim answer, never the reference's.
-    ClusterElsewhere,
     /// The node link to the topic's master is down (or broke with the request on it).
     ClusterUnreachable,
     /// The topic's master did not answer a forwarded request within `cluster.link_timeout_ms`.
@@ -96,10 +93,6 @@ impl Outcome {
             TooManyRequests => (429, "too many requests"),
             InternalError => (500, "internal error"),
             NotImplemented => (501, "not implemented"),
-            ClusterElsewhere => (
-                502,
-                "topic is mastered by another cluster node; cross-node routing is not built yet",
-            ),
             ClusterUnreachable => (502, "the topic's cluster node is unreachable"),
             ClusterTimeout => (504, "the topic's cluster node did not answer in time"),
             ServiceUnavailable => (503, "service unavailable"),

@@ -78,12 +78,22 @@ impl Frame {
         }))
     }
 
-    /// A frame that crossed a node link as its JSON bytes (`shard/proxy_wire.rs`): `stand_in` is
-    /// what the runtime may inspect (a `{ctrl}`'s id and code); only JSON sessions get it.
-    pub fn carried(json: Bytes, stand_in: ServerMsg) -> Frame {
+    /// A frame that crossed a node link as its JSON bytes, and its protobuf bytes when the
+    /// sending node made them for protobuf sessions (`shard/proxy_wire.rs`): `stand_in` is
+    /// what the runtime may inspect (a `{ctrl}`'s id and code), never encoded for a session
+    /// when the bytes of its encoding came along.
+    pub fn carried(json: Bytes, protobuf: Option<Bytes>, stand_in: ServerMsg) -> Frame {
         let f = Frame::new(stand_in);
         let _ = f.0.encoded[Encoding::Json as usize].set(json);
+        if let Some(pb) = protobuf {
+            let _ = f.0.encoded[Encoding::Protobuf as usize].set(pb);
+        }
         f
+    }
+
+    /// The bytes of `enc` if they were made already (nothing is encoded).
+    pub fn encoded_if_done(&self, enc: Encoding) -> Option<Bytes> {
+        self.0.encoded[enc as usize].get().cloned()
     }
 
     /// The message.

@@ -131,6 +131,8 @@ fn from_peer(shards: &[ServiceSender], peer: &str, msg: NodeMsg) {
             let shard = sids.first().map_or(0, |s| SessionId(*s).shard().idx());
             post(shard, NodeMsg::Deliver { sids, frame })
         }
+        // Any shard: it hands each note to the home shard of its user's `me`.
+        NodeMsg::ToMe { notes } => post(0, NodeMsg::ToMe { notes }),
         NodeMsg::Hello { .. } | NodeMsg::Ping { .. } | NodeMsg::Pong { .. } => {}
     }
 }

@@ -23,6 +23,7 @@ pub mod mesh;
 pub mod outbox;
 mod placement;
 mod proxy;
+mod proxy_me;
 mod proxy_wire;
 mod sessions;
 mod stall;
@@ -210,6 +211,11 @@ pub struct ShardCtx {
     view: Option<Arc<crate::cluster::View>>,
     /// Requests forwarded to other nodes that wait for their answer (`proxy.rs`).
     proxied: Vec<proxy::Pending>,
+    /// Stand-ins of other nodes' protobuf sessions, with when they last made a request
+    /// (`proxy.rs`): what is sent them crosses with its protobuf bytes.
+    remote_pb: HashMap<SessionId, UnixMillis>,
+    /// Notifications for `me` topics waiting for the end of the step (`proxy_me.rs`).
+    me_out: Vec<proxy_me::MeOut>,
 }
 
 impl ShardCtx {
@@ -275,6 +281,8 @@ impl ShardCtx {
             view: init.cluster.as_ref().and_then(|c| c.view()),
             cluster: init.cluster,
             proxied: Vec::new(),
+            remote_pb: HashMap::new(),
+            me_out: Vec::new(),
         }
     }
 
@@ -377,6 +385,8 @@ impl ShardCtx {
                 }
                 return self.topic_missing(&topic, req, why);
             }
+        } else if let TopicRequest::Contact { .. } = &req {
+            self.me_cross_request(&topic, &req);
         } else if let TopicRequest::Detach { .. } | TopicRequest::Foreground { .. } = &req {
             if let Some(peer) = self
                 .placement(&topic)
@@ -543,6 +553,7 @@ impl ShardCtx {
 
     /// Flushes the mesh.
     pub fn flush(&mut self) {
+        self.me_flush();
         let n = self.link.flush();
         if n > 0 {
             crate::stats::bump(&self.stats.mesh_out, n as u64);

@@ -11,6 +11,13 @@
 //! the link: one `ToSession` for a reply, one `Deliver` per (origin node, origin shard) for a
 //! broadcast, which the origin fans out with the ordinary local `Deliver`. A view without the
 //! origin node detaches its stand-ins.
+//!
+//! Every client request for such a topic is forwarded, from JSON and protobuf (gRPC) sessions
+//! alike. Frames cross as JSON; for a protobuf session's stand-in (the master remembers which
+//! stand-ins made requests as protobuf sessions, [`REMOTE_PB_LINGER_MS`]) they cross with
+//! their protobuf bytes too, encoded once on the master like for its own sessions, and the
+//! origin sends each session the bytes of its encoding. Presence for users' `me` topics on
+//! other nodes is `proxy_me.rs`.
 
 use super::proxy_wire::{self as proxy, from_raw, to_raw, Carried, Event, Forwarded};
 use crate::cluster::wire::NodeMsg;
@@ -18,6 +25,10 @@ use crate::ids::{SessionId, ShardId, UnixMillis};
 use crate::proto::Outcome;
 use crate::routing::{Envelope, SessionEvent, TopicRequest, Unreachable};
 use crate::shard::{now, ShardCtx};
+
+/// How long the master remembers that a stand-in is a protobuf session after its last
+/// request, while it is attached to no topic of the shard (attached, it is kept).
+const REMOTE_PB_LINGER_MS: u64 = 60 * 60 * 1000;
 
 /// A forwarded request the origin waits on for an answer.
 #[derive(Debug)]
@@ -39,8 +50,9 @@ impl ShardCtx {
         (view.epoch > 0 && m != view.me).then(|| m.to_owned())
     }
 
-    /// Origin: sends `req` for `topic` to its master `peer`; a request that is not forwarded
-    /// gets the interim refusal, one whose link is down `{ctrl 502}` at once.
+    /// Origin: sends `req` for `topic` to its master `peer`; one whose link is down gets
+    /// `{ctrl 502}` at once (as does a runtime request `proxy_wire::forward` does not carry,
+    /// which `route` never hands it).
     pub(super) fn forward(&mut self, topic: String, peer: String, req: TopicRequest) {
         let Some(node) = self.cluster.clone() else {
             return self.topic_missing(&topic, req, Unreachable::NotMember);
@@ -106,6 +118,7 @@ impl ShardCtx {
     /// Origin, every housekeeping tick: forwarded requests past their deadline get 504, those
     /// whose link went down meanwhile 502.
     pub(super) fn proxy_expire(&mut self, now: UnixMillis) {
+        self.forget_remote_pb(now);
         if self.proxied.is_empty() {
             return;
         }
@@ -134,6 +147,24 @@ impl ShardCtx {
         self.flush();
     }
 
+    /// Master: protobuf stand-ins idle past [`REMOTE_PB_LINGER_MS`] and attached to no topic
+    /// are forgotten (the next request of such a session, if any, is remembered again before
+    /// it is answered).
+    fn forget_remote_pb(&mut self, now: UnixMillis) {
+        let old = |at: &UnixMillis| now.0.saturating_sub(at.0) >= REMOTE_PB_LINGER_MS;
+        if !self.remote_pb.values().any(old) {
+            return;
+        }
+        let attached: std::collections::HashSet<SessionId> = self
+            .topics
+            .values()
+            .flat_map(|slot| slot.topic.attached_sids())
+            .filter(|sid| self.remote_pb.contains_key(sid))
+            .collect();
+        self.remote_pb
+            .retain(|sid, at| !old(at) || attached.contains(sid));
+    }
+
     /// Master, on a new view: remote members of nodes that are no longer up are detached
     /// (their sessions are gone with their node, and their users must not stay online).
     pub(super) fn detach_gone_nodes(&mut self) {
@@ -154,6 +185,8 @@ impl ShardCtx {
                     .map(|sid| (name.clone(), sid))
             })
             .collect();
+        self.remote_pb
+            .retain(|sid, _| sid.remote_parts().is_some_and(|(s, _)| up(s)));
         for (name, sid) in gone {
             tracing::info!(topic = %name, session = %sid, "its node is down: remote member detached");
             self.topic_request(name, TopicRequest::Detach { sid });
@@ -177,6 +210,9 @@ impl ShardCtx {
                     log::warn!("cluster: no session slot for node {peer}: request dropped");
                     return;
                 };
+                if f.pb {
+                    self.remote_pb.insert(sid, now());
+                }
                 let (topic, req) = f.into_request(sid);
                 self.topic_request(topic, req);
             }
@@ -201,6 +237,7 @@ impl ShardCtx {
                 let sids: Vec<SessionId> = sids.into_iter().map(SessionId).collect();
                 self.deliver_local(&frame.into_frame(), &sids);
             }
+            NodeMsg::ToMe { notes } => self.me_notes_from(&peer, &notes),
             NodeMsg::Hello { .. } | NodeMsg::Ping { .. } | NodeMsg::Pong { .. } => {}
         }
     }
@@ -215,11 +252,12 @@ impl ShardCtx {
         let (slot, msg) = match env {
             Envelope::Session { sid, ev } => {
                 let Some((slot, o)) = origin(sid) else { return };
-                let ev = to_raw(&Event::of(&ev));
+                let ev = to_raw(&Event::of(&ev, self.remote_pb.contains_key(&sid)));
                 (slot, NodeMsg::ToSession { sid: o.0, ev })
             }
             Envelope::Deliver { frame, sids } => {
                 let mut slot = None;
+                let pb = sids.iter().any(|sid| self.remote_pb.contains_key(sid));
                 let sids: Vec<u64> = sids
                     .into_iter()
                     .filter_map(origin)
@@ -229,7 +267,7 @@ impl ShardCtx {
                     })
                     .collect();
                 let Some(slot) = slot else { return };
-                let frame = to_raw(&Carried::of(&frame));
+                let frame = to_raw(&Carried::of(&frame, pb));
                 (slot, NodeMsg::Deliver { sids, frame })
             }
             other => {

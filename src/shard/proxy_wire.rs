@@ -7,18 +7,23 @@
 //! from the opaque JSON payloads of `cluster::wire::NodeMsg` (the cluster layer never names
 //! protocol types); `proxy.rs` decides when to forward and where answers go. Frames cross as
 //! their JSON bytes, verbatim, plus the request id and code a `{ctrl}`/`{meta}` answers with (so the
-//! origin can match answers to the requests it waits for); protobuf sessions are not proxied.
+//! origin can match answers to the requests it waits for), and their protobuf bytes (base64)
+//! when a protobuf (gRPC) session of the origin is to get them: the master encodes each frame
+//! once per encoding as for its own sessions, and the origin sends the bytes of each
+//! session's encoding verbatim.
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::access::AuthLevel;
 use crate::ids::{SessionId, UserId};
-use crate::proto::client::{GetQuery, SetQuery};
+use crate::proto::client::{Credential, GetQuery, SeqRange, SetQuery};
 use crate::proto::server::{Ctrl, Info, Ts};
 use crate::proto::{Encoding, Frame, ServerMsg};
-use crate::routing::{CreateSpec, ReqHead, Requester, SessionEvent, TopicRequest};
+use crate::routing::{CreateSpec, DelWhat, ReqHead, Requester, SessionEvent, TopicRequest};
 
 /// The opaque payload of a node message.
 pub fn to_raw<T: Serialize>(v: &T) -> Box<RawValue> {
@@ -44,7 +49,41 @@ pub struct Forwarded {
     /// The request id to echo, and the topic's name as the client wrote it.
     pub id: Option<String>,
     pub as_seen: String,
+    /// The session is a protobuf (gRPC) one: what the topic sends it crosses with its
+    /// protobuf bytes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pb: bool,
     pub req: FwdReq,
+}
+
+/// What a forwarded `{del}` deletes (`DelWhat`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FwdDel {
+    Msg { ranges: Vec<SeqRange>, hard: bool },
+    Topic { hard: bool },
+    Sub { user: String },
+    Cred(Box<Credential>),
+}
+
+impl FwdDel {
+    fn of(what: DelWhat) -> FwdDel {
+        match what {
+            DelWhat::Msg { ranges, hard } => FwdDel::Msg { ranges, hard },
+            DelWhat::Topic { hard } => FwdDel::Topic { hard },
+            DelWhat::Sub { user } => FwdDel::Sub { user },
+            DelWhat::Cred(c) => FwdDel::Cred(c),
+        }
+    }
+
+    fn into_what(self) -> DelWhat {
+        match self {
+            FwdDel::Msg { ranges, hard } => DelWhat::Msg { ranges, hard },
+            FwdDel::Topic { hard } => DelWhat::Topic { hard },
+            FwdDel::Sub { user } => DelWhat::Sub { user },
+            FwdDel::Cred(c) => DelWhat::Cred(c),
+        }
+    }
 }
 
 /// What is asked, the forwarded subset of `TopicRequest`.
@@ -69,6 +108,12 @@ pub enum FwdReq {
     Get {
         query: Box<GetQuery>,
     },
+    Set {
+        query: Box<SetQuery>,
+    },
+    Del {
+        what: FwdDel,
+    },
     Note {
         what: String,
         seq: u64,
@@ -91,19 +136,18 @@ impl FwdReq {
                 | FwdReq::Leave { .. }
                 | FwdReq::Publish { .. }
                 | FwdReq::Get { .. }
+                | FwdReq::Set { .. }
+                | FwdReq::Del { .. }
         )
     }
 }
 
 /// The forwarded form of `req` for `topic`; the request itself back when it is not forwarded
-/// (`{set}`, `{del}`, the runtime's own requests but detach and foreground, a protobuf
-/// session's requests).
+/// (the runtime's own requests but detach and foreground: presence for `me` crosses as
+/// `proxy_me.rs` notes, and a topic's refresh stays with its master).
 // The request goes back whole (boxing it would cost an allocation on every forward).
 #[allow(clippy::result_large_err)]
 pub fn forward(topic: &str, req: TopicRequest) -> Result<Forwarded, TopicRequest> {
-    if req.requester().is_some_and(|r| r.enc != Encoding::Json) {
-        return Err(req);
-    }
     let plain = |sid: SessionId, req| Forwarded {
         topic: topic.to_owned(),
         sid: sid.0,
@@ -111,6 +155,7 @@ pub fn forward(topic: &str, req: TopicRequest) -> Result<Forwarded, TopicRequest
         level: String::new(),
         id: None,
         as_seen: topic.to_owned(),
+        pb: false,
         req,
     };
     let with = |hdr: ReqHead, req| Forwarded {
@@ -118,6 +163,7 @@ pub fn forward(topic: &str, req: TopicRequest) -> Result<Forwarded, TopicRequest
         sid: hdr.req.sid.0,
         uid: hdr.req.uid.0,
         level: hdr.req.level.as_str().to_owned(),
+        pb: hdr.req.enc == Encoding::Protobuf,
         id: hdr.id,
         as_seen: hdr.as_seen,
         req,
@@ -158,6 +204,13 @@ pub fn forward(topic: &str, req: TopicRequest) -> Result<Forwarded, TopicRequest
             },
         ),
         TopicRequest::Get { hdr, query } => with(hdr, FwdReq::Get { query }),
+        TopicRequest::Set { hdr, query } => with(hdr, FwdReq::Set { query }),
+        TopicRequest::Del { hdr, what } => with(
+            hdr,
+            FwdReq::Del {
+                what: FwdDel::of(what),
+            },
+        ),
         TopicRequest::Note {
             hdr,
             what,
@@ -188,7 +241,11 @@ impl Forwarded {
                 sid,
                 uid: UserId(self.uid),
                 level: AuthLevel::parse(&self.level).unwrap_or_default(),
-                enc: Encoding::Json,
+                enc: if self.pb {
+                    Encoding::Protobuf
+                } else {
+                    Encoding::Json
+                },
             },
             id: self.id,
             as_seen: self.as_seen,
@@ -220,6 +277,11 @@ impl Forwarded {
                 content,
             },
             FwdReq::Get { query } => TopicRequest::Get { hdr, query },
+            FwdReq::Set { query } => TopicRequest::Set { hdr, query },
+            FwdReq::Del { what } => TopicRequest::Del {
+                hdr,
+                what: what.into_what(),
+            },
             FwdReq::Note {
                 what,
                 seq,
@@ -239,11 +301,14 @@ impl Forwarded {
     }
 }
 
-/// A frame as it crosses a node link: its JSON, and the request id (and `{ctrl}` code, 0
-/// for other messages) it answers.
-#[derive(Debug, Serialize, Deserialize)]
+/// A frame as it crosses a node link: its JSON, its protobuf bytes (base64) when protobuf
+/// sessions are to get it, and the request id (and `{ctrl}` code, 0 for other messages) it
+/// answers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Carried {
     pub json: Box<RawValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pb: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     #[serde(default)]
@@ -251,7 +316,10 @@ pub struct Carried {
 }
 
 impl Carried {
-    pub fn of(frame: &Frame) -> Carried {
+    /// `frame` as it crosses, with its protobuf bytes when `pb` (encoded now if no session of
+    /// this node needed them yet).
+    pub fn of(frame: &Frame, pb: bool) -> Carried {
+        let pb = pb.then(|| STANDARD.encode(frame.encoded(Encoding::Protobuf)));
         let text = String::from_utf8_lossy(&frame.json()).into_owned();
         let json = RawValue::from_string(text).unwrap_or_else(|_| {
             RawValue::from_string("null".to_owned()).expect("null is valid JSON")
@@ -261,7 +329,7 @@ impl Carried {
             ServerMsg::Meta(m) => (m.id.clone(), 0),
             _ => (None, 0),
         };
-        Carried { json, id, code }
+        Carried { json, pb, id, code }
     }
 
     /// The frame for the origin's sessions (its bytes verbatim).
@@ -278,7 +346,11 @@ impl Carried {
         } else {
             ServerMsg::Info(Info::default())
         };
-        Frame::carried(Bytes::from(self.json.get().to_owned()), stand_in)
+        let pb = self
+            .pb
+            .and_then(|b| STANDARD.decode(b).ok())
+            .map(Bytes::from);
+        Frame::carried(Bytes::from(self.json.get().to_owned()), pb, stand_in)
     }
 }
 
@@ -293,9 +365,12 @@ pub enum Event {
 }
 
 impl Event {
-    pub fn of(ev: &SessionEvent) -> Event {
+    /// `ev` as it crosses; `pb`: for a protobuf session.
+    pub fn of(ev: &SessionEvent, pb: bool) -> Event {
         match ev {
-            SessionEvent::Frames(fs) => Event::Frames(fs.iter().map(Carried::of).collect()),
+            SessionEvent::Frames(fs) => {
+                Event::Frames(fs.iter().map(|f| Carried::of(f, pb)).collect())
+            }
             SessionEvent::Attached { topic } => Event::Attached {
                 topic: topic.clone(),
             },
@@ -373,10 +448,33 @@ mod tests {
         assert_eq!(got.req.sid, stand_in);
         assert_eq!(got.id.as_deref(), Some("3"));
         let set = TopicRequest::Set {
-            hdr,
+            hdr: hdr.clone(),
             query: Box::default(),
         };
-        assert!(forward("grpX", set).is_err());
+        let f = forward("grpX", set).unwrap();
+        assert!(f.req.answered());
+        let del = TopicRequest::Del {
+            hdr: ReqHead {
+                req: Requester {
+                    enc: Encoding::Protobuf,
+                    ..hdr.req.clone()
+                },
+                ..hdr
+            },
+            what: DelWhat::Msg {
+                ranges: vec![SeqRange { low: 2, hi: 5 }],
+                hard: true,
+            },
+        };
+        let back: Forwarded = from_raw(&to_raw(&forward("grpX", del).unwrap())).unwrap();
+        let (_, req) = back.into_request(stand_in);
+        let TopicRequest::Del { hdr, what } = req else {
+            panic!("not a del")
+        };
+        assert_eq!(hdr.req.enc, Encoding::Protobuf);
+        assert!(matches!(what, DelWhat::Msg { ranges, hard: true } if ranges[0].hi == 5));
+        let refresh = TopicRequest::Refresh;
+        assert!(forward("grpX", refresh).is_err());
     }
 
     #[test]
@@ -386,7 +484,7 @@ mod tests {
                 .ctrl(Some("5"), Some("grpX"), UnixMillis(1))
                 .msg(),
         );
-        let ev = Event::of(&SessionEvent::Frames(vec![frame.clone()]));
+        let ev = Event::of(&SessionEvent::Frames(vec![frame.clone()]), false);
         let back: Event = from_raw(&to_raw(&ev)).unwrap();
         assert_eq!(back.answers().collect::<Vec<_>>(), ["5"]);
         let SessionEvent::Frames(fs) = back.into_event() else {
@@ -394,5 +492,15 @@ mod tests {
         };
         assert_eq!(fs[0].json(), frame.json());
         assert!(matches!(fs[0].msg(), ServerMsg::Ctrl(c) if c.code == 202));
+        assert_eq!(fs[0].encoded_if_done(Encoding::Protobuf), None);
+        let ev = Event::of(&SessionEvent::Frames(vec![frame.clone()]), true);
+        let SessionEvent::Frames(fs) = from_raw::<Event>(&to_raw(&ev)).unwrap().into_event() else {
+            panic!("not frames")
+        };
+        assert_eq!(
+            fs[0].encoded_if_done(Encoding::Protobuf),
+            Some(frame.encoded(Encoding::Protobuf)),
+            "a protobuf session gets the master's protobuf bytes verbatim"
+        );
     }
 }

@@ -22,6 +22,15 @@ impl ShardCtx {
             return;
         }
         if let Err(why) = self.admit(&name, &req) {
+            // A copy relinquished to another node: a request of a session of this node that
+            // raced the new view goes on to the master (a forwarded one is not sent on, so
+            // two nodes on different views cannot pass it back and forth).
+            let own = req
+                .requester()
+                .is_some_and(|r| r.sid.remote_parts().is_none());
+            if let Some(peer) = self.master_elsewhere(&name).filter(|_| own) {
+                return self.forward(name, peer, req);
+            }
             return self.topic_missing(&name, req, why);
         }
         if !self.topics.contains_key(&name) {
@@ -244,8 +253,15 @@ impl ShardCtx {
     }
 
     /// Routes a user-level `{pres}` to the home shard of each target's `me` topic, one
-    /// envelope per shard.
+    /// envelope per shard, and to the other cluster nodes (`proxy_me.rs`).
     pub(super) fn user_pres(&mut self, frame: Frame, targets: Vec<(UserId, Vec<SessionId>)>) {
+        self.me_cross_pres(&frame, &targets);
+        self.user_pres_here(frame, targets);
+    }
+
+    /// Routes a user-level `{pres}` to the home shard of each target's `me` topic on this
+    /// node, one envelope per shard.
+    pub(super) fn user_pres_here(&mut self, frame: Frame, targets: Vec<(UserId, Vec<SessionId>)>) {
         let mut by_home: Vec<Vec<(UserId, Vec<SessionId>)>> = vec![Vec::new(); self.n_shards];
         for (uid, skip) in targets {
             let home = home_shard(&me_topic(uid), self.n_shards);

@@ -28,10 +28,15 @@ pub fn pg_base() -> Option<String> {
 
 /// Starts node `name` (one shard) on the shared database `url`.
 pub fn start_node(name: &str, url: &str) -> Server {
+    start_node_with(name, url, "")
+}
+
+/// [`start_node`] with more configuration (`extra`: whole TOML sections).
+pub fn start_node_with(name: &str, url: &str, extra: &str) -> Server {
     let toml = format!(
         "[cluster]\nnode = \"{name}\"\nlisten = \"127.0.0.1:0\"\nlease_ms = {LEASE_MS}\n\
          heartbeat_ms = {HEARTBEAT_MS}\nlink_ping_ms = 200\nlink_timeout_ms = 1000\n\
-         link_backoff_max_ms = 500\n\n[limits]\nmsg_per_sec = 0\n"
+         link_backoff_max_ms = 500\n\n[limits]\nmsg_per_sec = 0\n\n{extra}"
     );
     Server::start_with_store(1, &toml, Some(url.to_owned()))
 }

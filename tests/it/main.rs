@@ -7,7 +7,8 @@
 //! sequences, rate limits and quotas, shutdown (signals, the deadline, the store closed in
 //! every case), operations (metrics, expvar keys, health, keygen, trusted proxies), and a
 //! cluster of node processes on one PostgreSQL (placement, a crash, re-join, a stopped master
-//! fenced, group topics proxied across nodes).
+//! fenced, group topics proxied across nodes, `{set}`/`{del}`, gRPC sessions and `me` presence
+//! across nodes).
 
 mod access;
 mod accounts;
@@ -17,6 +18,7 @@ mod cleanup;
 mod clients;
 mod cluster;
 mod cluster_nodes;
+mod cluster_ops;
 mod cluster_proxy;
 mod cross_shard;
 mod disk_full;
