@@ -6,9 +6,9 @@
 //! Only groups and P2P conversations are placed: they carry seqs, and two masters on one
 //! database would hand out the same seq. `me`, `fnd`, `slf` and `sys` are served on the
 //! session's own node (the reference places `usr…`/`fnd…`/`sys` on the ring as well; that
-//! comes with proxy topics). Until proxy topics exist a request for a topic mastered elsewhere
-//! is answered `{ctrl 502}` saying so (`Unreachable::OtherNode`), and every placed topic is
-//! refused with 503 while this node is fenced (`Unreachable::NotMember`). A standalone server
+//! would need proxy topics). A request for a topic mastered elsewhere (`Unreachable::OtherNode`)
+//! is forwarded to its master (`proxy.rs`), and every placed topic is refused with 503 while
+//! this node is fenced (`Unreachable::NotMember`). A standalone server
 //! has no view and places everything here.
 
 use std::sync::Arc;
