@@ -15,9 +15,9 @@ use pbx::client_msg::Message as C;
 use pbx::server_msg::Message as S;
 use serde_json::{json, Value};
 
-use crate::clients::grpc::{is_data_with, json_of, Grpc};
+use crate::clients::grpc::{is_data_with, is_pres, json_of, Grpc};
 use crate::cluster_nodes::{login_basic, master, pg_base, start_node_with, until, wait_settled};
-use crate::support::{create_database, embedded_store, unique_login, Client, Server};
+use crate::support::{create_database, embedded_store, is_ctrl_for, unique_login, Client, Server};
 
 const SETTLE: Duration = Duration::from_secs(30);
 
@@ -215,7 +215,17 @@ async fn a_grpc_client_uses_a_group_mastered_on_another_node() {
     let private = g_private(&mut g, &grp).await;
     assert_eq!(private, json!({"comment": "mine"}));
 
+    // Detached, with `me` on n2: the group's `{pres msg}` reaches it in protobuf too.
     g.leave(&grp).await;
+    g.sub("me", None).await;
+    assert_eq!(w.publish(&grp, json!("w4")).await, 4);
+    let m = g
+        .recv_until("pres msg on me", |m| {
+            is_pres(m, pbx::server_pres::What::Msg, &grp)
+        })
+        .await;
+    let S::Pres(p) = m else { unreachable!() };
+    assert_eq!((p.topic.as_str(), p.seq_id), ("me", 4), "{p:?}");
 }
 
 /// The gRPC client's `desc.private` of `grp`, read with `{get desc}`.
@@ -263,6 +273,30 @@ async fn a_users_me_on_another_node_hears_of_a_groups_messages_and_presence() {
         .await;
     assert_eq!(p["pres"]["seq"], seq, "{p}");
     assert_eq!(p["pres"]["act"], a.uid.as_str(), "{p}");
+
+    // Attached to the group through n2, it gets the message itself and no `{pres msg}` (the
+    // master's skip list names its stand-in, n2 its session): the next one, once detached,
+    // is the first `{pres msg}` it sees.
+    c.sub(&grp).await;
+    let seq = a.publish(&grp, json!("while attached")).await;
+    let mut frames = c
+        .collect_until("data while attached", |v| v["data"]["seq"] == seq)
+        .await;
+    let id = c.id();
+    c.send(json!({"leave": {"id": id, "topic": grp}})).await;
+    frames.extend(c.collect_until("leave", |v| is_ctrl_for(v, &id)).await);
+    let next = a.publish(&grp, json!("after")).await;
+    frames.extend(
+        c.collect_until("pres msg after", |v| {
+            me_pres(v, "msg", &grp) && v["pres"]["seq"] == next
+        })
+        .await,
+    );
+    let early: Vec<&Value> = frames
+        .iter()
+        .filter(|v| me_pres(v, "msg", &grp) && v["pres"]["seq"] == seq)
+        .collect();
+    assert!(early.is_empty(), "an attached session got {early:?}");
 
     // The group goes offline (unloaded on n1), then a session attaches: `on` on n2's `me`.
     a.leave(&grp).await;
