@@ -230,3 +230,53 @@ impl ShardCtx {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::server::Pres;
+    use crate::proto::{Encoding, ServerMsg};
+
+    #[test]
+    fn notes_cross_with_their_events_and_both_encodings() {
+        let frame = Frame::new(ServerMsg::Pres(Pres {
+            topic: "me".into(),
+            src: Some("grpX".into()),
+            what: "msg",
+            seq: 3,
+            ..Pres::default()
+        }));
+        let notes = vec![
+            Note::Pres {
+                frame: Carried::of(&frame, true),
+                targets: vec![(7, vec![11])],
+            },
+            Note::Contact {
+                user: 7,
+                topic: "grpX".into(),
+                ev: Ev::of(ContactEvent::On {
+                    peer: Some(UserId(9)),
+                    ua: "ua".into(),
+                    reply: true,
+                }),
+            },
+        ];
+        let back: Vec<Note> = from_raw(&to_raw(&notes)).unwrap();
+        let [Note::Pres { frame: c, targets }, Note::Contact { user, topic, ev }] = &back[..]
+        else {
+            panic!("not the notes sent: {back:?}")
+        };
+        assert_eq!(targets, &[(7, vec![11])]);
+        let f = c.clone().into_frame();
+        assert_eq!(f.json(), frame.json());
+        assert_eq!(
+            f.encoded_if_done(Encoding::Protobuf),
+            Some(frame.encoded(Encoding::Protobuf))
+        );
+        assert_eq!((*user, topic.as_str()), (7, "grpX"));
+        let Ev::On { peer, ua, reply } = ev else {
+            panic!("not on: {ev:?}")
+        };
+        assert_eq!((*peer, ua.as_str(), *reply), (Some(9), "ua", true));
+    }
+}
