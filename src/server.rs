@@ -188,7 +188,9 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
         cfg.auth.hash_queue,
         cfg.auth.hash_nice,
     );
-    let token_key = if cfg.auth.token_key.is_empty() {
+    let token_key = if let Some(k) = opened.shared_token_key.clone() {
+        k
+    } else if cfg.auth.token_key.is_empty() {
         load_or_create_token_key(&data_dir).context("token key")?
     } else {
         base64::engine::general_purpose::STANDARD

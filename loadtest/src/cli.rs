@@ -56,6 +56,9 @@ pub enum Command {
     /// W6: cross-core fan-out: W4 with 1 vs 2 shards, envelopes per message, efficiency.
     #[command(alias = "W6")]
     W6(W6Args),
+    /// W7: the cluster: W4 and W3 over 3 nodes on PostgreSQL vs one node (--pg URL).
+    #[command(alias = "W7")]
+    W7(W7Args),
     /// Soak: N idle authenticated sessions held for minutes under a light group load; server
     /// RSS and CPU over time, RSS slope, lost deliveries.
     Soak(SoakArgs),
@@ -404,6 +407,68 @@ pub struct W6Args {
     pub placement: Vec<Placement>,
 }
 
+/// Where W7 puts its sessions over the cluster's nodes (each layout a fresh run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterLayout {
+    /// One standalone server on PostgreSQL, every session on it (the baseline).
+    Single,
+    /// A cluster, every session on node 0, which masters the topics: nothing crosses.
+    Local,
+    /// A cluster, topic owners on node 0 and their peers (W4's subscribers, W3's second
+    /// sides) on the other nodes: every delivery crosses a node link.
+    Remote,
+    /// A cluster, sessions round-robin over the nodes (a load balancer's placement).
+    Spread,
+}
+
+impl ClusterLayout {
+    pub fn name(self) -> &'static str {
+        match self {
+            ClusterLayout::Single => "single",
+            ClusterLayout::Local => "local",
+            ClusterLayout::Remote => "remote",
+            ClusterLayout::Spread => "spread",
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone, Serialize, Deserialize)]
+pub struct W7Args {
+    #[command(flatten)]
+    pub common: Common,
+    /// The PostgreSQL server, `postgres://USER@HOST:PORT` (default: $CORETALK_TEST_PG; a
+    /// database is created per layout and dropped after it).
+    #[arg(long, value_name = "URL")]
+    pub pg: Option<String>,
+    /// Cluster nodes (one shard each) for the cluster layouts.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Layouts to run, each on fresh processes and a fresh database.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "single,local,remote,spread"
+    )]
+    pub layouts: Vec<ClusterLayout>,
+    /// W4 part: subscribers of the group (0 = skip the part).
+    #[arg(long, default_value_t = 1000)]
+    pub subscribers: usize,
+    /// W4 part: publishes per second (comma list = sweep).
+    #[arg(long, default_value = "50", value_delimiter = ',')]
+    pub fanout_rate: Vec<f64>,
+    /// W3 part: pairs, each a 2-member group (0 = skip the part).
+    #[arg(long, default_value_t = 2000)]
+    pub pairs: usize,
+    /// W3 part: messages per second over all senders (comma list = sweep).
+    #[arg(long, default_value = "2500", value_delimiter = ',')]
+    pub pair_rate: Vec<f64>,
+    /// Payload bytes (content).
+    #[arg(long, default_value_t = 100)]
+    pub payload: usize,
+}
+
 #[derive(Args, Debug, Clone, Serialize, Deserialize)]
 pub struct SoakArgs {
     #[command(flatten)]
@@ -503,6 +568,9 @@ pub enum Workload {
     W5(W5Args),
     #[command(alias = "W6")]
     W6(W6Args),
+    /// W7: the cluster: W4 and W3 over 3 nodes on PostgreSQL vs one node (--pg URL).
+    #[command(alias = "W7")]
+    W7(W7Args),
     Soak(SoakArgs),
     Churn(ChurnArgs),
 }
@@ -517,6 +585,7 @@ impl Workload {
             Workload::W4(a) => &mut a.common,
             Workload::W5(a) => &mut a.common,
             Workload::W6(a) => &mut a.common,
+            Workload::W7(a) => &mut a.common,
             Workload::Soak(a) => &mut a.common,
             Workload::Churn(a) => &mut a.common,
         }
@@ -530,6 +599,7 @@ impl Workload {
             Workload::W4(a) => &a.common,
             Workload::W5(a) => &a.common,
             Workload::W6(a) => &a.common,
+            Workload::W7(a) => &a.common,
             Workload::Soak(a) => &a.common,
             Workload::Churn(a) => &a.common,
         }
@@ -543,6 +613,7 @@ impl Workload {
             Workload::W4(_) => "w4",
             Workload::W5(_) => "w5",
             Workload::W6(_) => "w6",
+            Workload::W7(_) => "w7",
             Workload::Soak(_) => "soak",
             Workload::Churn(_) => "churn",
         }

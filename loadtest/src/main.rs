@@ -102,6 +102,7 @@ fn main() -> ExitCode {
         Command::W4(a) => run_one(Workload::W4(a)),
         Command::W5(a) => run_one(Workload::W5(a)),
         Command::W6(a) => run_one(Workload::W6(a)),
+        Command::W7(a) => run_one(Workload::W7(a)),
         Command::Soak(a) => run_one(Workload::Soak(a)),
         Command::Churn(a) => run_one(Workload::Churn(a)),
         Command::Compare(c) => {

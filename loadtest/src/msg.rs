@@ -54,6 +54,10 @@ pub enum Role {
         pairs: Vec<(Account, Account)>,
         kind: TopicKind,
         first_sender: u32,
+        /// W7 placement: the HOST:PORT each pair's two sides connect to, by pair (empty: the
+        /// target's).
+        #[serde(default)]
+        side_addrs: Vec<(String, String)>,
     },
     /// W4/W6: subscribers of `topic`, and the publisher if this worker has it.
     Fanout {

@@ -66,6 +66,12 @@ pub struct Sampler {
 
 impl Sampler {
     pub fn start(pid: u32, every: Duration) -> Sampler {
+        Sampler::start_many(vec![pid], every)
+    }
+
+    /// A sampler of several processes as one (W7's cluster nodes): each reading is their sum
+    /// (CPU and RSS), taken only when every process could be read.
+    pub fn start_many(pids: Vec<u32>, every: Duration) -> Sampler {
         let samples = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st) = (samples.clone(), stop.clone());
@@ -73,8 +79,16 @@ impl Sampler {
             .name("proc-sampler".into())
             .spawn(move || {
                 while !st.load(Ordering::Relaxed) {
-                    if let Ok(x) = read(pid) {
-                        s.lock().unwrap().push(x);
+                    let all: std::io::Result<Vec<ProcSample>> =
+                        pids.iter().map(|p| read(*p)).collect();
+                    if let Ok(v) = all {
+                        if let Some(sum) = v.into_iter().reduce(|a, b| ProcSample {
+                            cpu_us: a.cpu_us + b.cpu_us,
+                            rss_kib: a.rss_kib + b.rss_kib,
+                            ..a
+                        }) {
+                            s.lock().unwrap().push(sum);
+                        }
                     }
                     std::thread::sleep(every);
                 }

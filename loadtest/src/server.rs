@@ -62,6 +62,10 @@ pub struct Tuning {
     pub shard_ports: bool,
     /// coretalk: `session.detached_idle_ms` (churn: how long abandoned long-poll sessions live).
     pub detached_idle_ms: Option<u64>,
+    /// coretalk: `--store URL` (W7: a PostgreSQL database) instead of the embedded store.
+    pub store_url: Option<String>,
+    /// coretalk: run as cluster node NAME (`[cluster] node`, a node listener on a free port).
+    pub node: Option<String>,
 }
 
 /// Number of CPUs in a taskset list such as `0`, `2-3`, `0,4-5`.
@@ -261,6 +265,12 @@ fn coretalk_extras(t: &Tuning) -> String {
             "\n[session]\n# churn: abandoned long-poll sessions end this soon\ndetached_idle_ms = {ms}\n"
         ));
     }
+    if let Some(n) = &t.node {
+        out.push_str(&format!(
+            "\n[cluster]\n# W7: a cluster node on a free port of its own\nnode = {}\nlisten = \"127.0.0.1:0\"\n",
+            toml::Value::String(n.clone())
+        ));
+    }
     if t.shard_ports {
         out.push_str(
             "\n[listen]\n# W6 placement: a listener per shard, on free ports (announced)\n\
@@ -393,6 +403,9 @@ impl Server {
                     .arg(t.shards.max(1).to_string())
                     .arg("--config")
                     .arg(&cf);
+                if let Some(url) = &t.store_url {
+                    c.arg("--store").arg(url);
+                }
                 // gRPC on a free port of its own when the sessions use it, off otherwise:
                 // never the default 0.0.0.0:16060, which parallel servers would share
                 // (SO_REUSEPORT). Builds from before gRPC have no such option.

@@ -63,6 +63,22 @@ pub fn load_or_create_token_key(data_dir: &Path) -> io::Result<Vec<u8>> {
     Ok(key)
 }
 
+/// The key a server on a shared PostgreSQL database offers when the database holds none yet:
+/// the data directory's existing `token.key` (so that tokens issued before the server moved
+/// to PostgreSQL stay valid), else 32 fresh random bytes. Creates no file.
+pub fn token_key_candidate(data_dir: &Path) -> io::Result<Vec<u8>> {
+    match read_key(&data_dir.join(TOKEN_KEY_FILE)) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let mut key = vec![0u8; MIN_KEY_LEN];
+            OsRng.try_fill_bytes(&mut key).map_err(|e| {
+                io::Error::other(format!("cannot get random bytes for the token key: {e}"))
+            })?;
+            Ok(key)
+        }
+        other => other,
+    }
+}
+
 fn read_key(path: &Path) -> io::Result<Vec<u8>> {
     let f = fs::File::open(path)?;
     let mut key = Vec::with_capacity(MIN_KEY_LEN);

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use super::store_gate::StoreGate;
+use crate::auth::keys::token_key_candidate;
 use crate::config::{Config, PostgresConfig};
 use crate::store::pg::{Fence, PgOptions, PgStore};
 use crate::store::readers::{ReaderPool, ReadersJoin};
@@ -25,6 +26,9 @@ pub(super) struct Opened {
     pub journal_dir: Option<PathBuf>,
     /// What to print at start: the data directory or the database, without its password.
     pub describe: String,
+    /// The token key every server on the PostgreSQL database shares (none for the embedded
+    /// store, nor when `auth.token_key` is configured).
+    pub shared_token_key: Option<Vec<u8>>,
 }
 
 /// Opens the configured store for `n_shards` shards; a cluster node's PostgreSQL store
@@ -51,6 +55,7 @@ pub(super) fn open(cfg: &Config, n_shards: usize, fence: Option<Fence>) -> anyho
             readers: None,
             journal_dir: Some(journal_dir),
             describe: format!("data in {}", data_dir.display()),
+            shared_token_key: None,
         });
     }
     let url = cfg.store.url.trim();
@@ -62,6 +67,18 @@ pub(super) fn open(cfg: &Config, n_shards: usize, fence: Option<Fence>) -> anyho
     if let Some(f) = fence {
         store = store.with_fence(f);
     }
+    // Every server on the database signs tokens with one key, so a token from one cluster
+    // node logs in on any other (a configured `auth.token_key` overrides it).
+    let shared_token_key = if cfg.auth.token_key.is_empty() {
+        let candidate = token_key_candidate(data_dir).context("token key")?;
+        Some(
+            store
+                .shared_secret("token_key", &candidate)
+                .map_err(|e| anyhow::anyhow!("cannot read the shared token key at {shown}: {e}"))?,
+        )
+    } else {
+        None
+    };
     let gate = Arc::new(StoreGate::new(Box::new(store) as Box<dyn Store>));
     let as_store: Arc<dyn Store> = gate.clone();
     let pool =
@@ -71,6 +88,7 @@ pub(super) fn open(cfg: &Config, n_shards: usize, fence: Option<Fence>) -> anyho
         readers: Some(pool),
         journal_dir: None,
         describe: format!("data in PostgreSQL {shown} ({readers} reader threads)"),
+        shared_token_key,
     })
 }
 

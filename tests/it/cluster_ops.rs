@@ -310,3 +310,33 @@ async fn a_users_me_on_another_node_hears_of_a_groups_messages_and_presence() {
         .await;
     assert_eq!(on["pres"]["src"], grp.as_str(), "{on}");
 }
+
+/// A token issued by one node logs in on another: the nodes sign with the one key the shared
+/// database holds (`shared_secret`), which is what a client of a dead node needs to resume on
+/// a surviving one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_issued_by_one_node_logs_in_on_another() {
+    let Some((n1, n2)) = two_nodes("").await else {
+        return;
+    };
+    let login = unique_login("tok");
+    let mut a = Client::connect(&n1, "a").await;
+    a.hi().await;
+    let (uid, token) = a.sign_up(&login).await;
+    let mut b = Client::connect(&n2, "b").await;
+    b.hi().await;
+    assert_eq!(b.login_token(&token).await, uid);
+    // And the other way round, with a token n2 hands out on a password login.
+    let mut d = Client::connect(&n2, "d").await;
+    d.hi().await;
+    let id = d.id();
+    d.send(json!({"login": {"id": id, "scheme": "basic",
+        "secret": crate::support::b64(&format!("{login}:{login}-pw"))}}))
+        .await;
+    let r = d.ctrl_for(&id).await;
+    assert_eq!(r["code"], 200, "{r}");
+    let token2 = r["params"]["token"].as_str().expect("a token").to_owned();
+    let mut c = Client::connect(&n1, "c").await;
+    c.hi().await;
+    assert_eq!(c.login_token(&token2).await, uid);
+}

@@ -14,6 +14,8 @@ pub mod w3;
 pub mod w4;
 pub mod w5;
 pub mod w6;
+pub mod w7;
+pub mod w7_cluster;
 
 use std::time::Duration;
 
@@ -37,6 +39,8 @@ pub struct Ctx {
     pub common: Common,
     pub kind: TargetKind,
     pub server: Option<Server>,
+    /// W7: the cluster's other nodes (`server` is node 0); sampled together with it.
+    pub nodes: Vec<Server>,
     pub sampler: Option<Sampler>,
     pub target: TargetSpec,
     pub mp: MultiProgress,
@@ -58,6 +62,7 @@ impl Ctx {
             common: common.clone(),
             kind: common.target,
             server: None,
+            nodes: Vec::new(),
             sampler: None,
             target: TargetSpec {
                 kind: common.target,
@@ -105,7 +110,8 @@ impl Ctx {
 
     pub fn stop_server(&mut self) {
         self.sampler = None;
-        if let Some(s) = self.server.take() {
+        let nodes = std::mem::take(&mut self.nodes);
+        for s in self.server.take().into_iter().chain(nodes) {
             let tag = format!(
                 "{}{}",
                 s.info.kind,
@@ -381,6 +387,7 @@ pub async fn run(w: &Workload) -> RunResult {
         Workload::W4(a) => serde_json::to_value(a),
         Workload::W5(a) => serde_json::to_value(a),
         Workload::W6(a) => serde_json::to_value(a),
+        Workload::W7(a) => serde_json::to_value(a),
         Workload::Soak(a) => serde_json::to_value(a),
         Workload::Churn(a) => serde_json::to_value(a),
     }
@@ -413,6 +420,7 @@ pub async fn run(w: &Workload) -> RunResult {
             Workload::W4(a) => w4::run(&mut ctx, a).await,
             Workload::W5(a) => w5::run(&mut ctx, a).await,
             Workload::W6(a) => w6::run(&mut ctx, a).await,
+            Workload::W7(a) => w7::run(&mut ctx, a).await,
             Workload::Soak(a) => soak::run(&mut ctx, a).await,
             Workload::Churn(a) => churn::run(&mut ctx, a).await,
         },

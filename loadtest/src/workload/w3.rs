@@ -41,6 +41,7 @@ pub async fn run(ctx: &mut Ctx, a: &W3Args) -> Result<()> {
                 pairs,
                 kind: a.topic_kind,
                 first_sender: (2 * first) as u32,
+                side_addrs: Vec::new(),
             },
         ));
         first += n;
@@ -103,11 +104,18 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
         pairs,
         kind,
         first_sender,
+        side_addrs,
     } = &spec.role
     else {
         return Err(anyhow!("not a pairs role"));
     };
     let dst = resolve(&spec.target.addr)?;
+    // Each pair's (A, B) addresses: the target's unless placed.
+    let placed: Vec<(std::net::SocketAddr, std::net::SocketAddr)> = side_addrs
+        .iter()
+        .map(|(a, b)| Ok((resolve(a)?, resolve(b)?)))
+        .collect::<Result<_>>()?;
+    let dst_of = |i: usize| placed.get(i).copied().unwrap_or((dst, dst));
     let src = Rc::new(Sources::new(&spec.src_ips, dst));
     let st = Stats::shared();
     let stop = Rc::new(Cell::new(false));
@@ -120,10 +128,13 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
     let chunk = 32;
     let t = &spec.target;
     for (ci, group) in pairs.chunks(chunk).enumerate() {
-        let futs = group.iter().map(|(a, b)| {
+        let futs = group.iter().enumerate().map(|(pi, (a, b))| {
             let src = src.clone();
+            let (dst_a, dst_b) = dst_of(ci * chunk + pi);
             async move {
-                let mut sa = Session::open(t, dst, src.pick(), a).await.context("open A")?;
+                let mut sa = Session::open(t, dst_a, src.pick(), a)
+                    .await
+                    .context("open A")?;
                 let p = sa.proto;
                 let (ta, ja) = topics(p, &t.run_id, *kind, b);
                 let (tb, jb) = topics(p, &t.run_id, *kind, a);
@@ -143,7 +154,7 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
                         return Err(e.context("A joins"));
                     }
                 }
-                let sb = open_side(t, dst, src.pick(), b, jb.as_deref())
+                let sb = open_side(t, dst_b, src.pick(), b, jb.as_deref())
                     .await
                     .context("B joins")?;
                 Ok::<_, anyhow::Error>((sa, ta, ja, sb, tb, jb))
@@ -154,7 +165,8 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
             let (sa, ta, ja, sb, tb, jb) = r?;
             proto = sa.proto;
             let (a, b) = &group[pi];
-            for (s, topic, join, me) in [(sa, ta, ja, a), (sb, tb, jb, b)] {
+            let (dst_a, dst_b) = dst_of(ci * chunk + pi);
+            for (s, topic, join, me, dst) in [(sa, ta, ja, a, dst_a), (sb, tb, jb, b, dst_b)] {
                 let (sink, rd) = s.split();
                 let slot = Slot::new(sink);
                 let reopen: Reopen = {

@@ -117,6 +117,26 @@ impl PgStore {
         self
     }
 
+    /// The secret `name` every server on this database shares: the stored one, or, when
+    /// there is none yet, `candidate` stored as it (insert if absent, so servers starting
+    /// together agree on the first writer's). Never replaces a stored value.
+    pub fn shared_secret(
+        &self,
+        name: &str,
+        candidate: &[u8],
+    ) -> Result<Vec<u8>, crate::store::StoreError> {
+        let mut conn = self.pool.get()?;
+        conn.execute(
+            "INSERT INTO shared_secret (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            &[&name, &candidate],
+        )?;
+        let row = conn
+            .query_opt("SELECT value FROM shared_secret WHERE name = $1", &[&name])?
+            .ok_or_else(|| crate::store::StoreError::Backend(format!("secret {name} vanished")))?;
+        row.try_get(0)
+            .map_err(|e| crate::store::StoreError::Backend(format!("reading secret {name}: {e}")))
+    }
+
     /// Statements this store has sent to PostgreSQL so far (prepares excluded): for tests and
     /// diagnostics of how many round trips a group costs.
     pub fn statements_sent(&self) -> u64 {

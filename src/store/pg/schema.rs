@@ -32,7 +32,22 @@ const MIGRATIONS: &[Migration] = &[
         description: "cluster membership: node rows with leases and epochs, membership version",
         sql: V2,
     },
+    Migration {
+        description: "shared secrets: the token key every server on the database signs with",
+        sql: V3,
+    },
 ];
+
+/// Secrets every server sharing the database must agree on (`PgStore::shared_secret`): the
+/// token key, so that a token issued by one cluster node logs in on any other.
+const V3: &str = r#"
+CREATE TABLE shared_secret (
+    name    text COLLATE "C" PRIMARY KEY,
+    value   bytea NOT NULL,
+    created timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE shared_secret IS 'Secrets shared by every coretalk server on this database, written once by the first server (insert if absent) and never replaced: token_key signs login tokens (auth.token_key in the configuration overrides it). Guard this table like the password hashes.';
+"#;
 
 /// Cluster membership (`crate::cluster::membership`): one row per node that ever joined, and
 /// the membership version every change bumps. A standalone server never writes them.
