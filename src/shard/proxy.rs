@@ -201,6 +201,9 @@ impl ShardCtx {
                 let sids: Vec<SessionId> = sids.into_iter().map(SessionId).collect();
                 self.deliver_local(&frame.into_frame(), &sids);
             }
+            msg @ (NodeMsg::LpRequest { .. }
+            | NodeMsg::LpAnswer { .. }
+            | NodeMsg::LpCancel { .. }) => self.lp_node_msg(peer, msg),
             NodeMsg::Hello { .. } | NodeMsg::Ping { .. } | NodeMsg::Pong { .. } => {}
         }
     }

@@ -7,7 +7,7 @@
 //! sequences, rate limits and quotas, shutdown (signals, the deadline, the store closed in
 //! every case), operations (metrics, expvar keys, health, keygen, trusted proxies), and a
 //! cluster of node processes on one PostgreSQL (placement, a crash, re-join, a stopped master
-//! fenced, group topics proxied across nodes).
+//! fenced, group topics proxied across nodes, long polling through any node).
 
 mod access;
 mod accounts;
@@ -16,6 +16,7 @@ mod chaos;
 mod cleanup;
 mod clients;
 mod cluster;
+mod cluster_longpoll;
 mod cluster_nodes;
 mod cluster_proxy;
 mod cross_shard;
