@@ -135,6 +135,29 @@ fn node_name_ok(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
+/// Where `sid` says its session lives, asked of node `me` (empty: a standalone server) with
+/// `n_shards` shards.
+fn target(sid: &str, me: &str, n_shards: usize) -> LpTarget {
+    let (h, node) = match sid.split_at_checked(22) {
+        Some((h, "")) => (h, None),
+        Some((h, rest)) => match rest.strip_prefix('.') {
+            Some(n) if node_name_ok(n) => (h, Some(n)),
+            _ => return LpTarget::Invalid,
+        },
+        None => return LpTarget::Invalid,
+    };
+    let Some(handle) = SessionHandle::decode(h) else {
+        return LpTarget::Invalid;
+    };
+    match node {
+        // A node's sid at a standalone server: not one of its sessions.
+        Some(_) if me.is_empty() => LpTarget::Invalid,
+        Some(n) if n != me => LpTarget::Node(n.to_owned(), handle),
+        _ if handle.sid.shard().idx() < n_shards => LpTarget::Here(handle),
+        _ => LpTarget::Invalid,
+    }
+}
+
 impl ShardCtx {
     /// The `sid` a client gets for the long-poll session of `handle`.
     pub fn lp_sid(&self, handle: SessionHandle) -> String {
@@ -148,25 +171,7 @@ impl ShardCtx {
 
     /// Where the session of a client's `sid` lives.
     pub fn lp_target(&self, sid: &str) -> LpTarget {
-        let (h, node) = match sid.split_at_checked(22) {
-            Some((h, "")) => (h, None),
-            Some((h, rest)) => match rest.strip_prefix('.') {
-                Some(n) if node_name_ok(n) => (h, Some(n)),
-                _ => return LpTarget::Invalid,
-            },
-            None => return LpTarget::Invalid,
-        };
-        let Some(handle) = SessionHandle::decode(h) else {
-            return LpTarget::Invalid;
-        };
-        let me = self.cfg.cluster.node.trim();
-        match node {
-            Some(n) if n != me && !me.is_empty() => LpTarget::Node(n.to_owned(), handle),
-            // A node's sid at a standalone server: not one of its sessions.
-            Some(_) if me.is_empty() => LpTarget::Invalid,
-            _ if handle.sid.shard().idx() < self.n_shards => LpTarget::Here(handle),
-            _ => LpTarget::Invalid,
-        }
+        target(sid, self.cfg.cluster.node.trim(), self.n_shards)
     }
 
     /// A long-poll request for a session of node `node`: forwarded there, answered
@@ -385,6 +390,35 @@ mod tests {
         for (a, want) in all().into_iter().zip(all()) {
             let raw = to_raw(&Ans::of(a));
             assert_eq!(from_raw::<Ans>(&raw).unwrap().answer(), want);
+        }
+    }
+
+    #[test]
+    fn a_sid_names_the_node_of_its_session() {
+        let h = SessionHandle {
+            sid: crate::ids::SessionId::new(ShardId(1), 77),
+            secret: 5,
+        };
+        let bare = h.encode();
+        let on = |n: &str| format!("{bare}.{n}");
+        assert_eq!(target(&bare, "", 2), LpTarget::Here(h));
+        assert_eq!(target(&bare, "", 1), LpTarget::Invalid, "no such shard");
+        assert_eq!(
+            target(&on("n1"), "", 2),
+            LpTarget::Invalid,
+            "a node's sid, standalone"
+        );
+        assert_eq!(target(&on("n1"), "n1", 2), LpTarget::Here(h));
+        assert_eq!(target(&bare, "n1", 2), LpTarget::Here(h));
+        assert_eq!(target(&on("n2"), "n1", 1), LpTarget::Node("n2".into(), h));
+        for bad in [
+            &bare[..21],
+            &format!("{bare}n2"),
+            &on(""),
+            &on("a/b"),
+            "!!!!!!!!!!!!!!!!!!!!!!",
+        ] {
+            assert_eq!(target(bad, "n1", 2), LpTarget::Invalid, "{bad}");
         }
     }
 
