@@ -39,6 +39,7 @@ pub struct LpWait {
 }
 
 impl LpWait {
+    /// A request waiting under `ticket`, not answered yet.
     pub(super) fn new(ticket: u64) -> LpWait {
         LpWait {
             ticket,
