@@ -398,6 +398,9 @@ pub enum LpAnswer {
     Empty,
     /// Unknown or expired session, or a wrong secret (HTTP 403).
     Invalid,
+    /// The session lives on another cluster node whose link is down, or went down while the
+    /// request waited (HTTP 502).
+    Unreachable,
 }
 
 /// Claims and releases of a user's session slots, between a session's shard and the shard

@@ -43,7 +43,8 @@ CORETALK_TEST_STORE=postgres cargo test --test it
 bin="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/coretalk"
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
 (cd tests/webapp && npm ci --no-audit --no-fund --loglevel=error && node prepare.js)
-# Each client suite runs once per store: embedded, then PostgreSQL.
+# Each client suite runs once per store: embedded, then PostgreSQL (the SDK suite's cluster
+# scenarios, tests/e2e/test/20-cluster.test.js, need the PostgreSQL pass and say so in the other).
 for store in embedded postgres; do
   step "SDK end-to-end tests, $store store (tests/e2e, tinode-sdk under Node, WebSocket and long polling)"
   (cd tests/e2e && CORETALK_TEST_STORE=$store CORETALK_BIN="$bin" npm test)

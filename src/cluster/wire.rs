@@ -4,7 +4,8 @@
 //! `NodeMsg` is the closed list of what one node may say to another (the cross-node
 //! counterpart of the shard `Envelope`): the link's `Hello` and pings, and proxied topic
 //! traffic (forwarded client requests, events for one session, broadcasts; their payloads
-//! are made and read by `shard/proxy_wire.rs`). JSON,
+//! are made and read by `shard/proxy_wire.rs`), and long-poll requests for a session of
+//! another node with their answers (`shard/lp_remote.rs`). JSON,
 //! not a binary format, because it needs no new dependency, reads in a packet capture, and
 //! what will cross most is client JSON already; the frame function is the one place to change.
 
@@ -66,6 +67,28 @@ pub enum NodeMsg {
     /// (`shard/proxy_me.rs`).
     ToMe {
         notes: Box<RawValue>,
+    },
+    /// A long-poll request for a session of the receiver, from a client whose HTTP request
+    /// reached the sender: `shard` is the receiver's shard that holds the session, `reply` and
+    /// `ticket` where the sender waits for the answer. The request and the answer are JSON the
+    /// shards make and read (`shard/lp_remote.rs`).
+    LpRequest {
+        shard: u16,
+        reply: u16,
+        ticket: u64,
+        req: Box<RawValue>,
+    },
+    /// The answer to an `LpRequest`, for the sender's shard `reply` and its `ticket`.
+    LpAnswer {
+        reply: u16,
+        ticket: u64,
+        answer: Box<RawValue>,
+    },
+    /// The client of an `LpRequest` still waiting went away: stop holding its poll.
+    LpCancel {
+        shard: u16,
+        reply: u16,
+        ticket: u64,
     },
 }
 

@@ -3,7 +3,8 @@
 //! store's fence shares with the membership thread, and the [`Node`] started once the shards'
 //! service queues exist, posting every membership view to each shard and what peers send to
 //! the shard it is for (a forwarded request to the topic's home shard, session events and
-//! broadcasts to the sessions' shards).
+//! broadcasts to the sessions' shards, a long-poll request to its session's shard and its
+//! answer to the shard whose client waits).
 
 use std::net::TcpListener;
 use std::sync::atomic::AtomicI64;
@@ -133,6 +134,16 @@ fn from_peer(shards: &[ServiceSender], peer: &str, msg: NodeMsg) {
         }
         // Any shard: it hands each note to the home shard of its user's `me`.
         NodeMsg::ToMe { notes } => post(0, NodeMsg::ToMe { notes }),
+        msg @ (NodeMsg::LpRequest { shard, .. } | NodeMsg::LpCancel { shard, .. }) => {
+            // A shard this node does not have: shard 0 answers the request "invalid".
+            let shard = if (shard as usize) < n {
+                shard as usize
+            } else {
+                0
+            };
+            post(shard, msg)
+        }
+        msg @ NodeMsg::LpAnswer { reply, .. } => post(reply as usize, msg),
         NodeMsg::Hello { .. } | NodeMsg::Ping { .. } | NodeMsg::Pong { .. } => {}
     }
 }

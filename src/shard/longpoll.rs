@@ -39,6 +39,15 @@ pub struct LpWait {
 }
 
 impl LpWait {
+    /// A request waiting under `ticket`, not answered yet.
+    pub(super) fn new(ticket: u64) -> LpWait {
+        LpWait {
+            ticket,
+            answer: RefCell::new(None),
+            waker: RefCell::new(None),
+        }
+    }
+
     /// This request's ticket (what [`ShardCtx::longpoll_gone`] names).
     pub fn ticket(&self) -> u64 {
         self.ticket
@@ -53,7 +62,7 @@ impl LpWait {
         Poll::Pending
     }
 
-    fn set(&self, answer: LpAnswer) {
+    pub(super) fn set(&self, answer: LpAnswer) {
         *self.answer.borrow_mut() = Some(answer);
         if let Some(w) = self.waker.borrow_mut().take() {
             w.wake();
@@ -108,11 +117,7 @@ impl ShardCtx {
     /// checked that the handle names an existing shard ([`ShardCtx::n_shards`]).
     pub fn longpoll(&mut self, handle: SessionHandle, req: LpRequest) -> Rc<LpWait> {
         let ticket = self.ticket();
-        let wait = Rc::new(LpWait {
-            ticket,
-            answer: RefCell::new(None),
-            waker: RefCell::new(None),
-        });
+        let wait = Rc::new(LpWait::new(ticket));
         self.lp_waits.insert(ticket, wait.clone());
         let reply = LpReplyTo {
             shard: self.id,
@@ -130,6 +135,9 @@ impl ShardCtx {
     /// The client of a request still waiting (`ticket`) went away: forget it, and stop the
     /// hold on the home shard so that no frame is taken for nobody.
     pub fn longpoll_gone(&mut self, handle: SessionHandle, ticket: u64) {
+        if self.lp_remote_gone(handle, ticket) {
+            return;
+        }
         if self.lp_waits.remove(&ticket).is_none() {
             return;
         }
@@ -236,6 +244,10 @@ impl ShardCtx {
 
     /// On the accepting shard: the answer to a waiting request.
     pub(super) fn longpoll_answered(&mut self, ticket: u64, answer: LpAnswer) {
+        // A request forwarded by another node goes back there (`lp_remote.rs`).
+        let Err(answer) = self.lp_served_answer(ticket, answer) else {
+            return;
+        };
         match self.lp_waits.remove(&ticket) {
             Some(wait) => wait.set(answer),
             None => {

@@ -19,6 +19,7 @@ mod latency;
 mod limits;
 pub mod local;
 mod longpoll;
+mod lp_remote;
 pub mod mesh;
 pub mod outbox;
 mod placement;
@@ -56,6 +57,7 @@ pub use crate::routing::{LpAnswer, LpRequest};
 /// Session kinds, re-exported for transports (which do not import the session layer).
 pub use crate::session::SessionKind;
 pub use longpoll::LpWait;
+pub use lp_remote::{LpBody, LpTarget};
 pub use mesh::{Envelope, Local, ServiceSender, ShardLink};
 pub use outbox::{CloseReason, Outbox};
 pub use tasks::{run_tasks, spawn_tasks};
@@ -194,6 +196,10 @@ pub struct ShardCtx {
     lp_closing: HashMap<SessionId, longpoll::LpClosing>,
     /// Polls held for this shard's sessions, by where their answer goes.
     lp_holds: HashMap<crate::routing::LpReplyTo, Rc<longpoll::LpHold>>,
+    /// Long polls of this shard's connections forwarded to another node, by ticket: the node.
+    lp_remote: HashMap<u64, String>,
+    /// Long polls forwarded here by other nodes, by this shard's ticket (`lp_remote.rs`).
+    lp_served: HashMap<u64, lp_remote::Served>,
     /// This shard's journal, when appends are acknowledged from it (`store.durable` and
     /// `store.journal`).
     journal: Option<journal::Journal>,
@@ -273,6 +279,8 @@ impl ShardCtx {
             lp_waits: HashMap::new(),
             lp_holds: HashMap::new(),
             lp_closing: HashMap::new(),
+            lp_remote: HashMap::new(),
+            lp_served: HashMap::new(),
             journal,
             behind: behind::Behind::default(),
             door,
@@ -587,6 +595,7 @@ impl ShardCtx {
         self.watch_stalls();
         self.expire_detached(now);
         self.proxy_expire(now);
+        self.lp_remote_expire();
         self.wake_due(now);
         self.limits.addrs.evict_full(now);
         self.expire_closing(now);

@@ -238,6 +238,9 @@ impl ShardCtx {
                 self.deliver_local(&frame.into_frame(), &sids);
             }
             NodeMsg::ToMe { notes } => self.me_notes_from(&peer, &notes),
+            msg @ (NodeMsg::LpRequest { .. }
+            | NodeMsg::LpAnswer { .. }
+            | NodeMsg::LpCancel { .. }) => self.lp_node_msg(peer, msg),
             NodeMsg::Hello { .. } | NodeMsg::Ping { .. } | NodeMsg::Pong { .. } => {}
         }
     }

@@ -2,7 +2,9 @@
 //! §1.4): a request without `sid` creates a session (201 with `params.sid`); with `sid` and a
 //! body it carries one client message (200, empty); with `sid` and no body it is a poll that
 //! answers the next queued message, exactly one per response, or an empty 200 after
-//! `longpoll.hold_ms`. Unknown, expired or forged `sid`: 403.
+//! `longpoll.hold_ms`. Unknown, expired or forged `sid`: 403. On a cluster node, a `sid` of
+//! another node's session is forwarded there (`shard/lp_remote.rs`); 502 when that node's link
+//! is down.
 //!
 //! One request per connection (`Connection: close`). The request goes to its session through
 //! [`crate::shard::ShardCtx::longpoll`], whichever shard the kernel gave the connection to; this
@@ -16,10 +18,9 @@ use futures_util::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use crate::config::Config;
-use crate::ids::SessionHandle;
-use crate::proto::{decode, encode, Outcome};
+use crate::proto::{encode, Outcome};
 use crate::shard::local::with;
-use crate::shard::{now, LpAnswer, LpRequest, SessionKind};
+use crate::shard::{now, LpAnswer, LpBody, LpTarget, SessionKind};
 use crate::transport::http::{ctrl_body, percent_decode, RequestHead};
 
 /// Most bytes read and thrown away after an error answer, so that closing the socket with an
@@ -126,7 +127,7 @@ pub async fn serve(
                 let id = value("id");
                 let msg = Outcome::Created
                     .ctrl(id.as_deref(), None, now())
-                    .param("sid", handle.encode())
+                    .param("sid", with(|ctx| ctx.lp_sid(handle)))
                     .msg();
                 Answer {
                     status: 201,
@@ -139,16 +140,14 @@ pub async fn serve(
         };
         return finish(&mut stream, &head, &answer, body.is_err()).await;
     }
-    let n_shards = with(|ctx| ctx.n_shards);
-    let Some(handle) = SessionHandle::decode(&sid).filter(|h| h.sid.shard().idx() < n_shards)
-    else {
-        return finish(
-            &mut stream,
-            &head,
-            &Answer::invalid_session(),
-            body.is_err(),
-        )
-        .await;
+    // The session's node: this one, or another cluster node the request is forwarded to.
+    let (node, handle) = match with(|ctx| ctx.lp_target(&sid)) {
+        LpTarget::Here(h) => (None, h),
+        LpTarget::Node(n, h) => (Some(n), h),
+        LpTarget::Invalid => {
+            let a = Answer::invalid_session();
+            return finish(&mut stream, &head, &a, body.is_err()).await;
+        }
     };
     let body = match body {
         Ok(b) => b,
@@ -169,18 +168,21 @@ pub async fn serve(
         }
     };
     let req = if !has_body(&head) {
-        LpRequest::Poll
+        LpBody::Poll
     } else if body == b"1" {
-        LpRequest::Probe
+        LpBody::Probe
     } else if is_form(&head) {
         // The body was the form; like the reference, what is left of it (nothing) is the
         // message, which is malformed.
-        LpRequest::Send(Box::new(decode(b"")))
+        LpBody::Send(Vec::new())
     } else {
-        LpRequest::Send(Box::new(decode(&body)))
+        LpBody::Send(body)
     };
-    let poll = matches!(req, LpRequest::Poll);
-    let wait = with(|ctx| ctx.longpoll(handle, req));
+    let poll = req == LpBody::Poll;
+    let wait = with(|ctx| match &node {
+        Some(node) => ctx.longpoll_remote(node, handle, req),
+        None => ctx.longpoll(handle, req.decoded()),
+    });
     let limit = Duration::from_millis(cfg.longpoll.hold_ms) + ANSWER_SLACK;
     let _ = stream.set_read_timeout(None);
     enum Got {
@@ -225,6 +227,12 @@ pub async fn serve(
         LpAnswer::Accepted | LpAnswer::Empty => Answer::ok(Vec::new()),
         LpAnswer::Frame(f) => Answer::ok(f.to_vec()),
         LpAnswer::Invalid => Answer::invalid_session(),
+        LpAnswer::Unreachable => Answer::ctrl(
+            502,
+            "Bad Gateway",
+            502,
+            "the session's cluster node is unreachable",
+        ),
     };
     finish(&mut stream, &head, &a, false).await;
 }

@@ -6,6 +6,10 @@
 // gets `ws`, `xhr2` and a tiny indexedDB stub (with `persist: false` the SDK only calls
 // `indexedDB.deleteDatabase()`).
 //
+// Cluster mode (cluster.js): three node processes on one throw-away PostgreSQL, for the tests that
+// spread SDK clients over nodes; skipped, saying why, without CORETALK_TEST_PG or outside the
+// PostgreSQL pass.
+//
 // Environment:
 //   E2E_TRANSPORT  `ws` (default) or `lp`: the SDK's transport for every client (`npm test` runs
 //                  the whole suite once per transport)
@@ -90,6 +94,18 @@ class TrackedXHR extends XMLHttpRequest {
     super();
     this.owner = xhrOwner;
     if (this.owner) this.owner._xhrs.add(this);
+  }
+
+  // A client with `_spread` (a list of hosts) sends each request to the next of them, as a load
+  // balancer without stickiness would (cluster mode: any node must serve any long-poll session).
+  open(method, url, ...rest) {
+    const hosts = this.owner && this.owner._spread;
+    if (hosts && hosts.length) {
+      const host = hosts[this.owner._spreadNext++ % hosts.length];
+      url = String(url).replace(/^(https?:\/\/)[^/]+/, `$1${host}`);
+      this.owner._spreadUrls.push(url);
+    }
+    return super.open(method, url, ...rest);
   }
 
   _setReadyState(state) {
@@ -264,6 +280,16 @@ export function configToml(config = {}) {
  * `config`: extra config sections (see configToml).
  */
 export async function startServer({ config } = {}) {
+  server = await spawnServer({ config });
+  return server;
+}
+
+/**
+ * Start one coretalk process (not registered as this file's server): `shards` shards, the
+ * run's store unless `store` (arguments) is given, and `extraArgs`. Resolves with
+ * { proc, port, host, dir, logPath, exited } once it listens; stop it with stopProcess().
+ */
+export async function spawnServer({ config, shards = 2, store, extraArgs = [] } = {}) {
   if (!fs.existsSync(SERVER_BIN)) {
     throw new Error(`coretalk binary not found at ${SERVER_BIN} (build it or set CORETALK_BIN)`);
   }
@@ -275,7 +301,8 @@ export async function startServer({ config } = {}) {
   const logFd = fs.openSync(logPath, 'a');
 
   // gRPC off: parallel test servers must not share its fixed default port.
-  const args = ['--listen', '127.0.0.1:0', '--grpc-listen', '', '--data', dataDir, '--shards', '2', '--config', configPath, ...storeArgs()];
+  const args = ['--listen', '127.0.0.1:0', '--grpc-listen', '', '--data', dataDir, '--shards', String(shards),
+    '--config', configPath, ...(store || storeArgs()), ...extraArgs];
   const proc = spawn(SERVER_BIN, args, { stdio: ['ignore', 'pipe', logFd] });
   fs.closeSync(logFd); // the child holds its own copy
 
@@ -335,7 +362,6 @@ export async function startServer({ config } = {}) {
 
   state.port = port;
   state.host = `127.0.0.1:${port}`;
-  server = state;
   return state;
 }
 
@@ -343,6 +369,11 @@ export async function startServer({ config } = {}) {
 export async function stopServer() {
   const s = server;
   server = null;
+  await stopProcess(s);
+}
+
+/** Stops a process spawnServer() started, as stopServer() does. */
+export async function stopProcess(s) {
   if (!s) return;
   if (!s.exited) {
     const exited = new Promise((resolve) => s.proc.once('exit', resolve));
@@ -381,14 +412,24 @@ export function currentServer() {
   return server;
 }
 
+/** Servers besides this file's own whose log a failure prints (the nodes of a cluster). */
+const diagnosed = new Set();
+export function diagnose(state) {
+  diagnosed.add(state);
+}
+export function undiagnose(state) {
+  diagnosed.delete(state);
+}
+
 function dumpDiagnostics(name, err) {
   anyFailure = true;
   const parts = [`\n===== e2e failure in "${name}": ${err && err.stack ? err.stack : err}`];
-  if (server) {
-    if (server.exited) {
-      parts.push(`server process has EXITED: ${JSON.stringify(server.exited)}`);
+  for (const s of [server, ...diagnosed]) {
+    if (!s) continue;
+    if (s.exited) {
+      parts.push(`server process ${s.host} has EXITED: ${JSON.stringify(s.exited)}`);
     }
-    parts.push(`----- server log tail (${server.logPath}) -----\n${tailOf(server.logPath)}`);
+    parts.push(`----- server log tail (${s.logPath}) -----\n${tailOf(s.logPath)}`);
   }
   parts.push(`----- last ${Math.min(wireTrace.length, 120)} wire frames -----\n${wireTrace.slice(-120).join('\n')}`);
   parts.push('===== end of diagnostics');
@@ -401,23 +442,26 @@ function dumpDiagnostics(name, err) {
 const openClients = new Set();
 
 /**
- * New SDK instance connected over the run's transport (TRANSPORT), resolved once the server
- * answered {hi}.
+ * New SDK instance connected over the run's transport (TRANSPORT, or `transport`) to this file's
+ * server (or `host`), resolved once the server answered {hi}. `spread` (long polling): hosts
+ * the client's requests go to in turn after the first.
  * `label` tags its frames in the wire trace; `appName` becomes the first word of the session's
  * user agent ("e2e (Node; ...); tinodejs/0.25.3" by default).
  */
-export async function connect(label = 'client', { appName = 'e2e' } = {}) {
-  const srv = currentServer();
+export async function connect(label = 'client', { appName = 'e2e', host, transport = TRANSPORT, spread } = {}) {
   const tn = new Tinode({
     appName,
-    host: srv.host,
+    host: host || currentServer().host,
     apiKey: API_KEY,
-    transport: TRANSPORT,
+    transport,
     secure: false,
     persist: false,
   });
   tn.label = label;
   tn._xhrs = new Set(); // long polling: this client's open requests (see TrackedXHR)
+  tn._spread = spread; // long polling: hosts its requests go to in turn (see TrackedXHR)
+  tn._spreadNext = 0;
+  tn._spreadUrls = []; // the URLs they went to
   // Every frame received, raw (tn.rawIn, strings) and parsed without the SDK's reviver (tn.wire,
   // plain JSON: timestamps stay strings, acs stays {want,given,mode}). See frames()/waitForFrame().
   tn.rawIn = [];
@@ -450,7 +494,7 @@ export async function connect(label = 'client', { appName = 'e2e' } = {}) {
     xhrOwner = null;
   }
   try {
-    await withTimeout(ready, `[${label}] ${TRANSPORT} connect + reply to {hi}`);
+    await withTimeout(ready, `[${label}] ${transport} connect + reply to {hi}`);
   } catch (err) {
     disconnect(tn);
     throw err;
@@ -497,8 +541,8 @@ function authResult(tn, ctrl) {
  * createAccountBasic(login, password, {public:{fn}}) with login:true on a new connection.
  * Resolves with { tn, ctrl, uid, token, expires }.
  */
-export async function signUp(login, password, publicName, { label = login, tags } = {}) {
-  const tn = await connect(label);
+export async function signUp(login, password, publicName, { label = login, tags, ...conn } = {}) {
+  const tn = await connect(label, conn);
   const params = { public: { fn: publicName } };
   if (tags) params.tags = tags;
   const ctrl = await tn.createAccountBasic(login, password, params);
@@ -506,8 +550,8 @@ export async function signUp(login, password, publicName, { label = login, tags 
 }
 
 /** loginBasic on a new connection. */
-export async function login(loginName, password, { label = loginName, appName } = {}) {
-  const tn = await connect(label, { appName });
+export async function login(loginName, password, { label = loginName, ...conn } = {}) {
+  const tn = await connect(label, conn);
   const ctrl = await tn.loginBasic(loginName, password);
   return authResult(tn, ctrl);
 }
@@ -520,13 +564,13 @@ export async function loginToken(token, { label = 'token', appName } = {}) {
 }
 
 /**
- * Convenience for scenarios: sign up a fresh user with a unique login.
- * Returns { tn, uid, token, login, password, name }.
+ * Convenience for scenarios: sign up a fresh user with a unique login; `conn`: connect()'s
+ * options (host, transport, spread). Returns { tn, uid, token, login, password, name }.
  */
-export async function newUser(name) {
+export async function newUser(name, conn = {}) {
   const loginName = uniqueLogin(name.toLowerCase());
   const password = `pw-${name}-${randomSuffix(3)}`;
-  const res = await signUp(loginName, password, name, { label: name });
+  const res = await signUp(loginName, password, name, { label: name, ...conn });
   if (!res.uid) throw new Error(`sign-up of ${loginName} returned no user id: ${JSON.stringify(res.ctrl)}`);
   return { ...res, login: loginName, password, name };
 }

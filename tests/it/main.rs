@@ -8,7 +8,7 @@
 //! every case), operations (metrics, expvar keys, health, keygen, trusted proxies), and a
 //! cluster of node processes on one PostgreSQL (placement, a crash, re-join, a stopped master
 //! fenced, group topics proxied across nodes, `{set}`/`{del}`, gRPC sessions and `me` presence
-//! across nodes).
+//! across nodes, long polling through any node).
 
 mod access;
 mod accounts;
@@ -17,6 +17,7 @@ mod chaos;
 mod cleanup;
 mod clients;
 mod cluster;
+mod cluster_longpoll;
 mod cluster_nodes;
 mod cluster_ops;
 mod cluster_proxy;

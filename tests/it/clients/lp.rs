@@ -89,7 +89,8 @@ impl Lp {
         assert_eq!(v["ctrl"]["text"], "created");
         assert_eq!(v["ctrl"]["id"], "c1");
         let sid = v["ctrl"]["params"]["sid"].as_str().expect("params.sid");
-        assert_eq!(sid.len(), 22, "{sid}");
+        // The session handle; a cluster node adds `.` and its name.
+        assert!(sid.len() == 22 || sid.as_bytes()[22] == b'.', "{sid}");
         Lp {
             port: server.port(),
             sid: sid.to_owned(),
@@ -97,10 +98,19 @@ impl Lp {
         }
     }
 
+    /// The same session, its requests sent to `server` (another cluster node).
+    pub fn via(&self, server: &Server) -> Lp {
+        Lp {
+            port: server.port(),
+            sid: self.sid.clone(),
+            next_id: self.next_id + 1000,
+        }
+    }
+
     /// The shard the session lives on (the top 16 bits of its id).
     pub fn home(&self) -> usize {
         let b = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(&self.sid)
+            .decode(&self.sid[..22])
             .expect("sid is base64url");
         let id = u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
         (id >> 48) as usize
