@@ -129,16 +129,21 @@ async fn run_layout(
         w.stop().await;
     }
     if a.pairs > 0 && !a.pair_rate.is_empty() {
+        let at: Vec<String> = (0..n).map(|i| ctx.node_addr(i)).collect();
         let side = |i: usize| -> (String, String) {
             match layout {
-                ClusterLayout::Single | ClusterLayout::Local => {
-                    (ctx.node_addr(0), ctx.node_addr(0))
-                }
-                ClusterLayout::Remote => (ctx.node_addr(0), ctx.node_addr(far(i).min(n - 1))),
-                ClusterLayout::Spread => (ctx.node_addr(i % n), ctx.node_addr((i + 1) % n)),
+                ClusterLayout::Single | ClusterLayout::Local => (at[0].clone(), at[0].clone()),
+                ClusterLayout::Remote => (at[0].clone(), at[far(i).min(n - 1)].clone()),
+                ClusterLayout::Spread => (at[i % n].clone(), at[(i + 1) % n].clone()),
             }
         };
-        let accounts = ctx.accounts(a.pairs * 2).await?;
+        // The pairs' accounts must not collide with the fan-out's, made earlier on the same
+        // database (logins are named after the run id).
+        let run_id = ctx.target.run_id.clone();
+        ctx.target.run_id = format!("{run_id}p");
+        let accounts = ctx.accounts(a.pairs * 2).await;
+        ctx.target.run_id = run_id;
+        let accounts = accounts?;
         let k = ctx.workers_for(a.pairs * 2);
         let parts = split(a.pairs, k);
         let mut specs = Vec::new();
