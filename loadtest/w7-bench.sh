@@ -40,7 +40,7 @@ def med(xs, f=lambda v: f"{v:,.1f}"):
 if meta:
     e = meta.get("env", {})
     print(f"machine: {e.get('machine','?')}, {e.get('cores','?')} CPUs, kernel {e.get('kernel','?')}, {e.get('rustc','?')}, "
-          f"commit {e.get('git_commit','?')}{' (dirty)' if e.get('git_dirty') else ''}, runs: {len(list(out.glob('run*')))}\n")
+          f"commit {e.get('git_commit','?')}{' (dirty)' if e.get('git_dirty') else ''}, runs: {len([d for d in out.glob("run*") if d.is_dir()])}\n")
 print("| part | layout | deliveries/s | server CPU µs/delivery (nodes' sum) | p50 ms | p99 ms | p99.9 ms | lost | errors |")
 print("|---|---|---|---|---|---|---|---|---|")
 order = ["single", "local", "remote", "spread"]
