@@ -24,6 +24,7 @@ pub mod outbox;
 mod placement;
 mod proxy;
 mod proxy_wire;
+mod rejoin;
 mod sessions;
 mod stall;
 mod tasks;
@@ -210,6 +211,9 @@ pub struct ShardCtx {
     view: Option<Arc<crate::cluster::View>>,
     /// Requests forwarded to other nodes that wait for their answer (`proxy.rs`).
     proxied: Vec<proxy::Pending>,
+    /// Local sessions' attachments to topics mastered elsewhere, re-joined on failover
+    /// (`rejoin.rs`).
+    rejoins: rejoin::Rejoins,
 }
 
 impl ShardCtx {
@@ -275,6 +279,7 @@ impl ShardCtx {
             view: init.cluster.as_ref().and_then(|c| c.view()),
             cluster: init.cluster,
             proxied: Vec::new(),
+            rejoins: rejoin::Rejoins::default(),
         }
     }
 
@@ -370,6 +375,13 @@ impl ShardCtx {
     /// cluster node masters is forwarded to that node (`proxy.rs`), and so are a session's
     /// detach and foreground (which also reach a local copy, if one is still loaded).
     fn route(&mut self, topic: String, req: TopicRequest) {
+        let req = match self.rejoins.busy() {
+            true => match self.rejoin_park(&topic, req) {
+                Some(req) => req,
+                None => return,
+            },
+            false => req,
+        };
         if req.hdr().is_some() {
             if let Err(why) = self.placement(&topic) {
                 if let Some(peer) = self.master_elsewhere(&topic) {
@@ -576,6 +588,7 @@ impl ShardCtx {
         self.watch_stalls();
         self.expire_detached(now);
         self.proxy_expire(now);
+        self.rejoin_tick(now);
         self.wake_due(now);
         self.limits.addrs.evict_full(now);
         self.expire_closing(now);

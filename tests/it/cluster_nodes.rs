@@ -26,10 +26,15 @@ pub fn pg_base() -> Option<String> {
     }
 }
 
+/// The token key every test node shares (a cluster's nodes must: a client logs in with its
+/// token on whichever node it reaches).
+const TOKEN_KEY: &str = "Y29yZXRhbGstY2x1c3Rlci10ZXN0LXRva2VuLWtleS0zMmJ5dGVz";
+
 /// Starts node `name` (one shard) on the shared database `url`.
 pub fn start_node(name: &str, url: &str) -> Server {
+    // The first line lands in the `[auth]` table the test server's config opens with.
     let toml = format!(
-        "[cluster]\nnode = \"{name}\"\nlisten = \"127.0.0.1:0\"\nlease_ms = {LEASE_MS}\n\
+        "token_key = \"{TOKEN_KEY}\"\n\n[cluster]\nnode = \"{name}\"\nlisten = \"127.0.0.1:0\"\nlease_ms = {LEASE_MS}\n\
          heartbeat_ms = {HEARTBEAT_MS}\nlink_ping_ms = 200\nlink_timeout_ms = 1000\n\
          link_backoff_max_ms = 500\n\n[limits]\nmsg_per_sec = 0\n"
     );

@@ -16,6 +16,7 @@ mod chaos;
 mod cleanup;
 mod clients;
 mod cluster;
+mod cluster_failover;
 mod cluster_nodes;
 mod cluster_proxy;
 mod cross_shard;

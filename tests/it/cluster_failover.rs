@@ -1,0 +1,328 @@
+//! Failure without loss in a cluster. Three nodes, a group mastered on one, publishers and
+//! receivers on the two others: the master is killed (`kill -9`) mid-stream; the survivors
+//! take the group over once its lease ran out, their sessions are re-joined to the new master
+//! by their own nodes (no re-subscribe, no `{pres term}`) and the seq gap is backfilled, so
+//! every receiver sees every stored message exactly once, in seq order; publishes refused
+//! during the gap (502/503/504, or 409 while the re-join lands) are retried; every
+//! acknowledged message is stored once, seqs contiguous; and a client of the dead node logs in
+//! on a survivor with its token and carries on. And PostgreSQL restarted under a running
+//! two-node cluster: requests meanwhile get clear errors, not hangs, and afterwards both nodes
+//! are members again and publishing works, without restarting a node.
+//!
+//! They need a PostgreSQL (`CORETALK_TEST_PG`, tests/pg.sh; the restart test starts one of its
+//! own) and run in the embedded run only.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::cluster_nodes::{master, pg_base, psql, start_node, wait_settled};
+use crate::postgres::OwnPostgres;
+use crate::support::{create_database, embedded_store, unique_login, Client, Server};
+
+const SETTLE: Duration = Duration::from_secs(30);
+
+fn base() -> Option<String> {
+    if !embedded_store() {
+        eprintln!("skipped: the cluster tests pick their own databases (embedded run only)");
+        return None;
+    }
+    pg_base()
+}
+
+/// A signed-up client of `node` subscribed to `grp`.
+async fn member(node: &Server, name: &str, grp: &str) -> Client {
+    let mut c = Client::connect(node, name).await;
+    c.hi().await;
+    c.sign_up(&unique_login("fo")).await;
+    c.sub(grp).await;
+    c
+}
+
+/// One publish attempt: the seq when acknowledged, the code otherwise. Data frames read
+/// meanwhile are kept in `seen`.
+async fn attempt(
+    c: &mut Client,
+    grp: &str,
+    content: Value,
+    seen: &mut Vec<Value>,
+) -> Result<u64, u64> {
+    let id = c.publish_nowait(grp, content, false).await;
+    loop {
+        let v = c.recv().await;
+        if v["data"].is_object() || v["pres"]["what"] == "term" {
+            seen.push(v);
+            continue;
+        }
+        if v["ctrl"]["id"] == id.as_str() {
+            let code = v["ctrl"]["code"].as_u64().unwrap_or(0);
+            return match code {
+                202 => Ok(v["ctrl"]["params"]["seq"].as_u64().expect("params.seq")),
+                _ => Err(code),
+            };
+        }
+    }
+}
+
+/// Reads `c`'s frames until it has seen every seq in `want`; asserts it saw each once, in
+/// order, and no `{pres term}`.
+async fn received_all(c: &mut Client, mut seen: Vec<Value>, want: &BTreeSet<u64>) {
+    let done = |seen: &Vec<Value>| {
+        let got: BTreeSet<u64> = seen
+            .iter()
+            .filter_map(|v| v["data"]["seq"].as_u64())
+            .collect();
+        want.is_subset(&got)
+    };
+    while !done(&seen) {
+        let v = c.recv().await;
+        if v["data"].is_object() || v["pres"]["what"] == "term" {
+            seen.push(v);
+        }
+    }
+    let terms: Vec<&Value> = seen.iter().filter(|v| v["pres"].is_object()).collect();
+    assert!(
+        terms.is_empty(),
+        "{}: told the topic is gone: {terms:?}",
+        c.name
+    );
+    let seqs: Vec<u64> = seen
+        .iter()
+        .filter_map(|v| v["data"]["seq"].as_u64())
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "{}: data not once each in seq order: {seqs:?}",
+        c.name
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_master_loses_nothing_and_its_groups_clients_keep_chatting() {
+    let Some(base) = base() else { return };
+    let url = create_database(&base);
+    let mut n1 = start_node("n1", &url);
+    let n2 = start_node("n2", &url);
+    let n3 = start_node("n3", &url);
+    wait_settled(&[&n1, &n2, &n3], 3, SETTLE).await;
+
+    let mut owner = Client::connect(&n1, "owner@n1").await;
+    owner.hi().await;
+    let (_, token) = owner.sign_up(&unique_login("fo")).await;
+    let grp = owner.create_group().await;
+    assert_eq!(master(&grp, &["n1", "n2", "n3"]), "n1", "{grp}");
+    let mut pubs = [
+        member(&n2, "pub@n2", &grp).await,
+        member(&n3, "pub@n3", &grp).await,
+    ];
+    let mut recvs = [
+        member(&n2, "recv@n2", &grp).await,
+        member(&n3, "recv@n3", &grp).await,
+    ];
+
+    // Publishing from both survivors-to-be, one request in flight each; acknowledged
+    // messages by seq, and what each publisher read meanwhile.
+    let mut acked: BTreeMap<u64, Value> = BTreeMap::new();
+    let mut refused: Vec<u64> = Vec::new();
+    let mut seen: [Vec<Value>; 2] = [Vec::new(), Vec::new()];
+    let mut tries = 0u64;
+    for n in 0..15u64 {
+        for (i, p) in pubs.iter_mut().enumerate() {
+            tries += 1;
+            let content = json!({"from": i, "n": n, "try": tries});
+            let seq = attempt(p, &grp, content.clone(), &mut seen[i])
+                .await
+                .unwrap_or_else(|c| panic!("a publish before the kill answered {c}"));
+            assert!(
+                acked.insert(seq, content).is_none(),
+                "seq {seq} acknowledged twice"
+            );
+        }
+    }
+
+    // The master's own client sends a burst without waiting, and the master is killed with
+    // some of it committed and maybe not yet broadcast: the gap the survivors backfill.
+    for n in 0..10 {
+        owner.publish_nowait(&grp, json!({"owner": n}), false).await;
+    }
+    n1.kill9();
+    let killed = Instant::now();
+
+    // The survivors keep publishing: refusals while the cluster settles are retried, and each
+    // publisher must get 20 acknowledgements after the kill without re-subscribing.
+    let mut after = [0usize; 2];
+    let mut n = 15u64;
+    while after.iter().any(|a| *a < 20) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(90),
+            "publishing never recovered: {refused:?}"
+        );
+        for (i, p) in pubs.iter_mut().enumerate() {
+            if after[i] >= 20 {
+                continue;
+            }
+            tries += 1;
+            let content = json!({"from": i, "n": n, "try": tries});
+            match attempt(p, &grp, content.clone(), &mut seen[i]).await {
+                Ok(seq) => {
+                    assert!(
+                        acked.insert(seq, content).is_none(),
+                        "seq {seq} acknowledged twice"
+                    );
+                    after[i] += 1;
+                }
+                Err(code) => {
+                    assert!(
+                        matches!(code, 409 | 502 | 503 | 504),
+                        "a publish during the failover answered {code}"
+                    );
+                    refused.push(code);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        n += 1;
+    }
+    eprintln!(
+        "after kill -9 of the master: {} refusals while settling ({refused:?}), recovered after {:?}",
+        refused.len(),
+        killed.elapsed()
+    );
+
+    // A client of the dead node logs in on a survivor with its token and carries on.
+    let mut back = Client::login(&n2, "owner@n2", &token).await;
+    back.sub(&grp).await;
+    let seq = back.publish(&grp, json!({"owner": "back"})).await;
+    acked.insert(seq, json!({"owner": "back"}));
+
+    // The database: seqs 1..=max once each; every acknowledged message at its seq.
+    let rows = psql(
+        &url,
+        &format!(
+            "SELECT count(*), count(DISTINCT seq), min(seq), max(seq) FROM messages WHERE topic = '{grp}'"
+        ),
+    );
+    let max = psql(
+        &url,
+        &format!("SELECT max(seq) FROM messages WHERE topic = '{grp}'"),
+    );
+    let max: u64 = max.parse().expect("max seq");
+    assert_eq!(
+        rows,
+        format!("{max}|{max}|1|{max}"),
+        "count|distinct|min|max"
+    );
+    for (seq, content) in &acked {
+        let stored = psql(
+            &url,
+            &format!("SELECT content FROM messages WHERE topic = '{grp}' AND seq = {seq}"),
+        );
+        let stored: Value = serde_json::from_str(&stored).expect("stored content is JSON");
+        assert_eq!(&stored, content, "seq {seq}");
+    }
+    // `{get data}` agrees on the newest page.
+    let frames = back.get(&grp, "data", Some(json!({"limit": 50}))).await;
+    let page: BTreeSet<u64> = frames
+        .iter()
+        .filter_map(|v| v["data"]["seq"].as_u64())
+        .collect();
+    assert_eq!(
+        page,
+        (max.saturating_sub(49).max(1)..=max).collect(),
+        "{frames:?}"
+    );
+
+    // Every receiver and publisher on a survivor saw every stored message (the ones the dead
+    // master committed but never broadcast included) once each, in order.
+    let all: BTreeSet<u64> = (1..=max).collect();
+    for (i, c) in recvs.iter_mut().enumerate() {
+        received_all(c, Vec::new(), &all).await;
+        eprintln!("receiver {i} saw all {max} messages once each, in order");
+    }
+    for (i, p) in pubs.iter_mut().enumerate() {
+        received_all(p, std::mem::take(&mut seen[i]), &all).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarted_under_a_cluster_gives_clear_errors_and_recovers_without_restarts() {
+    if !embedded_store() {
+        eprintln!("skipped: the cluster tests pick their own databases (embedded run only)");
+        return;
+    }
+    let pg = Arc::new(OwnPostgres::start());
+    let url = create_database(&pg.base);
+    let n1 = start_node("n1", &url);
+    let n2 = start_node("n2", &url);
+    wait_settled(&[&n1, &n2], 2, SETTLE).await;
+    let mut a = Client::connect(&n1, "a@n1").await;
+    a.hi().await;
+    a.sign_up(&unique_login("fopg")).await;
+    let grp = a.create_group().await;
+    let mut b = member(&n2, "b@n2", &grp).await;
+    assert_eq!(b.publish(&grp, json!("before")).await, 1);
+
+    // PostgreSQL goes away for 3 s (longer than the lease): requests meanwhile are answered,
+    // with an error, well within the client's patience.
+    let restarting = {
+        let pg = pg.clone();
+        tokio::task::spawn_blocking(move || pg.restart(Duration::from_secs(3)))
+    };
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let mut codes = Vec::new();
+    for c in [&mut a, &mut b] {
+        let asked = Instant::now();
+        let id = c.publish_nowait(&grp, json!("during"), false).await;
+        let r = c.ctrl_for(&id).await;
+        let code = r["code"].as_u64().unwrap_or(0);
+        eprintln!(
+            "{}: a publish while PostgreSQL is down: {r} after {:?}",
+            c.name,
+            asked.elapsed()
+        );
+        assert!(code >= 500, "{}: {r}", c.name);
+        assert!(
+            asked.elapsed() < Duration::from_secs(15),
+            "{:?}",
+            asked.elapsed()
+        );
+        codes.push(code);
+    }
+    restarting.await.expect("restart");
+
+    // Both nodes are members again by themselves.
+    wait_settled(&[&n1, &n2], 2, SETTLE).await;
+
+    // Publishing works again (a session the cluster told `{pres term}` subscribes again).
+    let started = Instant::now();
+    let mut recovered = Vec::new();
+    for c in [&mut a, &mut b] {
+        loop {
+            assert!(
+                started.elapsed() < SETTLE,
+                "{}: publishing never recovered",
+                c.name
+            );
+            let id = c.publish_nowait(&grp, json!("after"), false).await;
+            let r = c.ctrl_for(&id).await;
+            match r["code"].as_u64() {
+                Some(202) => break,
+                Some(409) => {
+                    let s = c.sub_get(&grp, None, None).await;
+                    eprintln!("{}: re-subscribed: {}", c.name, s.last().expect("reply"));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+            recovered.push(r["code"].clone());
+        }
+    }
+    eprintln!("after the restart: {recovered:?} before the first 202s");
+    let frames = b.get(&grp, "data", None).await;
+    let got: Vec<&Value> = frames.iter().filter(|v| v["data"].is_object()).collect();
+    assert!(
+        got.iter().any(|v| v["data"]["content"] == "after"),
+        "{frames:?}"
+    );
+}
