@@ -149,6 +149,20 @@ async fn a_killed_master_loses_nothing_and_its_groups_clients_keep_chatting() {
     }
     n1.kill9();
     let killed = Instant::now();
+    // And, for certain, a gap: messages "committed by the dead master but never broadcast",
+    // written straight into the database before a survivor takes the group over (it loads
+    // the group, and its seq, from there once the lease ran out).
+    let gap = psql(
+        &url,
+        &format!(
+            "INSERT INTO messages (topic, seq, ts, from_user, head, content, deleted) \
+             SELECT '{grp}', m + g, 0, 0, NULL, '\"gap ' || g || '\"', false \
+             FROM (SELECT max(seq) AS m FROM messages WHERE topic = '{grp}') x, \
+             generate_series(1, 3) g RETURNING seq"
+        ),
+    );
+    eprintln!("seqs written behind the survivors' backs: {gap:?}");
+    assert_eq!(gap.lines().count(), 3, "{gap}");
 
     // The survivors keep publishing: refusals while the cluster settles are retried, and each
     // publisher must get 20 acknowledgements after the kill without re-subscribing.
