@@ -304,10 +304,41 @@ async fn postgres_restarted_under_a_cluster_gives_clear_errors_and_recovers_with
         );
         codes.push(code);
     }
+    // A login (a read) is answered too.
+    let mut c = Client::connect(&n2, "login@n2").await;
+    c.hi().await;
+    let id = c.id();
+    let asked = Instant::now();
+    c.send(json!({"login": {"id": id, "scheme": "token", "secret": a.token.clone()}}))
+        .await;
+    let r = c.ctrl_for(&id).await;
+    eprintln!(
+        "a token login while PostgreSQL is down: {r} after {:?}",
+        asked.elapsed()
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        asked.elapsed()
+    );
     restarting.await.expect("restart");
 
     // Both nodes are members again by themselves.
-    wait_settled(&[&n1, &n2], 2, SETTLE).await;
+    // (Its lease ran out meanwhile: each node fenced itself and re-joined under epoch 2.)
+    let mut vars = Vec::new();
+    for n in [&n1, &n2] {
+        let (v, ok) = n
+            .wait_vars(SETTLE, |v| {
+                crate::cluster_nodes::settled(v, 2) && v["ClusterEpoch"].as_i64() >= Some(2)
+            })
+            .await;
+        assert!(ok, "a node never re-joined: {v}");
+        vars.push(v);
+    }
+    eprintln!(
+        "members again, epochs {} and {}",
+        vars[0]["ClusterEpoch"], vars[1]["ClusterEpoch"]
+    );
 
     // Publishing works again (a session the cluster told `{pres term}` subscribes again).
     let started = Instant::now();
