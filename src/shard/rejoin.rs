@@ -591,3 +591,47 @@ impl ShardCtx {
         self.rejoin_release(s.parked, &topic);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::server::{Data, Ts};
+    use crate::shard::proxy_wire::{from_raw, to_raw, Carried};
+
+    fn data(topic: &str, seq: u64) -> Frame {
+        let content = "{\"data\":{\"topic\":\"x\",\"seq\":999}}".to_owned();
+        Frame::new(ServerMsg::Data(Data {
+            topic: topic.into(),
+            from: Some("usrAAA".into()),
+            ts: Ts(UnixMillis(1)),
+            seq,
+            head: None,
+            content: serde_json::value::RawValue::from_string(content).unwrap(),
+        }))
+    }
+
+    #[test]
+    fn the_topic_and_seq_of_data_are_read_from_local_and_carried_frames() {
+        let local = data("grpX", 7);
+        assert_eq!(data_head(&local), Some(("grpX".to_owned(), 7)));
+        // Across a link the frame is its JSON under a stand-in message.
+        let carried: Carried = from_raw(&to_raw(&Carried::of(&local))).unwrap();
+        let carried = carried.into_frame();
+        assert!(matches!(carried.msg(), ServerMsg::Info(_)));
+        assert_eq!(data_head(&carried), Some(("grpX".to_owned(), 7)));
+        // Other frames are not data, whatever their content says.
+        let pres = Frame::new(ServerMsg::Pres(Pres {
+            topic: "grpX".into(),
+            what: "on",
+            ..Pres::default()
+        }));
+        assert_eq!(data_head(&pres), None);
+        let ctrl = Frame::new(
+            crate::proto::Outcome::Accepted
+                .ctrl(Some("1"), Some("grpX"), UnixMillis(1))
+                .msg(),
+        );
+        let carried: Carried = from_raw(&to_raw(&Carried::of(&ctrl))).unwrap();
+        assert_eq!(data_head(&carried.into_frame()), None);
+    }
+}
