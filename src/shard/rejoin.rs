@@ -356,21 +356,39 @@ impl ShardCtx {
         self.rejoins.recount();
     }
 
-    /// Housekeeping: re-joins due for another try.
+    /// Housekeeping: re-joins due for another try; those of sessions that ended are
+    /// forgotten, and one still unanswered well past its deadline fails (a safety net: every
+    /// request made for it is answered, by its master or by `proxy_expire`).
     pub(super) fn rejoin_tick(&mut self, now: UnixMillis) {
         if self.rejoins.busy == 0 {
             return;
         }
-        let due: Vec<(SessionId, String)> = (self.rejoins.subs.iter())
-            .flat_map(|(sid, subs)| {
-                subs.iter()
-                    .filter(|s| matches!(s.phase, Phase::Retry(at) if at <= now))
-                    .map(|s| (*sid, s.topic.clone()))
-            })
-            .collect();
+        let (mut due, mut gone, mut late) = (Vec::new(), Vec::new(), Vec::new());
+        for (sid, subs) in &self.rejoins.subs {
+            let alive = self.sessions.contains_key(sid);
+            for s in subs.iter().filter(|s| s.phase != Phase::Live) {
+                let key = (*sid, s.topic.clone());
+                if !alive {
+                    gone.push(key);
+                } else if matches!(s.phase, Phase::Retry(at) if at <= now) {
+                    due.push(key);
+                } else if now.0 > s.until.0 + self.cfg.cluster.link_timeout_ms + 10_000 {
+                    late.push(key);
+                }
+            }
+        }
+        for (sid, topic) in gone {
+            self.rejoins.take(sid, &topic);
+        }
         for (sid, topic) in due {
             self.rejoin_join(sid, &topic);
         }
+        for (sid, topic) in late {
+            log::warn!("cluster: re-join of {topic} for session {sid} never answered");
+            self.rejoin_fail(sid, &topic);
+        }
+        self.run_work();
+        self.flush();
     }
 
     /// Sends the join of `sid` to `topic` under a marker id, where the view places it.
@@ -425,9 +443,11 @@ impl ShardCtx {
     fn rejoin_page(&mut self, sid: SessionId, topic: &str, before: Option<u64>) {
         let limit = self.cfg.topic.max_history;
         let Some(slot) = self.sessions.get(&sid) else {
+            self.rejoins.take(sid, topic);
             return;
         };
         let (Some((uid, level)), enc) = (slot.session.user(), slot.encoding) else {
+            self.rejoins.take(sid, topic);
             return;
         };
         let id = self.rejoins.marker(sid, topic);
