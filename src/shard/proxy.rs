@@ -258,12 +258,16 @@ impl ShardCtx {
             return;
         };
         let origin = |sid: SessionId| sid.remote_parts();
+        // An attachment whose news cannot cross is undone: the origin answers its session
+        // 502/504 and detaches it, so the topic must not keep it.
+        let mut attached = None;
         let (slot, msg) = match env {
             Envelope::Session { sid, ev } => {
                 let Some((slot, o)) = origin(sid) else { return };
                 let mut ev = Event::of(&ev);
                 if let Event::Attached { topic, seq } = &mut ev {
                     *seq = self.topics.get(topic).map(|t| t.topic.settled_seq());
+                    attached = Some((topic.clone(), sid));
                 }
                 (
                     slot,
@@ -297,6 +301,11 @@ impl ShardCtx {
         };
         if let Err(e) = node.links().send(&peer, msg) {
             log::debug!("cluster: cannot carry a topic's output to node {peer}: {e:?}");
+            if let Some((topic, sid)) = attached {
+                let home = crate::routing::home_shard(&topic, self.n_shards);
+                let req = TopicRequest::Detach { sid };
+                self.send(home, Envelope::Topic { topic, req });
+            }
         }
     }
 }
