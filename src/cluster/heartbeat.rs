@@ -142,6 +142,7 @@ impl Heartbeat {
             last_ok: Instant::now(),
             last_version: -1,
             last_epoch: -1,
+            last_snap: None,
             errors: 0,
         };
         lp.refresh();
@@ -192,6 +193,9 @@ struct Loop {
     last_ok: Instant,
     last_version: i64,
     last_epoch: i64,
+    /// The membership last read: a view when the epoch changes while PostgreSQL cannot be
+    /// read (fenced by the lease timer) is made from it.
+    last_snap: Option<Snapshot>,
     /// Consecutive failed ticks (for logging once, not every tick).
     errors: u32,
 }
@@ -292,7 +296,10 @@ impl Loop {
         Ok(())
     }
 
-    /// Reads the members; publishes a view when the version or our epoch changed.
+    /// Reads the members; publishes a view when the version or our epoch changed. While
+    /// PostgreSQL cannot be read, a change of our epoch (fenced: 0) is still published, with
+    /// the members last read: the shards must stop mastering at once, so that the topics they
+    /// held load afresh (seq, members) once this node re-joins.
     fn refresh(&mut self) {
         let snap = match self.members.snapshot() {
             Ok(s) => s,
@@ -300,9 +307,14 @@ impl Loop {
                 if self.errors == 0 {
                     log::warn!("cluster: {e}");
                 }
-                return;
+                let epoch = self.status.epoch.load(Ordering::SeqCst);
+                match self.last_snap.clone() {
+                    Some(s) if epoch != self.last_epoch => s,
+                    _ => return,
+                }
             }
         };
+        self.last_snap = Some(snap.clone());
         let epoch = self.status.epoch.load(Ordering::SeqCst);
         if snap.version == self.last_version && epoch == self.last_epoch {
             return;

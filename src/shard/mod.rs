@@ -26,6 +26,7 @@ mod placement;
 mod proxy;
 mod proxy_me;
 mod proxy_wire;
+mod rejoin;
 mod sessions;
 mod stall;
 mod tasks;
@@ -222,6 +223,9 @@ pub struct ShardCtx {
     remote_pb: HashMap<SessionId, UnixMillis>,
     /// Notifications for `me` topics waiting for the end of the step (`proxy_me.rs`).
     me_out: Vec<proxy_me::MeOut>,
+    /// Local sessions' attachments to topics mastered elsewhere, re-joined on failover
+    /// (`rejoin.rs`).
+    rejoins: rejoin::Rejoins,
 }
 
 impl ShardCtx {
@@ -291,6 +295,7 @@ impl ShardCtx {
             proxied: Vec::new(),
             remote_pb: HashMap::new(),
             me_out: Vec::new(),
+            rejoins: rejoin::Rejoins::default(),
         }
     }
 
@@ -386,6 +391,13 @@ impl ShardCtx {
     /// cluster node masters is forwarded to that node (`proxy.rs`), and so are a session's
     /// detach and foreground (which also reach a local copy, if one is still loaded).
     fn route(&mut self, topic: String, req: TopicRequest) {
+        let req = match self.rejoins.busy() {
+            true => match self.rejoin_park(&topic, req) {
+                Some(req) => req,
+                None => return,
+            },
+            false => req,
+        };
         if req.hdr().is_some() {
             if let Err(why) = self.placement(&topic) {
                 if let Some(peer) = self.master_elsewhere(&topic) {
@@ -596,6 +608,7 @@ impl ShardCtx {
         self.expire_detached(now);
         self.proxy_expire(now);
         self.lp_remote_expire();
+        self.rejoin_tick(now);
         self.wake_due(now);
         self.limits.addrs.evict_full(now);
         self.expire_closing(now);

@@ -99,6 +99,7 @@ impl ShardCtx {
             }
         }
         self.detach_gone_nodes();
+        self.rejoin_view();
         self.run_work();
         self.flush();
     }

@@ -57,6 +57,7 @@ impl ShardCtx {
         let Some(node) = self.cluster.clone() else {
             return self.topic_missing(&topic, req, Unreachable::NotMember);
         };
+        self.rejoin_note(&topic, &peer, &req);
         let hdr = req.hdr().cloned();
         let join = matches!(req, TopicRequest::Join { .. });
         let fwd: Forwarded = match proxy::forward(&topic, req) {
@@ -193,6 +194,35 @@ impl ShardCtx {
         }
     }
 
+    /// Master: a forwarded request for a topic this node does not master under its view
+    /// (the origin's view is newer or older than ours) is answered with a retryable error, and
+    /// the session stays attached where it is (only a join is told it did not attach).
+    fn refuse_forwarded(&mut self, topic: &str, req: TopicRequest) {
+        let Some(hdr) = req.hdr() else {
+            return;
+        };
+        // The requests the origin waits on an answer for (`FwdReq::answered`).
+        use TopicRequest::{Del, Get, Join, Leave, Publish, Set};
+        if !matches!(
+            req,
+            Join { .. } | Leave { .. } | Publish { .. } | Get { .. } | Set { .. } | Del { .. }
+        ) {
+            return;
+        }
+        let o = match self.placement(topic) {
+            Err(Unreachable::NotMember) => Outcome::ServiceUnavailable,
+            _ => Outcome::ClusterUnreachable,
+        };
+        let (sid, id) = (hdr.req.sid, hdr.id.as_deref());
+        let frame = crate::proto::Frame::new(o.ctrl(id, Some(&hdr.as_seen), now()).msg());
+        let join = matches!(req, TopicRequest::Join { .. });
+        self.send_to_session(sid, SessionEvent::Frames(vec![frame]));
+        if join {
+            let topic = topic.to_owned();
+            self.send_to_session(sid, SessionEvent::Detached { topic });
+        }
+    }
+
     /// Proxied traffic from node `peer`.
     pub(super) fn node_msg(&mut self, peer: String, msg: NodeMsg) {
         match msg {
@@ -214,6 +244,9 @@ impl ShardCtx {
                     self.remote_pb.insert(sid, now());
                 }
                 let (topic, req) = f.into_request(sid);
+                if req.hdr().is_some() && self.placement(&topic).is_err() {
+                    return self.refuse_forwarded(&topic, req);
+                }
                 self.topic_request(topic, req);
             }
             NodeMsg::ToSession { sid, ev } => {
@@ -222,6 +255,18 @@ impl ShardCtx {
                     return;
                 };
                 let sid = SessionId(sid);
+                let attached = match &ev {
+                    Event::Attached { topic, seq } => Some((topic.as_str(), *seq)),
+                    _ => None,
+                };
+                let detached = match &ev {
+                    Event::Detached { topic } => Some(topic.as_str()),
+                    _ => None,
+                };
+                if !self.rejoin_from(&peer, sid, attached, detached) {
+                    log::debug!("cluster: a detach from {peer}, no longer the master: dropped");
+                    return;
+                }
                 let answered: Vec<String> = ev.answers().map(str::to_owned).collect();
                 if !answered.is_empty() {
                     self.proxied
@@ -235,7 +280,9 @@ impl ShardCtx {
                     return;
                 };
                 let sids: Vec<SessionId> = sids.into_iter().map(SessionId).collect();
-                self.deliver_local(&frame.into_frame(), &sids);
+                let frame = frame.into_frame();
+                self.rejoin_track(&frame, &sids);
+                self.deliver_local(&frame, &sids);
             }
             NodeMsg::ToMe { notes } => self.me_notes_from(&peer, &notes),
             msg @ (NodeMsg::LpRequest { .. }
@@ -252,11 +299,24 @@ impl ShardCtx {
             return;
         };
         let origin = |sid: SessionId| sid.remote_parts();
+        // An attachment whose news cannot cross is undone: the origin answers its session
+        // 502/504 and detaches it, so the topic must not keep it.
+        let mut attached = None;
         let (slot, msg) = match env {
             Envelope::Session { sid, ev } => {
                 let Some((slot, o)) = origin(sid) else { return };
-                let ev = to_raw(&Event::of(&ev, self.remote_pb.contains_key(&sid)));
-                (slot, NodeMsg::ToSession { sid: o.0, ev })
+                let mut ev = Event::of(&ev, self.remote_pb.contains_key(&sid));
+                if let Event::Attached { topic, seq } = &mut ev {
+                    *seq = self.topics.get(topic).map(|t| t.topic.settled_seq());
+                    attached = Some((topic.clone(), sid));
+                }
+                (
+                    slot,
+                    NodeMsg::ToSession {
+                        sid: o.0,
+                        ev: to_raw(&ev),
+                    },
+                )
             }
             Envelope::Deliver { frame, sids } => {
                 let mut slot = None;
@@ -283,6 +343,11 @@ impl ShardCtx {
         };
         if let Err(e) = node.links().send(&peer, msg) {
             log::debug!("cluster: cannot carry a topic's output to node {peer}: {e:?}");
+            if let Some((topic, sid)) = attached {
+                let home = crate::routing::home_shard(&topic, self.n_shards);
+                let req = TopicRequest::Detach { sid };
+                self.send(home, Envelope::Topic { topic, req });
+            }
         }
     }
 }

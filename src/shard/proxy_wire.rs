@@ -359,8 +359,16 @@ impl Carried {
 #[serde(rename_all = "snake_case")]
 pub enum Event {
     Frames(Vec<Carried>),
-    Attached { topic: String },
-    Detached { topic: String },
+    /// Attached, with the topic's settled seq then (`Topic::settled_seq`): the origin
+    /// backfills from it should the master die.
+    Attached {
+        topic: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+    },
+    Detached {
+        topic: String,
+    },
     End,
 }
 
@@ -373,6 +381,7 @@ impl Event {
             }
             SessionEvent::Attached { topic } => Event::Attached {
                 topic: topic.clone(),
+                seq: None,
             },
             SessionEvent::Detached { topic } => Event::Detached {
                 topic: topic.clone(),
@@ -395,7 +404,7 @@ impl Event {
             Event::Frames(fs) => {
                 SessionEvent::Frames(fs.into_iter().map(Carried::into_frame).collect())
             }
-            Event::Attached { topic } => SessionEvent::Attached { topic },
+            Event::Attached { topic, .. } => SessionEvent::Attached { topic },
             Event::Detached { topic } => SessionEvent::Detached { topic },
             Event::End => SessionEvent::End,
         }

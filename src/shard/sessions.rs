@@ -267,6 +267,18 @@ impl ShardCtx {
     }
 
     pub(super) fn session_event(&mut self, sid: SessionId, ev: SessionEvent) {
+        let ev = match self.rejoins.busy() {
+            true => match self.rejoin_intercept(sid, ev) {
+                Some(ev) => ev,
+                None => return,
+            },
+            false => ev,
+        };
+        self.session_event_now(sid, ev);
+    }
+
+    /// [`Self::session_event`] past the re-join's look at it (`rejoin.rs`).
+    pub(super) fn session_event_now(&mut self, sid: SessionId, ev: SessionEvent) {
         let mut out = std::mem::take(&mut self.session_out);
         match self.sessions.get_mut(&sid) {
             Some(slot) => slot.session.handle_event(ev, &mut out),

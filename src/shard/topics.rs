@@ -247,6 +247,11 @@ impl ShardCtx {
     }
 
     pub(super) fn deliver_local(&mut self, frame: &Frame, sids: &[SessionId]) {
+        if self.rejoins.busy() {
+            if let Some(rest) = self.rejoin_hold(frame, sids) {
+                return self.deliver_local(frame, &rest);
+            }
+        }
         for sid in sids {
             self.push_frame(*sid, frame.clone());
         }

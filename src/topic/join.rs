@@ -77,6 +77,14 @@ impl Topic {
                 .ctrl(a.id.as_deref(), Some(&a.as_seen), cx.now)
                 .msg();
             self.reply(a.req.sid, msg, cx);
+            // The session may have lost track of it (a cluster origin whose answer to the
+            // first join was lost with its link): confirm the attachment.
+            cx.out.push(TopicOut::ToSession {
+                sid: a.req.sid,
+                ev: SessionEvent::Attached {
+                    topic: self.name.clone(),
+                },
+            });
             return;
         }
         match self.kind {

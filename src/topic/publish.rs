@@ -133,6 +133,16 @@ impl Topic {
         );
     }
 
+    /// The seq below which every message is acknowledged and broadcast: a session attached
+    /// now has missed nothing after it (the cluster's re-join backfills from it).
+    pub(crate) fn settled_seq(&self) -> u64 {
+        let inflight = self.pending.values().filter_map(|p| match p {
+            Pending::Publish(p) => Some(p.seq),
+            _ => None,
+        });
+        inflight.min().map_or(self.seq, |low| low.saturating_sub(1))
+    }
+
     /// `msgs` less the messages whose writes are still in flight. With the journal a message
     /// may reach the store (applied behind) before its journal round is synced and its
     /// publisher acknowledged; a history read must not show what a crash could still undo,

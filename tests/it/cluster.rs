@@ -89,15 +89,16 @@ async fn three_nodes_place_topics_by_the_ring_survive_a_crash_and_rejoin() {
     let c = sub_reply(&mut elsewhere, &grp).await;
     assert_eq!(c["code"], 200, "{c}");
 
-    // kill -9 the master: the others declare it down within lease + heartbeat (plus a debug
-    // build's slack) and the ring moves the group to one of them.
+    // kill -9 the master: the others declare it down within lease + heartbeat (plus the slack
+    // of a debug build on a machine busy with the other cluster tests' nodes) and the ring
+    // moves the group to one of them.
     n1.kill9();
     let killed = Instant::now();
     wait_settled(&[&n2, &n3], 2, SETTLE).await;
     let noticed = killed.elapsed();
     eprintln!("n1 declared down {noticed:?} after kill -9");
     assert!(
-        noticed < Duration::from_millis(LEASE_MS + HEARTBEAT_MS + 2_000),
+        noticed < Duration::from_millis(LEASE_MS + HEARTBEAT_MS + 5_000),
         "noticed after {noticed:?}"
     );
     assert_eq!(

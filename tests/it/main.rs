@@ -17,6 +17,7 @@ mod chaos;
 mod cleanup;
 mod clients;
 mod cluster;
+mod cluster_failover;
 mod cluster_longpoll;
 mod cluster_nodes;
 mod cluster_ops;

@@ -16,14 +16,15 @@ use serde_json::{json, Value};
 
 use crate::support::{code, create_database, data, embedded_store, unique_login, Client, Server};
 
-/// A PostgreSQL instance of this test's own, stopped and removed when dropped.
-struct OwnPostgres {
+/// A PostgreSQL instance of this test's own, stopped and removed when dropped (also used by
+/// `cluster_failover.rs`).
+pub struct OwnPostgres {
     dir: PathBuf,
-    base: String,
+    pub base: String,
 }
 
 impl OwnPostgres {
-    fn start() -> OwnPostgres {
+    pub fn start() -> OwnPostgres {
         let dir = tempfile::Builder::new()
             .prefix("coretalk-it-pg-")
             .tempdir()
@@ -39,7 +40,7 @@ impl OwnPostgres {
     }
 
     /// Stops PostgreSQL (fast: every connection is cut), waits `down`, starts it again.
-    fn restart(&self, down: Duration) {
+    pub fn restart(&self, down: Duration) {
         pg_sh(&[
             "restart",
             self.dir.to_str().expect("utf-8 path"),
