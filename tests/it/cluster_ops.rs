@@ -3,7 +3,8 @@
 //! history the same through both nodes); a gRPC client on that node subscribing, publishing,
 //! reading and being read, in protobuf, next to a WebSocket client of the same node; and a
 //! user whose `me` is loaded on the other node told of the group's messages (`{pres msg}`),
-//! changes (`upd`) and coming online (`on`).
+//! changes (`upd`) and coming online (`on`); a channel's readers on the other node; and a
+//! token issued by one node logging in on the other (the key lives in the shared database).
 //!
 //! They need a PostgreSQL (`CORETALK_TEST_PG`, tests/pg.sh) and are skipped, saying so,
 //! without one; they pick their own databases, so they run in the embedded run only.
@@ -339,4 +340,44 @@ async fn a_token_issued_by_one_node_logs_in_on_another() {
     let mut c = Client::connect(&n1, "c").await;
     c.hi().await;
     assert_eq!(c.login_token(&token2).await, uid);
+}
+
+/// A channel mastered on one node has readers on another: `{sub chn…}` through the link, the
+/// owner's messages delivered to them (without `from`, as channels do) and their history read
+/// through their own node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_on_one_node_has_readers_on_another() {
+    let Some((n1, n2)) = two_nodes("").await else {
+        return;
+    };
+    let mut owner = Client::connect(&n1, "owner@n1").await;
+    owner.hi().await;
+    owner.sign_up(&unique_login("chown")).await;
+    let c = owner.sub("nch").await;
+    let grp = c["topic"]
+        .as_str()
+        .expect("the channel's grp name")
+        .to_owned();
+    assert!(grp.starts_with("grp"), "{c}");
+    assert_eq!(master(&grp, &["n1", "n2"]), "n1", "{grp}");
+    let chn = format!("chn{}", &grp[3..]);
+    assert_eq!(owner.publish(&grp, json!("before")).await, 1);
+
+    let mut reader = Client::connect(&n2, "reader@n2").await;
+    reader.hi().await;
+    reader.sign_up(&unique_login("chrd")).await;
+    let r = reader.sub(&chn).await;
+    assert_eq!(r["code"], 200, "{r}");
+    assert_eq!(r["topic"], chn.as_str(), "{r}");
+    assert_eq!(owner.publish(&grp, json!("live")).await, 2);
+    let d = reader
+        .recv_until("the channel's message on n2", |v| v["data"]["seq"] == 2)
+        .await;
+    assert_eq!(d["data"]["topic"], chn.as_str(), "{d}");
+    assert_eq!(d["data"]["content"], "live", "{d}");
+    assert!(
+        d["data"].get("from").is_none(),
+        "a channel's data has no from: {d}"
+    );
+    assert_eq!(seqs(&reader.get(&chn, "data", None).await), [1, 2]);
 }
