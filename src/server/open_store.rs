@@ -62,7 +62,13 @@ pub(super) fn open(cfg: &Config, n_shards: usize, fence: Option<Fence>) -> anyho
     let shown = redact(url);
     let pg = &cfg.store.postgres;
     let readers = reader_threads(pg, n_shards);
-    let mut store = PgStore::open(url, pg_options(pg, readers))
+    let mut opts = pg_options(pg, readers);
+    if fence.is_some() {
+        // A master paused inside a commit holds the share lock on its membership row: it must
+        // not hold off its peers' declaring it down for longer than its lease.
+        opts.idle_in_transaction_timeout_ms = cfg.cluster.lease_ms;
+    }
+    let mut store = PgStore::open(url, opts)
         .map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL store at {shown}: {e}"))?;
     if let Some(f) = fence {
         store = store.with_fence(f);
@@ -106,6 +112,7 @@ pub fn pg_options(pg: &PostgresConfig, readers: usize) -> PgOptions {
     PgOptions {
         connect_timeout_ms: pg.connect_timeout_ms,
         statement_timeout_ms: pg.statement_timeout_ms,
+        idle_in_transaction_timeout_ms: pg.statement_timeout_ms,
         max_connections: if pg.max_connections > 0 {
             pg.max_connections
         } else {

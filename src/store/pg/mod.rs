@@ -55,6 +55,12 @@ pub struct PgOptions {
     /// `statement_timeout` set on every connection, in milliseconds; 0 means none (default
     /// 30000). A statement running longer fails, and its whole `apply` group fails with it.
     pub statement_timeout_ms: u64,
+    /// `idle_in_transaction_session_timeout` set on every connection, in milliseconds; 0 means
+    /// none (default 30000). PostgreSQL ends a session that sits inside a transaction for longer
+    /// (its process stopped or stalled mid-commit), releasing its locks: a cluster node sets it
+    /// to its lease, so that a master paused inside a commit, which holds the share lock on its
+    /// own membership row (`Fence`), cannot keep its peers from declaring it down for longer.
+    pub idle_in_transaction_timeout_ms: u64,
     /// The most connections open at once (default 16): the writer holds one while it commits,
     /// each reader thread one while it reads. Connections open lazily; a caller finding all of
     /// them busy waits for one to be returned.
@@ -69,6 +75,7 @@ impl Default for PgOptions {
         PgOptions {
             connect_timeout_ms: 5_000,
             statement_timeout_ms: 30_000,
+            idle_in_transaction_timeout_ms: 30_000,
             max_connections: 16,
             max_rows_per_statement: 1_000,
         }

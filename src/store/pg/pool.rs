@@ -319,8 +319,9 @@ impl Pool {
         // a contact list of a thousand rows crosses its cost threshold.
         conn.batch(&format!(
             "SET synchronous_commit = on; SET statement_timeout = {}; \
+             SET idle_in_transaction_session_timeout = {}; \
              SET application_name = 'coretalk'; SET jit = off",
-            self.opts.statement_timeout_ms
+            self.opts.statement_timeout_ms, self.opts.idle_in_transaction_timeout_ms
         ))
         .map_err(|e| {
             StoreError::Backend(format!(

@@ -175,3 +175,33 @@ fn a_failure_inside_the_group_fails_every_batch_and_commits_nothing() {
     // The store goes on.
     apply_ok(&s, vec![WriteOp::AppendMessage(msg("grpA", 1))]);
 }
+
+/// A session that sits inside a transaction past `idle_in_transaction_timeout_ms` is ended by
+/// PostgreSQL (what frees a paused cluster master's lock on its membership row), and the pool
+/// replaces the broken connection.
+#[test]
+fn a_transaction_left_idle_is_ended_by_postgresql() {
+    let url = crate::store::pg::testing::fresh_url();
+    let opts = PgOptions {
+        idle_in_transaction_timeout_ms: 300,
+        ..PgOptions::default()
+    };
+    let store = PgStore::open(&url, opts).expect("open");
+    {
+        let mut conn = store.pool.get().expect("a connection");
+        conn.begin().expect("begin");
+        conn.query("SELECT 1", &[])
+            .expect("a statement inside the transaction");
+        std::thread::sleep(Duration::from_millis(900));
+        let err = conn
+            .query("SELECT 1", &[])
+            .expect_err("the session was ended while idle in its transaction");
+        assert!(
+            format!("{err}").contains("idle") || format!("{err}").contains("closed"),
+            "{err}"
+        );
+    }
+    // The store works on with a fresh connection.
+    let mut conn = store.pool.get().expect("a connection");
+    assert_eq!(conn.query("SELECT 1", &[]).expect("select").len(), 1);
+}
