@@ -267,6 +267,7 @@ impl ShardCtx {
                     log::debug!("cluster: a detach from {peer}, no longer the master: dropped");
                     return;
                 }
+                self.rejoin_acks(sid, &ev);
                 let answered: Vec<String> = ev.answers().map(str::to_owned).collect();
                 if !answered.is_empty() {
                     self.proxied

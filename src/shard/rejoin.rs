@@ -12,6 +12,9 @@
 //! when the re-join fails for good, the session gets `{pres topic:"me" what:"term" src:…}`
 //! (the reference's proxy form) and is detached, so the client re-subscribes.
 //!
+//! A `noecho` publisher is never shown its own messages by a backfill (the seqs its
+//! acknowledgements carried are skipped).
+//!
 //! Only failover is handled here: a topic moved away from a live master (a node joined) is
 //! relinquished there with `{pres term}`, as the reference does.
 
@@ -19,6 +22,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
+use super::proxy_wire::Event;
 use crate::ids::{SessionId, UnixMillis};
 use crate::proto::client::{GetOptsData, GetQuery};
 use crate::proto::server::Pres;
@@ -57,7 +61,17 @@ struct Sub {
     /// Until the re-join is answered: the session's own requests for the topic, parked (the
     /// new master would refuse them, the session not being attached there yet).
     parked: Vec<TopicRequest>,
+    /// Request ids of the session's `noecho` publishes not acknowledged yet (the newest
+    /// [`NOECHO_TRACKED`]).
+    noecho: Vec<String>,
+    /// Seqs of the session's acknowledged `noecho` publishes above `last`: it never got them
+    /// as `{data}`, and a backfill must not show them to it either.
+    own: Vec<u64>,
 }
+
+/// The most unacknowledged `noecho` publishes tracked per attachment (a publisher whose acks
+/// lag further behind may see its oldest ones in a backfill).
+const NOECHO_TRACKED: usize = 256;
 
 /// The remote attachments of one shard's sessions.
 #[derive(Debug, Default)]
@@ -123,6 +137,23 @@ impl Rejoins {
     }
 }
 
+/// The seq a `{ctrl 202}` acknowledging a publish carries (`params.seq`), from its JSON.
+fn ack_seq(json: &str) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Ack {
+        ctrl: AckCtrl,
+    }
+    #[derive(Deserialize)]
+    struct AckCtrl {
+        params: Option<AckParams>,
+    }
+    #[derive(Deserialize)]
+    struct AckParams {
+        seq: Option<u64>,
+    }
+    serde_json::from_str::<Ack>(json).ok()?.ctrl.params?.seq
+}
+
 /// The topic (as the client knows it) and seq of a `{data}` frame, local or carried.
 fn data_head(frame: &Frame) -> Option<(String, u64)> {
     #[derive(Deserialize)]
@@ -166,7 +197,20 @@ impl ShardCtx {
                         until: UnixMillis(0),
                         held: Vec::new(),
                         parked: Vec::new(),
+                        noecho: Vec::new(),
+                        own: Vec::new(),
                     }),
+                }
+            }
+            TopicRequest::Publish {
+                hdr, noecho: true, ..
+            } => {
+                let id = hdr.id.clone();
+                if let (Some(s), Some(id)) = (self.rejoins.get(hdr.req.sid, topic), id) {
+                    if s.noecho.len() >= NOECHO_TRACKED {
+                        s.noecho.remove(0);
+                    }
+                    s.noecho.push(id);
                 }
             }
             TopicRequest::Leave { hdr, .. } => {
@@ -229,6 +273,31 @@ impl ShardCtx {
         true
     }
 
+    /// Origin: answers from a master for session `sid`; the acknowledgement of a `noecho`
+    /// publish notes its seq, which the session must not be shown in a backfill.
+    pub(super) fn rejoin_acks(&mut self, sid: SessionId, ev: &Event) {
+        let Event::Frames(frames) = ev else {
+            return;
+        };
+        let Some(subs) = self.rejoins.subs.get_mut(&sid) else {
+            return;
+        };
+        for c in frames.iter().filter(|c| c.code == 202) {
+            let Some(id) = c.id.as_deref() else {
+                continue;
+            };
+            let Some(s) = subs.iter_mut().find(|s| s.noecho.iter().any(|n| n == id)) else {
+                continue;
+            };
+            s.noecho.retain(|n| n != id);
+            if let Some(seq) = ack_seq(c.json.get()) {
+                if s.last.is_none_or(|l| seq > l) {
+                    s.own.push(seq);
+                }
+            }
+        }
+    }
+
     /// Origin: a broadcast from another node is about to reach `sids`; their last seq moves.
     pub(super) fn rejoin_track(&mut self, frame: &Frame, sids: &[SessionId]) {
         if self.rejoins.subs.is_empty() {
@@ -241,6 +310,7 @@ impl ShardCtx {
             if let Some(s) = self.rejoins.seen(*sid, &topic) {
                 if s.phase == Phase::Live && s.last.is_none_or(|l| l < seq) {
                     s.last = Some(seq);
+                    s.own.retain(|o| *o > seq);
                 }
             }
         }
@@ -552,6 +622,7 @@ impl ShardCtx {
         sid: SessionId,
         last: Option<u64>,
         mut held: Vec<(u64, Frame)>,
+        own: &[u64],
     ) -> Option<u64> {
         held.sort_by_key(|(seq, _)| *seq);
         let mut last = last;
@@ -560,7 +631,10 @@ impl ShardCtx {
                 continue;
             }
             last = Some(seq);
-            self.push_frame(sid, f);
+            // The session's own `noecho` messages: past them, but not shown.
+            if !own.contains(&seq) {
+                self.push_frame(sid, f);
+            }
         }
         last
     }
@@ -572,8 +646,8 @@ impl ShardCtx {
         let Some(s) = self.rejoins.get(sid, topic) else {
             return;
         };
-        let (held, last) = (std::mem::take(&mut s.held), s.last);
-        let last = self.rejoin_flush(sid, last, held);
+        let (held, last, own) = (std::mem::take(&mut s.held), s.last, s.own.clone());
+        let last = self.rejoin_flush(sid, last, held, &own);
         let Some(s) = self.rejoins.get(sid, topic) else {
             return;
         };
@@ -592,7 +666,7 @@ impl ShardCtx {
         let Some(s) = self.rejoins.take(sid, topic) else {
             return;
         };
-        self.rejoin_flush(sid, s.last, s.held);
+        self.rejoin_flush(sid, s.last, s.held, &s.own);
         let term = Frame::new(ServerMsg::Pres(Pres {
             topic: "me".into(),
             src: Some(s.as_seen),
@@ -653,5 +727,13 @@ mod tests {
         );
         let carried: Carried = from_raw(&to_raw(&Carried::of(&ctrl, false))).unwrap();
         assert_eq!(data_head(&carried.into_frame()), None);
+    }
+
+    #[test]
+    fn the_seq_of_a_publish_acknowledgement_is_read_from_its_json() {
+        let ack = r#"{"ctrl":{"id":"7","topic":"grpX","params":{"seq":42},"code":202,"text":"accepted","ts":"2026-12-02T00:00:00Z"}}"#;
+        assert_eq!(super::ack_seq(ack), Some(42));
+        assert_eq!(super::ack_seq(r#"{"ctrl":{"id":"7","code":202}}"#), None);
+        assert_eq!(super::ack_seq(r#"{"data":{"seq":3}}"#), None);
     }
 }

@@ -71,7 +71,7 @@ async fn attempt(
 
 /// Reads `c`'s frames until it has seen every seq in `want`; asserts it saw each once, in
 /// order, and no `{pres term}`.
-async fn received_all(c: &mut Client, mut seen: Vec<Value>, want: &BTreeSet<u64>) {
+async fn received_all(c: &mut Client, mut seen: Vec<Value>, want: &BTreeSet<u64>) -> Vec<u64> {
     let done = |seen: &Vec<Value>| {
         let got: BTreeSet<u64> = seen
             .iter()
@@ -106,6 +106,7 @@ async fn received_all(c: &mut Client, mut seen: Vec<Value>, want: &BTreeSet<u64>
         "{}: data not once each in seq order: {seqs:?}",
         c.name
     );
+    seqs
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,6 +148,9 @@ async fn failover(how: Failure) {
         member(&n2, "recv@n2", &grp).await,
         member(&n3, "recv@n3", &grp).await,
     ];
+    // A member that publishes with `noecho`: it never gets its own messages as `{data}`, not
+    // even from the backfill after the failover.
+    let mut quiet = member(&n2, "quiet@n2", &grp).await;
 
     // Publishing from both survivors-to-be, one request in flight each; acknowledged
     // messages by seq, and what each publisher read meanwhile.
@@ -166,6 +170,24 @@ async fn failover(how: Failure) {
                 ),
                 Err(504) => refused.push(504),
                 Err(c) => panic!("a publish before the failure answered {c}"),
+            }
+        }
+    }
+
+    let (mut quiet_seen, mut quiet_own) = (Vec::new(), BTreeSet::new());
+    for n in 0..3 {
+        let content = json!({"quiet": n});
+        let id = quiet.publish_nowait(&grp, content.clone(), true).await;
+        loop {
+            let v = quiet.recv().await;
+            if v["data"].is_object() {
+                quiet_seen.push(v);
+            } else if v["ctrl"]["id"] == id.as_str() {
+                assert_eq!(v["ctrl"]["code"], 202, "{v}");
+                let seq = v["ctrl"]["params"]["seq"].as_u64().expect("params.seq");
+                quiet_own.insert(seq);
+                acked.insert(seq, content);
+                break;
             }
         }
     }
@@ -298,6 +320,12 @@ async fn failover(how: Failure) {
     for (i, p) in pubs.iter_mut().enumerate() {
         received_all(p, std::mem::take(&mut seen[i]), &all).await;
     }
+    let others: BTreeSet<u64> = all.difference(&quiet_own).copied().collect();
+    let got = received_all(&mut quiet, quiet_seen, &others).await;
+    assert!(
+        got.iter().all(|s| !quiet_own.contains(s)),
+        "the noecho publisher was shown its own messages {quiet_own:?}: {got:?}"
+    );
 
     // A stopped master wakes up fenced: what it still had to commit is refused, and once it
     // re-joined (and took its group back) the seqs are still unique and contiguous.
