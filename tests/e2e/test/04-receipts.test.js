@@ -94,9 +94,17 @@ scenario('receipts: noteRecv/noteRead reach the other member and persist', async
   assert.equal(grpB2.recv, 4, 'desc.recv after reconnect');
 
   // ... and in B's `me` subscription list.
+  // The markers reach the store behind the topic (write-behind on the topic's home shard); a
+  // contact list read on another shard may run before they are applied, so it is read again
+  // until they show (never, and the wait fails).
   const b3 = await login(b.login, b.password, { label: 'Bob-3' });
   await attachMe(b3.tn);
-  const subs = await fetchMeSubs(b3.tn);
+  let subs = [];
+  await waitFor(async () => {
+    subs = await fetchMeSubs(b3.tn);
+    const it = subs.find((s) => s.topic === grp);
+    return it && it.read === 2 && it.recv === 4;
+  }, "B's me sub list with the persisted markers");
   const item = subs.find((s) => s.topic === grp);
   assert.ok(item, `B's me sub list must contain ${grp}: ${JSON.stringify(subs)}`);
   assert.equal(item.seq, 4, 'me sub.seq');
