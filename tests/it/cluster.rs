@@ -16,24 +16,16 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::cluster_nodes::{
-    login_basic, master, pg_base, psql, start_node, sub_reply, until, wait_settled, HEARTBEAT_MS,
-    LEASE_MS,
+    cluster_base, login_basic, master, psql, start_node, sub_reply, until, wait_settled,
+    HEARTBEAT_MS, LEASE_MS,
 };
-use crate::support::{create_database, embedded_store, unique_login, Client};
+use crate::support::{create_database, unique_login, Client};
 
 const SETTLE: Duration = Duration::from_secs(30);
 
-fn base() -> Option<String> {
-    if !embedded_store() {
-        eprintln!("skipped: the cluster tests pick their own databases (embedded run only)");
-        return None;
-    }
-    pg_base()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_place_topics_by_the_ring_survive_a_crash_and_rejoin() {
-    let Some(base) = base() else { return };
+    let Some(base) = cluster_base() else { return };
     let url = create_database(&base);
     let mut n1 = start_node("n1", &url);
     let n2 = start_node("n2", &url);
@@ -168,7 +160,7 @@ async fn three_nodes_place_topics_by_the_ring_survive_a_crash_and_rejoin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_stopped_past_its_lease_never_commits_after_its_successor() {
-    let Some(base) = base() else { return };
+    let Some(base) = cluster_base() else { return };
     let url = create_database(&base);
     let n1 = start_node("n1", &url);
     let n2 = start_node("n2", &url);

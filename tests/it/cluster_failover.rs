@@ -19,19 +19,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::cluster_nodes::{master, pg_base, psql, start_node, wait_settled};
+use crate::cluster_nodes::{cluster_base, master, psql, start_node, wait_settled};
 use crate::postgres::OwnPostgres;
 use crate::support::{create_database, embedded_store, unique_login, Client, Server};
 
 const SETTLE: Duration = Duration::from_secs(30);
-
-fn base() -> Option<String> {
-    if !embedded_store() {
-        eprintln!("skipped: the cluster tests pick their own databases (embedded run only)");
-        return None;
-    }
-    pg_base()
-}
 
 /// A signed-up client of `node` subscribed to `grp`.
 async fn member(node: &Server, name: &str, grp: &str) -> Client {
@@ -128,7 +120,7 @@ enum Failure {
 }
 
 async fn failover(how: Failure) {
-    let Some(base) = base() else { return };
+    let Some(base) = cluster_base() else { return };
     let url = create_database(&base);
     let mut n1 = start_node("n1", &url);
     let n2 = start_node("n2", &url);

@@ -26,6 +26,16 @@ pub fn pg_base() -> Option<String> {
     }
 }
 
+/// The PostgreSQL server for a cluster test, or `None` (said) when the test is skipped: the
+/// cluster tests pick their own databases, so they run in the embedded run only.
+pub fn cluster_base() -> Option<String> {
+    if !crate::support::embedded_store() {
+        eprintln!("skipped: the cluster tests pick their own databases (embedded run only)");
+        return None;
+    }
+    pg_base()
+}
+
 /// Starts node `name` (one shard) on the shared database `url`.
 pub fn start_node(name: &str, url: &str) -> Server {
     start_node_with(name, url, "")
