@@ -3,18 +3,20 @@
 # auth.bcrypt_cost COST [8; one hash thread does ~15 hashes/s at 10 here], in-memory store) carries W3 (PAIRS P2P pairs at RATE msgs/s); in
 # alternating runs a second generator adds basic-auth logins (a bcrypt check each) at
 # LOGINS/s. Prints W3's p50/p99 with and without the logins, RUNS times each.
-#   loadtest/w2-bcrypt.sh [BIN]      env: PAIRS [200] RATE [2500] LOGINS [50] RUNS [2] NICE [19] COST [8] DELAY [10]
-# NICE sets auth.hash_nice (0 to compare with the hash threads at the shards' priority).
+#   loadtest/w2-bcrypt.sh [BIN]      env: PAIRS [200] RATE [2500] LOGINS [50] RUNS [2] IDLE [true] NICE [19] COST [8] DELAY [10]
+# IDLE sets auth.hash_sched_idle; with IDLE=false, NICE sets auth.hash_nice (0 to compare with the
+# hash threads at the shards' priority).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${1:-$ROOT/target/release/coretalk}"
 LOAD="${LOAD:-$ROOT/target/release/coretalk-load}"
 PAIRS="${PAIRS:-200}" RATE="${RATE:-2500}" LOGINS="${LOGINS:-50}" RUNS="${RUNS:-2}" NICE="${NICE:-19}"
+IDLE="${IDLE:-true}"
 COST="${COST:-8}" DELAY="${DELAY:-10}"
 OUT="${OUT:-$ROOT/loadtest/results/w2-bcrypt-$(date -u +%Y%m%d-%H%M%S)}"
 mkdir -p "$OUT"
 dir=$(mktemp -d)
-printf '[auth]\nbcrypt_cost = %s\nhash_nice = %s\n[store]\ndurable = false\n[limits]\nmsg_per_sec = 0\nauth_per_min = 0\naddr_auth_per_min = 0\nmax_sessions_per_user = 0\n' "$COST" "$NICE" > "$dir/c.toml"
+printf '[auth]\nbcrypt_cost = %s\nhash_sched_idle = %s\nhash_nice = %s\n[store]\ndurable = false\n[limits]\nmsg_per_sec = 0\nauth_per_min = 0\naddr_auth_per_min = 0\nmax_sessions_per_user = 0\n' "$COST" "$IDLE" "$NICE" > "$dir/c.toml"
 taskset -c 0 "$BIN" --listen 127.0.0.1:0 --grpc-listen "" --data "$dir/data" --shards 1 \
   --config "$dir/c.toml" > "$dir/out.log" 2> "$dir/err.log" &
 pid=$!

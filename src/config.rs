@@ -312,10 +312,14 @@ pub struct AuthConfig {
     pub bcrypt_cost: u32,
     /// Threads hashing passwords, off the executors so a login never stalls other sessions.
     pub hash_threads: usize,
-    /// Nice value of the `coretalk-hash-N` threads, which share cores with the pinned shards:
-    /// 19 (the lowest) makes a bcrypt hash (tens of ms at the default cost) yield the core to a
-    /// shard with messages to deliver, while hashing still gets every idle cycle (W3's p99 with
-    /// 50 logins/s: +0.7–1.4 ms at 19, +2.9 ms at 10, +4.4 ms at 0). 0 = the shards' priority.
+    /// Run the `coretalk-hash-N` threads, which share cores with the pinned shards, under
+    /// Linux's `SCHED_IDLE`: a shard that wakes with messages preempts a running bcrypt hash
+    /// at once, and hashing still gets every idle cycle. False: `hash_nice` applies instead.
+    pub hash_sched_idle: bool,
+    /// Nice value of the hash threads when `hash_sched_idle` is false: 19 (the lowest) makes a
+    /// bcrypt hash (tens of ms at the default cost) yield the core to a shard sooner (W3's p99
+    /// with 50 logins/s: +0.7–1.4 ms at 19, +2.9 ms at 10, +4.4 ms at 0). 0 = the shards'
+    /// priority.
     pub hash_nice: i32,
     /// Queued hash jobs before logins are refused with 503 (bounds memory under a login flood).
     pub hash_queue: usize,
@@ -339,6 +343,7 @@ impl Default for AuthConfig {
             token_rotation_grace_secs: 24 * 3600,
             bcrypt_cost: 10,
             hash_threads: 1,
+            hash_sched_idle: true,
             hash_nice: 19,
             hash_queue: 4096,
             min_login_len: 2,

@@ -27,7 +27,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 use socket2::{Domain, Socket, Type};
 
 use crate::auth::apikey::ApiKeyChecker;
-use crate::auth::hasher::HashPool;
+use crate::auth::hasher::{HashPool, HashPriority};
 use crate::auth::keys::load_or_create_token_key;
 use crate::auth::token::TokenIssuer;
 use crate::config::Config;
@@ -186,7 +186,11 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
     let (hasher, hasher_join) = HashPool::spawn(
         cfg.auth.hash_threads,
         cfg.auth.hash_queue,
-        cfg.auth.hash_nice,
+        if cfg.auth.hash_sched_idle {
+            HashPriority::Idle
+        } else {
+            HashPriority::Nice(cfg.auth.hash_nice)
+        },
     );
     let token_key = if let Some(k) = opened.shared_token_key.clone() {
         k

@@ -94,6 +94,16 @@ impl fmt::Debug for HashPool {
     }
 }
 
+/// How the hash threads yield their cores to the shards (`auth.hash_sched_idle`, `auth.hash_nice`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashPriority {
+    /// Linux `SCHED_IDLE`: the thread runs when nothing else on the core wants to, and a waking
+    /// shard preempts it at once.
+    Idle,
+    /// A nice value (−20 … 19); 0 leaves the shards' priority.
+    Nice(i32),
+}
+
 /// Waits for the pool's worker threads; obtained from [`HashPool::spawn`].
 #[derive(Debug)]
 pub struct HashPoolJoin {
@@ -103,13 +113,17 @@ pub struct HashPoolJoin {
 impl HashPool {
     /// Starts `threads` workers (at least one) named `coretalk-hash-N` sharing a queue of
     /// `queue_capacity` jobs. A capacity of 0 accepts a job only while a worker is idle.
-    /// Each worker lowers its own scheduling priority to `nice` (see `auth.hash_nice`):
+    /// Each worker lowers its own scheduling priority to `priority` (see `auth.hash_sched_idle`):
     /// bcrypt bursts then yield the core to the shards instead of delaying their messages.
     ///
     /// # Panics
     ///
     /// If the operating system refuses to create a thread (startup only).
-    pub fn spawn(threads: usize, queue_capacity: usize, nice: i32) -> (HashPool, HashPoolJoin) {
+    pub fn spawn(
+        threads: usize,
+        queue_capacity: usize,
+        priority: HashPriority,
+    ) -> (HashPool, HashPoolJoin) {
         let (tx, rx) = crossbeam_channel::bounded::<Task>(queue_capacity);
         let handles = (0..threads.max(1))
             .map(|n| {
@@ -117,7 +131,7 @@ impl HashPool {
                 std::thread::Builder::new()
                     .name(format!("coretalk-hash-{n}"))
                     .spawn(move || {
-                        lower_priority(nice);
+                        lower_priority(priority);
                         worker(rx)
                     })
                     .unwrap_or_else(|e| panic!("cannot start hash pool thread {n}: {e}"))
@@ -152,18 +166,30 @@ impl HashPool {
     }
 }
 
-/// Sets the calling thread's nice value (Linux: per thread). Failure only logs: a thread at
-/// normal priority still works.
-fn lower_priority(nice: i32) {
-    if nice == 0 {
-        return;
-    }
-    // SAFETY: plain syscall on the calling thread (who = 0), no pointers.
-    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
-        log::warn!(
-            "cannot set the hash thread's nice value to {nice}: {}",
-            std::io::Error::last_os_error()
-        );
+/// Lowers the calling thread's scheduling priority (Linux applies both per thread). Failure only
+/// logs: a thread at normal priority still works.
+fn lower_priority(priority: HashPriority) {
+    match priority {
+        HashPriority::Nice(0) => {}
+        HashPriority::Nice(nice) => {
+            // SAFETY: plain syscall on the calling thread (who = 0), no pointers.
+            if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
+                log::warn!(
+                    "cannot set the hash thread's nice value to {nice}: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
+        HashPriority::Idle => {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: the calling thread (pid 0); `param` outlives the call.
+            if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
+                log::warn!(
+                    "cannot move the hash thread to SCHED_IDLE: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
     }
 }
 
@@ -196,9 +222,41 @@ mod tests {
 
     const WAIT: Duration = Duration::from_secs(30);
 
+    /// The scheduling policy and nice value a pool thread runs its jobs under.
+    fn policy_of(priority: HashPriority) -> (i32, i32) {
+        let (pool, join) = HashPool::spawn(1, 1, priority);
+        let (tx, rx) = mpsc::channel();
+        let job = HashJob::Hash {
+            password: "secret".into(),
+            cost: 4,
+        };
+        let done = Box::new(move |_| {
+            // SAFETY: plain syscalls about the calling thread.
+            let got = unsafe {
+                (
+                    libc::sched_getscheduler(0),
+                    libc::getpriority(libc::PRIO_PROCESS, 0),
+                )
+            };
+            tx.send(got).unwrap();
+        });
+        pool.submit(job, done).unwrap();
+        let got = rx.recv_timeout(WAIT).unwrap();
+        drop(pool);
+        join.join();
+        got
+    }
+
+    #[test]
+    fn hash_threads_run_under_the_configured_priority() {
+        assert_eq!(policy_of(HashPriority::Idle).0, libc::SCHED_IDLE);
+        assert_eq!(policy_of(HashPriority::Nice(19)), (libc::SCHED_OTHER, 19));
+        assert_eq!(policy_of(HashPriority::Nice(0)).0, libc::SCHED_OTHER);
+    }
+
     #[test]
     fn runs_jobs_off_thread() {
-        let (pool, join) = HashPool::spawn(2, 8, 0);
+        let (pool, join) = HashPool::spawn(2, 8, HashPriority::Nice(0));
         let (tx, rx) = mpsc::channel();
         let tx2 = tx.clone();
         pool.submit(
@@ -242,7 +300,7 @@ mod tests {
 
     #[test]
     fn full_queue_is_busy() {
-        let (pool, join) = HashPool::spawn(1, 1, 0);
+        let (pool, join) = HashPool::spawn(1, 1, HashPriority::Nice(0));
         let (started_tx, started_rx) = mpsc::channel::<()>();
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let (done_tx, done_rx) = mpsc::channel::<&'static str>();
@@ -297,7 +355,7 @@ mod tests {
 
     #[test]
     fn drains_queue_before_exit_and_survives_panics() {
-        let (pool, join) = HashPool::spawn(1, 16, 0);
+        let (pool, join) = HashPool::spawn(1, 16, HashPriority::Nice(0));
         let (tx, rx) = mpsc::channel();
         pool.submit(
             HashJob::Verify {

@@ -13,7 +13,7 @@ pub(super) fn shard(cfg: Config) -> ShardCtx {
     let store: Arc<dyn Store> = Arc::new(RedbStore::in_memory());
     let (writer, _join) =
         StoreWriter::spawn(store.clone(), WriterConfig::default()).expect("writer thread");
-    let (hasher, _hjoin) = HashPool::spawn(1, 16, 0);
+    let (hasher, _hjoin) = HashPool::spawn(1, 16, crate::auth::hasher::HashPriority::Nice(0));
     let (mut links, services) = mesh::build(1, 16);
     let stats = Arc::new(ShardStats::default());
     ShardCtx::new(ShardInit {

@@ -20,6 +20,7 @@ pub mod http;
 pub mod lp;
 pub mod monitor;
 pub mod static_files;
+pub mod tick;
 pub mod ws;
 pub mod wsframe;
 
@@ -35,7 +36,12 @@ use crate::transport::http::{ctrl_body, read_head, respond};
 
 /// Accepts connections until the shard shuts down.
 pub async fn serve(listener: TcpListener, cfg: Rc<Config>) {
-    let scratch = Rc::new(ws::Scratch::new(cfg.ws.read_buffer));
+    let resolution = tick::Wheel::resolution_for(
+        Duration::from_millis(cfg.ws.ping_interval_ms),
+        Duration::from_millis(cfg.ws.pong_timeout_ms),
+    );
+    let scratch = Rc::new(ws::Scratch::new(cfg.ws.read_buffer, resolution));
+    glommio::spawn_local(scratch.wheel.clone().drive()).detach();
     let mut acceptor = accept::Acceptor::new("http", cfg.log.noisy_per_sec);
     door::init(&cfg);
     loop {

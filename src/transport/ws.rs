@@ -28,6 +28,7 @@ use crate::shard::SessionKind;
 use crate::shard::{now, CloseReason, Outbox};
 use crate::transport::door::Ticket;
 use crate::transport::http::{ctrl_body, respond, switching_protocols, websocket_key, RequestHead};
+use crate::transport::tick::Wheel;
 use crate::transport::wsframe::{
     self, Event as Frame, Reader, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT,
 };
@@ -44,15 +45,19 @@ pub struct Scratch {
     write: RefCell<Vec<u8>>,
     /// Frames just drained from an outbox, until encoded.
     frames: RefCell<Vec<Bytes>>,
+    /// Every connection's ping and pong deadlines (its driver runs beside the acceptor).
+    pub wheel: Rc<Wheel>,
 }
 
 impl Scratch {
-    /// One shard's buffers; reads take up to `read_size` bytes at a time.
-    pub fn new(read_size: usize) -> Scratch {
+    /// One shard's buffers; reads take up to `read_size` bytes at a time; deadlines are kept
+    /// to `resolution`.
+    pub fn new(read_size: usize, resolution: Duration) -> Scratch {
         Scratch {
             read: RefCell::new(vec![0; read_size]),
             write: RefCell::new(Vec::new()),
             frames: RefCell::new(Vec::new()),
+            wheel: Rc::new(Wheel::new(resolution)),
         }
     }
 }
@@ -216,9 +221,11 @@ fn session(
 async fn run(conn: &mut Conn, outbox: &Rc<Outbox>, sid: crate::ids::SessionId, cfg: &Config) {
     let ping_every = Duration::from_millis(cfg.ws.ping_interval_ms);
     let pong_timeout = Duration::from_millis(cfg.ws.pong_timeout_ms);
-    // The ticker fires at the next ping or at the pong deadline, whichever comes first, so a
-    // silent client is dropped `pong_timeout` after its last pong, not a ping period later.
-    let mut ticker = glommio::timer::Timer::new(ping_every);
+    // The shard's wheel wakes the task at the next ping or at the pong deadline, whichever
+    // comes first, so a silent client is dropped `pong_timeout` after its last pong, not a ping
+    // period later. `filed`: the tick this task is filed under (until it fires).
+    let wheel = conn.scratch.wheel.clone();
+    let mut filed: Option<u64> = None;
     let mut last_pong = Instant::now();
     let mut next_ping = last_pong + ping_every;
     // Pongs are coalesced: the payload of the last ping read, answered once no more input is
@@ -228,6 +235,7 @@ async fn run(conn: &mut Conn, outbox: &Rc<Outbox>, sid: crate::ids::SessionId, c
     let max_pings = cfg.ws.max_pings_per_sec.max(1);
     loop {
         let paused = with(|ctx| ctx.should_pause_reading());
+        let due = wheel.tick_of(next_ping.min(last_pong + pong_timeout));
         let ev = poll_fn(|cx| {
             let drained = {
                 let mut frames = conn.scratch.frames.borrow_mut();
@@ -244,8 +252,12 @@ async fn run(conn: &mut Conn, outbox: &Rc<Outbox>, sid: crate::ids::SessionId, c
             if pong.is_some() {
                 return Poll::Ready(Event::Pong);
             }
-            if Pin::new(&mut ticker).poll(cx).is_ready() {
+            if wheel.is_due(due) {
                 return Poll::Ready(Event::Tick);
+            }
+            if filed.is_none_or(|f| wheel.is_due(f)) {
+                wheel.file(due, cx.waker());
+                filed = Some(due);
             }
             Poll::Pending
         });
@@ -329,12 +341,6 @@ async fn run(conn: &mut Conn, outbox: &Rc<Outbox>, sid: crate::ids::SessionId, c
                         return;
                     }
                 }
-                let deadline = last_pong + pong_timeout;
-                ticker.reset(
-                    next_ping
-                        .min(deadline)
-                        .saturating_duration_since(Instant::now()),
-                );
             }
         }
     }

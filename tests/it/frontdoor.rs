@@ -1,7 +1,8 @@
 //! The front door under abuse: a request head trickled one byte at a time is cut at the
 //! handshake deadline however often bytes arrive (slowloris), and answered 408; a burst of
 //! WebSocket pings gets one pong for the last of them (RFC 6455 §5.5.3); a ping flood past
-//! `ws.max_pings_per_sec` is closed with status 1008.
+//! `ws.max_pings_per_sec` is closed with status 1008; the server pings every connection and
+//! closes one that leaves its pings unanswered past `ws.pong_timeout_ms` with status 1001.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -112,4 +113,88 @@ async fn a_ping_flood_is_closed_with_1008() {
             other => panic!("no 1008 close: {other:?}"),
         }
     }
+}
+
+/// `ws.ping_interval_ms` 200 and `ws.pong_timeout_ms` 500, kept by the shard's deadline wheel.
+const PINGS: &str = "[ws]\nping_interval_ms = 200\npong_timeout_ms = 500\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_pings_and_a_client_that_answers_stays() {
+    let server = Server::start(1, PINGS);
+    let mut c = ws(&server).await;
+    // tungstenite answers each ping as it reads it; 2 s is four pong deadlines.
+    let start = tokio::time::Instant::now();
+    let mut pings = Vec::new();
+    while start.elapsed() < Duration::from_secs(2) {
+        match tokio::time::timeout(Duration::from_millis(100), c.next()).await {
+            Ok(Some(Ok(Message::Ping(_)))) => pings.push(start.elapsed()),
+            Ok(Some(Ok(_))) | Err(_) => {}
+            other => panic!(
+                "the connection ended after {:?}: {other:?}",
+                start.elapsed()
+            ),
+        }
+    }
+    // One ping per 200 ms at most (each fired up to a 20 ms wheel tick late): ten in 2 s on
+    // an idle box, fewer when it is busy.
+    assert!(
+        (4..=10).contains(&pings.len()),
+        "{} pings in 2 s: {pings:?}",
+        pings.len()
+    );
+    assert!(
+        pings[0] >= Duration::from_millis(150),
+        "first ping early: {pings:?}"
+    );
+    c.send(Message::Text(
+        "{\"hi\":{\"id\":\"1\",\"ver\":\"0.22\"}}".into(),
+    ))
+    .await
+    .unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(2), c.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                assert!(t.contains("\"code\":201"), "{t}");
+                break;
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("no answer to hi: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_client_that_never_answers_a_ping_is_closed_at_the_pong_deadline() {
+    let server = Server::start(1, PINGS);
+    let mut s = TcpStream::connect(("127.0.0.1", server.port())).expect("connect");
+    s.write_all(
+        b"GET /v0/channels?apikey=AQEAAAABAAD_rAp4DJh05a1HAwFT3A6K HTTP/1.1\r\nHost: x\r\n\
+          Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let start = std::time::Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    // Read (never write) until the server closes: the pings arrive unanswered.
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("not closed after {:?}: {e}", start.elapsed()),
+        }
+    }
+    let took = start.elapsed();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 101"), "{text:?}");
+    let body = &got[text.find("\r\n\r\n").unwrap() + 4..];
+    // Pings (0x89, empty: two on an idle box), then the close frame: status 1001, "no pong".
+    let pings = body.chunks(2).take_while(|c| c == &[0x89, 0]).count();
+    assert!(pings >= 1, "{body:?}");
+    let close = &body[2 * pings..];
+    assert_eq!(close[0], 0x88, "{body:?}");
+    assert_eq!(&close[2..4], &1001u16.to_be_bytes(), "{body:?}");
+    assert_eq!(&close[4..], b"no pong", "{body:?}");
+    assert!(took >= Duration::from_millis(500), "closed early: {took:?}");
 }
