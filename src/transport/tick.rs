@@ -9,10 +9,12 @@
 //! filed deadline is never woken by it.
 //!
 //! A connection whose deadline moved later (a pong arrived) keeps its earlier filing: it is
-//! woken then, finds nothing due, and files its new deadline. A closed connection's filing
-//! wakes a finished task, which is harmless.
+//! woken then, finds nothing due, and files its new deadline. A connection files through its
+//! [`Filing`], a small cell the wheel shares: when the connection ends, dropping it lets go of
+//! the task's waker at once, so a closed connection's task (and its memory) is not held until
+//! its tick; only the empty cell waits there.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell as Flag, RefCell};
 use std::collections::BTreeMap;
 use std::future::poll_fn;
 use std::rc::Rc;
@@ -24,14 +26,28 @@ pub struct Wheel {
     origin: Instant,
     resolution: Duration,
     /// Every tick at or before this one has fired.
-    fired: Cell<u64>,
-    filed: RefCell<BTreeMap<u64, Vec<Waker>>>,
+    fired: Flag<u64>,
+    filed: RefCell<BTreeMap<u64, Vec<Cell>>>,
     /// The driver's waker while it waits, to wake when an earlier tick is filed.
     driver: RefCell<Option<Waker>>,
     /// The tick the driver sleeps until (`u64::MAX`: none filed).
-    sleeping_until: Cell<u64>,
+    sleeping_until: Flag<u64>,
     /// Emptied vectors kept for the next filings (a tick's list is reused, not reallocated).
-    spare: RefCell<Vec<Vec<Waker>>>,
+    spare: RefCell<Vec<Vec<Cell>>>,
+}
+
+/// Where a connection's waker waits for its tick (shared with the wheel).
+type Cell = Rc<RefCell<Option<Waker>>>;
+
+/// A connection's place on the wheel: holds its task's waker while filed; dropping it (the
+/// connection ended) releases the waker, and with it the task, before the tick comes.
+#[derive(Default)]
+pub struct Filing(Cell);
+
+impl Drop for Filing {
+    fn drop(&mut self) {
+        self.0.borrow_mut().take();
+    }
 }
 
 impl Wheel {
@@ -40,10 +56,10 @@ impl Wheel {
         Wheel {
             origin: Instant::now(),
             resolution: resolution.max(Duration::from_millis(1)),
-            fired: Cell::new(0),
+            fired: Flag::new(0),
             filed: RefCell::new(BTreeMap::new()),
             driver: RefCell::new(None),
-            sleeping_until: Cell::new(u64::MAX),
+            sleeping_until: Flag::new(u64::MAX),
             spare: RefCell::new(Vec::new()),
         }
     }
@@ -66,17 +82,23 @@ impl Wheel {
         tick <= self.fired.get()
     }
 
-    /// Wakes `waker` once `tick` fires (at once if it has).
-    pub fn file(&self, tick: u64, waker: &Waker) {
+    /// Wakes `waker` once `tick` fires (at once if it has), unless `filing` is dropped first.
+    pub fn file(&self, tick: u64, filing: &Filing, waker: &Waker) {
         if self.is_due(tick) {
             waker.wake_by_ref();
             return;
+        }
+        {
+            let mut held = filing.0.borrow_mut();
+            if !held.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                *held = Some(waker.clone());
+            }
         }
         let mut filed = self.filed.borrow_mut();
         filed
             .entry(tick)
             .or_insert_with(|| self.spare.borrow_mut().pop().unwrap_or_default())
-            .push(waker.clone());
+            .push(filing.0.clone());
         if tick < self.sleeping_until.get() {
             if let Some(d) = self.driver.borrow_mut().take() {
                 d.wake();
@@ -84,12 +106,13 @@ impl Wheel {
         }
     }
 
-    /// Number of filed wake-ups (stale ones included).
+    /// Number of filings waiting (stale ones and those of ended connections included).
     pub fn filed(&self) -> usize {
         self.filed.borrow().values().map(Vec::len).sum()
     }
 
-    /// Fires every tick up to `now`'s: wakes what was filed there. Returns how many woke.
+    /// Fires every tick up to `now`'s: wakes what was filed there (by connections still open).
+    /// Returns how many woke.
     pub fn fire(&self, now: Instant) -> usize {
         let now_tick = {
             let since = now.saturating_duration_since(self.origin).as_nanos();
@@ -107,16 +130,19 @@ impl Wheel {
                     _ => None,
                 }
             };
-            let Some(mut wakers) = due else {
+            let Some(mut cells) = due else {
                 return woke;
             };
-            woke += wakers.len();
-            for w in wakers.drain(..) {
-                w.wake();
+            for cell in cells.drain(..) {
+                let waker = cell.borrow_mut().take();
+                if let Some(w) = waker {
+                    w.wake();
+                    woke += 1;
+                }
             }
             let mut spare = self.spare.borrow_mut();
             if spare.len() < 64 {
-                spare.push(wakers);
+                spare.push(cells);
             }
         }
     }
@@ -194,10 +220,11 @@ mod tests {
     fn a_deadline_fires_in_its_tick_never_before() {
         let w = Wheel::new(Duration::from_millis(100));
         let (c, waker) = counter();
+        let filing = Filing::default();
         let at = w.origin + Duration::from_millis(250);
         let tick = w.tick_of(at);
         assert_eq!(tick, 3, "rounded up");
-        w.file(tick, &waker);
+        w.file(tick, &filing, &waker);
         assert_eq!(w.fire(w.origin + Duration::from_millis(299)), 0);
         assert!(!w.is_due(tick));
         assert_eq!(c.0.load(Ordering::SeqCst), 0);
@@ -211,14 +238,29 @@ mod tests {
     fn one_pass_wakes_every_tick_passed_and_filing_a_passed_tick_wakes_at_once() {
         let w = Wheel::new(Duration::from_millis(10));
         let (c, waker) = counter();
-        for t in [1, 2, 2, 5, 9] {
-            w.file(t, &waker);
+        let filings: Vec<Filing> = (0..5).map(|_| Filing::default()).collect();
+        for (t, f) in [1, 2, 2, 5, 9].into_iter().zip(&filings) {
+            w.file(t, f, &waker);
         }
         assert_eq!(w.fire(w.origin + Duration::from_millis(55)), 4);
         assert_eq!(w.filed(), 1);
-        w.file(3, &waker);
+        w.file(3, &filings[0], &waker);
         assert_eq!(c.0.load(Ordering::SeqCst), 5, "tick 3 already fired");
         assert_eq!(w.filed(), 1);
+    }
+
+    #[test]
+    fn an_ended_connection_lets_go_of_its_waker_before_its_tick() {
+        let w = Wheel::new(Duration::from_millis(10));
+        let (c, waker) = counter();
+        let filing = Filing::default();
+        w.file(7, &filing, &waker);
+        assert_eq!(Arc::strong_count(&c), 3, "the test, its waker, the filing");
+        drop(filing);
+        assert_eq!(Arc::strong_count(&c), 2, "released at once");
+        assert_eq!(w.fire(w.origin + Duration::from_millis(100)), 0);
+        assert_eq!(w.filed(), 0);
+        assert_eq!(c.0.load(Ordering::SeqCst), 0);
     }
 
     #[test]
@@ -241,11 +283,12 @@ mod tests {
             let start = Instant::now();
             let deadline = start + Duration::from_millis(40);
             let tick = w.tick_of(deadline);
+            let filing = Filing::default();
             poll_fn(|cx| {
                 if w.is_due(tick) {
                     return Poll::Ready(());
                 }
-                w.file(tick, cx.waker());
+                w.file(tick, &filing, cx.waker());
                 Poll::Pending
             })
             .await;

@@ -28,7 +28,7 @@ use crate::shard::SessionKind;
 use crate::shard::{now, CloseReason, Outbox};
 use crate::transport::door::Ticket;
 use crate::transport::http::{ctrl_body, respond, switching_protocols, websocket_key, RequestHead};
-use crate::transport::tick::Wheel;
+use crate::transport::tick::{Filing, Wheel};
 use crate::transport::wsframe::{
     self, Event as Frame, Reader, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT,
 };
@@ -225,6 +225,7 @@ async fn run(conn: &mut Conn, outbox: &Rc<Outbox>, sid: crate::ids::SessionId, c
     // comes first, so a silent client is dropped `pong_timeout` after its last pong, not a ping
     // period later. `filed`: the tick this task is filed under (until it fires).
     let wheel = conn.scratch.wheel.clone();
+    let filing = Filing::default();
     let mut filed: Option<u64> = None;
     let mut last_pong = Instant::now();
     let mut next_ping = last_pong + ping_every;
@@ -256,7 +257,7 @@ async fn run(conn: &mut Conn, outbox: &Rc<Outbox>, sid: crate::ids::SessionId, c
                 return Poll::Ready(Event::Tick);
             }
             if filed.is_none_or(|f| wheel.is_due(f)) {
-                wheel.file(due, cx.waker());
+                wheel.file(due, &filing, cx.waker());
                 filed = Some(due);
             }
             Poll::Pending
