@@ -42,11 +42,15 @@ type Cell = Rc<RefCell<Option<Waker>>>;
 /// A connection's place on the wheel: holds its task's waker while filed; dropping it (the
 /// connection ended) releases the waker, and with it the task, before the tick comes.
 #[derive(Default)]
-pub struct Filing(Cell);
+pub struct Filing {
+    waker: Cell,
+    /// The tick of its last filing (waiting until that tick fires).
+    tick: Flag<Option<u64>>,
+}
 
 impl Drop for Filing {
     fn drop(&mut self) {
-        self.0.borrow_mut().take();
+        self.waker.borrow_mut().take();
     }
 }
 
@@ -83,22 +87,33 @@ impl Wheel {
     }
 
     /// Wakes `waker` once `tick` fires (at once if it has), unless `filing` is dropped first.
+    /// A filing still waiting for this tick or an earlier one is kept, not repeated: it wakes
+    /// `waker` then, and the caller, finding nothing due yet, files again. So a task may call
+    /// this on every poll that leaves it waiting.
     pub fn file(&self, tick: u64, filing: &Filing, waker: &Waker) {
         if self.is_due(tick) {
             waker.wake_by_ref();
             return;
         }
         {
-            let mut held = filing.0.borrow_mut();
+            let mut held = filing.waker.borrow_mut();
             if !held.as_ref().is_some_and(|w| w.will_wake(waker)) {
                 *held = Some(waker.clone());
             }
         }
+        if filing
+            .tick
+            .get()
+            .is_some_and(|f| f <= tick && !self.is_due(f))
+        {
+            return;
+        }
+        filing.tick.set(Some(tick));
         let mut filed = self.filed.borrow_mut();
         filed
             .entry(tick)
             .or_insert_with(|| self.spare.borrow_mut().pop().unwrap_or_default())
-            .push(filing.0.clone());
+            .push(filing.waker.clone());
         if tick < self.sleeping_until.get() {
             if let Some(d) = self.driver.borrow_mut().take() {
                 d.wake();
@@ -150,10 +165,10 @@ impl Wheel {
     /// When the earliest filed tick fires, if any is filed.
     fn next_deadline(&self) -> Option<(u64, Instant)> {
         let tick = *self.filed.borrow().keys().next()?;
-        let at = u32::try_from(tick)
-            .ok()
-            .and_then(|t| self.resolution.checked_mul(t))
-            .and_then(|d| self.origin.checked_add(d))?;
+        let nanos = u128::from(tick) * self.resolution.as_nanos();
+        let since = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+        // Past `Instant`'s range (centuries): fire at once rather than never.
+        let at = self.origin.checked_add(since).unwrap_or_else(Instant::now);
         Some((tick, at))
     }
 
@@ -225,6 +240,9 @@ mod tests {
         let tick = w.tick_of(at);
         assert_eq!(tick, 3, "rounded up");
         w.file(tick, &filing, &waker);
+        w.file(tick, &filing, &waker);
+        w.file(tick + 2, &filing, &waker);
+        assert_eq!(w.filed(), 1, "a waiting filing is not repeated");
         assert_eq!(w.fire(w.origin + Duration::from_millis(299)), 0);
         assert!(!w.is_due(tick));
         assert_eq!(c.0.load(Ordering::SeqCst), 0);

@@ -223,10 +223,9 @@ async fn run(conn: &mut Conn, outbox: &Rc<Outbox>, sid: crate::ids::SessionId, c
     let pong_timeout = Duration::from_millis(cfg.ws.pong_timeout_ms);
     // The shard's wheel wakes the task at the next ping or at the pong deadline, whichever
     // comes first, so a silent client is dropped `pong_timeout` after its last pong, not a ping
-    // period later. `filed`: the tick this task is filed under (until it fires).
+    // period later.
     let wheel = conn.scratch.wheel.clone();
     let filing = Filing::default();
-    let mut filed: Option<u64> = None;
     let mut last_pong = Instant::now();
     let mut next_ping = last_pong + ping_every;
     // Pongs are coalesced: the payload of the last ping read, answered once no more input is
@@ -256,10 +255,7 @@ async fn run(conn: &mut Conn, outbox: &Rc<Outbox>, sid: crate::ids::SessionId, c
             if wheel.is_due(due) {
                 return Poll::Ready(Event::Tick);
             }
-            if filed.is_none_or(|f| wheel.is_due(f)) {
-                wheel.file(due, &filing, cx.waker());
-                filed = Some(due);
-            }
+            wheel.file(due, &filing, cx.waker());
             Poll::Pending
         });
         let ev = if paused {
