@@ -120,14 +120,11 @@ pub async fn serve(listener: TcpListener, cfg: Rc<Config>) {
         }
         // Counted by the front door for its life (the descriptor limit); HTTP/2 has no
         // request head to wait for, so it is never pending.
-        let Some(ticket) = crate::transport::admit(&stream) else {
+        let Some((ticket, peer)) = crate::transport::admit(&stream) else {
             continue;
         };
         ticket.routed();
-        let remote = stream
-            .peer_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let remote = peer.map(|a| a.to_string()).unwrap_or_default();
         let _ = stream.set_nodelay(true);
         let svc = NodeServer::new(NodeService { remote })
             .max_decoding_message_size(max_message)

@@ -24,6 +24,7 @@ pub mod tick;
 pub mod ws;
 pub mod wsframe;
 
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -49,23 +50,25 @@ pub async fn serve(listener: TcpListener, cfg: Rc<Config>) {
         if with(|ctx| ctx.is_shutting_down()) {
             return;
         }
-        let Some(ticket) = admit(&stream) else {
+        let Some((ticket, peer)) = admit(&stream) else {
             continue;
         };
         let (cfg, scratch) = (cfg.clone(), scratch.clone());
-        glommio::spawn_local(async move { connection(stream, ticket, &cfg, &scratch).await })
+        glommio::spawn_local(async move { connection(stream, ticket, peer, &cfg, &scratch).await })
             .detach();
     }
 }
 
-/// The front door's verdict on a connection just accepted: its ticket, or `None` after
-/// answering 503 (its address has too many connections pending) and closing it.
-pub fn admit(stream: &TcpStream) -> Option<door::Ticket> {
+/// The front door's verdict on a connection just accepted: its ticket and the peer's address
+/// (read once here: one `getpeername` per connection), or `None` after answering 503 (its
+/// address has too many connections pending) and closing it.
+pub fn admit(stream: &TcpStream) -> Option<(door::Ticket, Option<SocketAddr>)> {
     use std::os::fd::AsRawFd;
-    let ip = stream.peer_addr().ok().map(|a| a.ip());
-    door::admit(stream.as_raw_fd(), ip)
+    let peer = stream.peer_addr().ok();
+    door::admit(stream.as_raw_fd(), peer.map(|a| a.ip()))
         .map_err(|_| door::refuse(stream.as_raw_fd()))
         .ok()
+        .map(|ticket| (ticket, peer))
 }
 
 /// One connection's task: the request head, then the endpoint. A WebSocket session continues
@@ -76,10 +79,10 @@ pub fn admit(stream: &TcpStream) -> Option<door::Ticket> {
 async fn connection(
     mut stream: TcpStream,
     ticket: door::Ticket,
+    peer: Option<SocketAddr>,
     cfg: &Rc<Config>,
     scratch: &Rc<ws::Scratch>,
 ) {
-    let peer = stream.peer_addr().ok();
     let timeout = Duration::from_millis(cfg.ws.handshake_timeout_ms);
     let read = Box::pin(read_head(&mut stream, cfg.ws.max_header_bytes, timeout)).await;
     let (head, leftover) = match read {
