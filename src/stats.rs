@@ -75,6 +75,9 @@ pub struct ShardStats {
     /// Doorbell rings on other shards: flushes that pushed envelopes to a destination (each
     /// wakes it at most once), i.e. cross-core hops.
     pub mesh_rings: AtomicU64,
+    /// Times the doorbell watchdog found this shard's doorbell rung and unanswered for a
+    /// second and woke its mesh task again: wake-ups the runtime lost (expected 0).
+    pub mesh_rewakes: AtomicU64,
     /// Envelopes waiting in the local backlog because a peer queue was full.
     pub mesh_backlog: AtomicU64,
     /// Envelopes waiting in this shard's inbox (refreshed by housekeeping).
@@ -126,6 +129,7 @@ impl Default for ShardStats {
             outgoing_size: Histogram::size(),
             mesh_out: AtomicU64::new(0),
             mesh_rings: AtomicU64::new(0),
+            mesh_rewakes: AtomicU64::new(0),
             mesh_backlog: AtomicU64::new(0),
             mesh_inbox: AtomicU64::new(0),
             slow_consumers: AtomicU64::new(0),

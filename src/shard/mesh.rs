@@ -17,10 +17,11 @@
 //! sockets. Receiving never blocks either: the shard drains with `try_recv` after its waker
 //! fires.
 
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use atomic_waker::AtomicWaker;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -141,6 +142,13 @@ pub struct ShardLink {
     /// Flushes that pushed to a destination (each rings its doorbell once, so this bounds the
     /// wake-ups this shard caused on others: the cross-core hops).
     rings: u64,
+    /// Polls of the own doorbell that found it rung (the mesh task ran), for the watchdog.
+    answered: Cell<u64>,
+    /// The watchdog's last look: `answered` then, if the doorbell was rung at that moment.
+    rung_at_last_look: Cell<Option<u64>>,
+    /// The mesh task's waker, kept for the watchdog: the doorbell's own slot is emptied by the
+    /// very wake-up that may have been lost.
+    task: RefCell<Option<Waker>>,
 }
 
 /// Builds the mesh for `n` shards: one link per shard and one service sender per shard; each
@@ -165,6 +173,9 @@ pub fn build(n: usize, capacity: usize) -> (Vec<ShardLink>, Vec<ServiceSender>) 
             outgoing: (0..n).map(|_| Vec::new()).collect(),
             backlog: (0..n).map(|_| VecDeque::new()).collect(),
             rings: 0,
+            answered: Cell::new(0),
+            rung_at_last_look: Cell::new(None),
+            task: RefCell::new(None),
         });
     }
     (links, services)
@@ -251,11 +262,39 @@ impl ShardLink {
     pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
         let bell = &self.bells[self.id.idx()];
         bell.waker.register(cx.waker());
+        let mut task = self.task.borrow_mut();
+        if !task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *task = Some(cx.waker().clone());
+        }
+        drop(task);
         if bell.rung.swap(false, Ordering::AcqRel) {
+            self.answered.set(self.answered.get() + 1);
             Poll::Ready(())
         } else {
             Poll::Pending
         }
+    }
+
+    /// The doorbell watchdog, called from the shard's own thread about once a second: whether
+    /// the doorbell has stayed rung from the previous look to this one without the mesh task
+    /// answering it. That means the wake-up the ring sent was lost (a runtime fault: nothing
+    /// else rings again while the bell stays rung, so the inbox would never be drained); the
+    /// task is woken from here (through the waker kept by [`ShardLink::poll_ready`]) and `true`
+    /// returned for the caller to count and log. A shard too busy to poll its mesh task for a
+    /// whole second would be woken once more than needed, which is harmless.
+    pub fn rewake_if_stuck(&self) -> bool {
+        let bell = &self.bells[self.id.idx()];
+        let rung = bell.rung.load(Ordering::Acquire);
+        let answered = self.answered.get();
+        if rung && self.rung_at_last_look.get() == Some(answered) {
+            if let Some(w) = self.task.borrow().as_ref() {
+                w.wake_by_ref();
+            }
+            self.rung_at_last_look.set(None);
+            return true;
+        }
+        self.rung_at_last_look.set(rung.then_some(answered));
+        false
     }
 
     /// Takes up to `max` received messages: service completions into `locals` first, then
@@ -395,6 +434,58 @@ mod tests {
         assert_eq!(got.len(), 3);
         assert!(b.poll_ready(&mut cx).is_pending());
         let _ = b.flush();
+    }
+
+    /// A wake-up the runtime drops leaves the doorbell rung with nobody to answer it: the
+    /// watchdog sees it rung on two looks in a row with no answer between and wakes the task
+    /// again; a doorbell not rung, or rung and answered between looks, is left alone.
+    #[test]
+    fn the_watchdog_rewakes_a_task_whose_wake_up_was_lost() {
+        use std::sync::atomic::AtomicUsize;
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let wakes = |c: &Arc<Count>| c.0.load(Ordering::SeqCst);
+        let (mut links, _svc) = build(2, 8);
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(links[1].poll_ready(&mut cx).is_pending());
+        assert!(!links[1].rewake_if_stuck() && !links[1].rewake_if_stuck());
+
+        // A ring wakes the task once; the task never runs: the wake-up was lost.
+        links[0].send(ShardId(1), detach(1));
+        links[0].flush();
+        assert_eq!(wakes(&count), 1);
+        assert!(
+            !links[1].rewake_if_stuck(),
+            "first look: the task may be on its way"
+        );
+        assert!(
+            links[1].rewake_if_stuck(),
+            "second look: rung and still unanswered"
+        );
+        assert_eq!(wakes(&count), 2);
+        assert!(
+            !links[1].rewake_if_stuck(),
+            "woken once, then watched afresh"
+        );
+
+        // The task runs, answers and drains.
+        assert!(links[1].poll_ready(&mut cx).is_ready());
+        links[1].drain(100, &mut Vec::new(), &mut Vec::new());
+        // Rung, then answered between two looks: left alone.
+        links[0].send(ShardId(1), detach(2));
+        links[0].flush();
+        assert!(!links[1].rewake_if_stuck());
+        assert!(links[1].poll_ready(&mut cx).is_ready());
+        links[0].send(ShardId(1), detach(3));
+        links[0].flush();
+        assert!(!links[1].rewake_if_stuck());
+        assert_eq!(wakes(&count), 4, "two ordinary rings, no watchdog wake-up");
     }
 
     #[test]

@@ -590,6 +590,13 @@ impl ShardCtx {
 
     fn housekeeping_at(&mut self, now: UnixMillis) {
         self.behind.prune();
+        if self.link.rewake_if_stuck() {
+            crate::stats::bump(&self.stats.mesh_rewakes, 1);
+            tracing::warn!(
+                "the mesh doorbell rang but its task was not woken for a second: woken again \
+                 (a lost wake-up in the runtime; mesh_rewakes_total counts them)"
+            );
+        }
         let t = std::time::Instant::now();
         let (slow, malformed) = (self.noisy_slow.flush(t), self.noisy_malformed.flush(t));
         if slow > 0 {

@@ -106,6 +106,7 @@ pub fn render(s: &Scrape<'_>, usage: &Usage) -> String {
     put("PendingAuth", json!(s.sum(|x| get(&x.pending_auth))));
     put("MeshEnvelopesTotal", json!(s.sum(|x| get(&x.mesh_out))));
     put("MeshRingsTotal", json!(s.sum(|x| get(&x.mesh_rings))));
+    put("MeshRewakesTotal", json!(s.sum(|x| get(&x.mesh_rewakes))));
     put("MeshBacklog", json!(s.sum(|x| get(&x.mesh_backlog))));
     put("MeshInbox", json!(s.sum(|x| get(&x.mesh_inbox))));
     put(

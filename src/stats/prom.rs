@@ -191,6 +191,13 @@ pub fn render(s: &Scrape<'_>, usage: &Usage) -> String {
     );
     t.per_shard(
         s,
+        "mesh_rewakes_total",
+        "counter",
+        "Mesh wake-ups the runtime lost, found and repeated by the doorbell watchdog (expected 0).",
+        |x| get(&x.mesh_rewakes),
+    );
+    t.per_shard(
+        s,
         "mesh_backlog",
         "gauge",
         "Envelopes held back because a peer's inbox was full.",
