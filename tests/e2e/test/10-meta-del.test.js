@@ -94,7 +94,16 @@ scenario('get: desc and sub with ims (not modified → no public/private, 204 fo
   await soft(async () => assert.equal(old?.created, undefined));
 
   // Subscriptions: full list, then ims = newest update → 204; change one → only that one.
-  const all = (await request(owner.tn, { get: { topic: grp.name, what: 'sub' } })).meta?.sub;
+  // The read/recv notes the clients sent for the messages above are fire-and-forget and move
+  // their subscriptions' `updated` as they land: wait until the list has settled (two reads
+  // 50 ms apart agree), so that `newest` below is really the newest.
+  const subs = async () => (await request(owner.tn, { get: { topic: grp.name, what: 'sub' } })).meta?.sub;
+  const all = await waitFor(async () => {
+    const a = await subs();
+    await sleep(50);
+    const b = await subs();
+    return JSON.stringify(a) === JSON.stringify(b) ? b : undefined;
+  }, 'the subscription list settles');
   await soft(async () => assert.equal(all?.length, 4, `4 subscribers: ${JSON.stringify(all)}`));
   const newest = all.map((s) => s.updated).sort().at(-1);
   const none = await request(owner.tn, { get: { topic: grp.name, what: 'sub', sub: { ims: newest } } });
