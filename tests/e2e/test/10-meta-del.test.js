@@ -81,7 +81,10 @@ scenario('get: desc and sub with ims (not modified → no public/private, 204 fo
 
   // ims = after the last change (topic updated, and the private set later: its ctrl ts) → nothing
   // changed since → desc without created/public/private.
-  const lastChange = [full.updated, setPriv.ts.toISOString()].sort().at(-1);
+  // Timestamps are compared as instants, never as strings: the wire form drops trailing zeros
+  // of the milliseconds (".46Z" is later than ".463Z" but sorts before it as text).
+  const latest = (ts) => new Date(Math.max(...ts.map((t) => new Date(t).getTime()))).toISOString();
+  const lastChange = latest([full.updated, setPriv.ts]);
   const same = (await request(owner.tn, { get: { topic: grp.name, what: 'desc', desc: { ims: lastChange } } })).meta?.desc;
   await soft(async () => assert.ok(same, 'a {meta desc} is still sent with ims'));
   await soft(async () => assert.equal(same.created, undefined, 'desc.created only without ims'));
@@ -105,7 +108,7 @@ scenario('get: desc and sub with ims (not modified → no public/private, 204 fo
     return JSON.stringify(a) === JSON.stringify(b) ? b : undefined;
   }, 'the subscription list settles');
   await soft(async () => assert.equal(all?.length, 4, `4 subscribers: ${JSON.stringify(all)}`));
-  const newest = all.map((s) => s.updated).sort().at(-1);
+  const newest = latest(all.map((s) => s.updated));
   const none = await request(owner.tn, { get: { topic: grp.name, what: 'sub', sub: { ims: newest } } });
   await soft(async () => assert.equal(none.ctrl?.code, 204, `no subscription changed since ims → 204, got ${JSON.stringify(none)}`));
   await soft(async () => assert.equal(none.ctrl?.params?.what, 'sub'));
