@@ -595,6 +595,9 @@ async fn hostile_input_gets_reference_answers_and_disturbs_no_one() {
                 assert_eq!(d["data"]["seq"], n + 1, "canary message: {d}");
                 assert_eq!(d["data"]["content"], json!({"n": n}), "canary message: {d}");
                 n += 1;
+                // Under the default message rate limit (50/s per session): a canary
+                // answered faster than that would be told 429, rightly.
+                tokio::time::sleep(Duration::from_millis(25)).await;
             }
             (canary, n)
         })
