@@ -893,6 +893,10 @@ struct SleepableRing {
     task_queue_stats: AHashMap<TaskQueueHandle, RingIoStats>,
     source_map: Rc<RefCell<SourceMap>>,
     in_kernel: usize,
+    /// coretalk patch: the poll that links the latency ring into this one, kept armed from
+    /// one sleep to the next until it fires (upstream adds one per sleep and cancels it on
+    /// waking: two more ring entries per park).
+    link: Option<Source>,
 }
 
 impl SleepableRing {
@@ -913,6 +917,7 @@ impl SleepableRing {
             task_queue_stats: AHashMap::new(),
             source_map,
             in_kernel: 0,
+            link: None,
         })
     }
 
@@ -1044,11 +1049,34 @@ impl SleepableRing {
         }
     }
 
-    fn sleep(&mut self, link: &Source) -> io::Result<usize> {
+    fn sleep(&mut self, link_fd: RawFd) -> io::Result<usize> {
         assert_eq!(
             self.waiting_kernel_submission(),
             0,
             "sleeping with pending SQEs"
+        );
+        // coretalk patch: a link still armed from an earlier sleep (it has not fired: the
+        // latency ring has had no completion since) links the rings already; just wait.
+        if self
+            .link
+            .as_ref()
+            .is_some_and(|l| l.inner.borrow().enqueued.is_some())
+        {
+            return self
+                .ring
+                .cq()
+                .wait(1)
+                .map(|_| 1)
+                .or_else(Reactor::busy_ok)
+                .or_else(Reactor::again_ok)
+                .or_else(Reactor::intr_ok);
+        }
+        let link = Source::new(
+            IoRequirements::default(),
+            link_fd,
+            SourceType::LinkRings,
+            None,
+            None,
         );
         if let Some(mut sqe) = self.ring.sq().prepare_sqe() {
             let sqe_ptr = unsafe { sqe.raw_mut() as *mut _ };
@@ -1058,7 +1086,7 @@ impl SleepableRing {
                 user_data: to_user_data(
                     self.source_map
                         .borrow_mut()
-                        .add_source(link, self.submission_queue.clone()),
+                        .add_source(&link, self.submission_queue.clone()),
                 ),
                 args: UringOpDescriptor::PollAdd(common_flags() | read_flags()),
             };
@@ -1071,14 +1099,20 @@ impl SleepableRing {
 
             // We have now prepared the SQE that links the two rings. We now need to submit
             // it successfully to be able to safely sleep.
-
-            if self
-                .submit_sqes()
+            //
+            // coretalk patch: submitted and waited for in one ring entry (upstream: one to
+            // submit, one to wait). The kernel submits before it waits, and reports the
+            // submission even if the wait is interrupted; a failed submission (nothing
+            // submitted) returns before waiting.
+            let submitted = self
+                .ring
+                .submit_sqes_and_wait(1)
+                .map(|n| n as usize)
                 .or_else(Reactor::busy_ok)
                 .or_else(Reactor::again_ok)
-                .or_else(Reactor::intr_ok)?
-                != 1
-            {
+                .or_else(Reactor::intr_ok)?;
+            self.in_kernel += submitted;
+            if submitted != 1 {
                 // We failed to submit the `SQE` that links the rings. Just can't sleep.
                 // Waiting here is unsafe because we could end up waiting much longer than
                 // needed.
@@ -1086,14 +1120,9 @@ impl SleepableRing {
                 unsafe { crate::uring_sys::io_uring_prep_nop(sqe_ptr) };
                 Err(io::Error::from_raw_os_error(libc::EBUSY))
             } else {
-                // The rings are linked. Goodnight!
-                self.ring
-                    .cq()
-                    .wait(1)
-                    .map(|_| 1)
-                    .or_else(Reactor::busy_ok)
-                    .or_else(Reactor::again_ok)
-                    .or_else(Reactor::intr_ok)
+                // The rings are linked (and stay so until the link fires). We slept.
+                self.link = Some(link);
+                Ok(1)
             }
         } else {
             // Can't link rings because we ran out of `CQE`s. Just can't sleep.
@@ -1222,6 +1251,9 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
+    /// coretalk patch: when the latency timer armed last is due (kept, with the timer, across
+    /// a sleep whose user timer falls due at the same moment).
+    latency_deadline: Cell<Option<Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1353,6 +1385,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            latency_deadline: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1726,14 +1759,7 @@ impl Reactor {
     /// We may not be able to register an `SQE` at this point, so we return an
     /// Error and will just not sleep.
     fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
-        let link_rings = Source::new(
-            IoRequirements::default(),
-            self.link_fd,
-            SourceType::LinkRings,
-            None,
-            None,
-        );
-        ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {})
+        ring.sleep(self.link_fd).or_else(Self::busy_ok).map(|_| {})
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
@@ -1820,7 +1846,8 @@ impl Reactor {
         // ring entries, per pass. Here a timer that has not fired stays armed:
         // the latency timer until this pass decides to sleep (below), the
         // throughput timer (a completion count, no deadline) until it fires.
-        let lat_armed = keep_if_pending(&self.latency_preemption_timeout_src);
+        // (Whether the latency timer is still armed is asked below, where it
+        // matters.)
         if !keep_if_pending(&self.throughput_preemption_timeout_src) {
             self.throughput_preemption_timeout_src.replace(Some(
                 main_ring.prepare_throughput_preemption_timer(
@@ -1846,27 +1873,53 @@ impl Reactor {
             && main_ring.can_sleep()
             && lat_ring.can_sleep();
 
-        // coretalk patch: a latency timer still armed must go before sleeping,
-        // or it would wake the idle executor. Its cancellation is submitted and
-        // collected here; if that collection woke a task, do not sleep.
+        // coretalk patch: before sleeping, the latency ring must hold exactly the
+        // user timer's wake-up, if there is a user timer. A latency timer still armed
+        // that falls due when the user timer does (within `TIMER_SLACK`: the same
+        // deadline, measured from another `now`) is that wake-up already and is kept
+        // (upstream cancels and re-arms it at every park). Any other armed timer is
+        // cancelled (it would wake the idle executor at the wrong moment) and the
+        // user timer armed in its place, both in one ring entry; if collecting the
+        // results woke a task, do not sleep (the timer armed stays as the latency
+        // timer).
         let mut should_sleep = should_sleep;
-        if should_sleep && lat_armed {
-            drop(self.latency_preemption_timeout_src.take());
-            let mut woke_now = 0;
-            flush_cancellations!(into &mut woke_now; lat_ring, poll_ring, main_ring);
-            flush_rings!(lat_ring)?;
-            consume_rings!(into &mut woke_now; lat_ring, poll_ring, main_ring);
-            should_sleep = woke_now == 0;
+        if should_sleep {
+            // Asked again: the collections above may have completed the timer.
+            let lat_armed = keep_if_pending(&self.latency_preemption_timeout_src);
+            let now = Instant::now();
+            let wanted = user_timer.map(|d| now + d);
+            let keep = lat_armed
+                && match (wanted, self.latency_deadline.get()) {
+                    (Some(w), Some(armed)) => {
+                        armed + TIMER_SLACK >= w && armed <= w + TIMER_SLACK
+                    }
+                    _ => false,
+                };
+            if !keep {
+                let cancel = lat_armed;
+                if cancel {
+                    drop(self.latency_preemption_timeout_src.take());
+                }
+                if let Some(dur) = user_timer {
+                    self.latency_preemption_timeout_src
+                        .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                    self.latency_deadline.set(wanted);
+                }
+                if cancel || user_timer.is_some() {
+                    let mut woke_now = 0;
+                    flush_cancellations!(into &mut woke_now; lat_ring, poll_ring, main_ring);
+                    flush_rings!(lat_ring)?;
+                    consume_rings!(into &mut woke_now; lat_ring, poll_ring, main_ring);
+                    // A user timer already due completes as it is submitted, and that
+                    // collection took its completion: sleeping now would miss it.
+                    let timer_fired = user_timer.is_some()
+                        && !keep_if_pending(&self.latency_preemption_timeout_src);
+                    should_sleep = woke_now == 0 && !timer_fired;
+                }
+            }
         }
 
         if should_sleep {
-            // We are about to go to sleep. It's ok to sleep, but if there
-            // is a timer set, we need to make sure we wake up to handle it.
-            if let Some(dur) = user_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                assert!(flush_rings!(lat_ring)? > 0);
-            }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
             // last time until now it could be that something happened in a remote executor
@@ -1896,6 +1949,7 @@ impl Reactor {
         if let (false, Some(preempt)) = (lat_pending, preempt_timer()) {
             self.latency_preemption_timeout_src
                 .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+            self.latency_deadline.set(Some(Instant::now() + preempt));
             flush_rings!(lat_ring, main_ring)?;
         }
 
@@ -2247,6 +2301,10 @@ mod tests {
         ring.submit_one_event(&mut queue.submissions);
     }
 }
+
+/// coretalk patch: how far apart two computations of one timer deadline may be (each is
+/// `now + (deadline - an earlier now)`) and still be taken for the same deadline.
+const TIMER_SLACK: Duration = Duration::from_micros(100);
 
 /// coretalk patch: whether `cell` holds a timer source that has not completed; a completed
 /// (or absent) one is dropped and `false` returned, so the caller arms a new one.
