@@ -4,6 +4,7 @@
 #   loadtest/ab.sh ring BIN                      W3 2,000 P2P pairs @2,500/s, runtime.ring_depth 128 vs 4096
 #   loadtest/ab.sh w6base BASELINE_BIN           W6's tokio peer: W4 N=1000 @50/s, 1 vs 2 runtime threads on cores 0-1
 #   loadtest/ab.sh p2p BEFORE_BIN AFTER_BIN       W3 2,000 P2P pairs @2,500/s, two coretalk builds (in-memory store)
+#   loadtest/ab.sh setup BEFORE_BIN AFTER_BIN     W2 1,000 token set-ups/s (connect, hi, login, sub me), two coretalk builds
 #   loadtest/ab.sh histo BIN                     monitor.histograms off vs on: W3 as p2p, and W4 N=1000 @50/s and N=128 @500/s
 # Prints server CPU per operation, p50, p99 and drops per run. Needs target/release/coretalk-load.
 set -euo pipefail
@@ -23,19 +24,33 @@ print(f"{sys.argv[2]:28} {p['cpu_us_per_op']:8.2f} us/op  p50 {p['latency']['p50
 PY
 }
 
-w3_on() { # BIN EXTRA_TOML RESULT_DIR: one-shard coretalk on core 0 (in-memory store), W3 2,000 P2P pairs @2,500/s
-  local bin=$1 extra=$2 d=$3 dir pid addr
-  dir=$(mktemp -d)
-  printf '[auth]\nbcrypt_cost = 4\n[store]\ndurable = false\n[limits]\nmsg_per_sec = 0\nauth_per_min = 0\naddr_auth_per_min = 0\nmax_sessions_per_user = 0\n%b' "$extra" > "$dir/c.toml"
-  taskset -c 0 "$bin" --listen 127.0.0.1:0 --data "$dir/data" --grpc-listen "" --shards 1 --config "$dir/c.toml" \
-    > "$dir/out.log" 2> "$dir/err.log" &
-  pid=$!
-  for _ in $(seq 100); do grep -q "^coretalk listening on" "$dir/out.log" && break; sleep 0.1; done
-  addr=$(grep -o "^coretalk listening on [0-9.:]*" "$dir/out.log" | awk '{print $4}')
-  "$LOAD" w3 --attach "$addr" --server-pid $pid --pairs 2000 --rate 2500 --topic-kind p2p \
-    "${COMMON[@]}" --results-dir "$d" > "$d.log" 2>&1
-  kill $pid; wait $pid 2>/dev/null || true
-  rm -rf "$dir"
+serve() { # BIN EXTRA_TOML: one-shard coretalk on core 0 (in-memory store); sets SRV_PID, SRV_ADDR, SRV_DIR
+  SRV_DIR=$(mktemp -d)
+  printf '[auth]\nbcrypt_cost = 4\n[store]\ndurable = false\n[limits]\nmsg_per_sec = 0\nauth_per_min = 0\naddr_auth_per_min = 0\nmax_sessions_per_user = 0\n%b' "$2" > "$SRV_DIR/c.toml"
+  taskset -c 0 "$1" --listen 127.0.0.1:0 --data "$SRV_DIR/data" --grpc-listen "" --shards 1 --config "$SRV_DIR/c.toml" \
+    > "$SRV_DIR/out.log" 2> "$SRV_DIR/err.log" &
+  SRV_PID=$!
+  for _ in $(seq 100); do grep -q "^coretalk listening on" "$SRV_DIR/out.log" && break; sleep 0.1; done
+  SRV_ADDR=$(grep -o "^coretalk listening on [0-9.:]*" "$SRV_DIR/out.log" | awk '{print $4}')
+}
+
+unserve() {
+  kill "$SRV_PID"; wait "$SRV_PID" 2>/dev/null || true
+  rm -rf "$SRV_DIR"
+}
+
+w3_on() { # BIN EXTRA_TOML RESULT_DIR: W3 2,000 P2P pairs @2,500/s against serve BIN EXTRA_TOML
+  serve "$1" "$2"
+  "$LOAD" w3 --attach "$SRV_ADDR" --server-pid "$SRV_PID" --pairs 2000 --rate 2500 --topic-kind p2p \
+    "${COMMON[@]}" --results-dir "$3" > "$3.log" 2>&1
+  unserve
+}
+
+w2_on() { # BIN RESULT_DIR: W2 1,000 token set-ups/s for 12 s (4 s warm-up) against serve BIN
+  serve "$1" ""
+  "$LOAD" w2 --attach "$SRV_ADDR" --server-pid "$SRV_PID" --rate 1000 --duration 12 --warmup 4 \
+    --client-cores 1 --results-dir "$2" > "$2.log" 2>&1
+  unserve
 }
 
 case "${1:-}" in
@@ -89,6 +104,16 @@ case "${1:-}" in
         point "$d" "w3 $side run=$run"
       done
     done ;;
+  setup)
+    before=$2 after=$3
+    for run in 1 2 3; do
+      for side in before after; do
+        bin=$([ $side = before ] && echo "$before" || echo "$after")
+        d="$OUT/w2-$side-$run"
+        w2_on "$bin" "$d"
+        point "$d" "w2 $side run=$run"
+      done
+    done ;;
   histo)
     bin=$2
     for run in 1 2 3; do
@@ -106,5 +131,5 @@ case "${1:-}" in
         done
       done
     done ;;
-  *) sed -n '2,8p' "$0"; exit 2 ;;
+  *) sed -n '2,9p' "$0"; exit 2 ;;
 esac
