@@ -94,24 +94,14 @@ case "${1:-}" in
         point "$d" "baseline threads=$threads run=$run"
       done
     done ;;
-  p2p)
-    before=$2 after=$3
+  p2p|setup)
+    before=$2 after=$3 w=$([ "$1" = p2p ] && echo w3 || echo w2)
     for run in 1 2 3; do
       for side in before after; do
         bin=$([ $side = before ] && echo "$before" || echo "$after")
-        d="$OUT/w3-$side-$run"
-        w3_on "$bin" "" "$d"
-        point "$d" "w3 $side run=$run"
-      done
-    done ;;
-  setup)
-    before=$2 after=$3
-    for run in 1 2 3; do
-      for side in before after; do
-        bin=$([ $side = before ] && echo "$before" || echo "$after")
-        d="$OUT/w2-$side-$run"
-        w2_on "$bin" "$d"
-        point "$d" "w2 $side run=$run"
+        d="$OUT/$w-$side-$run"
+        if [ $w = w3 ]; then w3_on "$bin" "" "$d"; else w2_on "$bin" "$d"; fi
+        point "$d" "$w $side run=$run"
       done
     done ;;
   histo)
