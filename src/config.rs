@@ -376,9 +376,9 @@ pub struct StoreConfig {
     /// Queued write batches before writers get 503 (bounds memory when the disk stalls).
     pub queue_capacity: usize,
     /// How long the store thread may wait to gather more writes that were acknowledged before
-    /// being applied (`durable = false`), µs; 0 commits each group at once. Nobody waits on
-    /// those commits, so the window costs no latency and shares one transaction among many
-    /// messages. See `tuning/storage.md`.
+    /// being applied (journaled appends, or any append with `durable = false`), µs; 0 commits
+    /// each group at once. Nobody waits on those commits, so the window costs no latency and
+    /// shares one transaction among many messages. See `tuning/store.md`.
     pub group_window_us: u64,
     /// With `durable`: acknowledge a topic's appends once they are synced in the accepting
     /// shard's own journal (`data_dir/journal`), and let the store thread apply them behind
@@ -453,7 +453,7 @@ impl Default for StoreConfig {
             durable: true,
             max_batch_ops: 4096,
             queue_capacity: 65536,
-            group_window_us: 2000,
+            group_window_us: 10_000,
             journal: true,
             journal_segment_kib: 65536,
             behind_pause: 16384,

@@ -56,7 +56,7 @@ pub struct WriterConfig {
     /// queued batches (tens of MiB for typical chat messages).
     pub queue_capacity: usize,
     /// How long a group made only of writes behind the acknowledgement may wait for more
-    /// before it commits, µs (default 2000; 0 = commit at once). Nobody waits for those
+    /// before it commits, µs (default 10000; 0 = commit at once). Nobody waits for those
     /// commits, so waiting costs no latency and shares one transaction (and one wake-up of
     /// this thread) among many messages; a waited write or a read cuts the wait short.
     pub group_window_us: u64,
@@ -73,7 +73,7 @@ impl Default for WriterConfig {
         WriterConfig {
             max_batch_ops: 4096,
             queue_capacity: 65536,
-            group_window_us: 2000,
+            group_window_us: 10_000,
             sync_delay_ms: 0,
             stall_warn_ms: 1000,
         }
