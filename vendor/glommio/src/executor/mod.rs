@@ -1484,9 +1484,14 @@ impl LocalExecutor {
                 // requests that are latency sensitive we want them out of the
                 // ring ASAP (before we run the task queues). We will also use
                 // the opportunity to install the timer.
-                this.parker
-                    .poll_io(|| Some(this.preempt_timer_duration()))
-                    .expect("Failed to poll io! This is actually pretty bad!");
+                // coretalk patch (CORETALK.md, change 4): with no task queue runnable this
+                // pass would only submit what the tasks just queued and then park, two ring
+                // entries; the park below submits it with its sleep instead.
+                if !this.queues.borrow().active_executors.is_empty() {
+                    this.parker
+                        .poll_io(|| Some(this.preempt_timer_duration()))
+                        .expect("Failed to poll io! This is actually pretty bad!");
+                }
 
                 // run user code
                 let run = this.run_task_queues();
@@ -1503,12 +1508,20 @@ impl LocalExecutor {
                         // future is probably the one setting up the task queues and etc.
                         break t.unwrap();
                     } else {
-                        while !this.reactor.spin_poll_io().unwrap() {
-                            if pre_time.elapsed() > spin_before_park {
-                                this.parker
-                                    .park()
-                                    .expect("Failed to park! This is actually pretty bad!");
-                                break;
+                        // coretalk patch: without spinning, park at once (a spin pass
+                        // would submit the queued SQEs in an entry of its own).
+                        if spin_before_park.is_zero() {
+                            this.parker
+                                .park()
+                                .expect("Failed to park! This is actually pretty bad!");
+                        } else {
+                            while !this.reactor.spin_poll_io().unwrap() {
+                                if pre_time.elapsed() > spin_before_park {
+                                    this.parker
+                                        .park()
+                                        .expect("Failed to park! This is actually pretty bad!");
+                                    break;
+                                }
                             }
                         }
                         // reset the timer for deduct spin loop time

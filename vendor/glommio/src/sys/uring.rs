@@ -1050,11 +1050,11 @@ impl SleepableRing {
     }
 
     fn sleep(&mut self, link_fd: RawFd) -> io::Result<usize> {
-        assert_eq!(
-            self.waiting_kernel_submission(),
-            0,
-            "sleeping with pending SQEs"
-        );
+        // coretalk patch: SQEs prepared but not yet submitted (the reactor leaves them for
+        // the sleep, `Reactor::wait`) are submitted by the same ring entry that waits. The
+        // kernel submits before it waits and does not wait unless it submitted them all;
+        // one that completes at once (a receive with data waiting) ends the wait at once.
+        let pending = self.waiting_kernel_submission();
         // coretalk patch: a link still armed from an earlier sleep (it has not fired: the
         // latency ring has had no completion since) links the rings already; just wait.
         if self
@@ -1062,14 +1062,25 @@ impl SleepableRing {
             .as_ref()
             .is_some_and(|l| l.inner.borrow().enqueued.is_some())
         {
-            return self
+            if pending == 0 {
+                return self
+                    .ring
+                    .cq()
+                    .wait(1)
+                    .map(|_| 1)
+                    .or_else(Reactor::busy_ok)
+                    .or_else(Reactor::again_ok)
+                    .or_else(Reactor::intr_ok);
+            }
+            let submitted = self
                 .ring
-                .cq()
-                .wait(1)
-                .map(|_| 1)
+                .submit_sqes_and_wait(1)
+                .map(|n| n as usize)
                 .or_else(Reactor::busy_ok)
                 .or_else(Reactor::again_ok)
-                .or_else(Reactor::intr_ok);
+                .or_else(Reactor::intr_ok)?;
+            self.in_kernel += submitted;
+            return Ok(submitted);
         }
         let link = Source::new(
             IoRequirements::default(),
@@ -1112,7 +1123,8 @@ impl SleepableRing {
                 .or_else(Reactor::again_ok)
                 .or_else(Reactor::intr_ok)?;
             self.in_kernel += submitted;
-            if submitted != 1 {
+            if submitted != pending + 1 {
+                // The link (the last SQE) was not submitted. Just can't sleep.
                 // We failed to submit the `SQE` that links the rings. Just can't sleep.
                 // Waiting here is unsafe because we could end up waiting much longer than
                 // needed.
@@ -1862,15 +1874,34 @@ impl Reactor {
         flush_cancellations!(into &mut woke; lat_ring, poll_ring, main_ring);
         // ... which happens right here. If you ever reorder this code just
         // be careful about this dependency.
-        flush_rings!(lat_ring, poll_ring, main_ring)?;
+        //
+        // coretalk patch: a pass that may sleep prepares the main ring's SQEs
+        // but leaves their submission to the ring entry that sleeps (or, if it
+        // does not sleep, to the flush after the sleep block): one entry fewer
+        // per park.
+        let defer_main = preempt_timer().is_none();
+        if defer_main {
+            flush_rings!(lat_ring, poll_ring)?;
+            let q = main_ring.submission_queue();
+            let mut q = q.borrow_mut();
+            main_ring
+                .consume_sqe_queue(&mut q.submissions, false)
+                .or_else(Reactor::busy_ok)
+                .or_else(Reactor::again_ok)
+                .or_else(Reactor::intr_ok)?;
+        } else {
+            flush_rings!(lat_ring, poll_ring, main_ring)?;
+        }
         // pick up the results of any cancellations
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
         // If we generated any event so far, we can't sleep. Need to handle them.
+        // (coretalk patch: the main ring may hold prepared SQEs here, see above.)
         let should_sleep = preempt_timer().is_none()
             && (woke == 0)
             && poll_ring.can_sleep()
-            && main_ring.can_sleep()
+            && main_ring.submission_queue.borrow().is_empty()
+            && main_ring.waiting_kernel_collection() == 0
             && lat_ring.can_sleep();
 
         // coretalk patch: before sleeping, the latency ring must hold exactly the
@@ -1943,6 +1974,9 @@ impl Reactor {
                 self.notifier.wake_up();
             }
         }
+        // coretalk patch: SQEs left for a sleep that did not happen go now (no
+        // ring entry when there are none).
+        flush_rings!(main_ring)?;
 
         // coretalk patch: arm a latency timer only when none is pending.
         let lat_pending = keep_if_pending(&self.latency_preemption_timeout_src);
