@@ -1124,8 +1124,7 @@ impl SleepableRing {
                 .or_else(Reactor::intr_ok)?;
             self.in_kernel += submitted;
             if submitted != pending + 1 {
-                // The link (the last SQE) was not submitted. Just can't sleep.
-                // We failed to submit the `SQE` that links the rings. Just can't sleep.
+                // We failed to submit the `SQE` that links the rings (the last one). Just can't sleep.
                 // Waiting here is unsafe because we could end up waiting much longer than
                 // needed.
                 // We make the SQE a no-op and return
