@@ -15,6 +15,12 @@
 //! keeps its timers armed across sleeps where it can (vendor/glommio/CORETALK.md, change 3);
 //! a timer so short that it completes as it is submitted must stop the executor from
 //! sleeping, or nothing ever wakes it (a version that missed this hung at once here).
+//!
+//! Nor does a busy executor miss its I/O: the main ring is set up so that completions do not
+//! interrupt a running executor (vendor/glommio/CORETALK.md, change 5); they are posted at its
+//! next kernel entry (a system call, the scheduler tick, a reactor pass that sees them
+//! flagged). A task that computes without system calls, yielding only when preempted, must
+//! still see a socket read complete while it runs.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -102,6 +108,55 @@ fn an_executor_never_sleeps_through_a_due_timer() {
     let n = count.load(Relaxed);
     println!("{n} sleeps in {RUN:?}, no hang");
     assert!(n > 1000, "the timers fired: {n} sleeps");
+}
+
+#[test]
+fn a_busy_executor_still_completes_its_reads() {
+    use futures_util::AsyncReadExt;
+    use std::io::Write;
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let writer = std::thread::spawn(move || {
+        let (mut peer, _) = listener.accept().expect("accept");
+        // Long enough for the read to be waiting in the ring before the byte comes.
+        std::thread::sleep(Duration::from_millis(200));
+        peer.write_all(b"x").expect("write");
+        std::thread::sleep(Duration::from_secs(1));
+    });
+    let ex = LocalExecutorBuilder::new(Placement::Unbound)
+        .preempt_timer(Duration::from_millis(10))
+        .spawn(move || async move {
+            let mut stream = glommio::net::TcpStream::connect(addr).await.expect("connect");
+            let got = std::rc::Rc::new(std::cell::Cell::new(false));
+            let g = got.clone();
+            let reader = glommio::spawn_local(async move {
+                let mut b = [0u8; 1];
+                let n = stream.read(&mut b).await.expect("read");
+                g.set(n == 1);
+            })
+            .detach();
+            // Computes, no system call, and yields when preempted, until the read is done or
+            // BUSY passes.
+            const BUSY: Duration = Duration::from_secs(10);
+            let start = Instant::now();
+            while !got.get() && start.elapsed() < BUSY {
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_micros(200) {}
+                glommio::yield_if_needed().await;
+            }
+            let busy_for = start.elapsed();
+            reader.await;
+            (got.get(), busy_for < BUSY)
+        })
+        .expect("executor");
+    let (read_done, while_busy) = ex.join().expect("executor thread");
+    writer.join().expect("writer");
+    assert!(read_done, "the read returned the byte");
+    assert!(
+        while_busy,
+        "the read completed only once the busy task stopped: a completion waited for a kernel entry that never came"
+    );
 }
 
 /// Fails the test if `count` stops moving for `HANG` before `done`.

@@ -125,12 +125,20 @@ impl Timers {
         let now = Instant::now();
 
         // Split timers into ready and pending timers.
-        let pending = self.timers.split_off(&(now, 0));
-        let ready = mem::replace(&mut self.timers, pending);
-        let woke = ready.len();
-        for (_, waker) in ready {
-            wake!(waker);
-        }
+        // coretalk patch (change 5): only when the earliest timer is due; upstream splits
+        // the tree on every reactor pass, and a split allocates.
+        let any_due = matches!(self.timers.first_key_value(), Some(((when, _), _)) if *when < now);
+        let woke = if any_due {
+            let pending = self.timers.split_off(&(now, 0));
+            let ready = mem::replace(&mut self.timers, pending);
+            let woke = ready.len();
+            for (_, waker) in ready {
+                wake!(waker);
+            }
+            woke
+        } else {
+            0
+        };
 
         // Calculate the duration until the next event.
         let next = self

@@ -30,6 +30,18 @@ impl<'ring> CompletionQueue<'ring> {
     /// Returns the next CQE if any are available.
     pub fn peek_for_cqe(&mut self) -> Option<CQE> {
         unsafe {
+            // coretalk patch (change 5): an empty ring with no overflow to flush is answered
+            // here, without the call into liburing (most peeks of a reactor pass find
+            // nothing). The tail is the kernel's, hence the acquire load; the head is ours.
+            {
+                use std::sync::atomic::{AtomicU32, Ordering};
+                let ring = self.ring.as_ref();
+                let tail = (*(ring.cq.ktail as *const AtomicU32)).load(Ordering::Acquire);
+                let sq_flags = (*(ring.sq.kflags as *const AtomicU32)).load(Ordering::Relaxed);
+                if tail == *ring.cq.khead && sq_flags & uring_sys::IORING_SQ_CQ_OVERFLOW == 0 {
+                    return None;
+                }
+            }
             let mut cqe = MaybeUninit::uninit();
             uring_sys::io_uring_peek_cqe(self.ring.as_ptr(), cqe.as_mut_ptr());
             let cqe = cqe.assume_init();

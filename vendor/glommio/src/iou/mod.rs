@@ -92,6 +92,12 @@ bitflags::bitflags! {
         const CQSIZE    = 1 << 3;
         const CLAMP     = 1 << 4;
         const ATTACH_WQ = 1 << 5;
+        /// coretalk patch: completions are not pushed to a task running in userspace with
+        /// an inter-processor interrupt; they are posted at its next kernel entry (Linux 5.19).
+        const COOP_TASKRUN = 1 << 8;
+        /// coretalk patch: with `COOP_TASKRUN`, the kernel sets `IORING_SQ_TASKRUN` in the
+        /// SQ flags while completions wait for such an entry (Linux 5.19).
+        const TASKRUN_FLAG = 1 << 9;
     }
 }
 

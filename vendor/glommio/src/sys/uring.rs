@@ -655,6 +655,9 @@ pub(crate) trait UringCommon {
     fn may_rush(&self) -> bool {
         true
     }
+    /// coretalk patch (change 5): posts the completions that wait for this task to enter the
+    /// kernel (a ring set up with `COOP_TASKRUN`); nothing for the other rings.
+    fn flush_task_work(&mut self) {}
 
     fn consume_sqe_queue(
         &mut self,
@@ -694,6 +697,7 @@ pub(crate) trait UringCommon {
     }
 
     fn consume_completion_queue(&mut self, woke: &mut usize) -> usize {
+        self.flush_task_work();
         let mut completed = 0;
         loop {
             match self.consume_one_event() {
@@ -855,10 +859,11 @@ impl UringCommon for PollRing {
 
     fn submit_one_event(&mut self, queue: &mut VecDeque<UringDescriptor>) -> Option<bool> {
         let source_map = &mut *self.source_map.borrow_mut();
-        let now = Instant::now();
-
+        // coretalk patch (change 5): the clock is read only when there is a chain to
+        // submit (upstream reads it on every call, and most calls find the queue empty).
         while let Some(chain) = peek_one_chain(queue, self.size) {
             return if let Some(sqes) = self.ring.sq().prepare_sqes(chain.len() as u32) {
+                let now = Instant::now();
                 let ops = extract_one_chain(source_map, queue, chain, now);
                 if ops.is_empty() {
                     // all the sources in the ring were cancelled
@@ -897,18 +902,39 @@ struct SleepableRing {
     /// one sleep to the next until it fires (upstream adds one per sleep and cancels it on
     /// waking: two more ring entries per park).
     link: Option<Source>,
+    /// coretalk patch (change 5): set up with `COOP_TASKRUN` and `TASKRUN_FLAG`.
+    coop: bool,
 }
 
 impl SleepableRing {
+    /// coretalk patch (change 5): `coop` asks for a ring whose completions wait for this
+    /// thread's next kernel entry instead of interrupting it (kernels before 5.19 refuse the
+    /// flags; the ring is then set up as upstream does).
     fn new(
         size: usize,
         name: &'static str,
         allocator: Rc<UringBufferAllocator>,
         source_map: Rc<RefCell<SourceMap>>,
+        coop: bool,
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
+        let (ring, coop) = if coop {
+            match iou::IoUring::new_with_flags(
+                size as _,
+                iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG,
+                iou::SetupFeatures::empty(),
+            ) {
+                Ok(ring) => (ring, true),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    (iou::IoUring::new(size as _)?, false)
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            (iou::IoUring::new(size as _)?, false)
+        };
         Ok(SleepableRing {
-            ring: iou::IoUring::new(size as _)?,
+            ring,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
             name,
@@ -918,6 +944,7 @@ impl SleepableRing {
             source_map,
             in_kernel: 0,
             link: None,
+            coop,
         })
     }
 
@@ -1168,6 +1195,32 @@ impl UringCommon for SleepableRing {
         false
     }
 
+    fn flush_task_work(&mut self) {
+        if !self.coop {
+            return;
+        }
+        // SAFETY: `kflags` points into the SQ ring this ring mapped, alive as long as it;
+        // the kernel updates the word concurrently, hence the atomic load.
+        let flags = unsafe {
+            (*(self.ring.raw().sq.kflags as *const std::sync::atomic::AtomicU32))
+                .load(std::sync::atomic::Ordering::Acquire)
+        };
+        if flags & uring_sys::IORING_SQ_TASKRUN != 0 {
+            // Entering runs the pending task work, which posts the completions; an error
+            // (EINTR, EAGAIN) leaves them for the next entry.
+            // SAFETY: a plain `io_uring_enter` on our own ring fd, no SQEs, no signal mask.
+            unsafe {
+                uring_sys::syscalls::io_uring_enter(
+                    self.ring_fd(),
+                    0,
+                    0,
+                    uring_sys::IORING_ENTER_GETEVENTS,
+                    std::ptr::null(),
+                );
+            }
+        }
+    }
+
     fn needs_kernel_enter(&self) -> bool {
         // We only need to enter the kernel to submit SQEs, not to collect CQEs (the
         // kernel posts the CQEs asynchronously for us)
@@ -1227,10 +1280,11 @@ impl UringCommon for SleepableRing {
 
     fn submit_one_event(&mut self, queue: &mut VecDeque<UringDescriptor>) -> Option<bool> {
         let source_map = &mut *self.source_map.borrow_mut();
-        let now = Instant::now();
-
+        // coretalk patch (change 5): the clock is read only when there is a chain to
+        // submit (upstream reads it on every call, and most calls find the queue empty).
         while let Some(chain) = peek_one_chain(queue, self.size) {
             return if let Some(sqes) = self.ring.sq().prepare_sqes(chain.len() as u32) {
+                let now = Instant::now();
                 let ops = extract_one_chain(source_map, queue, chain, now);
                 if ops.is_empty() {
                     // all the sources in the ring were cancelled
@@ -1349,11 +1403,24 @@ impl Reactor {
         let allocator = Rc::new(UringBufferAllocator::new(io_memory));
         let registry = vec![allocator.as_bytes()];
 
-        let main_ring =
-            SleepableRing::new(ring_depth, "main", allocator.clone(), source_map.clone())?;
+        // coretalk patch (change 5): the main ring does not interrupt a running executor
+        // for its completions; the latency ring still does (its completions are the
+        // preemption that `need_preempt` reads without entering the kernel).
+        let main_ring = SleepableRing::new(
+            ring_depth,
+            "main",
+            allocator.clone(),
+            source_map.clone(),
+            true,
+        )?;
         let poll_ring = PollRing::new(ring_depth, allocator.clone(), source_map.clone())?;
-        let mut latency_ring =
-            SleepableRing::new(ring_depth, "latency", allocator.clone(), source_map.clone())?;
+        let mut latency_ring = SleepableRing::new(
+            ring_depth,
+            "latency",
+            allocator.clone(),
+            source_map.clone(),
+            false,
+        )?;
 
         match main_ring.registrar().register_buffers_by_ref(&registry) {
             Err(x) => warn!("Error: registering buffers in the main ring. Skipping{x:#?}"),
@@ -2256,7 +2323,7 @@ mod tests {
     fn sqe_link_chain() {
         let allocator = Rc::new(UringBufferAllocator::new(65536));
         let source_map = Rc::new(RefCell::new(SourceMap::default()));
-        let mut ring = SleepableRing::new(4, "main", allocator, source_map).unwrap();
+        let mut ring = SleepableRing::new(4, "main", allocator, source_map, false).unwrap();
         let q = ring.submission_queue();
         let mut queue = q.borrow_mut();
 
