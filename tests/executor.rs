@@ -127,7 +127,9 @@ fn a_busy_executor_still_completes_its_reads() {
     let ex = LocalExecutorBuilder::new(Placement::Unbound)
         .preempt_timer(Duration::from_millis(10))
         .spawn(move || async move {
-            let mut stream = glommio::net::TcpStream::connect(addr).await.expect("connect");
+            let mut stream = glommio::net::TcpStream::connect(addr)
+                .await
+                .expect("connect");
             let got = std::rc::Rc::new(std::cell::Cell::new(false));
             let g = got.clone();
             let reader = glommio::spawn_local(async move {

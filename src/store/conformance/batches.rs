@@ -15,8 +15,11 @@ pub(crate) fn a_conflicting_batch_is_skipped_and_the_others_apply(s: &dyn Store)
             WriteOp::CreateAuth(auth("basic:alice", 1)),
             WriteOp::CreateTopic(topic("grpA")),
             WriteOp::AppendMessage(msg("grpA", 1)),
+            WriteOp::PutSub(sub("grpA", 1)),
         ],
     );
+    let mut other = msg("grpA", 1);
+    other.content = r#"{"txt":"not the first"}"#.into();
     let results = s.apply(&[
         // 0: new user, fine.
         vec![
@@ -55,11 +58,22 @@ pub(crate) fn a_conflicting_batch_is_skipped_and_the_others_apply(s: &dyn Store)
         ],
         // 8: conflicts with batch 7.
         vec![WriteOp::AppendMessage(msg("grpA", 2))],
+        // 9: an existing message, other content, with the sender's markers: none of it
+        // applies (the stored message and markers stay as they were).
+        vec![
+            WriteOp::AppendMessage(other),
+            WriteOp::Markers {
+                topic: "grpA".into(),
+                user: UserId(1),
+                read: 9,
+                recv: 9,
+            },
+        ],
     ]);
     let ok: Vec<bool> = results.iter().map(Result::is_ok).collect();
     assert_eq!(
         ok,
-        [true, false, false, false, false, false, false, true, false]
+        [true, false, false, false, false, false, false, true, false, false]
     );
     for r in results.iter().filter(|r| r.is_err()) {
         assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
@@ -74,6 +88,8 @@ pub(crate) fn a_conflicting_batch_is_skipped_and_the_others_apply(s: &dyn Store)
         s.messages("grpA", q(None, None, 10)).unwrap(),
         vec![msg("grpA", 2), msg("grpA", 1)]
     );
+    let markers = s.sub("grpA", UserId(1)).unwrap().unwrap();
+    assert_eq!((markers.read, markers.recv), (5, 6));
     assert!(s.auths_of_user(UserId(5)).unwrap().is_empty());
     assert!(s.apply(&[]).is_empty());
 }

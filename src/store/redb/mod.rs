@@ -14,6 +14,7 @@
 //! redb shows: reopening files, corrupt rows, old databases; the shared suite is
 //! [`conformance`](crate::store::conformance)).
 
+mod append;
 mod claims;
 mod codec;
 mod index;

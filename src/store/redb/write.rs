@@ -41,6 +41,10 @@ impl RedbStore {
         {
             let mut t = WriteTables::open(&txn)?;
             for batch in batches {
+                if let Some(result) = t.try_append(batch)? {
+                    results.push(result);
+                    continue;
+                }
                 match t.conflict(batch)? {
                     Some(msg) => results.push(Err(StoreError::Conflict(msg))),
                     None => {
