@@ -285,10 +285,20 @@ impl ShardCtx {
     pub(super) fn user_pres_local(&mut self, frame: Frame, targets: Vec<(UserId, Vec<SessionId>)>) {
         for (uid, skip) in targets {
             let me = me_topic(uid);
-            if self.topics.contains_key(&me) {
-                let frame = frame.clone();
-                self.topic_request(me, TopicRequest::UserPres { frame, skip });
+            match self.topics.get(&me) {
+                None => continue,
+                // A conversation open on all of the member's sessions (the common case of a
+                // message): nothing to show, no request to run.
+                Some(slot)
+                    if !self.loading.contains_key(&me)
+                        && slot.topic.user_pres_reaches_none(&skip) =>
+                {
+                    continue
+                }
+                Some(_) => {}
             }
+            let frame = frame.clone();
+            self.topic_request(me, TopicRequest::UserPres { frame, skip });
         }
     }
 

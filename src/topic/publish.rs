@@ -294,6 +294,14 @@ impl Topic {
         }
     }
 
+    /// Whether a user-level `{pres}` that skips `skip` would reach no session of this `me`
+    /// topic now: every session attached here is in `skip` (attached to the source topic as
+    /// well), and no read is under way (a request queued behind one runs later, against the
+    /// sessions attached by then).
+    pub(crate) fn user_pres_reaches_none(&self, skip: &[SessionId]) -> bool {
+        self.reading.is_none() && self.attached.keys().all(|sid| skip.contains(sid))
+    }
+
     /// A `me` topic shows a user-level `{pres}` on its sessions except those in `skip`.
     pub(crate) fn on_user_pres(&self, frame: Frame, skip: Vec<SessionId>, cx: &mut TopicCx<'_>) {
         let sids = self

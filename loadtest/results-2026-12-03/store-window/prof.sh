@@ -16,7 +16,7 @@ if [ -n "${STORE_PRIO:-}" ]; then
 fi
 sleep 7
 if [ "${MODE:-perf}" = perf ]; then
-  perf record -F 1999 ${PERF_G:--g} ${PERF_T:-} -p $SRV_PID -o /tmp/p1/perf-$TAG.data -- sleep 5 2>/dev/null >/dev/null
+  perf record -F ${FREQ:-1999} ${PERF_G:--g} ${PERF_T:-} -p $SRV_PID -o /tmp/p1/perf-$TAG.data -- sleep 5 2>/dev/null >/dev/null
 else
   perf stat -x, -e 'syscalls:sys_enter_*' -p $SRV_PID -o /tmp/p1/sys-$TAG.csv -- sleep 5 || true
 fi
