@@ -5,6 +5,7 @@
 #   loadtest/ab.sh w6base BASELINE_BIN           W6's tokio peer: W4 N=1000 @50/s, 1 vs 2 runtime threads on cores 0-1
 #   loadtest/ab.sh p2p BEFORE_BIN AFTER_BIN       W3 2,000 P2P pairs @2,500/s, two coretalk builds (in-memory store)
 #   loadtest/ab.sh setup BEFORE_BIN AFTER_BIN     W2 1,000 token set-ups/s (connect, hi, login, sub me), two coretalk builds
+#   loadtest/ab.sh mesh BEFORE_BIN AFTER_BIN      W6: W4 N=1000 @50/s on 2 shards (cores 0-1, generator on core 1), two coretalk builds
 #   loadtest/ab.sh histo BIN                     monitor.histograms off vs on: W3 as p2p, and W4 N=1000 @50/s and N=128 @500/s
 # Prints server CPU per operation, p50, p99 and drops per run. Needs target/release/coretalk-load.
 set -euo pipefail
@@ -104,6 +105,17 @@ case "${1:-}" in
         point "$d" "$w $side run=$run"
       done
     done ;;
+  mesh)
+    before=$2 after=$3
+    for run in 1 2 3; do
+      for side in before after; do
+        bin=$([ $side = before ] && echo "$before" || echo "$after")
+        d="$OUT/w6-$side-$run"
+        "$LOAD" w6 --server-bin "$bin" --subscribers 1000 --rate 50 --shards-list 2 --server-cores 0-1 \
+          "${COMMON[@]}" --results-dir "$d" > "$d.log" 2>&1
+        point "$d" "w6 2 shards $side run=$run"
+      done
+    done ;;
   histo)
     bin=$2
     for run in 1 2 3; do
@@ -121,5 +133,5 @@ case "${1:-}" in
         done
       done
     done ;;
-  *) sed -n '2,9p' "$0"; exit 2 ;;
+  *) sed -n '2,10p' "$0"; exit 2 ;;
 esac

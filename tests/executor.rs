@@ -161,6 +161,67 @@ fn a_busy_executor_still_completes_its_reads() {
     );
 }
 
+#[test]
+fn a_wake_from_another_thread_always_reaches_a_sleeping_executor() {
+    use atomic_waker::AtomicWaker;
+    use std::sync::atomic::Ordering::{Acquire, Release};
+
+    // `turn` is odd while the executor's task has a turn to take, even while the thread's.
+    let turn = Arc::new(AtomicU64::new(0));
+    let waker = Arc::new(AtomicWaker::new());
+    let done = Arc::new(AtomicBool::new(false));
+    let (t, w, d) = (turn.clone(), waker.clone(), done.clone());
+    let ex = LocalExecutorBuilder::new(Placement::Unbound)
+        .spawn(move || async move {
+            let end = Instant::now() + RUN;
+            let mut last = 0;
+            while Instant::now() < end {
+                last = std::future::poll_fn(|cx| {
+                    w.register(cx.waker());
+                    match t.load(Acquire) {
+                        v if v % 2 == 1 => std::task::Poll::Ready(v),
+                        _ => std::task::Poll::Pending,
+                    }
+                })
+                .await;
+                t.store(last + 1, Release);
+            }
+            d.store(true, Relaxed);
+            last
+        })
+        .expect("executor");
+    let (t, w, d) = (turn.clone(), waker.clone(), done.clone());
+    let waking = std::thread::spawn(move || {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        while !d.load(Relaxed) {
+            let v = t.load(Acquire);
+            if v % 2 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            // 0-15 µs before the turn is handed over, so that the wake-ups land at every
+            // point of the executor's way into its sleep.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let wait = Instant::now();
+            while wait.elapsed() < Duration::from_nanos(x % 16_000) {}
+            t.store(v + 1, Release);
+            w.wake();
+        }
+    });
+    watch(
+        &turn,
+        &done,
+        "turns",
+        "asleep although another thread woke its task",
+    );
+    let n = ex.join().expect("executor thread");
+    waking.join().expect("waking thread");
+    println!("{} wake-ups from another thread in {RUN:?}, no hang", n / 2);
+    assert!(n > 1000, "the turns went back and forth: {n}");
+}
+
 /// Fails the test if `count` stops moving for `HANG` before `done`.
 fn watch(count: &AtomicU64, done: &AtomicBool, what: &str, why: &str) {
     let (mut last, mut since) = (0, Instant::now());
