@@ -45,15 +45,29 @@ impl UserId {
         s.strip_prefix("usr").and_then(UserId::decode_body)
     }
 
-    /// The `usr…` form used on the wire.
+    /// The `usr…` form used on the wire. One allocation of its exact size: it names `me`
+    /// topics and P2P peers several times per message.
     pub fn usr(self) -> String {
-        format!("usr{}", self.encode_body())
+        self.prefixed("usr")
+    }
+
+    /// `prefix` followed by the 11-character body, in one allocation.
+    pub fn prefixed(self, prefix: &str) -> String {
+        let mut s = String::with_capacity(prefix.len() + 11);
+        s.push_str(prefix);
+        URL_SAFE_NO_PAD.encode_string(self.0.to_le_bytes(), &mut s);
+        s
     }
 }
 
 impl fmt::Display for UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "usr{}", self.encode_body())
+        let mut body = [0u8; 11];
+        let n = URL_SAFE_NO_PAD
+            .encode_slice(self.0.to_le_bytes(), &mut body)
+            .map_err(|_| fmt::Error)?;
+        let body = std::str::from_utf8(&body[..n]).map_err(|_| fmt::Error)?;
+        write!(f, "usr{body}")
     }
 }
 
@@ -197,6 +211,10 @@ mod tests {
         let uid = UserId(0x0123_4567_89ab_cdef);
         let s = uid.usr();
         assert_eq!(s.len(), 14);
+        assert_eq!(s, format!("usr{}", uid.encode_body()));
+        assert_eq!(uid.to_string(), s);
+        assert_eq!(uid.prefixed("fnd"), format!("fnd{}", uid.encode_body()));
+        assert_eq!(UserId(u64::MAX).to_string(), "usr__________8");
         assert_eq!(UserId::parse_usr(&s), Some(uid));
         assert_eq!(UserId::parse_usr("usrshort"), None);
         assert_eq!(UserId::parse_usr("grpAAAAAAAAAAA"), None);

@@ -41,10 +41,10 @@ pub fn p2p_topic(a: UserId, b: UserId) -> String {
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&lo.0.to_le_bytes());
     bytes[8..].copy_from_slice(&hi.0.to_le_bytes());
-    format!(
-        "p2p{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
+    let mut name = String::with_capacity(3 + 22);
+    name.push_str("p2p");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(bytes, &mut name);
+    name
 }
 
 /// The two users of a P2P topic name (the inverse of [`p2p_topic`]), smaller id first.

@@ -8,7 +8,7 @@ use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use crate::ids::UnixMillis;
-use crate::proto::time::write_rfc3339;
+use crate::proto::time::{write_rfc3339, StampBuf};
 
 /// A timestamp rendered as RFC 3339 with milliseconds (`…05.123Z`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -16,9 +16,9 @@ pub struct Ts(pub UnixMillis);
 
 impl Serialize for Ts {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut buf = String::with_capacity(24);
+        let mut buf = StampBuf::default();
         write_rfc3339(self.0, &mut buf);
-        s.serialize_str(&buf)
+        s.serialize_str(buf.as_str())
     }
 }
 

@@ -30,25 +30,76 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe as i64 - 719_468
 }
 
-/// Appends the RFC 3339 form of `t` to `out`.
-pub fn write_rfc3339(t: UnixMillis, out: &mut String) {
-    use std::fmt::Write as _;
+/// Appends the RFC 3339 form of `t` to `out` (no allocation of its own).
+pub fn write_rfc3339(t: UnixMillis, out: &mut impl std::fmt::Write) {
     let ms = t.0;
     let secs = (ms / 1000) as i64;
     let frac = (ms % 1000) as u32;
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
     let (h, mi, s) = (sod / 3600, (sod % 3600) / 60, sod % 60);
-    let _ = write!(out, "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
-    if frac != 0 {
-        let mut digits = format!("{frac:03}");
-        while digits.ends_with('0') {
-            digits.pop();
-        }
-        out.push('.');
-        out.push_str(&digits);
+    if (0..=9999).contains(&y) {
+        // The common case without the formatting machinery (once per `{ctrl}` and `{data}`).
+        let y = y as u32;
+        let mut b = *b"0000-00-00T00:00:00";
+        let digits = |b: &mut [u8], v: u32| {
+            let mut v = v;
+            for slot in b.iter_mut().rev() {
+                *slot = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        digits(&mut b[0..4], y);
+        digits(&mut b[5..7], mo);
+        digits(&mut b[8..10], d);
+        digits(&mut b[11..13], h as u32);
+        digits(&mut b[14..16], mi as u32);
+        digits(&mut b[17..19], s as u32);
+        let _ = out.write_str(std::str::from_utf8(&b).unwrap_or_default());
+    } else {
+        let _ = write!(out, "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
     }
-    out.push('Z');
+    if frac != 0 {
+        let digits = [frac / 100, frac / 10 % 10, frac % 10];
+        let keep = if digits[2] != 0 {
+            3
+        } else if digits[1] != 0 {
+            2
+        } else {
+            1
+        };
+        let _ = out.write_char('.');
+        for &digit in &digits[..keep] {
+            let _ = out.write_char(char::from(b'0' + digit as u8));
+        }
+    }
+    let _ = out.write_char('Z');
+}
+
+/// A timestamp's RFC 3339 text on the stack: `Ts` serializes through it, once per `{ctrl}`
+/// and `{data}`.
+#[derive(Default)]
+pub struct StampBuf {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl StampBuf {
+    /// The text written so far.
+    pub fn as_str(&self) -> &str {
+        // Only `write_str` fills the buffer, with whole `&str`s.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Write for StampBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 /// The RFC 3339 form of `t`.
@@ -126,6 +177,21 @@ mod tests {
             "2025-01-02T03:04:05Z"
         );
         assert_eq!(rfc3339(UnixMillis(951_782_400_000)), "2000-02-29T00:00:00Z");
+        assert_eq!(
+            rfc3339(UnixMillis(1_735_787_045_100)),
+            "2025-01-02T03:04:05.1Z"
+        );
+        assert_eq!(
+            rfc3339(UnixMillis(1_735_787_045_007)),
+            "2025-01-02T03:04:05.007Z"
+        );
+        // The stack buffer holds the widest value there is, and gives the same text.
+        for ms in [0, 1_735_787_045_123, 1_735_787_045_010, u64::MAX] {
+            let mut buf = StampBuf::default();
+            write_rfc3339(UnixMillis(ms), &mut buf);
+            assert_eq!(buf.as_str(), rfc3339(UnixMillis(ms)));
+            assert!(buf.as_str().ends_with('Z'));
+        }
     }
 
     #[test]

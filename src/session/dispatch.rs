@@ -369,8 +369,8 @@ impl Session {
         match name {
             "" => Err(Outcome::Malformed),
             "me" => plain(me_topic(uid)),
-            "fnd" => plain(format!("fnd{}", uid.encode_body())),
-            "slf" => plain(format!("slf{}", uid.encode_body())),
+            "fnd" => plain(uid.prefixed("fnd")),
+            "slf" => plain(uid.prefixed("slf")),
             _ if name.starts_with("usr") => match UserId::parse_usr(name) {
                 None => Err(Outcome::Malformed),
                 Some(peer) if peer == uid => Err(Outcome::PermissionDenied),
