@@ -27,8 +27,15 @@ PY
 
 serve() { # BIN EXTRA_TOML: one-shard coretalk on core 0 (in-memory store); sets SRV_PID, SRV_ADDR, SRV_DIR
   SRV_DIR=$(mktemp -d)
-  printf '[auth]\nbcrypt_cost = 4\n[store]\ndurable = false\n[limits]\nmsg_per_sec = 0\nauth_per_min = 0\naddr_auth_per_min = 0\nmax_sessions_per_user = 0\n%b' "$2" > "$SRV_DIR/c.toml"
-  taskset -c 0 "$1" --listen 127.0.0.1:0 --data "$SRV_DIR/data" --grpc-listen "" --shards 1 --config "$SRV_DIR/c.toml" \
+  local limits='[limits]\nmsg_per_sec = 0\nauth_per_min = 0\naddr_auth_per_min = 0\nmax_sessions_per_user = 0\n'
+  local grpc=(--grpc-listen "")
+  if ! "$1" --help 2>&1 | grep -q -- --grpc-listen; then
+    # A build older than the gRPC listener and [limits] (8d9dd34, the build of the 2026-11-27
+    # series): it has neither, and no rate limits to lift.
+    limits='' grpc=()
+  fi
+  printf '[auth]\nbcrypt_cost = 4\n[store]\ndurable = false\n%b%b' "$limits" "$2" > "$SRV_DIR/c.toml"
+  taskset -c 0 "$1" --listen 127.0.0.1:0 --data "$SRV_DIR/data" "${grpc[@]}" --shards 1 --config "$SRV_DIR/c.toml" \
     > "$SRV_DIR/out.log" 2> "$SRV_DIR/err.log" &
   SRV_PID=$!
   for _ in $(seq 100); do grep -q "^coretalk listening on" "$SRV_DIR/out.log" && break; sleep 0.1; done

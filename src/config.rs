@@ -223,6 +223,9 @@ pub struct WsConfig {
     /// back: no API key, no session, no topic), the W0 benchmark's. Empty, the default, turns
     /// it off: it is a measuring instrument, not part of the Tinode protocol.
     pub echo_path: String,
+    /// Frames queued for WebSocket sessions are written by one task per shard, straight to
+    /// the sockets, instead of waking each session's task (`false`: the task writes them).
+    pub shard_writer: bool,
 }
 
 impl Default for WsConfig {
@@ -235,6 +238,7 @@ impl Default for WsConfig {
             max_pings_per_sec: 20,
             max_header_bytes: 16 << 10,
             echo_path: String::new(),
+            shard_writer: true,
         }
     }
 }

@@ -60,7 +60,7 @@ pub use crate::session::SessionKind;
 pub use longpoll::LpWait;
 pub use lp_remote::{LpBody, LpTarget};
 pub use mesh::{Envelope, Local, ServiceSender, ShardLink};
-pub use outbox::{CloseReason, Outbox};
+pub use outbox::{CloseReason, Outbox, PushHook};
 pub use tasks::{run_tasks, spawn_tasks};
 
 /// Wall-clock now in milliseconds; the only clock read of the protocol path.

@@ -3,7 +3,10 @@
 //!
 //! Two kinds of consumer: a connection's writer drains everything at once (`poll_drain`, one
 //! waker: WebSocket), and long polls take one frame each (`pop`, any number of waiters, each
-//! woken on a push; a waiter that goes away unregisters itself).
+//! woken on a push; a waiter that goes away unregisters itself). A transport that writes
+//! queued frames from elsewhere (the shard's WebSocket writer) installs a [`PushHook`]: a push
+//! then calls it instead of waking the connection's task, which is woken only when the
+//! transport asks ([`Outbox::wake_task`]) or the queue closes.
 //!
 //! Slow-consumer policy: a push that would exceed the frame or byte limit fails; the shard then
 //! ends the session (its connection is closed, the client reconnects and catches up from
@@ -14,6 +17,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
@@ -36,6 +40,13 @@ pub enum CloseReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Overflow;
 
+/// Told of every frame pushed, in place of the connection task's wake-up (see the module's
+/// charter). It must not push into the outbox it was called from.
+pub trait PushHook {
+    /// A frame was queued.
+    fn pushed(self: Rc<Self>);
+}
+
 #[derive(Debug)]
 struct Inner {
     frames: VecDeque<Bytes>,
@@ -47,6 +58,8 @@ struct Inner {
     poppers: Vec<(u64, Waker)>,
     next_popper: u64,
     closed: Option<CloseReason>,
+    /// Called on a push instead of `waker` while its owner lives.
+    hook: Option<Weak<dyn PushHook>>,
 }
 
 impl Inner {
@@ -79,6 +92,7 @@ impl Outbox {
                 poppers: Vec::new(),
                 next_popper: 0,
                 closed: None,
+                hook: None,
             }),
         }
     }
@@ -95,8 +109,38 @@ impl Outbox {
         }
         i.bytes += frame.len();
         i.frames.push_back(frame);
+        if let Some(hook) = i.hook.as_ref().and_then(Weak::upgrade) {
+            drop(i);
+            hook.pushed();
+            return Ok(());
+        }
         i.wake_all();
         Ok(())
+    }
+
+    /// Installs `hook`: from now on a push calls it instead of waking the writer's task.
+    pub fn set_hook(&self, hook: Weak<dyn PushHook>) {
+        self.inner.borrow_mut().hook = Some(hook);
+    }
+
+    /// Wakes the task waiting in [`Outbox::poll_drain`], if any (a hook's owner hands it work).
+    pub fn wake_task(&self) {
+        let w = self.inner.borrow_mut().waker.take();
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    /// Moves every queued frame into `into` unless the queue is closed (its task then writes
+    /// what is left and the close frame). True if any frame was moved.
+    pub fn take_open(&self, into: &mut Vec<Bytes>) -> bool {
+        let mut i = self.inner.borrow_mut();
+        if i.closed.is_some() || i.frames.is_empty() {
+            return false;
+        }
+        into.extend(std::mem::take(&mut i.frames));
+        i.bytes = 0;
+        true
     }
 
     /// Closes the queue; the writer sends what is queued (unless overflowed) and stops.

@@ -23,6 +23,7 @@ pub mod static_files;
 pub mod tick;
 pub mod ws;
 pub mod wsframe;
+pub mod wsout;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -43,6 +44,7 @@ pub async fn serve(listener: TcpListener, cfg: Rc<Config>) {
     );
     let scratch = Rc::new(ws::Scratch::new(cfg.ws.read_buffer, resolution));
     glommio::spawn_local(scratch.wheel.clone().drive()).detach();
+    glommio::spawn_local(scratch.writer.clone().run(scratch.clone())).detach();
     let mut acceptor = accept::Acceptor::new("http", cfg.log.noisy_per_sec);
     door::init(&cfg);
     loop {

@@ -7,8 +7,10 @@
 //! connection of the shard, borrowed only inside one synchronous poll) and hands the bytes to
 //! its [`wsframe::Reader`], which copies only what is left of an incomplete frame. Writes are
 //! encoded into the shard's write buffer and sent at once; only a write the socket cannot take
-//! whole is copied into the connection's own buffer until it drains. Nothing here knows the
-//! protocol beyond the network probe `1` → `0`.
+//! whole is copied into the connection's own buffer until it drains. Frames the shard queues
+//! are written by the shard's writer ([`wsout`](super::wsout)) unless `ws.shard_writer` is off;
+//! the task writes its control frames, and whatever the writer hands back to it. Nothing here
+//! knows the protocol beyond the network probe `1` → `0`.
 
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
@@ -32,9 +34,10 @@ use crate::transport::tick::{Filing, Wheel};
 use crate::transport::wsframe::{
     self, Event as Frame, Reader, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT,
 };
+use crate::transport::wsout::{Link, Writer};
 
 /// A shared buffer that grew past this (one huge write) is given back after use.
-const SCRATCH_KEEP: usize = 1 << 20;
+pub(super) const SCRATCH_KEEP: usize = 1 << 20;
 
 /// The buffers every WebSocket connection of one shard shares: each is borrowed only within
 /// one synchronous poll, so one set per shard serves all its connections.
@@ -42,11 +45,13 @@ pub struct Scratch {
     /// Bytes just read from a socket (`ws.read_buffer` long).
     read: RefCell<Vec<u8>>,
     /// Frames being encoded for one write.
-    write: RefCell<Vec<u8>>,
+    pub(super) write: RefCell<Vec<u8>>,
     /// Frames just drained from an outbox, until encoded.
-    frames: RefCell<Vec<Bytes>>,
+    pub(super) frames: RefCell<Vec<Bytes>>,
     /// Every connection's ping and pong deadlines (its driver runs beside the acceptor).
     pub wheel: Rc<Wheel>,
+    /// The shard's writer of queued frames (its task runs beside the acceptor).
+    pub writer: Rc<Writer>,
 }
 
 impl Scratch {
@@ -58,6 +63,7 @@ impl Scratch {
             write: RefCell::new(Vec::new()),
             frames: RefCell::new(Vec::new()),
             wheel: Rc::new(Wheel::new(resolution)),
+            writer: Rc::new(Writer::default()),
         }
     }
 }
@@ -72,6 +78,8 @@ enum Event {
     Tick,
     /// No more client input is at hand: answer the last ping read.
     Pong,
+    /// The shard's writer left bytes the socket did not take.
+    Flush,
 }
 
 /// A close frame's payload: the status code (RFC 6455 §7.4), then the reason.
@@ -98,8 +106,9 @@ enum In {
 struct Conn {
     stream: TcpStream,
     reader: Reader,
-    /// Unsent bytes of a write that blocked; empty (unallocated) otherwise.
-    tx: Vec<u8>,
+    /// The shard writer's view of it, whose `tx` holds the unsent bytes of a write that
+    /// blocked (empty, unallocated, otherwise).
+    link: Rc<Link>,
     scratch: Rc<Scratch>,
     /// How long one write may stay blocked before the client counts as gone
     /// (`session.write_stall_ms`; zero: unbounded).
@@ -186,10 +195,19 @@ pub async fn serve(
     };
     ticket.upgraded(sid);
     let max = cfg.max_message_size(crate::config::Transport::WebSocket);
+    let link = {
+        use std::os::fd::AsRawFd;
+        Link::new(
+            stream.as_raw_fd(),
+            &outbox,
+            &scratch.writer,
+            cfg.ws.shard_writer,
+        )
+    };
     let mut conn = Conn {
         stream,
         reader: Reader::new(max),
-        tx: Vec::new(),
+        link,
         scratch: scratch.clone(),
         stall: Duration::from_millis(cfg.session.write_stall_ms),
     };
@@ -212,6 +230,8 @@ fn session(
 ) -> impl Future<Output = ()> {
     async move {
         run(&mut conn, &outbox, sid, &cfg).await;
+        // The socket closes with `conn`, at the end of this block: the writer lets go first.
+        conn.link.detach();
         outbox.close(CloseReason::Ended);
         with(|ctx| ctx.close_session(sid));
         drop(ticket);
@@ -237,6 +257,12 @@ async fn run(conn: &mut Conn, outbox: &Rc<Outbox>, sid: crate::ids::SessionId, c
         let paused = with(|ctx| ctx.should_pause_reading());
         let due = wheel.tick_of(next_ping.min(last_pong + pong_timeout));
         let ev = poll_fn(|cx| {
+            if conn.link.failed() {
+                return Poll::Ready(Event::In(In::End));
+            }
+            if !conn.link.tx.borrow().is_empty() {
+                return Poll::Ready(Event::Flush);
+            }
             let drained = {
                 let mut frames = conn.scratch.frames.borrow_mut();
                 outbox.poll_drain(cx, &mut frames)
@@ -271,12 +297,12 @@ async fn run(conn: &mut Conn, outbox: &Rc<Outbox>, sid: crate::ids::SessionId, c
         match ev {
             Event::Out(None) => {
                 if let Err(e) = conn.write_drained().await {
-                    if e.kind() == io::ErrorKind::TimedOut {
-                        log::info!("session {sid}: {e} for {:?}, closing", conn.stall);
-                        with(|ctx| ctx.note_stalled_writer());
-                        outbox.close(CloseReason::Overflow);
-                    }
-                    return;
+                    return write_failed(conn, outbox, sid, e);
+                }
+            }
+            Event::Flush => {
+                if let Err(e) = Box::pin(conn.finish_write()).await {
+                    return write_failed(conn, outbox, sid, e);
                 }
             }
             Event::Out(Some(reason)) => {
@@ -343,6 +369,15 @@ async fn run(conn: &mut Conn, outbox: &Rc<Outbox>, sid: crate::ids::SessionId, c
     }
 }
 
+/// A write of queued frames failed: a stalled one closes the session as a slow consumer.
+fn write_failed(conn: &Conn, outbox: &Outbox, sid: crate::ids::SessionId, e: io::Error) {
+    if e.kind() == io::ErrorKind::TimedOut {
+        log::info!("session {sid}: {e} for {:?}, closing", conn.stall);
+        with(|ctx| ctx.note_stalled_writer());
+        outbox.close(CloseReason::Overflow);
+    }
+}
+
 impl Conn {
     /// The next thing the client sent: carried bytes first, then a read into the shard's
     /// scratch (`Pending` arms the socket's readiness and holds no buffer). A message is
@@ -357,7 +392,7 @@ impl Conn {
         loop {
             if self.reader.has_carry() {
                 let got = match self.reader.next(&mut []) {
-                    Ok(Some(ev)) => Some(on_event(ev, sid, outbox)),
+                    Ok(Some(ev)) => Some(on_event(ev, sid, outbox, &scratch)),
                     Ok(None) => None,
                     Err(e) => Some(fail(sid, e)),
                 };
@@ -373,7 +408,7 @@ impl Conn {
                 Poll::Ready(Ok(n)) => n,
             };
             let got = match self.reader.next(&mut buf[..n]) {
-                Ok(Some(ev)) => Some(on_event(ev, sid, outbox)),
+                Ok(Some(ev)) => Some(on_event(ev, sid, outbox, &scratch)),
                 Ok(None) => None,
                 Err(e) => Some(fail(sid, e)),
             };
@@ -432,7 +467,7 @@ impl Conn {
         let mut done = 0;
         let r = poll_write_all(&mut self.stream, cx, &out, &mut done);
         if r.is_pending() {
-            self.tx.extend_from_slice(&out[done..]);
+            self.link.tx.borrow_mut().extend_from_slice(&out[done..]);
         }
         if out.capacity() > SCRATCH_KEEP {
             *out = Vec::new();
@@ -440,13 +475,14 @@ impl Conn {
         r
     }
 
-    /// Writes out `tx` as the socket takes it, within the stall bound.
+    /// Writes out the link's `tx` as the socket takes it, within the stall bound.
     async fn finish_write(&mut self) -> io::Result<()> {
         let stall = self.stall;
-        let Conn { stream, tx, .. } = self;
+        let Conn { stream, link, .. } = self;
         let drain = poll_fn(|cx| {
+            let mut tx = link.tx.borrow_mut();
             let mut done = 0;
-            let r = poll_write_all(stream, cx, tx, &mut done);
+            let r = poll_write_all(stream, cx, &tx, &mut done);
             tx.drain(..done);
             if r.is_ready() {
                 *tx = Vec::new();
@@ -487,10 +523,13 @@ fn poll_write_all(
 
 /// A client frame: messages go to the shard (the network probe is answered here), control
 /// frames become what the task must do.
-fn on_event(ev: Frame<'_>, sid: crate::ids::SessionId, outbox: &Outbox) -> In {
+fn on_event(ev: Frame<'_>, sid: crate::ids::SessionId, outbox: &Outbox, scratch: &Scratch) -> In {
     match ev {
         Frame::Message(data) => {
+            // What the message queues is written when it was handled, by this task.
+            scratch.writer.begin_inline();
             on_frame(sid, outbox, data);
+            scratch.writer.end_inline(scratch);
             In::Message
         }
         Frame::Ping(p) => In::Ping(Bytes::copy_from_slice(p)),

@@ -4,8 +4,8 @@
 //! transport, durability across `kill -9` and chaos, a full disk, a stalled store sync, slow
 //! consumers, the front door under abuse, the PostgreSQL store's faults, resource cleanup,
 //! hostile input, security (smuggling, static traversal, token rotation), protocol reply
-//! sequences, rate limits and quotas, shutdown (signals, the deadline, the store closed in
-//! every case), operations (metrics, expvar keys, health, keygen, trusted proxies), and a
+//! sequences, rate limits and quotas, the shard's WebSocket writer handing blocked writes to the
+//! session, shutdown (signals, the deadline, the store closed in every case), operations (metrics, expvar keys, health, keygen, trusted proxies), and a
 //! cluster of node processes on one PostgreSQL (placement, a crash, re-join, a stopped master
 //! fenced, group topics proxied across nodes, `{set}`/`{del}`, gRPC sessions and `me` presence
 //! across nodes, long polling through any node).
@@ -40,6 +40,7 @@ mod prom_text;
 mod protocol;
 mod record;
 mod security;
+mod shard_writer;
 mod shutdown;
 mod slow_consumers;
 mod stores;

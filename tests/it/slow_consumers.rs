@@ -25,7 +25,7 @@ fn now_ms() -> u64 {
 }
 
 /// A client whose socket has a 4 KiB receive buffer, so that it fills fast once unread.
-async fn tiny_buffer_client(server: &Server, name: &str, token: &str) -> Client {
+pub(crate) async fn tiny_buffer_client(server: &Server, name: &str, token: &str) -> Client {
     let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
     s.set_recv_buffer_size(4096).unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", server.port()).parse().unwrap();

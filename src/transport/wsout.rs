@@ -1,0 +1,257 @@
+//! The shard's WebSocket writer: one task per shard writes the frames sessions queued straight
+//! to their sockets, instead of each push waking that session's own task to write them.
+//!
+//! A fan-out to N local sessions used to cost N task wake-ups, N polls of a session's loop
+//! and N writes; now it costs one wake-up of this task and N writes from one loop. A session
+//! whose frames are queued files its [`Link`] here (once, however many frames follow) through
+//! its outbox's [`PushHook`]; the writer then drains each filed outbox, encodes the frames into
+//! the shard's write buffer and sends them with one non-blocking `send`.
+//!
+//! A client's message is answered without even that wake-up: its session's task brackets the
+//! message with [`Writer::begin_inline`] and [`Writer::end_inline`], and what the message
+//! queued (its `{ctrl}`, the deliveries to a peer, a small group's fan-out) is written at the
+//! end of that call, by that task. Past [`INLINE_MAX`] links the writer's task takes over.
+//!
+//! The session's task stays the owner of its connection and of everything slow: a `send` the
+//! socket does not take whole leaves the rest in the link's `tx` and wakes the task, which
+//! writes it out within `session.write_stall_ms` (a slow consumer); a failed `send` marks the
+//! link failed and wakes the task, which ends the session; a closed outbox, or a link whose
+//! task is itself writing (`tx` not empty), is left to the task, so frames never overtake each
+//! other on a socket. When the task ends it takes the socket out of the link first
+//! ([`Link::detach`]), so the writer never writes to a descriptor that is closed or reused.
+
+use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
+use std::io;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use crate::shard::{Outbox, PushHook};
+use crate::transport::ws::{Scratch, SCRATCH_KEEP};
+use crate::transport::wsframe::{self, OP_TEXT};
+
+/// Links written between two offers of the core to other tasks.
+const YIELD_EVERY: usize = 64;
+/// Most links a client message's own task writes at its end ([`Writer::end_inline`]).
+pub const INLINE_MAX: usize = YIELD_EVERY;
+
+/// One shard's writer: the links with frames to write, and its task's waker.
+#[derive(Default)]
+pub struct Writer {
+    filed: RefCell<Vec<Rc<Link>>>,
+    /// The links being written (kept for its capacity between rounds).
+    spare: RefCell<Vec<Rc<Link>>>,
+    waker: RefCell<Option<Waker>>,
+    /// Set once the task runs: sessions hook into the writer only then.
+    running: Cell<bool>,
+    /// Inside a client message's handling: its end writes what was filed, so filing does not
+    /// wake the task.
+    inline: Cell<bool>,
+}
+
+/// One WebSocket connection as the writer sees it.
+pub struct Link {
+    /// The socket; -1 once the session's task let go of it.
+    fd: Cell<RawFd>,
+    /// Filed with the writer and not yet written.
+    filed: Cell<bool>,
+    /// A `send` failed: the session's task ends the session.
+    failed: Cell<bool>,
+    /// Bytes of a write the socket did not take, which the session's task writes out.
+    pub tx: RefCell<Vec<u8>>,
+    outbox: Rc<Outbox>,
+    writer: Rc<Writer>,
+}
+
+impl Writer {
+    /// Whether the task runs (sessions opened before it write through their own tasks).
+    pub fn is_running(&self) -> bool {
+        self.running.get()
+    }
+
+    /// The writer's task: waits for filed links and writes them, for the shard's life.
+    pub async fn run(self: Rc<Self>, scratch: Rc<Scratch>) {
+        self.running.set(true);
+        loop {
+            poll_fn(|cx| {
+                if self.filed.borrow().is_empty() {
+                    *self.waker.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                } else {
+                    Poll::Ready(())
+                }
+            })
+            .await;
+            let mut round = std::mem::take(&mut *self.spare.borrow_mut());
+            std::mem::swap(&mut round, &mut *self.filed.borrow_mut());
+            for (n, link) in round.iter().enumerate() {
+                link.filed.set(false);
+                link.write(&scratch);
+                if n % YIELD_EVERY == YIELD_EVERY - 1 {
+                    glommio::yield_if_needed().await;
+                }
+            }
+            round.clear();
+            *self.spare.borrow_mut() = round;
+        }
+    }
+
+    /// A client message is about to be handled: links filed until [`Writer::end_inline`]
+    /// are written then.
+    pub fn begin_inline(&self) {
+        self.inline.set(true);
+    }
+
+    /// The message was handled: writes the links filed (at most [`INLINE_MAX`]; more are left
+    /// to the writer's task, which yields between groups).
+    pub fn end_inline(&self, scratch: &Scratch) {
+        self.inline.set(false);
+        let n = self.filed.borrow().len();
+        if n == 0 {
+            return;
+        }
+        if n > INLINE_MAX {
+            self.wake();
+            return;
+        }
+        let mut round = std::mem::take(&mut *self.spare.borrow_mut());
+        std::mem::swap(&mut round, &mut *self.filed.borrow_mut());
+        for link in &round {
+            link.filed.set(false);
+            link.write(scratch);
+        }
+        round.clear();
+        *self.spare.borrow_mut() = round;
+    }
+
+    fn file(&self, link: Rc<Link>) {
+        self.filed.borrow_mut().push(link);
+        if !self.inline.get() {
+            self.wake();
+        }
+    }
+
+    fn wake(&self) {
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+}
+
+impl Link {
+    /// The link of the connection on `fd`, whose session queues into `outbox`; hooks it into
+    /// `writer` if `hook` (`ws.shard_writer`) and the writer runs (otherwise the session's
+    /// task writes everything).
+    pub fn new(fd: RawFd, outbox: &Rc<Outbox>, writer: &Rc<Writer>, hook: bool) -> Rc<Link> {
+        let link = Rc::new(Link {
+            fd: Cell::new(fd),
+            filed: Cell::new(false),
+            failed: Cell::new(false),
+            tx: RefCell::new(Vec::new()),
+            outbox: outbox.clone(),
+            writer: writer.clone(),
+        });
+        if hook && writer.is_running() {
+            let hook: Rc<dyn PushHook> = link.clone();
+            outbox.set_hook(Rc::downgrade(&hook));
+        }
+        link
+    }
+
+    /// A `send` from the writer failed: the session should end.
+    pub fn failed(&self) -> bool {
+        self.failed.get()
+    }
+
+    /// The session's task lets go of the socket: nothing is written to it from now on.
+    pub fn detach(&self) {
+        self.fd.set(-1);
+    }
+
+    /// Writes what the outbox holds, or leaves it to the session's task (see the charter).
+    fn write(&self, scratch: &Scratch) {
+        let fd = self.fd.get();
+        if fd < 0 {
+            return;
+        }
+        if self.failed.get() || !self.tx.borrow().is_empty() {
+            self.outbox.wake_task();
+            return;
+        }
+        if self.outbox.is_closed() {
+            // Its task writes what is left, then the close frame.
+            self.outbox.wake_task();
+            return;
+        }
+        let mut frames = scratch.frames.borrow_mut();
+        if !self.outbox.take_open(&mut frames) {
+            // Its task drained the queue meanwhile.
+            return;
+        }
+        let mut out = scratch.write.borrow_mut();
+        out.clear();
+        for f in frames.drain(..) {
+            debug_assert!(std::str::from_utf8(&f).is_ok(), "frames are UTF-8");
+            wsframe::encode(&mut out, OP_TEXT, &f);
+        }
+        drop(frames);
+        match send_all(fd, &out) {
+            Ok(n) if n == out.len() => {}
+            Ok(n) => {
+                self.tx.borrow_mut().extend_from_slice(&out[n..]);
+                self.outbox.wake_task();
+            }
+            Err(e) => {
+                log::debug!("shard writer: send on fd {fd}: {e}");
+                self.failed.set(true);
+                self.outbox.wake_task();
+            }
+        }
+        if out.capacity() > SCRATCH_KEEP {
+            *out = Vec::new();
+        }
+    }
+}
+
+impl PushHook for Link {
+    fn pushed(self: Rc<Self>) {
+        if self.fd.get() >= 0 && !self.filed.replace(true) {
+            let writer = self.writer.clone();
+            writer.file(self);
+        }
+    }
+}
+
+/// Sends `buf` on the non-blocking socket `fd` until it is all sent or the socket would
+/// block: how many bytes went, or the error.
+fn send_all(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &buf[done..];
+        // SAFETY: `fd` is the session's open socket (a link is detached before its socket
+        // closes) and `rest` is a valid slice for the duration of the call.
+        let n = unsafe {
+            libc::send(
+                fd,
+                rest.as_ptr().cast(),
+                rest.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n > 0 {
+            done += n as usize;
+            continue;
+        }
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => return Ok(done),
+            _ => return Err(e),
+        }
+    }
+    Ok(done)
+}
