@@ -29,6 +29,14 @@ impl UserId {
         URL_SAFE_NO_PAD.encode(self.0.to_le_bytes())
     }
 
+    /// Writes the 11-character base64url body into `out` (exactly 11 bytes), allocating nothing.
+    pub fn encode_body_into(self, out: &mut [u8]) {
+        let n = URL_SAFE_NO_PAD
+            .encode_slice(self.0.to_le_bytes(), out)
+            .unwrap_or(0);
+        debug_assert_eq!(n, 11);
+    }
+
     /// Parses an 11-character base64url body (without prefix). Zero is not a valid user id.
     pub fn decode_body(body: &str) -> Option<UserId> {
         if body.len() != 11 {

@@ -20,12 +20,28 @@ use crate::proto::{DecodeError, Decoded, Encoding, Frame, Outcome};
 /// The home shard of a topic (internal routing name): FNV-1a 64 of the name, modulo the shard
 /// count. Pure, so every shard computes the same answer without coordination.
 pub fn home_shard(topic: &str, n_shards: usize) -> ShardId {
+    home_shard_bytes(topic.as_bytes(), n_shards)
+}
+
+fn home_shard_bytes(topic: &[u8], n_shards: usize) -> ShardId {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in topic.as_bytes() {
+    for b in topic {
         h ^= *b as u64;
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     ShardId((h % n_shards.max(1) as u64) as u16)
+}
+
+/// The home shard of `uid`'s `me` topic, `home_shard(&me_topic(uid), n_shards)` without
+/// building the name (a message's `{pres}` to its members asks it once per member).
+pub fn me_home_shard(uid: UserId, n_shards: usize) -> ShardId {
+    if n_shards <= 1 {
+        return ShardId(0);
+    }
+    let mut name = [0u8; 14];
+    name[..3].copy_from_slice(b"usr");
+    uid.encode_body_into(&mut name[3..]);
+    home_shard_bytes(&name, n_shards)
 }
 
 /// The routing name of a user's `me` topic.
@@ -482,6 +498,20 @@ mod tests {
             let s = home_shard("grpAbCdEfGhIjK", n);
             assert!(s.idx() < n);
             assert_eq!(s, home_shard("grpAbCdEfGhIjK", n));
+        }
+    }
+
+    #[test]
+    fn me_home_shard_is_the_home_of_the_me_topic() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..500 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let uid = UserId(x | 1);
+            for n in [1, 2, 3, 7, 16, 64] {
+                assert_eq!(me_home_shard(uid, n), home_shard(&me_topic(uid), n));
+            }
         }
     }
 

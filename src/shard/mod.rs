@@ -20,6 +20,7 @@ mod limits;
 pub mod local;
 mod longpoll;
 mod lp_remote;
+mod me_glance;
 pub mod mesh;
 pub mod outbox;
 mod placement;
@@ -226,6 +227,8 @@ pub struct ShardCtx {
     /// Local sessions' attachments to topics mastered elsewhere, re-joined on failover
     /// (`rejoin.rs`).
     rejoins: rejoin::Rejoins,
+    /// What each `me` topic loaded here would show a user-level `{pres}` on (`me_glance.rs`).
+    me_glances: me_glance::MeGlances,
 }
 
 impl ShardCtx {
@@ -296,6 +299,7 @@ impl ShardCtx {
             remote_pb: HashMap::new(),
             me_out: Vec::new(),
             rejoins: rejoin::Rejoins::default(),
+            me_glances: me_glance::MeGlances::default(),
         }
     }
 
@@ -637,6 +641,7 @@ impl ShardCtx {
             let Some(mut slot) = self.topics.remove(&name) else {
                 continue;
             };
+            self.me_glances.refresh(&name, None);
             let mut out = std::mem::take(&mut self.topic_out);
             let mut cx = TopicCx::new(now, &self.topic_limits, &mut out);
             slot.topic.on_unload(&mut cx);

@@ -109,6 +109,7 @@ impl ShardCtx {
         let Some(mut slot) = self.topics.remove(name) else {
             return;
         };
+        self.me_glances.refresh(name, None);
         let mut out = std::mem::take(&mut self.topic_out);
         let mut cx = TopicCx::new(now(), &self.topic_limits, &mut out);
         slot.topic.on_unload(&mut cx);

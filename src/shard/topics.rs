@@ -7,7 +7,8 @@
 
 use crate::ids::{SessionId, ShardId, UserId};
 use crate::proto::Frame;
-use crate::routing::{home_shard, me_topic, Envelope, TopicRequest, Unreachable};
+use crate::routing::{me_home_shard, me_topic, Envelope, TopicRequest, Unreachable};
+use crate::shard::me_glance::Glance;
 use crate::shard::mesh::ReadResult;
 use crate::shard::{now, Local, ReadWaiter, ShardCtx, StoreWaiter, TopicSlot};
 use crate::stats::ShardStats;
@@ -72,6 +73,7 @@ impl ShardCtx {
         if let Some(slot) = self.topics.get_mut(name) {
             let mut cx = TopicCx::new(now(), &self.topic_limits, &mut out);
             f(&mut slot.topic, &mut cx);
+            self.me_glances.refresh(name, Some(&slot.topic));
             // The linger (`topic.idle_unload_ms`) counts from the moment the topic became
             // idle, not from the next housekeeping tick.
             slot.idle_since = if slot.topic.is_idle() {
@@ -159,6 +161,7 @@ impl ShardCtx {
         answers.extend(results);
         match Topic::from_answers(&name, &answers, self.n_shards) {
             Ok(Some(topic)) => {
+                self.me_glances.refresh(&name, Some(&topic));
                 self.topics.insert(
                     name.clone(),
                     TopicSlot {
@@ -269,7 +272,7 @@ impl ShardCtx {
     pub(super) fn user_pres_here(&mut self, frame: Frame, targets: Vec<(UserId, Vec<SessionId>)>) {
         let mut by_home: Vec<Vec<(UserId, Vec<SessionId>)>> = vec![Vec::new(); self.n_shards];
         for (uid, skip) in targets {
-            let home = home_shard(&me_topic(uid), self.n_shards);
+            let home = me_home_shard(uid, self.n_shards);
             by_home[home.idx()].push((uid, skip));
         }
         for (i, targets) in by_home.into_iter().enumerate() {
@@ -284,6 +287,24 @@ impl ShardCtx {
     /// user whose `me` is not loaded is offline).
     pub(super) fn user_pres_local(&mut self, frame: Frame, targets: Vec<(UserId, Vec<SessionId>)>) {
         for (uid, skip) in targets {
+            // The common case answered from the glance table: `me` not loaded here, or a
+            // conversation open on all of the member's sessions. A `me` topic is in `loading`
+            // only while it is absent from `topics` (and so has no glance).
+            let glance = self.me_glances.get(uid);
+            if cfg!(debug_assertions) {
+                // The glance table follows the topic table (every test run checks it).
+                let topic = self.topics.get(&me_topic(uid)).map(|s| &*s.topic);
+                assert_eq!(
+                    glance,
+                    topic.map(Glance::of),
+                    "stale glance of {uid:?}'s me"
+                );
+            }
+            match glance {
+                None => continue,
+                Some(g) if g.reaches_none(&skip) == Some(true) => continue,
+                Some(_) => {}
+            }
             let me = me_topic(uid);
             match self.topics.get(&me) {
                 None => continue,

@@ -404,6 +404,11 @@ impl Topic {
         self.attached.len()
     }
 
+    /// True while a read of this topic is in flight (its requests wait).
+    pub(crate) fn is_reading(&self) -> bool {
+        self.reading.is_some()
+    }
+
     /// The attached sessions.
     pub fn attached_sids(&self) -> impl Iterator<Item = SessionId> + '_ {
         self.attached.keys().copied()
