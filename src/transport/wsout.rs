@@ -83,8 +83,7 @@ impl Writer {
                 }
             })
             .await;
-            let mut round = std::mem::take(&mut *self.spare.borrow_mut());
-            std::mem::swap(&mut round, &mut *self.filed.borrow_mut());
+            let round = self.take_round();
             for (n, link) in round.iter().enumerate() {
                 link.filed.set(false);
                 link.write(&scratch);
@@ -92,9 +91,22 @@ impl Writer {
                     glommio::yield_if_needed().await;
                 }
             }
-            round.clear();
-            *self.spare.borrow_mut() = round;
+            self.return_round(round);
         }
+    }
+
+    /// Takes every link filed so far (in the spare vector, so a warm writer allocates nothing);
+    /// links filed meanwhile start the next round.
+    fn take_round(&self) -> Vec<Rc<Link>> {
+        let mut round = std::mem::take(&mut *self.spare.borrow_mut());
+        std::mem::swap(&mut round, &mut *self.filed.borrow_mut());
+        round
+    }
+
+    /// Gives a written round's vector back as the spare.
+    fn return_round(&self, mut round: Vec<Rc<Link>>) {
+        round.clear();
+        *self.spare.borrow_mut() = round;
     }
 
     /// A client message is about to be handled: links filed until [`Writer::end_inline`]
@@ -115,14 +127,12 @@ impl Writer {
             self.wake();
             return;
         }
-        let mut round = std::mem::take(&mut *self.spare.borrow_mut());
-        std::mem::swap(&mut round, &mut *self.filed.borrow_mut());
+        let round = self.take_round();
         for link in &round {
             link.filed.set(false);
             link.write(scratch);
         }
-        round.clear();
-        *self.spare.borrow_mut() = round;
+        self.return_round(round);
     }
 
     fn file(&self, link: Rc<Link>) {
