@@ -108,4 +108,26 @@ mod tests {
         assert_eq!(two.reaches_none(&[a]), Some(false));
         assert_eq!(Glance::Ask.reaches_none(&[a, b]), None);
     }
+
+    #[test]
+    fn only_me_topics_are_glanced_at_and_unloads_drop_them() {
+        let uid = UserId(0x1234_5678);
+        // Any topic with no attachment and no read in flight glances as `Shows { n: 0 }`.
+        let idle = Topic::new_group("grpAbCdEfGhIjK", 1);
+        let mut g = MeGlances::default();
+        g.refresh("grpAbCdEfGhIjK", Some(&idle));
+        assert_eq!(g.len(), 0, "a group is not a `me`");
+        g.refresh(&uid.usr(), Some(&idle));
+        assert_eq!(g.len(), 1);
+        assert_eq!(
+            g.get(uid),
+            Some(Glance::Shows {
+                n: 0,
+                sids: [SessionId(0); 2]
+            })
+        );
+        g.refresh(&uid.usr(), None);
+        assert_eq!(g.get(uid), None);
+        assert_eq!(g.len(), 0);
+    }
 }
