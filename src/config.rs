@@ -384,6 +384,9 @@ pub struct StoreConfig {
     /// each group at once. Nobody waits on those commits, so the window costs no latency and
     /// shares one transaction among many messages. See `tuning/store.md`.
     pub group_window_us: u64,
+    /// Ops such a group should hold: at higher rates the thread rests less than the window so
+    /// each apply burst stays this short (0: always the whole window). See `tuning/store.md`.
+    pub group_target_ops: usize,
     /// With `durable`: acknowledge a topic's appends once they are synced in the accepting
     /// shard's own journal (`data_dir/journal`), and let the store thread apply them behind
     /// in volatile groups. `false`: every write waits for a durable store commit.
@@ -458,6 +461,7 @@ impl Default for StoreConfig {
             max_batch_ops: 4096,
             queue_capacity: 65536,
             group_window_us: 10_000,
+            group_target_ops: 128,
             journal: true,
             journal_segment_kib: 65536,
             behind_pause: 16384,

@@ -179,6 +179,7 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
             max_batch_ops: cfg.store.max_batch_ops,
             queue_capacity: cfg.store.queue_capacity,
             group_window_us: cfg.store.group_window_us,
+            group_target_ops: cfg.store.group_target_ops,
             sync_delay_ms: cfg.store.faults.sync_delay_ms,
             stall_warn_ms: cfg.store.stall_warn_ms,
         },

@@ -60,6 +60,12 @@ pub struct WriterConfig {
     /// commits, so waiting costs no latency and shares one transaction (and one wake-up of
     /// this thread) among many messages; a waited write or a read cuts the wait short.
     pub group_window_us: u64,
+    /// Ops a group nobody waits for should hold (default 128; 0 = always rest a whole
+    /// window). When writes behind arrive faster than that per window, the thread rests only
+    /// as long as it takes them to reach this many at the last group's rate (never under a
+    /// quarter of the window): the apply burst of a group shares a shard's core, and a shard
+    /// that is preempted meanwhile waits for it.
+    pub group_target_ops: usize,
     /// Fault injection for tests (`store.faults.sync_delay_ms`): every durable commit waits
     /// this long first, as if its fsync were that slow. 0 (the default) in production.
     pub sync_delay_ms: u64,
@@ -74,6 +80,7 @@ impl Default for WriterConfig {
             max_batch_ops: 4096,
             queue_capacity: 65536,
             group_window_us: 10_000,
+            group_target_ops: 128,
             sync_delay_ms: 0,
             stall_warn_ms: 1000,
         }
@@ -220,6 +227,7 @@ impl StoreWriter {
             rx,
             max_ops: cfg.max_batch_ops.max(1),
             window: std::time::Duration::from_micros(cfg.group_window_us),
+            target_ops: cfg.group_target_ops,
             sync_delay: std::time::Duration::from_millis(cfg.sync_delay_ms),
             stall_warn: std::time::Duration::from_millis(cfg.stall_warn_ms),
             stats: Arc::clone(&stats),

@@ -12,12 +12,35 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use super::{Completion, Job, ReadCompletion, Shared, WriterStats};
 use crate::store::{ReadQuery, Store, StoreError, WriteBatch};
 
+/// How long the thread rests after committing a group of `ops` ops nobody waited for, whose
+/// writes arrived over `span` (since the previous such group was gathered; `None` after a
+/// waited group or at start): the whole `window`, or, when writes arrive fast enough that a
+/// window would gather more than `target_ops`, the time `target_ops` take at that rate, but
+/// never under a quarter of the window. Shorter groups mean shorter apply bursts on a core a
+/// shard may share; the per-transaction cost is paid more often only at rates where each
+/// group is still `target_ops` long.
+pub(super) fn rest_for(
+    window: Duration,
+    target_ops: usize,
+    ops: usize,
+    span: Option<Duration>,
+) -> Duration {
+    match span {
+        Some(span) if target_ops > 0 && ops > target_ops && !span.is_zero() => span
+            .mul_f64(target_ops as f64 / ops as f64)
+            .clamp(window / 4, window),
+        _ => window,
+    }
+}
+
 /// Everything the thread owns.
 pub(super) struct Rounds {
     pub(super) store: Arc<dyn Store>,
     pub(super) rx: Receiver<Job>,
     pub(super) max_ops: usize,
     pub(super) window: Duration,
+    /// `store.group_target_ops` (see [`rest_for`]).
+    pub(super) target_ops: usize,
     /// `store.faults.sync_delay_ms`: a wait before every durable commit (tests only).
     pub(super) sync_delay: Duration,
     /// `store.stall_warn_ms`.
@@ -43,6 +66,8 @@ impl Rounds {
         // Under a steady stream of writes behind, the next group is gathered by one timed wake
         // per window (not a wake per first write plus one at the window's end).
         let mut rest_after: Option<Instant> = None;
+        // When the last group nobody waited for was gathered: the span its writes arrived in.
+        let mut last_gathered: Option<Instant> = None;
         loop {
             if let (None, Some(until)) = (&carried, rest_after.take()) {
                 self.rest(until);
@@ -120,12 +145,18 @@ impl Rounds {
                 }
             }
             self.shared.lingering.store(false, Ordering::SeqCst);
+            let gathered = Instant::now();
             // Writes behind the acknowledgement are already safe (in a shard's journal) or
             // were never meant to survive a crash: their group may stay volatile until the
             // next durable one, which any waited write makes.
             self.commit(&mut batches, &mut pending, all_linger);
             if all_linger && !self.window.is_zero() {
-                rest_after = Some(Instant::now() + self.window);
+                let span = last_gathered.map(|at| gathered.saturating_duration_since(at));
+                let rest = rest_for(self.window, self.target_ops, ops, span);
+                rest_after = Some(Instant::now() + rest);
+                last_gathered = Some(gathered);
+            } else {
+                last_gathered = None;
             }
         }
     }

@@ -469,3 +469,25 @@ fn the_sync_delay_slows_durable_commits_only() {
     drop(w);
     join.join().unwrap();
 }
+
+#[test]
+fn the_rest_shortens_only_when_a_window_would_gather_more_than_the_target() {
+    use std::time::Duration;
+    let w = Duration::from_millis(10);
+    let ms = Duration::from_millis;
+    // Nothing to go by (start, or after a waited group), or the rule off: a whole window.
+    assert_eq!(round::rest_for(w, 128, 1000, None), w);
+    assert_eq!(round::rest_for(w, 0, 1000, Some(ms(10))), w);
+    // At or under the target per span: a whole window.
+    assert_eq!(round::rest_for(w, 128, 128, Some(ms(10))), w);
+    assert_eq!(round::rest_for(w, 128, 50, Some(ms(10))), w);
+    // 400 ops in 10 ms: 128 take 3.2 ms.
+    assert_eq!(
+        round::rest_for(w, 128, 400, Some(ms(10))),
+        Duration::from_micros(3200)
+    );
+    // Never under a quarter of the window, never over it.
+    assert_eq!(round::rest_for(w, 128, 4000, Some(ms(10))), ms(10) / 4);
+    assert_eq!(round::rest_for(w, 128, 200, Some(ms(100))), w);
+    assert_eq!(round::rest_for(w, 128, 200, Some(Duration::ZERO)), w);
+}
