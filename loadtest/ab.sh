@@ -6,6 +6,8 @@
 #   loadtest/ab.sh p2p BEFORE_BIN AFTER_BIN       W3 2,000 P2P pairs @2,500/s, two coretalk builds (in-memory store)
 #   loadtest/ab.sh setup BEFORE_BIN AFTER_BIN     W2 1,000 token set-ups/s (connect, hi, login, sub me), two coretalk builds
 #   loadtest/ab.sh mesh BEFORE_BIN AFTER_BIN      W6: W4 N=1000 @50/s on 2 shards (cores 0-1, generator on core 1), two coretalk builds
+#   loadtest/ab.sh fanknob BIN TOML_A TOML_B     W4 N=1000 @50/s and N=128 @500/s, one build under two server configs
+#   loadtest/ab.sh p2pknob BIN TOML_A TOML_B     W3 2,000 P2P pairs @2,500/s, one build under two server configs
 #   loadtest/ab.sh histo BIN                     monitor.histograms off vs on: W3 as p2p, and W4 N=1000 @50/s and N=128 @500/s
 # Prints server CPU per operation, p50, p99 and drops per run. Needs target/release/coretalk-load.
 set -euo pipefail
@@ -76,6 +78,28 @@ case "${1:-}" in
         done
       done
     done ;;
+  fanknob)
+    bin=$2
+    printf '%b' "$3" > "$OUT/a.toml"; printf '%b' "$4" > "$OUT/b.toml"
+    for run in 1 2 3; do
+      for side in a b; do
+        for n in 1000 128; do
+          rate=$([ $n = 1000 ] && echo 50 || echo 500)
+          d="$OUT/$side-$n-$run"
+          "$LOAD" w4 --target coretalk --server-bin "$bin" --server-config "$OUT/$side.toml" --subscribers $n \
+            --rate $rate --server-cores 0 "${COMMON[@]}" --results-dir "$d" > "$d.log" 2>&1
+          point "$d" "$side n=$n run=$run"
+        done
+      done
+    done ;;
+  p2pknob)
+    for run in 1 2 3; do
+      for side in a b; do
+        d="$OUT/w3-$side-$run"
+        w3_on "$2" "$([ $side = a ] && echo "$3" || echo "$4")" "$d"
+        point "$d" "w3 $side run=$run"
+      done
+    done ;;
   ring)
     bin=$2
     for run in 1 2 3; do
@@ -140,5 +164,5 @@ case "${1:-}" in
         done
       done
     done ;;
-  *) sed -n '2,10p' "$0"; exit 2 ;;
+  *) sed -n '2,12p' "$0"; exit 2 ;;
 esac

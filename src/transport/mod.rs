@@ -22,6 +22,7 @@ pub mod monitor;
 pub mod static_files;
 pub mod tick;
 pub mod ws;
+pub mod wsbatch;
 pub mod wsframe;
 pub mod wsout;
 
@@ -42,7 +43,11 @@ pub async fn serve(listener: TcpListener, cfg: Rc<Config>) {
         Duration::from_millis(cfg.ws.ping_interval_ms),
         Duration::from_millis(cfg.ws.pong_timeout_ms),
     );
-    let scratch = Rc::new(ws::Scratch::new(cfg.ws.read_buffer, resolution));
+    let scratch = Rc::new(ws::Scratch::new(
+        cfg.ws.read_buffer,
+        cfg.ws.send_batch,
+        resolution,
+    ));
     glommio::spawn_local(scratch.wheel.clone().drive()).detach();
     glommio::spawn_local(scratch.writer.clone().run(scratch.clone())).detach();
     let mut acceptor = accept::Acceptor::new("http", cfg.log.noisy_per_sec);

@@ -55,15 +55,15 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    /// One shard's buffers; reads take up to `read_size` bytes at a time; deadlines are kept
-    /// to `resolution`.
-    pub fn new(read_size: usize, resolution: Duration) -> Scratch {
+    /// One shard's buffers; reads take up to `read_size` bytes at a time; the writer batches
+    /// up to `send_batch` sends (`ws.send_batch`); deadlines are kept to `resolution`.
+    pub fn new(read_size: usize, send_batch: usize, resolution: Duration) -> Scratch {
         Scratch {
             read: RefCell::new(vec![0; read_size]),
             write: RefCell::new(Vec::new()),
             frames: RefCell::new(Vec::new()),
             wheel: Rc::new(Wheel::new(resolution)),
-            writer: Rc::new(Writer::default()),
+            writer: Rc::new(Writer::new(send_batch)),
         }
     }
 }

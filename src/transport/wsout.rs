@@ -29,16 +29,22 @@ use std::task::{Poll, Waker};
 
 use crate::shard::{Outbox, PushHook};
 use crate::transport::ws::{Scratch, SCRATCH_KEEP};
+use crate::transport::wsbatch::SendBatch;
 use crate::transport::wsframe::{self, OP_TEXT};
 
 /// Links written between two offers of the core to other tasks.
 const YIELD_EVERY: usize = 64;
+/// Fewest links a round sends through the batch: below, the ring's own work per send is not
+/// repaid by the system calls saved.
+const BATCH_FROM: usize = 8;
 /// Most links a client message's own task writes at its end ([`Writer::end_inline`]).
 pub const INLINE_MAX: usize = YIELD_EVERY;
 
 /// One shard's writer: the links with frames to write, and its task's waker.
 #[derive(Default)]
 pub struct Writer {
+    /// The batch its sends go through (`ws.send_batch`); `None`: one `send` per link.
+    batch: RefCell<Option<SendBatch>>,
     filed: RefCell<Vec<Rc<Link>>>,
     /// The links being written (kept for its capacity between rounds).
     spare: RefCell<Vec<Rc<Link>>>,
@@ -65,6 +71,25 @@ pub struct Link {
 }
 
 impl Writer {
+    /// A writer whose rounds of at least [`BATCH_FROM`] links are sent through a batch of up
+    /// to `send_batch` sends (`ws.send_batch`; 0: every link with its own `send`).
+    pub fn new(send_batch: usize) -> Writer {
+        let batch = (send_batch > 0)
+            .then(|| SendBatch::new(send_batch))
+            .and_then(|made| {
+                made.map_err(|e| {
+                    log::warn!(
+                        "shard writer: no io_uring for batched sends ({e}); one send per link"
+                    )
+                })
+                .ok()
+            });
+        Writer {
+            batch: RefCell::new(batch),
+            ..Writer::default()
+        }
+    }
+
     /// Whether the task runs (sessions opened before it write through their own tasks).
     pub fn is_running(&self) -> bool {
         self.running.get()
@@ -84,12 +109,9 @@ impl Writer {
             })
             .await;
             let round = self.take_round();
-            for (n, link) in round.iter().enumerate() {
-                link.filed.set(false);
-                link.write(&scratch);
-                if n % YIELD_EVERY == YIELD_EVERY - 1 {
-                    glommio::yield_if_needed().await;
-                }
+            for links in round.chunks(YIELD_EVERY) {
+                self.write_links(links, &scratch);
+                glommio::yield_if_needed().await;
             }
             self.return_round(round);
         }
@@ -128,11 +150,32 @@ impl Writer {
             return;
         }
         let round = self.take_round();
-        for link in &round {
-            link.filed.set(false);
-            link.write(scratch);
-        }
+        self.write_links(&round, scratch);
         self.return_round(round);
+    }
+
+    /// Writes the filed `links`: through the batch when there are enough of them, else one
+    /// `send` each.
+    fn write_links(&self, links: &[Rc<Link>], scratch: &Scratch) {
+        let mut batch = self.batch.borrow_mut();
+        match batch.as_mut() {
+            Some(b) if links.len() >= BATCH_FROM => {
+                for link in links {
+                    link.filed.set(false);
+                    b.add(link, scratch);
+                }
+                b.flush();
+                if b.given_up() {
+                    *batch = None;
+                }
+            }
+            _ => {
+                for link in links {
+                    link.filed.set(false);
+                    link.write(scratch);
+                }
+            }
+        }
     }
 
     fn file(&self, link: Rc<Link>) {
@@ -181,35 +224,53 @@ impl Link {
 
     /// Writes what the outbox holds, or leaves it to the session's task (see the charter).
     fn write(&self, scratch: &Scratch) {
+        let mut out = scratch.write.borrow_mut();
+        out.clear();
+        if let Some(fd) = self.take(scratch, &mut out) {
+            let sent = send_all(fd, &out);
+            self.settle(fd, &out, sent);
+        }
+        if out.capacity() > SCRATCH_KEEP {
+            *out = Vec::new();
+        }
+    }
+
+    /// Encodes what the outbox holds onto the end of `out` and returns the socket to send it
+    /// on; `None` when there is nothing to send or the session's task writes it (see the
+    /// charter).
+    pub(super) fn take(&self, scratch: &Scratch, out: &mut Vec<u8>) -> Option<RawFd> {
         let fd = self.fd.get();
         if fd < 0 {
-            return;
+            return None;
         }
         if self.failed.get() || !self.tx.borrow().is_empty() {
             self.outbox.wake_task();
-            return;
+            return None;
         }
         if self.outbox.is_closed() {
             // Its task writes what is left, then the close frame.
             self.outbox.wake_task();
-            return;
+            return None;
         }
         let mut frames = scratch.frames.borrow_mut();
         if !self.outbox.take_open(&mut frames) {
             // Its task drained the queue meanwhile.
-            return;
+            return None;
         }
-        let mut out = scratch.write.borrow_mut();
-        out.clear();
         for f in frames.drain(..) {
             debug_assert!(std::str::from_utf8(&f).is_ok(), "frames are UTF-8");
-            wsframe::encode(&mut out, OP_TEXT, &f);
+            wsframe::encode(out, OP_TEXT, &f);
         }
-        drop(frames);
-        match send_all(fd, &out) {
-            Ok(n) if n == out.len() => {}
+        Some(fd)
+    }
+
+    /// Settles a send of `bytes` on `fd`: what the socket did not take goes to `tx` for the
+    /// session's task, and an error fails the link.
+    pub(super) fn settle(&self, fd: RawFd, bytes: &[u8], sent: io::Result<usize>) {
+        match sent {
+            Ok(n) if n == bytes.len() => {}
             Ok(n) => {
-                self.tx.borrow_mut().extend_from_slice(&out[n..]);
+                self.tx.borrow_mut().extend_from_slice(&bytes[n..]);
                 self.outbox.wake_task();
             }
             Err(e) => {
@@ -217,9 +278,6 @@ impl Link {
                 self.failed.set(true);
                 self.outbox.wake_task();
             }
-        }
-        if out.capacity() > SCRATCH_KEEP {
-            *out = Vec::new();
         }
     }
 }
@@ -235,7 +293,7 @@ impl PushHook for Link {
 
 /// Sends `buf` on the non-blocking socket `fd` until it is all sent or the socket would
 /// block: how many bytes went, or the error.
-fn send_all(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+pub(super) fn send_all(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
         let rest = &buf[done..];
@@ -265,3 +323,7 @@ fn send_all(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     }
     Ok(done)
 }
+
+#[cfg(test)]
+#[path = "wsout_tests.rs"]
+mod tests;

@@ -1,0 +1,224 @@
+//! Tests of the shard writer's rounds over real sockets, with and without batched sends: every
+//! link's frames arrive whole and in order, a socket that takes nothing leaves the whole write
+//! to its task, a closed peer fails its link, and a detached link is never written.
+
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::shard::Outbox;
+use crate::transport::ws::Scratch;
+
+/// Sockets a round writes: past `BATCH_FROM`, so a batching writer batches them.
+const LINKS: usize = 12;
+
+struct Peer {
+    near: UnixStream,
+    far: UnixStream,
+    outbox: Rc<Outbox>,
+    link: Rc<Link>,
+}
+
+fn peers(scratch: &Scratch) -> Vec<Peer> {
+    (0..LINKS)
+        .map(|_| {
+            let (near, far) = UnixStream::pair().unwrap();
+            near.set_nonblocking(true).unwrap();
+            far.set_nonblocking(true).unwrap();
+            // A small send buffer: a big frame is taken in part, and the rest left to `tx`.
+            let small: libc::c_int = 8192;
+            // SAFETY: a valid socket and option value of the option's size.
+            let rc = unsafe {
+                libc::setsockopt(
+                    near.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_SNDBUF,
+                    (&small as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(rc, 0);
+            let outbox = Rc::new(Outbox::new(1 << 16, 1 << 26));
+            let link = Link::new(near.as_raw_fd(), &outbox, &scratch.writer, false);
+            Peer {
+                near,
+                far,
+                outbox,
+                link,
+            }
+        })
+        .collect()
+}
+
+/// What the far end of a socket has received so far.
+fn received(far: &mut UnixStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match far.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return got,
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+/// The frames peer `i` is sent in each round: a few small ones, and a big one now and then.
+fn frames(i: usize, round: usize) -> Vec<Bytes> {
+    let mut f: Vec<Bytes> = (0..=i % 3)
+        .map(|k| {
+            Bytes::from(format!(
+                "{{\"data\":{{\"seq\":{round},\"to\":{i},\"k\":{k}}}}}"
+            ))
+        })
+        .collect();
+    if (i + round).is_multiple_of(5) {
+        f.push(Bytes::from("x".repeat(70_000)));
+    }
+    f
+}
+
+fn encoded(frames: &[Bytes]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in frames {
+        wsframe::encode(&mut out, OP_TEXT, f);
+    }
+    out
+}
+
+/// Three rounds to every peer through a writer batching `send_batch` sends: each peer gets
+/// exactly its frames, in order.
+fn rounds_arrive_whole(send_batch: usize) {
+    let scratch = Scratch::new(4096, send_batch, Duration::from_secs(1));
+    let mut peers = peers(&scratch);
+    let mut want = vec![Vec::new(); LINKS];
+    for round in 0..3 {
+        for (i, p) in peers.iter().enumerate() {
+            for f in frames(i, round) {
+                p.outbox.push(f.clone()).unwrap();
+            }
+            want[i].extend(encoded(&frames(i, round)));
+        }
+        let links: Vec<_> = peers.iter().map(|p| p.link.clone()).collect();
+        scratch.writer.write_links(&links, &scratch);
+        let mut parted = 0;
+        for (i, p) in peers.iter_mut().enumerate() {
+            // A big frame does not fit the socket at once: its rest waits in `tx` for the task.
+            let mut got = received(&mut p.far);
+            parted += usize::from(!p.link.tx.borrow().is_empty());
+            while !p.link.tx.borrow().is_empty() {
+                let rest = std::mem::take(&mut *p.link.tx.borrow_mut());
+                let n = send_all(p.near.as_raw_fd(), &rest).unwrap();
+                p.link.tx.borrow_mut().extend_from_slice(&rest[n..]);
+                got.extend(received(&mut p.far));
+            }
+            assert_eq!(
+                got.len(),
+                want[i].len(),
+                "peer {i} round {round}, batch {send_batch}"
+            );
+            assert!(
+                got == want[i],
+                "peer {i} round {round}: bytes differ (batch {send_batch})"
+            );
+            assert!(!p.link.failed());
+            want[i].clear();
+        }
+        assert!(parted > 0, "round {round}: some big frame was sent in part");
+    }
+    if send_batch > 0 {
+        let batch = scratch.writer.batch.borrow();
+        assert!(
+            batch.as_ref().is_some_and(|b| !b.given_up()),
+            "the ring was kept"
+        );
+    }
+}
+
+#[test]
+fn batched_rounds_deliver_every_frame_in_order() {
+    rounds_arrive_whole(64);
+}
+
+#[test]
+fn small_batches_flush_as_they_fill() {
+    // Smaller than a round: the round is submitted in three parts.
+    rounds_arrive_whole(5);
+}
+
+#[test]
+fn unbatched_rounds_deliver_every_frame_in_order() {
+    rounds_arrive_whole(0);
+}
+
+/// A full socket and a detached link in one batched round.
+#[test]
+fn batched_round_leaves_full_and_detached_links_to_their_tasks() {
+    let scratch = Scratch::new(4096, 64, Duration::from_secs(1));
+    let mut peers = peers(&scratch);
+    // Peer 0's socket takes nothing more.
+    let filler = vec![0u8; 65536];
+    while send_all(peers[0].near.as_raw_fd(), &filler).unwrap() == filler.len() {}
+    // Peer 2's task let go of its socket.
+    peers[2].link.detach();
+    let frame = Bytes::from_static(b"{\"data\":{\"seq\":1}}");
+    for p in &peers {
+        p.outbox.push(frame.clone()).unwrap();
+    }
+    let links: Vec<_> = peers.iter().map(|p| p.link.clone()).collect();
+    scratch.writer.write_links(&links, &scratch);
+
+    let whole = encoded(std::slice::from_ref(&frame));
+    assert_eq!(
+        *peers[0].link.tx.borrow(),
+        whole,
+        "a full socket's write waits for its task"
+    );
+    assert!(!peers[0].link.failed());
+    assert!(peers[2].link.tx.borrow().is_empty());
+    assert_eq!(
+        peers[2].outbox.len(),
+        1,
+        "a detached link's frames stay queued"
+    );
+    for (i, p) in peers.iter_mut().enumerate() {
+        if i != 0 && i != 2 {
+            assert_eq!(received(&mut p.far), whole, "peer {i}");
+        }
+    }
+}
+
+/// A send to a socket whose peer closed fails the link, batched as direct.
+#[test]
+fn batched_send_to_a_closed_peer_fails_the_link() {
+    let scratch = Scratch::new(4096, 64, Duration::from_secs(1));
+    let peers = peers(&scratch);
+    let mut kept = Vec::new();
+    for (i, p) in peers.into_iter().enumerate() {
+        if i % 2 == 0 {
+            drop(p.far);
+            kept.push((p.near, None, p.outbox, p.link));
+        } else {
+            kept.push((p.near, Some(p.far), p.outbox, p.link));
+        }
+    }
+    for (_, _, outbox, _) in &kept {
+        outbox.push(Bytes::from_static(b"{}")).unwrap();
+    }
+    let links: Vec<_> = kept.iter().map(|k| k.3.clone()).collect();
+    scratch.writer.write_links(&links, &scratch);
+    for (i, (_, far, _, link)) in kept.iter_mut().enumerate() {
+        match far {
+            None => assert!(link.failed(), "link {i}: its peer closed"),
+            Some(far) => {
+                assert!(!link.failed(), "link {i}");
+                assert_eq!(received(far), encoded(&[Bytes::from_static(b"{}")]));
+            }
+        }
+    }
+}
