@@ -45,6 +45,8 @@ pub const INLINE_MAX: usize = YIELD_EVERY;
 pub struct Writer {
     /// The batch its sends go through (`ws.send_batch`); `None`: one `send` per link.
     batch: RefCell<Option<SendBatch>>,
+    /// Fixed-file slots let go of while the batch was busy, released when it is done.
+    orphans: RefCell<Vec<u32>>,
     filed: RefCell<Vec<Rc<Link>>>,
     /// The links being written (kept for its capacity between rounds).
     spare: RefCell<Vec<Rc<Link>>>,
@@ -60,6 +62,8 @@ pub struct Writer {
 pub struct Link {
     /// The socket; -1 once the session's task let go of it.
     fd: Cell<RawFd>,
+    /// The socket's fixed-file slot in the writer's ring, while registered.
+    slot: Cell<Option<u32>>,
     /// Filed with the writer and not yet written.
     filed: Cell<bool>,
     /// A `send` failed: the session's task ends the session.
@@ -165,9 +169,6 @@ impl Writer {
                     b.add(link, scratch);
                 }
                 b.flush();
-                if b.given_up() {
-                    *batch = None;
-                }
             }
             _ => {
                 for link in links {
@@ -175,6 +176,17 @@ impl Writer {
                     link.write(scratch);
                 }
             }
+        }
+        if let Some(b) = batch.as_mut() {
+            for slot in self.orphans.borrow_mut().drain(..) {
+                b.unregister(slot);
+            }
+            if b.given_up() {
+                *batch = None;
+            }
+        } else {
+            // No ring: no file is registered any more.
+            self.orphans.borrow_mut().clear();
         }
     }
 
@@ -199,6 +211,7 @@ impl Link {
     pub fn new(fd: RawFd, outbox: &Rc<Outbox>, writer: &Rc<Writer>, hook: bool) -> Rc<Link> {
         let link = Rc::new(Link {
             fd: Cell::new(fd),
+            slot: Cell::new(None),
             filed: Cell::new(false),
             failed: Cell::new(false),
             tx: RefCell::new(Vec::new()),
@@ -208,8 +221,21 @@ impl Link {
         if hook && writer.is_running() {
             let hook: Rc<dyn PushHook> = link.clone();
             outbox.set_hook(Rc::downgrade(&hook));
+            link.register();
         }
         link
+    }
+
+    /// Registers the socket with the writer's batch, if it batches.
+    fn register(&self) {
+        if let Some(batch) = self.writer.batch.borrow_mut().as_mut() {
+            self.slot.set(batch.register(self.fd.get()));
+        }
+    }
+
+    /// The socket's fixed-file slot in the writer's ring, if registered.
+    pub(super) fn slot(&self) -> Option<u32> {
+        self.slot.get()
     }
 
     /// A `send` from the writer failed: the session should end.
@@ -217,9 +243,21 @@ impl Link {
         self.failed.get()
     }
 
-    /// The session's task lets go of the socket: nothing is written to it from now on.
+    /// The session's task lets go of the socket: nothing is written to it from now on, and
+    /// the writer's ring holds it no longer (so that closing it closes the connection).
     pub fn detach(&self) {
         self.fd.set(-1);
+        if let Some(slot) = self.slot.take() {
+            match self.writer.batch.try_borrow_mut() {
+                Ok(mut batch) => {
+                    if let Some(batch) = batch.as_mut() {
+                        batch.unregister(slot);
+                    }
+                }
+                // Dropped by the batch itself: released as soon as it is done.
+                Err(_) => self.writer.orphans.borrow_mut().push(slot),
+            }
+        }
     }
 
     /// Writes what the outbox holds, or leaves it to the session's task (see the charter).
@@ -279,6 +317,13 @@ impl Link {
                 self.outbox.wake_task();
             }
         }
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // A registered socket stays open while its slot holds it.
+        self.detach();
     }
 }
 

@@ -23,9 +23,11 @@ struct Peer {
     link: Rc<Link>,
 }
 
+/// `LINKS` socket pairs with a link on the near end of each; every other link's socket is
+/// registered with the writer's ring (if it has one), the rest are sent to by descriptor.
 fn peers(scratch: &Scratch) -> Vec<Peer> {
     (0..LINKS)
-        .map(|_| {
+        .map(|i| {
             let (near, far) = UnixStream::pair().unwrap();
             near.set_nonblocking(true).unwrap();
             far.set_nonblocking(true).unwrap();
@@ -44,6 +46,9 @@ fn peers(scratch: &Scratch) -> Vec<Peer> {
             assert_eq!(rc, 0);
             let outbox = Rc::new(Outbox::new(1 << 16, 1 << 26));
             let link = Link::new(near.as_raw_fd(), &outbox, &scratch.writer, false);
+            if i % 2 == 0 {
+                link.register();
+            }
             Peer {
                 near,
                 far,
@@ -133,10 +138,15 @@ fn rounds_arrive_whole(send_batch: usize) {
     }
     if send_batch > 0 {
         let batch = scratch.writer.batch.borrow();
-        assert!(
-            batch.as_ref().is_some_and(|b| !b.given_up()),
-            "the ring was kept"
+        let batch = batch.as_ref().expect("a batch");
+        assert!(!batch.given_up(), "the ring was kept");
+        assert_eq!(
+            batch.answered(),
+            3 * LINKS as u64,
+            "every send went through the ring"
         );
+        assert!(peers[0].link.slot().is_some(), "sockets are registered");
+        assert!(peers[1].link.slot().is_none());
     }
 }
 
@@ -221,4 +231,49 @@ fn batched_send_to_a_closed_peer_fails_the_link() {
             }
         }
     }
+}
+
+/// Whether the far end of a socket has seen it closed.
+fn closed(far: &mut UnixStream) -> bool {
+    let mut buf = [0u8; 16];
+    matches!(far.read(&mut buf), Ok(0))
+}
+
+/// A registered socket closes only once its slot lets go of it: detaching does, and so does
+/// dropping a link that was never detached.
+#[test]
+fn registered_sockets_close_once_their_links_let_go() {
+    let scratch = Scratch::new(4096, 64, Duration::from_secs(1));
+    let mut peers = peers(&scratch);
+    assert!(
+        peers[0].link.slot().is_some() && peers[2].link.slot().is_some(),
+        "{:?} {:?}",
+        peers[0].link.slot(),
+        peers[2].link.slot()
+    );
+    let mut second = peers.remove(2);
+    let mut first = peers.remove(0);
+
+    // Closing the descriptor while the ring holds the file leaves the connection open.
+    drop(first.near);
+    assert!(!closed(&mut first.far), "the ring still holds the socket");
+    first.link.detach();
+    assert!(closed(&mut first.far), "detached: the socket closed");
+
+    // A link dropped without being detached lets go of its socket too.
+    drop(second.near);
+    drop(second.outbox);
+    drop(second.link);
+    assert!(closed(&mut second.far), "dropped: the socket closed");
+
+    // The slots are reused.
+    let (near, _far) = UnixStream::pair().unwrap();
+    let outbox = Rc::new(Outbox::new(16, 1 << 20));
+    let link = Link::new(near.as_raw_fd(), &outbox, &scratch.writer, false);
+    link.register();
+    assert!(
+        matches!(link.slot(), Some(0 | 1)),
+        "a freed slot: {:?}",
+        link.slot()
+    );
 }
