@@ -78,16 +78,12 @@ impl Writer {
     /// A writer whose rounds of at least [`BATCH_FROM`] links are sent through a batch of up
     /// to `send_batch` sends (`ws.send_batch`; 0: every link with its own `send`).
     pub fn new(send_batch: usize) -> Writer {
-        let batch = (send_batch > 0)
-            .then(|| SendBatch::new(send_batch))
-            .and_then(|made| {
-                made.map_err(|e| {
-                    log::warn!(
-                        "shard writer: no io_uring for batched sends ({e}); one send per link"
-                    )
-                })
-                .ok()
-            });
+        let batch = match send_batch {
+            0 => None,
+            cap => SendBatch::new(cap)
+                .map_err(|e| log::warn!("shard writer: no io_uring ({e}); one send per link"))
+                .ok(),
+        };
         Writer {
             batch: RefCell::new(batch),
             ..Writer::default()
