@@ -11,7 +11,10 @@
 //! Slow-consumer policy: a push that would exceed the frame or byte limit fails; the shard then
 //! ends the session (its connection is closed, the client reconnects and catches up from
 //! history by seq). Memory per session is therefore bounded, and one slow client never stalls
-//! a topic or other sessions.
+//! a topic or other sessions. Before a push fails, a hooked queue asks its hook to write what
+//! it holds ([`PushHook::full`]): many frames queued at once (a store stall's messages
+//! released together) then reach a client that reads, and only one that does not read, whose
+//! connection takes nothing more, overflows.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -45,6 +48,10 @@ pub struct Overflow;
 pub trait PushHook {
     /// A frame was queued.
     fn pushed(self: Rc<Self>);
+
+    /// The queue is at a limit: write what it holds to the connection now, as far as the
+    /// connection takes it, so that the push can proceed. It must not push either.
+    fn full(self: Rc<Self>) {}
 }
 
 #[derive(Debug)]
@@ -63,6 +70,11 @@ struct Inner {
 }
 
 impl Inner {
+    /// True if a frame of `len` bytes would exceed a limit.
+    fn over_with(&self, len: usize) -> bool {
+        self.frames.len() >= self.max_frames || self.bytes + len > self.max_bytes
+    }
+
     fn wake_all(&mut self) {
         if let Some(w) = self.waker.take() {
             w.wake();
@@ -104,8 +116,20 @@ impl Outbox {
         if i.closed.is_some() {
             return Ok(());
         }
-        if i.frames.len() >= i.max_frames || i.bytes + frame.len() > i.max_bytes {
-            return Err(Overflow);
+        if i.over_with(frame.len()) {
+            // The hook's writer gets one chance to make room (see the charter).
+            let Some(hook) = i.hook.as_ref().and_then(Weak::upgrade) else {
+                return Err(Overflow);
+            };
+            drop(i);
+            hook.full();
+            i = self.inner.borrow_mut();
+            if i.closed.is_some() {
+                return Ok(());
+            }
+            if i.over_with(frame.len()) {
+                return Err(Overflow);
+            }
         }
         i.bytes += frame.len();
         i.frames.push_back(frame);
@@ -277,6 +301,7 @@ impl Drop for Pop<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
     use std::task::Waker;
 
     #[test]
@@ -299,6 +324,50 @@ mod tests {
             o.poll_drain(&mut cx, &mut got),
             Poll::Ready(Some(CloseReason::Ended))
         );
+    }
+
+    /// A hook told of a full queue: it drains into `taken` while `drains`, else does nothing.
+    struct Full {
+        outbox: Weak<Outbox>,
+        drains: Cell<bool>,
+        calls: Cell<usize>,
+        taken: RefCell<Vec<Bytes>>,
+    }
+
+    impl PushHook for Full {
+        fn pushed(self: Rc<Self>) {}
+        fn full(self: Rc<Self>) {
+            self.calls.set(self.calls.get() + 1);
+            if self.drains.get() {
+                let o = self.outbox.upgrade().unwrap();
+                o.take_open(&mut self.taken.borrow_mut());
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_queue_asks_its_hook_once_before_it_overflows() {
+        let o = Rc::new(Outbox::new(2, 100));
+        let hook = Rc::new(Full {
+            outbox: Rc::downgrade(&o),
+            drains: Cell::new(true),
+            calls: Cell::new(0),
+            taken: RefCell::new(Vec::new()),
+        });
+        let dyn_hook: Rc<dyn PushHook> = hook.clone();
+        o.set_hook(Rc::downgrade(&dyn_hook));
+        for n in 0..5u8 {
+            o.push(Bytes::from(vec![b'a' + n])).unwrap();
+        }
+        // Full at the third and fifth push: drained twice, in order, one frame still queued.
+        assert_eq!(hook.calls.get(), 2);
+        assert_eq!(*hook.taken.borrow(), [&b"a"[..], b"b", b"c", b"d"]);
+        assert_eq!(o.len(), 1);
+        // A hook that makes no room: the push overflows after one call.
+        hook.drains.set(false);
+        o.push(Bytes::from_static(b"f")).unwrap();
+        assert_eq!(o.push(Bytes::from_static(b"g")), Err(Overflow));
+        assert_eq!(hook.calls.get(), 3);
     }
 
     #[test]

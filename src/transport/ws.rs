@@ -115,22 +115,23 @@ struct Conn {
     stall: Duration,
 }
 
-/// Sets SO_SNDBUF (the kernel doubles it for its bookkeeping); a failure keeps the default.
-fn set_send_buffer(stream: &TcpStream, bytes: usize) {
-    use std::os::fd::AsRawFd;
+/// Sets SO_SNDBUF of the socket `fd` (the kernel doubles it for its bookkeeping).
+pub(super) fn set_send_buffer(fd: std::os::fd::RawFd, bytes: usize) -> io::Result<()> {
     let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    // SAFETY: a valid socket fd and a c_int option value that outlives the call.
+    // SAFETY: a socket fd the caller holds open and a c_int option value that outlives the call.
     let rc = unsafe {
         libc::setsockopt(
-            stream.as_raw_fd(),
+            fd,
             libc::SOL_SOCKET,
             libc::SO_SNDBUF,
             (&v as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    if rc != 0 {
-        log::debug!("SO_SNDBUF {bytes}: {}", io::Error::last_os_error());
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -183,7 +184,11 @@ pub async fn serve(
     drop(resp);
     let _ = stream.set_nodelay(true);
     if cfg.session.socket_send_buffer > 0 {
-        set_send_buffer(&stream, cfg.session.socket_send_buffer);
+        let bytes = cfg.session.socket_send_buffer;
+        if let Err(e) = set_send_buffer(std::os::fd::AsRawFd::as_raw_fd(&stream), bytes) {
+            // The kernel's default stays.
+            log::debug!("SO_SNDBUF {bytes}: {e}");
+        }
     }
     // A WebSocket session has its connection attached for its whole life and ends with it.
     let opened = with(|ctx| {

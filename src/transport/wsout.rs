@@ -27,6 +27,8 @@ use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
+use bytes::Bytes;
+
 use crate::shard::{Outbox, PushHook};
 use crate::transport::ws::{Scratch, SCRATCH_KEEP};
 use crate::transport::wsbatch::SendBatch;
@@ -273,6 +275,11 @@ impl Link {
     /// on; `None` when there is nothing to send or the session's task writes it (see the
     /// charter).
     pub(super) fn take(&self, scratch: &Scratch, out: &mut Vec<u8>) -> Option<RawFd> {
+        self.take_with(&mut scratch.frames.borrow_mut(), out)
+    }
+
+    /// [`Link::take`] with `frames` as the vector the outbox is drained into.
+    fn take_with(&self, frames: &mut Vec<Bytes>, out: &mut Vec<u8>) -> Option<RawFd> {
         let fd = self.fd.get();
         if fd < 0 {
             return None;
@@ -286,8 +293,7 @@ impl Link {
             self.outbox.wake_task();
             return None;
         }
-        let mut frames = scratch.frames.borrow_mut();
-        if !self.outbox.take_open(&mut frames) {
+        if !self.outbox.take_open(frames) {
             // Its task drained the queue meanwhile.
             return None;
         }
@@ -328,6 +334,20 @@ impl PushHook for Link {
         if self.fd.get() >= 0 && !self.filed.replace(true) {
             let writer = self.writer.clone();
             writer.file(self);
+        }
+    }
+
+    /// The outbox is at its limit (many frames queued in one go, faster than a round of the
+    /// writer): its frames are written now, as a round would write them, so that a client that
+    /// reads is not cut. A link whose socket already holds back a remainder (`tx`) takes
+    /// nothing, and the push overflows as before. The buffers are this call's own: it runs
+    /// inside a push, wherever that push is, and a full queue is rare.
+    fn full(self: Rc<Self>) {
+        let mut frames = Vec::new();
+        let mut out = Vec::new();
+        if let Some(fd) = self.take_with(&mut frames, &mut out) {
+            let sent = send_all(fd, &out);
+            self.settle(fd, &out, sent);
         }
     }
 }

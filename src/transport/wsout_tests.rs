@@ -1,6 +1,7 @@
 //! Tests of the shard writer's rounds over real sockets, with and without batched sends: every
 //! link's frames arrive whole and in order, a socket that takes nothing leaves the whole write
-//! to its task, a closed peer fails its link, and a detached link is never written.
+//! to its task, a closed peer fails its link, a detached link is never written, and a full
+//! outbox is written out before it overflows.
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -10,8 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::*;
-use crate::shard::Outbox;
-use crate::transport::ws::Scratch;
+use crate::shard::{Outbox, PushHook};
+use crate::transport::ws::{set_send_buffer, Scratch};
 
 /// Sockets a round writes: past `BATCH_FROM`, so a batching writer batches them.
 const LINKS: usize = 12;
@@ -32,18 +33,7 @@ fn peers(scratch: &Scratch) -> Vec<Peer> {
             near.set_nonblocking(true).unwrap();
             far.set_nonblocking(true).unwrap();
             // A small send buffer: a big frame is taken in part, and the rest left to `tx`.
-            let small: libc::c_int = 8192;
-            // SAFETY: a valid socket and option value of the option's size.
-            let rc = unsafe {
-                libc::setsockopt(
-                    near.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_SNDBUF,
-                    (&small as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            assert_eq!(rc, 0);
+            set_send_buffer(near.as_raw_fd(), 8192).unwrap();
             let outbox = Rc::new(Outbox::new(1 << 16, 1 << 26));
             let link = Link::new(near.as_raw_fd(), &outbox, &scratch.writer, false);
             if i % 2 == 0 {
@@ -276,4 +266,54 @@ fn registered_sockets_close_once_their_links_let_go() {
         "a freed slot: {:?}",
         link.slot()
     );
+}
+
+/// A full outbox is written to its socket before a push overflows: a peer that reads gets every
+/// frame, however many are pushed between two rounds of the writer; once the socket takes no
+/// more and a remainder waits in `tx`, the next full queue overflows.
+#[test]
+fn a_full_outbox_is_written_before_it_overflows() {
+    let scratch = Scratch::new(4096, 64, Duration::from_secs(1));
+    let (near, mut far) = UnixStream::pair().unwrap();
+    near.set_nonblocking(true).unwrap();
+    far.set_nonblocking(true).unwrap();
+    let outbox = Rc::new(Outbox::new(4, 1 << 20));
+    let link = Link::new(near.as_raw_fd(), &outbox, &scratch.writer, false);
+    let hook: Rc<dyn PushHook> = link.clone();
+    outbox.set_hook(Rc::downgrade(&hook));
+
+    // Ten queues' worth with no round of the writer between them, then the round.
+    let sent: Vec<Bytes> = (0..40)
+        .map(|n| Bytes::from(format!("{{\"n\":{n}}}")))
+        .collect();
+    for f in &sent {
+        outbox
+            .push(f.clone())
+            .expect("room made by writing the queue");
+    }
+    assert!(outbox.len() <= 4);
+    scratch
+        .writer
+        .write_links(std::slice::from_ref(&link), &scratch);
+    assert_eq!(received(&mut far), encoded(&sent), "all of them, in order");
+
+    // The peer stops reading: pushes go on until the socket is full and a remainder waits.
+    let big = Bytes::from("y".repeat(1000));
+    let mut pushed = 0;
+    while outbox.push(big.clone()).is_ok() {
+        pushed += 1;
+        assert!(pushed < 100_000, "no overflow while the peer reads nothing");
+    }
+    assert!(
+        !link.tx.borrow().is_empty(),
+        "a remainder waits for the task"
+    );
+    assert_eq!(outbox.len(), 4, "the queue itself stays bounded");
+    // Everything pushed is accounted for: read by the peer, held in `tx` or queued.
+    let mut got = received(&mut far);
+    got.extend_from_slice(&link.tx.borrow());
+    for _ in 0..outbox.len() {
+        got.extend(encoded(&[outbox.try_pop().unwrap()]));
+    }
+    assert_eq!(got, encoded(&vec![big; pushed]));
 }

@@ -13,6 +13,7 @@
 mod access;
 mod accounts;
 mod bad_input;
+mod burst;
 mod chaos;
 mod cleanup;
 mod clients;
