@@ -119,7 +119,7 @@ impl Topic {
         };
         rec.del_id += 1;
         let del_id = rec.del_id;
-        let mut batch = vec![WriteOp::PutTopic(rec.clone())];
+        let mut batch = vec![WriteOp::PutTopic(crate::store::TopicRecord::clone(&rec))];
         batch.push(WriteOp::DeleteMessages(DelRecord {
             topic: self.name.clone(),
             del_id,

@@ -357,7 +357,7 @@ impl Topic {
             del_id: 0,
             private,
         };
-        self.rec = Some(rec.clone());
+        self.rec = Some(Box::new(rec.clone()));
         self.members.insert(
             req.uid,
             Member {

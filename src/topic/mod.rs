@@ -223,8 +223,9 @@ pub struct Topic {
     pub(crate) name: String,
     pub(crate) kind: TopicKind,
     pub(crate) n_shards: usize,
-    /// The stored record (groups); `None` for `me` and for a group being created.
-    pub(crate) rec: Option<TopicRecord>,
+    /// The stored record (groups); `None` for `me` and for a group being created. Boxed: every
+    /// idle session's `me` topic would otherwise carry its 168 bytes unused (W1).
+    pub(crate) rec: Option<Box<TopicRecord>>,
     /// The user record (`me` topics).
     pub(crate) user: Option<UserRecord>,
     /// Last assigned message seq (may run ahead of the store while writes are in flight).
@@ -377,9 +378,9 @@ impl Topic {
                     }
                 }
                 match answers.topic(name)? {
-                    Some(rec) => topic.rec = Some(rec),
+                    Some(rec) => topic.rec = Some(Box::new(rec)),
                     None if kind == TopicKind::Group => return Ok(None),
-                    None if kind == TopicKind::Sys => topic.rec = Some(sys_record()),
+                    None if kind == TopicKind::Sys => topic.rec = Some(Box::new(sys_record())),
                     None => {}
                 }
                 for sub in answers.subs_of_topic(name)? {

@@ -164,7 +164,7 @@ impl Topic {
                         aux: None,
                     };
                     batch.push(WriteOp::CreateTopic(rec.clone()));
-                    self.rec = Some(rec);
+                    self.rec = Some(Box::new(rec));
                 }
                 batch.push(WriteOp::PutSub(sub.clone()));
                 self.members.insert(me, Member { sub, online: 0 });

@@ -309,7 +309,8 @@ impl Topic {
                     }
                     if topic_changed {
                         rec.updated = now;
-                        acc.batch.push(WriteOp::PutTopic(rec.clone()));
+                        acc.batch
+                            .push(WriteOp::PutTopic(crate::store::TopicRecord::clone(&rec)));
                         self.rec = Some(rec);
                     }
                 }
@@ -435,7 +436,8 @@ impl Topic {
                 let d = diff(&rec.tags, &new);
                 rec.tags = new;
                 rec.updated = cx.now;
-                acc.batch.push(WriteOp::PutTopic(rec.clone()));
+                acc.batch
+                    .push(WriteOp::PutTopic(crate::store::TopicRecord::clone(&rec)));
                 self.rec = Some(rec);
                 self.pres_to_own_sessions(req, "tags", acc);
                 Ok(Some(d))
@@ -527,7 +529,8 @@ impl Topic {
         };
         rec.aux = v;
         rec.updated = cx.now;
-        acc.batch.push(WriteOp::PutTopic(rec.clone()));
+        acc.batch
+            .push(WriteOp::PutTopic(crate::store::TopicRecord::clone(&rec)));
         self.rec = Some(rec);
         // Other attached sessions learn that aux changed.
         let sids: Vec<_> = self

@@ -108,7 +108,8 @@ impl Topic {
                 if let Some(mut rec) = self.rec.clone() {
                     rec.owner = Some(req.uid);
                     rec.updated = now;
-                    acc.batch.push(WriteOp::PutTopic(rec.clone()));
+                    acc.batch
+                        .push(WriteOp::PutTopic(crate::store::TopicRecord::clone(&rec)));
                     self.rec = Some(rec);
                 }
                 acc.after.push(self.contact_changed_out(old));
