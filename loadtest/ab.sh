@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A/B checks of single changes, 3 alternating runs per side, server on core 0, generator on core 1.
+# A/B checks of single changes, PAIRS (default 3) alternating runs per side, server on core 0, generator on core 1.
 #   loadtest/ab.sh fanout BEFORE_BIN AFTER_BIN   W4 N=1000 @50/s and N=128 @500/s, two coretalk builds
 #   loadtest/ab.sh ring BIN                      W3 2,000 P2P pairs @2,500/s, runtime.ring_depth 128 vs 4096
 #   loadtest/ab.sh w6base BASELINE_BIN           W6's tokio peer: W4 N=1000 @50/s, 1 vs 2 runtime threads on cores 0-1
@@ -16,6 +16,7 @@ LOAD="${LOAD:-$ROOT/target/release/coretalk-load}"
 OUT="${OUT:-$ROOT/loadtest/results/ab-$(date -u +%Y%m%d-%H%M%S)}"
 mkdir -p "$OUT"
 COMMON=(--client-cores 1 --duration 8 --warmup 3 --drain 2)
+PAIRS="${PAIRS:-3}" # alternating runs per side
 
 point() { # result dir label → one line
   python3 - "$1" "$2" <<'PY'
@@ -56,6 +57,13 @@ w3_on() { # BIN EXTRA_TOML RESULT_DIR: W3 2,000 P2P pairs @2,500/s against serve
   unserve
 }
 
+w4_on() { # BIN EXTRA_TOML N RATE RESULT_DIR: W4, N subscribers of one group at RATE msgs/s
+  serve "$1" "[topic]\nmax_subscriber_count = $(($3 + 16))\n$2"
+  "$LOAD" w4 --target coretalk --attach "$SRV_ADDR" --server-pid "$SRV_PID" --subscribers "$3" \
+    --rate "$4" "${COMMON[@]}" --results-dir "$5" > "$5.log" 2>&1
+  unserve
+}
+
 w2_on() { # BIN RESULT_DIR: W2 1,000 token set-ups/s for 12 s (4 s warm-up) against serve BIN
   serve "$1" ""
   "$LOAD" w2 --attach "$SRV_ADDR" --server-pid "$SRV_PID" --rate 1000 --duration 12 --warmup 4 \
@@ -66,14 +74,13 @@ w2_on() { # BIN RESULT_DIR: W2 1,000 token set-ups/s for 12 s (4 s warm-up) agai
 case "${1:-}" in
   fanout)
     before=$2 after=$3
-    for run in 1 2 3; do
+    for run in $(seq "$PAIRS"); do
       for side in before after; do
         bin=$([ $side = before ] && echo "$before" || echo "$after")
         for n in 1000 128; do
           rate=$([ $n = 1000 ] && echo 50 || echo 500)
           d="$OUT/$side-$n-$run"
-          "$LOAD" w4 --target coretalk --server-bin "$bin" --subscribers $n --rate $rate \
-            --server-cores 0 "${COMMON[@]}" --results-dir "$d" > "$d.log" 2>&1
+          w4_on "$bin" "" $n $rate "$d"
           point "$d" "$side n=$n run=$run"
         done
       done
@@ -81,7 +88,7 @@ case "${1:-}" in
   fanknob)
     bin=$2
     printf '%b' "$3" > "$OUT/a.toml"; printf '%b' "$4" > "$OUT/b.toml"
-    for run in 1 2 3; do
+    for run in $(seq "$PAIRS"); do
       for side in a b; do
         for n in 1000 128; do
           rate=$([ $n = 1000 ] && echo 50 || echo 500)
@@ -93,7 +100,7 @@ case "${1:-}" in
       done
     done ;;
   p2pknob)
-    for run in 1 2 3; do
+    for run in $(seq "$PAIRS"); do
       for side in a b; do
         d="$OUT/w3-$side-$run"
         w3_on "$2" "$([ $side = a ] && echo "$3" || echo "$4")" "$d"
@@ -102,7 +109,7 @@ case "${1:-}" in
     done ;;
   ring)
     bin=$2
-    for run in 1 2 3; do
+    for run in $(seq "$PAIRS"); do
       for depth in 128 4096; do
         d="$OUT/ring$depth-$run"
         w3_on "$bin" "[runtime]\nring_depth = $depth\n" "$d"
@@ -111,7 +118,7 @@ case "${1:-}" in
     done ;;
   w6base)
     base=$2
-    for run in 1 2 3; do
+    for run in $(seq "$PAIRS"); do
       for threads in 1 2; do
         dir=$(mktemp -d)
         taskset -c 0-1 "$base" --listen 127.0.0.1:0 --threads $threads > "$dir/out.log" 2> "$dir/err.log" &
@@ -128,7 +135,7 @@ case "${1:-}" in
     done ;;
   p2p|setup)
     before=$2 after=$3 w=$([ "$1" = p2p ] && echo w3 || echo w2)
-    for run in 1 2 3; do
+    for run in $(seq "$PAIRS"); do
       for side in before after; do
         bin=$([ $side = before ] && echo "$before" || echo "$after")
         d="$OUT/$w-$side-$run"
@@ -138,7 +145,7 @@ case "${1:-}" in
     done ;;
   mesh)
     before=$2 after=$3
-    for run in 1 2 3; do
+    for run in $(seq "$PAIRS"); do
       for side in before after; do
         bin=$([ $side = before ] && echo "$before" || echo "$after")
         d="$OUT/w6-$side-$run"
@@ -149,7 +156,7 @@ case "${1:-}" in
     done ;;
   histo)
     bin=$2
-    for run in 1 2 3; do
+    for run in $(seq "$PAIRS"); do
       for h in false true; do
         d="$OUT/w3-histograms-$h-$run"
         w3_on "$bin" "[monitor]\nhistograms = $h\n" "$d"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # W3 and W4 on the PostgreSQL store beside the embedded store (both durable), with
-# PostgreSQL-side figures: loadtest/RESULTS.md's "PostgreSQL store" section comes from it.
+# PostgreSQL-side figures: loadtest/RESULTS-history.md's "PostgreSQL store" section comes from it.
 #
 #   loadtest/pg-bench.sh            run every series, then print the tables
 #   loadtest/pg-bench.sh summarize DIR

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The transport figures of loadtest/RESULTS.md: coretalk's long polling (W5) against the
+# The transport figures of loadtest/RESULTS-history.md: coretalk's long polling (W5) against the
 # plain-HTTP speed of light, and coretalk with gRPC clients beside WebSocket clients (W3, W4).
 # Every run starts its own server (pinned to core 0; the generator on core 1); each variant of
 # a series is run RUNS times, the variants interleaved run by run; every run's result.json is
@@ -23,7 +23,7 @@
 #   W5_SESSIONS [100]  W5_DELIVERIES [5000,10000,15000,20000,25000,30000,40000]
 #   KNEE_P99_MS [50] a W5 point counts as sustained when its median p99 is at most this
 #   W3_PAIRS [2000]  W3_RATES [2500]  W4_128_RATE [500]  W4_1000_RATE [50]
-#   (the W3/W4 rates are those of the results.sh series in RESULTS.md)
+#   (the W3/W4 rates are those of the results.sh series in RESULTS-history.md, issue 9)
 #
 # Duration with the defaults: ~40 min on the 2-core machine (w5 ~25 min: 5 runs x 3
 # variants x 7 points of WARM+DUR+drain; w3 ~4 min; w4-128 ~4 min; w4-1000 ~5 min).

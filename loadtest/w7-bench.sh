@@ -2,7 +2,7 @@
 # W7, the cluster: `coretalk-load w7` RUNS times on one throw-away PostgreSQL 15 (tests/pg.sh,
 # fsync on), then a table of every (layout, part) point: median and min-max over the runs of
 # server CPU per delivery (the nodes' sum), latency, and the ratios cross-node / same-node.
-# loadtest/RESULTS.md's "Issue 12: W7" section comes from it.
+# loadtest/RESULTS-history.md's "Issue 12: W7" section comes from it.
 #
 #   loadtest/w7-bench.sh              run, then print the tables
 #   loadtest/w7-bench.sh summarize DIR

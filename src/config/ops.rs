@@ -21,7 +21,7 @@ pub struct MonitorConfig {
     /// behaviour for `/debug/vars`). A separate port lets a firewall keep them off the internet.
     pub addr: String,
     /// Record the request-latency and outgoing-size histograms. On: measured at no visible
-    /// cost (loadtest/RESULTS.md, histograms A/B); off leaves them published but empty.
+    /// cost (loadtest/RESULTS-history.md, histograms A/B); off leaves them published but empty.
     pub histograms: bool,
 }
 
