@@ -11,22 +11,14 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::clients::lp::Lp;
-use crate::cluster_nodes::{master, pg_base, start_node, wait_settled};
-use crate::support::{b64, create_database, embedded_store, unique_login, Client};
-
-const SETTLE: Duration = Duration::from_secs(30);
+use crate::cluster_nodes::{master, two_nodes, wait_settled, SETTLE};
+use crate::support::{b64, unique_login, Client};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_poll_session_of_one_node_works_through_another() {
-    if !embedded_store() {
-        eprintln!("skipped: the cluster tests pick their own databases (embedded run only)");
+    let Some((n1, n2)) = two_nodes("").await else {
         return;
-    }
-    let Some(base) = pg_base() else { return };
-    let url = create_database(&base);
-    let n1 = start_node("n1", &url);
-    let n2 = start_node("n2", &url);
-    wait_settled(&[&n1, &n2], 2, SETTLE).await;
+    };
 
     // Created on n1, which its sid names; everything after goes through n2.
     let created = Lp::create(&n1).await;
@@ -122,15 +114,9 @@ fn bad_sid(sid: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_poll_for_a_session_of_a_dead_node_is_answered_promptly() {
-    if !embedded_store() {
-        eprintln!("skipped: the cluster tests pick their own databases (embedded run only)");
+    let Some((mut n1, n2)) = two_nodes("").await else {
         return;
-    }
-    let Some(base) = pg_base() else { return };
-    let url = create_database(&base);
-    let mut n1 = start_node("n1", &url);
-    let n2 = start_node("n2", &url);
-    wait_settled(&[&n1, &n2], 2, SETTLE).await;
+    };
 
     let mut lp = Lp::create(&n1).await.via(&n2);
     let hi = lp.request(json!({"hi": {"ver": "0.25.3"}})).await;

@@ -36,6 +36,19 @@ pub fn cluster_base() -> Option<String> {
     pg_base()
 }
 
+/// How long a test waits for its nodes to see each other.
+pub const SETTLE: Duration = Duration::from_secs(30);
+
+/// Two nodes, `n1` and `n2`, settled on a fresh database, each with `extra` configuration (whole
+/// TOML sections); `None` (said) when the test is skipped.
+pub async fn two_nodes(extra: &str) -> Option<(Server, Server)> {
+    let url = crate::support::create_database(&cluster_base()?);
+    let n1 = start_node_with("n1", &url, extra);
+    let n2 = start_node_with("n2", &url, extra);
+    wait_settled(&[&n1, &n2], 2, SETTLE).await;
+    Some((n1, n2))
+}
+
 /// Starts node `name` (one shard) on the shared database `url`.
 pub fn start_node(name: &str, url: &str) -> Server {
     start_node_with(name, url, "")

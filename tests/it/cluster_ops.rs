@@ -9,32 +9,14 @@
 //! They need a PostgreSQL (`CORETALK_TEST_PG`, tests/pg.sh) and are skipped, saying so,
 //! without one; they pick their own databases, so they run in the embedded run only.
 
-use std::time::Duration;
-
 use coretalk::proto::pb::pbx;
 use pbx::client_msg::Message as C;
 use pbx::server_msg::Message as S;
 use serde_json::{json, Value};
 
 use crate::clients::grpc::{is_data_with, is_pres, json_of, Grpc};
-use crate::cluster_nodes::{login_basic, master, pg_base, start_node_with, until, wait_settled};
-use crate::support::{create_database, embedded_store, is_ctrl_for, unique_login, Client, Server};
-
-const SETTLE: Duration = Duration::from_secs(30);
-
-/// Two settled nodes on a fresh database (each with `extra` configuration); `None` when the
-/// test is skipped.
-async fn two_nodes(extra: &str) -> Option<(Server, Server)> {
-    if !embedded_store() {
-        eprintln!("skipped: the cluster tests pick their own databases (embedded run only)");
-        return None;
-    }
-    let url = create_database(&pg_base()?);
-    let n1 = start_node_with("n1", &url, extra);
-    let n2 = start_node_with("n2", &url, extra);
-    wait_settled(&[&n1, &n2], 2, SETTLE).await;
-    Some((n1, n2))
-}
+use crate::cluster_nodes::{login_basic, master, two_nodes, until, SETTLE};
+use crate::support::{is_ctrl_for, unique_login, Client};
 
 /// The seqs of the `{data}` frames among `frames`, sorted, once each (a live copy of a
 /// message still unread may come before the history).

@@ -12,22 +12,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::cluster_nodes::{master, pg_base, start_node, wait_settled};
-use crate::support::{create_database, embedded_store, unique_login, Client};
-
-const SETTLE: Duration = Duration::from_secs(30);
+use crate::cluster_nodes::{master, two_nodes, wait_settled, SETTLE};
+use crate::support::{unique_login, Client};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_on_one_node_serves_clients_of_another_and_a_dead_master_answers_promptly() {
-    if !embedded_store() {
-        eprintln!("skipped: the cluster tests pick their own databases (embedded run only)");
+    let Some((mut n1, n2)) = two_nodes("").await else {
         return;
-    }
-    let Some(base) = pg_base() else { return };
-    let url = create_database(&base);
-    let mut n1 = start_node("n1", &url);
-    let n2 = start_node("n2", &url);
-    wait_settled(&[&n1, &n2], 2, SETTLE).await;
+    };
 
     let mut a = Client::connect(&n1, "a@n1").await;
     a.hi().await;
@@ -92,15 +84,9 @@ async fn a_group_on_one_node_serves_clients_of_another_and_a_dead_master_answers
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_origin_nodes_members_are_detached_by_the_master() {
-    if !embedded_store() {
-        eprintln!("skipped: the cluster tests pick their own databases (embedded run only)");
+    let Some((n1, mut n2)) = two_nodes("").await else {
         return;
-    }
-    let Some(base) = pg_base() else { return };
-    let url = create_database(&base);
-    let n1 = start_node("n1", &url);
-    let mut n2 = start_node("n2", &url);
-    wait_settled(&[&n1, &n2], 2, SETTLE).await;
+    };
     let mut a = Client::connect(&n1, "a@n1").await;
     a.hi().await;
     a.sign_up(&unique_login("pxo")).await;
@@ -141,15 +127,9 @@ async fn a_dead_origin_nodes_members_are_detached_by_the_master() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_master_gets_a_forwarded_request_answered_in_time() {
-    if !embedded_store() {
-        eprintln!("skipped: the cluster tests pick their own databases (embedded run only)");
+    let Some((n1, n2)) = two_nodes("").await else {
         return;
-    }
-    let Some(base) = pg_base() else { return };
-    let url = create_database(&base);
-    let n1 = start_node("n1", &url);
-    let n2 = start_node("n2", &url);
-    wait_settled(&[&n1, &n2], 2, SETTLE).await;
+    };
     let mut a = Client::connect(&n1, "a@n1").await;
     a.hi().await;
     a.sign_up(&unique_login("pxs")).await;
