@@ -1,8 +1,8 @@
-# Not part of the build (copied from ../state/, io_uring sends counted as sends): splits a dwarf profile of the server (`perf script -F comm,tid,ip,sym`
-# output) into where a W3 message's CPU goes: the shard's sleep (its io_uring wait), its
-# send and recv system calls, its own code (coretalk, glommio, the allocator), and the store
-# thread.
-#   split.py SCRIPT
+# Not part of the build: splits a dwarf profile of the server (`perf script -F comm,tid,ip,sym`
+# output) into where its CPU goes: the shard's sleep (its io_uring wait), its sends (system
+# calls and io_uring sends), its receives, its own code (coretalk, glommio, the allocator),
+# and the store thread. loadtest/profile-split.sh runs it.
+#   profile-split.py SCRIPT
 import collections
 import re
 import sys
