@@ -545,9 +545,10 @@ pub fn redact_url(url: &str) -> String {
 /// `[store.faults]` is set: say so on every channel an operator reads (the log, and stderr in
 /// case the log is filtered), since a server running with a fault injected is broken on purpose.
 fn warn_faults(cfg: &Config) {
+    let f = &cfg.store.faults;
     let line = format!(
-        "FAULT INJECTION ON: store.faults.sync_delay_ms = {}: every durable sync (journal fdatasync, store commit) is delayed on purpose. This is for tests only; set it to 0 in production.",
-        cfg.store.faults.sync_delay_ms
+        "FAULT INJECTION ON: store.faults.sync_delay_ms = {}, read_delay_ms = {}: durable syncs (journal fdatasync, store commit) and the reader threads' answers are delayed on purpose. This is for tests only; set both to 0 in production.",
+        f.sync_delay_ms, f.read_delay_ms
     );
     eprintln!("coretalk: {line}");
     log::warn!("{line}");

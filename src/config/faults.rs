@@ -13,11 +13,15 @@ pub struct StoreFaultsConfig {
     /// the shard, as io_uring would make it wait) and each durable commit of the store thread
     /// (either store; the thread sleeps, as a slow fsync would hold it). 0: no delay.
     pub sync_delay_ms: u64,
+    /// Delay every answer of the reader threads (the PostgreSQL store's reads) by this many ms,
+    /// after the queries ran: the answer reaches the shard as late as a slow network would
+    /// bring it, while what it read is as of before the wait. 0: no delay.
+    pub read_delay_ms: u64,
 }
 
 impl StoreFaultsConfig {
     /// Whether any fault is injected.
     pub fn any(&self) -> bool {
-        self.sync_delay_ms > 0
+        self.sync_delay_ms > 0 || self.read_delay_ms > 0
     }
 }

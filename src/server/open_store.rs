@@ -87,8 +87,9 @@ pub(super) fn open(cfg: &Config, n_shards: usize, fence: Option<Fence>) -> anyho
     };
     let gate = Arc::new(StoreGate::new(Box::new(store) as Box<dyn Store>));
     let as_store: Arc<dyn Store> = gate.clone();
-    let pool =
-        ReaderPool::spawn(as_store, readers, pg.read_queue).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let delay = std::time::Duration::from_millis(cfg.store.faults.read_delay_ms);
+    let pool = ReaderPool::spawn(as_store, readers, pg.read_queue, delay)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(Opened {
         gate,
         readers: Some(pool),

@@ -14,6 +14,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
@@ -52,10 +53,13 @@ impl ReadersJoin {
 
 impl ReaderPool {
     /// Starts `threads` readers (at least one) over `store` with a queue of `capacity` jobs.
+    /// Each answer is held `delay` after its queries ran (`store.faults.read_delay_ms`; tests
+    /// only, zero in production).
     pub fn spawn(
         store: Arc<dyn Store>,
         threads: usize,
         capacity: usize,
+        delay: Duration,
     ) -> Result<(ReaderPool, ReadersJoin), StoreError> {
         let (tx, rx) = crossbeam_channel::bounded::<Job>(capacity.max(1));
         let mut handles = Vec::new();
@@ -63,7 +67,7 @@ impl ReaderPool {
             let (store, rx) = (store.clone(), rx.clone());
             let h = std::thread::Builder::new()
                 .name(format!("coretalk-read-{i}"))
-                .spawn(move || serve(&*store, rx))
+                .spawn(move || serve(&*store, rx, delay))
                 .map_err(|e| StoreError::Backend(format!("cannot start a reader thread: {e}")))?;
             handles.push(h);
         }
@@ -88,7 +92,7 @@ impl ReaderPool {
 
 /// One reader thread: answers jobs until the queue is closed and drained. A panic inside the
 /// store answers that query with an error instead of taking the thread down.
-fn serve(store: &dyn Store, rx: Receiver<Job>) {
+fn serve(store: &dyn Store, rx: Receiver<Job>, delay: Duration) {
     for job in rx {
         let results = job
             .queries
@@ -100,6 +104,9 @@ fn serve(store: &dyn Store, rx: Receiver<Job>) {
                 (q, r)
             })
             .collect();
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
         if catch_unwind(AssertUnwindSafe(|| (job.done)(results))).is_err() {
             log::error!("a store read completion panicked");
         }
@@ -116,7 +123,7 @@ mod tests {
     #[test]
     fn answers_come_back_in_order_through_the_callback() {
         let store: Arc<dyn Store> = Arc::new(RedbStore::in_memory());
-        let (pool, join) = ReaderPool::spawn(store, 2, 8).unwrap();
+        let (pool, join) = ReaderPool::spawn(store, 2, 8, Duration::ZERO).unwrap();
         let (tx, rx) = mpsc::channel();
         let qs = vec![ReadQuery::User(UserId(1)), ReadQuery::Topic("grpX".into())];
         pool.read(
@@ -140,7 +147,7 @@ mod tests {
     fn a_full_queue_is_refused_at_once_and_the_pool_ends_when_dropped() {
         // One thread held inside its first callback, a queue of one: the third read is refused.
         let store: Arc<dyn Store> = Arc::new(RedbStore::in_memory());
-        let (pool, join) = ReaderPool::spawn(store, 1, 1).unwrap();
+        let (pool, join) = ReaderPool::spawn(store, 1, 1, Duration::ZERO).unwrap();
         let (hold_tx, hold_rx) = mpsc::channel::<()>();
         let (entered_tx, entered_rx) = mpsc::channel::<()>();
         pool.read(

@@ -15,6 +15,7 @@
 //! dependent replies wait for the completion, so nothing is acknowledged before it is durable.
 
 mod contacts;
+mod deferred;
 mod del;
 mod fanout;
 mod fnd;
@@ -201,6 +202,9 @@ pub(crate) enum Pending {
     Request(TopicRequest, Answers),
     /// A durable join waiting for the reads its `get` part needs.
     CompleteJoin(join::PendingJoin, Answers),
+    /// A join's read of messages held back until the writes in flight are done
+    /// ([`Topic::read`]): what waits for it, and its queries.
+    Deferred(Box<(Pending, Vec<ReadQuery>)>),
 }
 
 /// What a durable write of a `{set}`/`{del}` releases: frames for the requester, then
@@ -466,15 +470,6 @@ impl Topic {
         }
     }
 
-    /// Asks for `queries`, remembering what waits for them; later requests queue meanwhile.
-    pub(crate) fn read(&mut self, queries: Vec<ReadQuery>, pending: Pending, cx: &mut TopicCx<'_>) {
-        let token = self.next_token;
-        self.next_token += 1;
-        self.pending.insert(token, pending);
-        self.reading = Some(token);
-        cx.out.push(TopicOut::Read { token, queries });
-    }
-
     /// Runs a request with what was fetched for it, first asking for anything still missing.
     fn run_request(&mut self, req: TopicRequest, answers: Answers, cx: &mut TopicCx<'_>) {
         let need = self.reads_for(&req, &answers, cx.limits);
@@ -586,6 +581,7 @@ impl Topic {
             }
             None => {}
         }
+        self.release_deferred_read(cx);
     }
 
     /// Releases a `{set}`/`{del}` reply once its write is durable (or reports the failure).

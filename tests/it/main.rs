@@ -30,6 +30,7 @@ mod echo;
 mod frontdoor;
 mod frontdoor_limits;
 mod grpc;
+mod join_race;
 mod limits;
 mod longpoll;
 mod mixed;

@@ -75,6 +75,83 @@ fn requests_wait_behind_a_read_in_flight_and_keep_their_order() {
     ctrl(&f[0], 202, "accepted");
 }
 
+/// A join's read of messages waits for the topic's writes in flight. A store that answers reads on
+/// other threads (PostgreSQL) could run it before a message in flight committed; the message
+/// would then go out to the sessions attached at its commit while the joiner still waited for
+/// a page without it (`tests/it/join_race.rs` shows that through the server). Held back, the
+/// read runs after the commit, and the joiner gets the message once, in its page.
+#[test]
+fn a_joins_read_of_messages_waits_for_the_messages_in_flight() {
+    let (a1, b1, b2) = (sid(0, 1), sid(0, 2), sid(0, 3));
+    let mut sim = group_with_alice_and_bob(1, a1, b1);
+    sim.req(GROUP, publish(a1, ALICE, Some("p"), "\"one\""));
+    assert_eq!(sim.in_flight.len(), 1, "the message's write is in flight");
+    sim.defer_reads = true;
+    sim.reads_asked.clear();
+    sim.req(GROUP, join_get(b2, BOB, "j", json!({"what": "data"})));
+    assert!(
+        sim.reads_in_flight.is_empty(),
+        "no read of messages while one is in flight: {:?}",
+        sim.reads_asked
+    );
+    assert!(
+        sim.topic(GROUP).is_reading(),
+        "later requests wait behind it"
+    );
+    sim.settle();
+    assert_eq!(
+        data_seqs(&sim.frames(b1)),
+        vec![1],
+        "the message goes out to the sessions attached"
+    );
+    assert_eq!(sim.reads_in_flight.len(), 1, "then the read is asked for");
+    sim.answer_reads();
+    sim.settle();
+    let f = sim.frames(b2);
+    assert_eq!(
+        data_seqs(&f),
+        vec![1],
+        "the joiner gets it in its page, once: {f:?}"
+    );
+    assert!(!sim.topic(GROUP).is_reading());
+}
+
+/// Reads that are not a join's reads of messages do not wait for writes: `{get sub}` reads the
+/// members' user records, and an attached session's `{get data}` gets the messages in flight
+/// live (its page hides what is not acknowledged yet).
+#[test]
+fn other_reads_do_not_wait_for_messages_in_flight() {
+    let (a1, b1) = (sid(0, 1), sid(0, 2));
+    let mut sim = group_with_alice_and_bob(1, a1, b1);
+    sim.req(GROUP, publish(a1, ALICE, Some("p"), "\"one\""));
+    sim.defer_reads = true;
+    sim.reads_asked.clear();
+    sim.req(GROUP, get(b1, BOB, "g", json!({"what": "sub"})));
+    assert!(
+        matches!(sim.reads_in_flight.as_slice(), [(_, _, q)] if matches!(q.as_slice(), [ReadQuery::Users(_)])),
+        "the members' user records are asked for at once: {:?}",
+        sim.reads_in_flight
+    );
+    assert_eq!(
+        sim.in_flight.len(),
+        1,
+        "while the message's write is still in flight"
+    );
+    sim.answer_reads();
+    sim.reads_asked.clear();
+    sim.req(GROUP, get(b1, BOB, "d", json!({"what": "data"})));
+    assert!(
+        sim.reads_asked
+            .iter()
+            .any(|q| matches!(q, ReadQuery::History { .. })),
+        "an attached session's history read goes at once: {:?}",
+        sim.reads_asked
+    );
+    sim.answer_reads();
+    sim.settle();
+    assert!(!sim.topic(GROUP).is_reading());
+}
+
 /// A topic loaded from reads is the same topic: members, seq and records.
 #[test]
 fn a_topic_is_loaded_from_one_round_of_reads() {
