@@ -20,6 +20,9 @@
 #   OUT [loadtest/results/scaling-<UTC stamp>]
 #   SHARDS ["1 2 4 8"]  CLIENT_CORES [8-15]  CLIENTS [8]
 #   W4_PER_SHARD [100,250,400,550]  (msgs/s per shard; x1,000 deliveries each)
+#   W4_GROUPS [1]  (step 1's subscribers spread over this many groups, whose home shards
+#                   spread their master work; a message then has 1,000 / W4_GROUPS
+#                   deliveries, so multiply W4_PER_SHARD by it for the same deliveries)
 #   W6_RATE [200]  DUR [4]  WARM [2]  DRAIN [1]
 #   PLACEMENT [1]  (0 skips step 3)
 set -uo pipefail
@@ -32,6 +35,7 @@ SHARDS="${SHARDS:-1 2 4 8}"
 CLIENT_CORES="${CLIENT_CORES:-8-15}"
 CLIENTS="${CLIENTS:-8}"
 W4_PER_SHARD="${W4_PER_SHARD:-100,250,400,550}"
+W4_GROUPS="${W4_GROUPS:-1}"
 W6_RATE="${W6_RATE:-200}"
 DUR="${DUR:-4}"
 WARM="${WARM:-2}"
@@ -70,13 +74,13 @@ run() {
     tail -5 "$OUT/$name/stderr.log"
   fi
   # The harness's table: the points' rows.
-  grep -E 'offered/s|subs @|summary' "$OUT/$name/stdout.log" | head -40
+  grep -E 'offered/s|subs (in [0-9]+ groups )?@|summary' "$OUT/$name/stdout.log" | head -40
 }
 
 for s in $SHARDS; do
   rates=$(python3 -c "import sys; print(','.join(str(int(x) * $s) for x in '$W4_PER_SHARD'.split(',')))")
   run "w4-s$s" w4 --target coretalk --shards "$s" --server-cores "0-$((s - 1))" \
-    --subscribers 1000 --rate "$rates" "${COMMON[@]}"
+    --subscribers 1000 --groups "$W4_GROUPS" --rate "$rates" "${COMMON[@]}"
 done
 
 max=0

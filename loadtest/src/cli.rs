@@ -354,12 +354,22 @@ pub struct W4Args {
     /// Subscribers of the group topic.
     #[arg(long, default_value_t = 128)]
     pub subscribers: usize,
-    /// Offered load, publishes per second (comma list = sweep); deliveries = rate x subscribers.
+    /// Offered load, publishes per second (comma list = sweep); deliveries = rate x subscribers
+    /// / groups.
     #[arg(long, default_value = "1000", value_delimiter = ',')]
     pub rate: Vec<f64>,
     /// Payload bytes (content).
     #[arg(long, default_value_t = 100)]
     pub payload: usize,
+    /// Groups the subscribers are spread over (subscriber i joins group i mod G); the
+    /// publisher sends to them in turn, so each gets rate / G. A divisor of --subscribers.
+    #[arg(long, default_value_t = 1)]
+    #[serde(default = "one")]
+    pub groups: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 #[derive(Args, Debug, Clone, Serialize, Deserialize)]

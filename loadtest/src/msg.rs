@@ -61,7 +61,12 @@ pub enum Role {
     },
     /// W4/W6: subscribers of `topic`, and the publisher if this worker has it.
     Fanout {
-        topic: String,
+        /// The groups; subscriber i of the run (`first` + its index here) joins group i mod
+        /// their count, the publisher joins them all and publishes to them in turn.
+        topics: Vec<String>,
+        /// The run-wide index of this worker's first subscriber.
+        #[serde(default)]
+        first: usize,
         publisher: Option<Account>,
         subscribers: Vec<Account>,
         /// W6 placement: the HOST:PORT subscriber `i` connects to (empty: the target's).

@@ -4,6 +4,12 @@
 //! operation is one delivery: throughput is deliveries per second, CPU per op is server CPU
 //! per delivery. W6 reuses this flow with different shard counts, and with its sessions placed
 //! on chosen shards ([`Layout`]).
+//!
+//! With `--groups G` the subscribers are spread over G groups (subscriber i joins group
+//! i mod G), and the publisher publishes to them in turn: each group gets rate / G messages a
+//! second, and a message has subscribers / G deliveries. On a server with several shards the
+//! groups' home shards spread their master work, where one hot group loads its home shard
+//! first.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -30,9 +36,17 @@ pub async fn run(ctx: &mut Ctx, a: &W4Args) -> Result<()> {
     if ctx.result.summary.is_null() {
         ctx.result.summary = serde_json::json!({});
     }
-    let (mut w, k) = setup(ctx, a.subscribers, a.payload, &Layout::default()).await?;
+    let groups = a.groups.max(1);
+    if a.subscribers % groups != 0 {
+        return Err(anyhow!(
+            "--subscribers {} must be a multiple of --groups {groups}",
+            a.subscribers
+        ));
+    }
+    let (mut w, k) =
+        setup_groups(ctx, a.subscribers, groups, a.payload, &Layout::default()).await?;
     for &rate in &a.rate {
-        match point(ctx, &mut w, k, a.subscribers, rate, "").await {
+        match point_groups(ctx, &mut w, k, a.subscribers, groups, rate, "").await {
             Ok(p) => ctx.result.points.push(p),
             Err(e) => {
                 w.stop().await;
@@ -46,7 +60,17 @@ pub async fn run(ctx: &mut Ctx, a: &W4Args) -> Result<()> {
 
 /// Creates the group and returns its name (NATS/MQTT: a subject name).
 pub async fn make_topic(ctx: &Ctx, owner: &Account) -> Result<String> {
+    make_nth_topic(ctx, owner, 0).await
+}
+
+/// Creates group `n` of the run (NATS/MQTT: subject names distinct by `n`).
+async fn make_nth_topic(ctx: &Ctx, owner: &Account, n: usize) -> Result<String> {
     let t = &ctx.target;
+    let suffix = if n == 0 {
+        String::new()
+    } else {
+        format!("-{n}")
+    };
     match t.kind {
         k if k.is_tinode() => {
             let mut s = Session::open(t, ctx.addr(), None, owner).await?;
@@ -54,8 +78,8 @@ pub async fn make_topic(ctx: &Ctx, owner: &Account) -> Result<String> {
             let _ = s.leave(&g).await;
             Ok(g)
         }
-        crate::cli::TargetKind::Mosquitto => Ok(format!("g/{}", t.run_id)),
-        _ => Ok(format!("g.{}", t.run_id)),
+        crate::cli::TargetKind::Mosquitto => Ok(format!("g/{}{suffix}", t.run_id)),
+        _ => Ok(format!("g.{}{suffix}", t.run_id)),
     }
 }
 
@@ -95,9 +119,26 @@ pub async fn setup(
     payload: usize,
     layout: &Layout,
 ) -> Result<(Workers, usize)> {
+    setup_groups(ctx, subscribers, 1, payload, layout).await
+}
+
+/// [`setup`] with the subscribers spread over `groups` groups (placement: one group only).
+pub async fn setup_groups(
+    ctx: &mut Ctx,
+    subscribers: usize,
+    groups: usize,
+    payload: usize,
+    layout: &Layout,
+) -> Result<(Workers, usize)> {
     let accounts = ctx.accounts(subscribers + 1).await?;
-    let topic = make_placed_topic(ctx, &accounts[0], layout).await?;
-    ctx.result.summary["topic"] = serde_json::Value::String(topic.clone());
+    let mut topics = vec![make_placed_topic(ctx, &accounts[0], layout).await?];
+    for n in 1..groups.max(1) {
+        topics.push(make_nth_topic(ctx, &accounts[0], n).await?);
+    }
+    ctx.result.summary["topic"] = serde_json::Value::String(topics[0].clone());
+    if topics.len() > 1 {
+        ctx.result.summary["topics"] = serde_json::json!(topics);
+    }
     let k = ctx.workers_for(subscribers + 1);
     let parts = split(subscribers, k);
     let mut specs = Vec::new();
@@ -109,7 +150,8 @@ pub async fn setup(
                 k,
                 payload,
                 Role::Fanout {
-                    topic: topic.clone(),
+                    topics: topics.clone(),
+                    first: first - 1,
                     publisher: (i == 0).then(|| accounts[0].clone()),
                     subscribers: accounts[first..first + n].to_vec(),
                     // Subscriber j of the run is account j + 1.
@@ -137,16 +179,36 @@ pub async fn point(
     rate: f64,
     label_prefix: &str,
 ) -> Result<Point> {
+    point_groups(ctx, w, k, subscribers, 1, rate, label_prefix).await
+}
+
+/// [`point`] over `groups` groups: each message has `subscribers / groups` deliveries.
+pub async fn point_groups(
+    ctx: &mut Ctx,
+    w: &mut Workers,
+    k: usize,
+    subscribers: usize,
+    groups: usize,
+    rate: f64,
+    label_prefix: &str,
+) -> Result<Point> {
     let mut shares = vec![0.0; k];
     shares[0] = rate;
-    let label = format!("{label_prefix}{subscribers} subs @{rate:.0}/s");
-    ctx.measure(w, &label, rate, &shares, "delivery", subscribers as u64)
+    let groups = groups.max(1);
+    let label = if groups == 1 {
+        format!("{label_prefix}{subscribers} subs @{rate:.0}/s")
+    } else {
+        format!("{label_prefix}{subscribers} subs in {groups} groups @{rate:.0}/s")
+    };
+    let per_message = (subscribers / groups) as u64;
+    ctx.measure(w, &label, rate, &shares, "delivery", per_message)
         .await
 }
 
 pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
     let Role::Fanout {
-        topic,
+        topics,
+        first,
         publisher,
         subscribers,
         sub_addrs,
@@ -171,10 +233,14 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
         .map(|a| resolve(a))
         .collect::<Result<Vec<_>>>()?;
     let pub_dst = pub_addr.as_deref().map(resolve).transpose()?.unwrap_or(dst);
-    let (tt, tp) = (t.clone(), topic.clone());
-    let open = move |acct: Account, dst: std::net::SocketAddr, src: Rc<Sources>| {
+    if topics.is_empty() {
+        return Err(anyhow!("a fan-out role without a topic"));
+    }
+    // Subscriber i of the run joins group i mod G.
+    let topic_of = |local: usize| topics[(first + local) % topics.len()].clone();
+    let tt = t.clone();
+    let open = move |acct: Account, dst: std::net::SocketAddr, src: Rc<Sources>, topic: String| {
         let t = tt.clone();
-        let topic = tp.clone();
         async move {
             let mut s = Session::open(&t, dst, src.pick(), &acct).await?;
             s.join(&topic).await?;
@@ -187,7 +253,7 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
             chunk
                 .iter()
                 .enumerate()
-                .map(|(j, a)| open(a.clone(), dst_of(j), src.clone())),
+                .map(|(j, a)| open(a.clone(), dst_of(j), src.clone(), topic_of(c * 64 + j))),
         )
         .await;
         for (j, (s, acct)) in done.into_iter().zip(chunk).enumerate() {
@@ -197,7 +263,8 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
             let slot = Slot::new(sink);
             let reopen: Reopen = {
                 let (acct, src, open, to) = (acct.clone(), src.clone(), open.clone(), dst_of(j));
-                Rc::new(move || Box::pin(open(acct.clone(), to, src.clone())))
+                let topic = topic_of(c * 64 + j);
+                Rc::new(move || Box::pin(open(acct.clone(), to, src.clone(), topic.clone())))
             };
             engine::spawn_reader(st.clone(), slot.clone(), rd, Some(reopen), stop.clone());
             slots.push(slot);
@@ -210,17 +277,22 @@ pub async fn worker(spec: &WorkerSpec, cmds: &mut Cmds) -> Result<()> {
         // (Tinode), and reads only acks.
         let mut s = Session::open(t, pub_dst, src.pick(), p).await?;
         if s.proto.is_tinode() {
-            s.join(topic).await?;
+            for topic in topics {
+                s.join(topic).await?;
+            }
         }
         proto = s.proto;
         let (sink, rd) = s.split();
         let slot = Slot::new(sink);
         engine::spawn_reader(st.clone(), slot.clone(), rd, None, stop.clone());
-        senders.push(Sender {
-            slot: slots.len(),
-            id: 0,
-            topic: topic.clone(),
-        });
+        // One sender per group, taken in turn: each group gets an equal share of the rate.
+        for (g, topic) in topics.iter().enumerate() {
+            senders.push(Sender {
+                slot: slots.len(),
+                id: g as u32,
+                topic: topic.clone(),
+            });
+        }
         slots.push(slot);
         st.borrow_mut().setup_done += 1;
     }
