@@ -37,7 +37,7 @@ pub async fn run(ctx: &mut Ctx, a: &W4Args) -> Result<()> {
         ctx.result.summary = serde_json::json!({});
     }
     let groups = a.groups.max(1);
-    if a.subscribers % groups != 0 {
+    if !a.subscribers.is_multiple_of(groups) {
         return Err(anyhow!(
             "--subscribers {} must be a multiple of --groups {groups}",
             a.subscribers
