@@ -15,6 +15,9 @@
 //! `cargo bench --bench fanout_write` runs the full table (a few seconds); without `--bench`
 //! (as `cargo test --benches` or `--all-targets` runs it) it is a smoke run of a few rounds.
 
+mod common;
+use common::thread_cpu;
+
 use std::io::{self, Read};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -212,14 +215,4 @@ fn run(n: usize, path: Path, rounds: usize) -> Measured {
         .expect("executor")
         .join()
         .expect("bench executor")
-}
-
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, exclusively borrowed timespec for the call to fill in.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }

@@ -10,6 +10,9 @@
 //! `cargo bench --bench mesh` runs the full table (a few seconds); without `--bench` (as
 //! `cargo test --benches` or `--all-targets` runs it) it is a smoke run of a few milliseconds.
 
+mod common;
+use common::thread_cpu;
+
 use std::future::poll_fn;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -101,17 +104,6 @@ fn placements() -> ([Placement; 2], String) {
         ),
         _ => (unbound(), "unpinned (fewer than 2 cores allowed)".into()),
     }
-}
-
-/// CPU time used so far by the calling thread.
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, exclusively borrowed timespec for the call to fill in.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// A shared `{data}` frame of about `FRAME_BYTES` of JSON, encoded once up front.
