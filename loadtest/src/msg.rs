@@ -59,7 +59,7 @@ pub enum Role {
         #[serde(default)]
         side_addrs: Vec<(String, String)>,
     },
-    /// W4/W6: subscribers of `topic`, and the publisher if this worker has it.
+    /// W4/W6: subscribers of the groups in `topics`, and the publisher if this worker has it.
     Fanout {
         /// The groups; subscriber i of the run (`first` + its index here) joins group i mod
         /// their count, the publisher joins them all and publishes to them in turn.
