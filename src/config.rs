@@ -100,6 +100,11 @@ pub struct RuntimeConfig {
     /// Microseconds an idle executor spins before parking. 0 saves CPU when idle; a small value
     /// (50–100) cuts cross-core latency on VMs where waking a parked vCPU costs ~25 µs.
     pub spin_before_park_us: u64,
+    /// Keep one multishot io_uring poll armed per socket for its reads (glommio change 8 in
+    /// vendor/glommio/CORETALK.md) instead of arming a one-shot poll after every short read.
+    /// Off only for a kernel that misbehaves with them (they need Linux 5.13; older kernels
+    /// are detected and fall back by themselves).
+    pub multishot_read_polls: bool,
     /// io_uring registered buffer memory per shard, KiB. glommio's 10 MiB default is meant for
     /// DMA file I/O, which coretalk does not use; 1 MiB cuts resident memory per shard.
     pub io_memory_kib: usize,
@@ -125,6 +130,7 @@ impl Default for RuntimeConfig {
             pin: true,
             first_core: 0,
             spin_before_park_us: 0,
+            multishot_read_polls: true,
             io_memory_kib: 1024,
             ring_depth: 4096,
             transparent_huge_pages: false,

@@ -152,6 +152,7 @@ pub fn run(cfg: Config, signals: Blocked) -> anyhow::Result<Exit> {
     if cfg.store.faults.any() {
         warn_faults(&cfg);
     }
+    glommio::net::set_multishot_read_polls(cfg.runtime.multishot_read_polls);
     let cfg = Arc::new(cfg);
     let (events_tx, events) = std::sync::mpsc::channel::<Event>();
     signals

@@ -441,6 +441,18 @@ impl Reactor {
         source
     }
 
+    /// coretalk patch (change 8): a read-readiness poll that stays armed (see
+    /// `sys::Reactor::poll_ready_multi`).
+    pub(crate) fn poll_read_ready_multi(&self, fd: RawFd) -> Source {
+        let source = self.new_source(fd, SourceType::PollAdd, None);
+        // POLLRDHUP, so that a completion tells the reader that the peer closed.
+        self.sys.poll_ready_multi(
+            &source,
+            common_flags() | read_flags() | PollFlags::from_bits_retain(libc::POLLRDHUP),
+        );
+        source
+    }
+
     pub(crate) fn poll_write_ready(&self, fd: RawFd) -> Source {
         let source = self.new_source(fd, SourceType::PollAdd, None);
         self.sys

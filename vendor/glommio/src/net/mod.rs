@@ -112,7 +112,7 @@ mod tcp_socket;
 mod udp_socket;
 mod unix;
 pub use self::{
-    stream::{Buffered, Preallocated},
+    stream::{set_multishot_read_polls, Buffered, Preallocated},
     tcp_socket::{AcceptedTcpStream, TcpListener, TcpStream},
     udp_socket::UdpSocket,
     unix::{AcceptedUnixStream, UnixDatagram, UnixListener, UnixStream},

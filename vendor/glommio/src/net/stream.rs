@@ -221,15 +221,43 @@ pub(crate) struct NonBufferedStream<S> {
     stream: S,
     source_tx: Option<Source>,
     source_rx: Option<Source>,
+    /// coretalk patch (change 8): whether a read may find data: set by a completion of the
+    /// read poll, cleared when a read comes back short (the socket was drained) or empty.
+    rx_ready: bool,
+    /// coretalk patch (change 8): a poll completion reported the peer's close or an error:
+    /// short reads no longer mean the socket is drained.
+    rx_closing: bool,
     write_timeout: Timeout,
     read_timeout: Timeout,
+}
+
+/// coretalk patch (change 8): whether read polls are armed once per socket (multishot,
+/// Linux 5.13 and later); cleared for good the first time such a poll fails, after which each
+/// wait for a read arms a one-shot poll, as upstream does.
+static MULTISHOT_POLL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// coretalk patch (change 8): whether streams made from now on (in this process) arm one
+/// multishot read poll for their life (`true`, the default) or a one-shot poll per wait for
+/// data, as upstream does (`false`). A kernel that refuses multishot polls turns them off
+/// by itself.
+pub fn set_multishot_read_polls(on: bool) {
+    MULTISHOT_POLL.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Arms a read poll on `fd`: multishot while the kernel takes them, else one-shot.
+fn arm_read_poll(reactor: &Reactor, fd: RawFd) -> Source {
+    if MULTISHOT_POLL.load(std::sync::atomic::Ordering::Relaxed) {
+        reactor.poll_read_ready_multi(fd)
+    } else {
+        reactor.poll_read_ready(fd)
+    }
 }
 
 impl<S: AsRawFd> NonBufferedStream<S> {
     fn init(&mut self) {
         let reactor = self.reactor.upgrade().unwrap();
         let stream_fd = self.stream.as_raw_fd();
-        self.source_rx = Some(reactor.poll_read_ready(stream_fd));
+        self.source_rx = Some(arm_read_poll(&reactor, stream_fd));
     }
 
     pub(crate) fn try_peek(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
@@ -253,6 +281,11 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         Ok(sz)
     }
 
+    /// coretalk patch (change 8): upstream arms a one-shot poll after every short read (and
+    /// so allocates, submits and completes a poll request per message received). Here one
+    /// multishot poll stays armed for the socket's life: each of its completions marks the
+    /// socket as maybe readable and wakes the reader; a short read marks it drained. A read
+    /// is tried only when the socket may hold data, so an idle socket costs no system call.
     pub(crate) fn poll_read(
         &mut self,
         cx: &Context<'_>,
@@ -260,36 +293,59 @@ impl<S: AsRawFd> NonBufferedStream<S> {
     ) -> Poll<io::Result<usize>> {
         let reactor = self.reactor.upgrade().unwrap();
         let reactor = reactor.as_ref();
+        let fd = self.stream.as_raw_fd();
 
-        let no_pending_poll = self
-            .source_rx
-            .as_ref()
-            .map(|src| src.result().is_some())
-            .unwrap_or(true);
+        if let Some(src) = self.source_rx.as_ref() {
+            match src.take_result() {
+                Some(Ok(mask)) => {
+                    self.rx_ready = true;
+                    // The peer closed or reset: reads go on until they say so. One completion
+                    // may stand for data and the close together, and a short read then
+                    // returns the data only; no further wake-up would come for the close.
+                    let closed = libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR;
+                    if mask as libc::c_short & closed != 0 {
+                        self.rx_closing = true;
+                    }
+                }
+                Some(Err(e)) => {
+                    // A failed poll: the read says what is wrong. A kernel without multishot
+                    // polls answers EINVAL: one-shot polls from now on.
+                    if e.raw_os_error() == Some(libc::EINVAL) {
+                        MULTISHOT_POLL.store(false, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    self.rx_ready = true;
+                }
+                None => {}
+            }
+            if !src.is_enqueued() {
+                // Its last completion came (a one-shot poll, or a multishot one the kernel
+                // ended): a new one is armed before waiting.
+                self.source_rx = None;
+                self.rx_ready = true;
+            }
+        }
 
-        if no_pending_poll {
-            if let Some(result) = super::yolo_recv(self.stream.as_raw_fd(), buf) {
-                self.source_rx.take();
+        if self.rx_ready {
+            if let Some(result) = super::yolo_recv(fd, buf) {
                 self.read_timeout.cancel_timer(reactor);
                 let result = poll_err!(result);
-                // Start an early poll if the buffer is not fully filled. So when
-                // the next time `poll_read` is called, it will be known immediately
-                // whether the underlying stream is ready for reading.
-                if result > 0 && result < buf.len() {
-                    self.source_rx = Some(reactor.poll_read_ready(self.stream.as_raw_fd()));
-                    // The `rush_dispatch`s here and after could be removed to
-                    // improve performance if #458 is handled appropriately.
-                    // reactor.rush_dispatch(self.source_rx.as_ref().unwrap());
+                if result > 0 && result < buf.len() && !self.rx_closing {
+                    // Drained: the next data completes the poll. Arm it now, so that it is
+                    // in the kernel by the time the caller asks again.
+                    self.rx_ready = false;
+                    if self.source_rx.is_none() {
+                        self.source_rx = Some(arm_read_poll(reactor, fd));
+                    }
                 }
                 return Poll::Ready(Ok(result));
             }
+            self.rx_ready = false;
         }
 
         poll_err!(self.read_timeout.check(reactor));
 
-        if no_pending_poll {
-            self.source_rx = Some(reactor.poll_read_ready(self.stream.as_raw_fd()));
-            // reactor.rush_dispatch(self.source_rx.as_ref().unwrap());
+        if self.source_rx.is_none() {
+            self.source_rx = Some(arm_read_poll(reactor, fd));
         }
 
         let source = self.source_rx.as_ref().unwrap();
@@ -366,6 +422,8 @@ where
             stream: socket.into(),
             source_tx: None,
             source_rx: None,
+            rx_ready: false,
+            rx_closing: false,
             write_timeout: Timeout::new(reactor.register_timer()),
             read_timeout: Timeout::new(reactor.register_timer()),
         };

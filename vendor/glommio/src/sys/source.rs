@@ -264,6 +264,18 @@ impl Source {
         ret
     }
 
+    /// coretalk patch (change 8): takes the result of the latest completion, if any, so the
+    /// next completion of a request that stays armed (a multishot poll) is seen afresh.
+    pub(crate) fn take_result(&self) -> Option<io::Result<usize>> {
+        self.inner.borrow_mut().wakers.result.take()
+    }
+
+    /// coretalk patch (change 8): whether the request is still queued or in the kernel (a
+    /// multishot poll is, until its last completion).
+    pub(crate) fn is_enqueued(&self) -> bool {
+        self.inner.borrow().enqueued.is_some()
+    }
+
     // adds a single waiter to the list, replacing any waiter that may already
     // exist. Should be used for single streams that map a future 1:1 to their I/O
     // source

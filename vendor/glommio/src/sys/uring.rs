@@ -57,6 +57,8 @@ const MSG_ZEROCOPY: i32 = 0x4000000;
 #[derive(Debug)]
 enum UringOpDescriptor {
     PollAdd(PollFlags),
+    /// coretalk patch (change 8): a poll that stays armed (`IORING_POLL_ADD_MULTI`).
+    PollMulti(PollFlags),
     PollRemove(*const u8),
     Cancel(u64),
     Write(*const u8, usize, u64),
@@ -274,6 +276,11 @@ fn fill_sqe<F>(
         match op.args {
             UringOpDescriptor::PollAdd(events) => {
                 sqe.prep_poll_add(op.fd, events);
+            }
+            UringOpDescriptor::PollMulti(events) => {
+                // coretalk patch (change 8): `IORING_POLL_ADD_MULTI` goes in the SQE's `len`.
+                sqe.prep_poll_add(op.fd, events);
+                sqe.raw_mut().len = IORING_POLL_ADD_MULTI;
             }
             UringOpDescriptor::PollRemove(to_remove) => {
                 user_data = 0;
@@ -545,12 +552,23 @@ fn extract_one_chain(
         .collect()
 }
 
+/// coretalk patch (change 8): `IORING_POLL_ADD_MULTI`, in a poll SQE's `len`.
+const IORING_POLL_ADD_MULTI: u32 = 1 << 0;
+
+/// What [`process_one_event`] found: whether it woke a task, and whether the request is
+/// still in the kernel (a multishot poll that will complete again: its source stays in the
+/// map and the ring's count of requests in the kernel is unchanged).
+struct Processed {
+    woke: bool,
+    more: bool,
+}
+
 fn process_one_event<F, R>(
     cqe: Option<iou::CQE>,
     try_process: F,
     post_process: R,
     source_map: Rc<RefCell<SourceMap>>,
-) -> Option<bool>
+) -> Option<Processed>
 where
     F: FnOnce(Ref<'_, InnerSource>) -> Option<()>,
     R: FnOnce(RefMut<'_, InnerSource>, io::Result<usize>) -> io::Result<usize>,
@@ -558,12 +576,21 @@ where
     if let Some(value) = cqe {
         // No user data is `POLL_REMOVE` or `CANCEL`, we won't process.
         if value.user_data() == 0 {
-            return Some(false);
+            return Some(Processed {
+                woke: false,
+                more: false,
+            });
         }
 
-        let src = source_map
-            .borrow_mut()
-            .consume_source(from_user_data(value.user_data()));
+        // coretalk patch (change 8): a completion flagged `MORE` leaves its request armed, so
+        // its source stays in the map until the last completion (one without the flag).
+        let more = value.flags().contains(iou::cqe::CompletionFlags::MORE);
+        let id = from_user_data(value.user_data());
+        let src = if more {
+            source_map.borrow()[id].clone()
+        } else {
+            source_map.borrow_mut().consume_source(id)
+        };
 
         let result = value.result();
 
@@ -574,7 +601,7 @@ where
             inner_source.wakers.result = res;
             woke = inner_source.wakers.wake_waiters();
         }
-        return Some(woke);
+        return Some(Processed { woke, more });
     }
     None
 }
@@ -865,8 +892,10 @@ impl UringCommon for PollRing {
             source_map,
         )
         .map(|x| {
-            self.in_kernel -= 1;
-            x
+            if !x.more {
+                self.in_kernel -= 1;
+            }
+            x.woke
         })
     }
 
@@ -1285,8 +1314,10 @@ impl UringCommon for SleepableRing {
             source_map,
         )
         .map(|x| {
-            self.in_kernel -= 1;
-            x
+            if !x.more {
+                self.in_kernel -= 1;
+            }
+            x.woke
         })
     }
 
@@ -1558,6 +1589,20 @@ impl Reactor {
 
     pub(crate) fn read_buffered(&self, source: &Source, pos: u64, size: usize) {
         let op = UringOpDescriptor::Read(pos, size);
+        queue_request_into_ring(
+            &mut *self.ring_for_source(source),
+            source,
+            op,
+            &mut self.source_map.borrow_mut(),
+        );
+    }
+
+    /// coretalk patch (change 8): like [`Reactor::poll_ready`], but the poll stays armed:
+    /// every wake-up of the file for `flags` completes it again (each completion sets the
+    /// source's result and wakes its waiters), until the source is dropped (cancelled) or the
+    /// kernel ends it (a completion without `MORE`; the source is then no longer enqueued).
+    pub(crate) fn poll_ready_multi(&self, source: &Source, flags: PollFlags) {
+        let op = UringOpDescriptor::PollMulti(flags);
         queue_request_into_ring(
             &mut *self.ring_for_source(source),
             source,
