@@ -9,6 +9,7 @@
 #   loadtest/ab.sh fanknob BIN TOML_A TOML_B     W4 N=1000 @50/s and N=128 @500/s, one build under two server configs
 #   loadtest/ab.sh p2pknob BIN TOML_A TOML_B     W3 2,000 P2P pairs @2,500/s, one build under two server configs
 #   loadtest/ab.sh histo BIN                     monitor.histograms off vs on: W3 as p2p, and W4 N=1000 @50/s and N=128 @500/s
+#   loadtest/ab.sh echo BEFORE_BIN AFTER_BIN      W0 echo, 100 connections, 20 B and 1 KB @20,000/s, two coretalk builds and the tokio baseline
 # Prints server CPU per operation, p50, p99 and drops per run. Needs target/release/coretalk-load.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -25,6 +26,17 @@ f = sorted(glob.glob(sys.argv[1] + "/*/result.json"))[0]
 p = json.load(open(f))["points"][0]
 print(f"{sys.argv[2]:28} {p['cpu_us_per_op']:8.2f} us/op  p50 {p['latency']['p50_us']/1000:8.2f} ms"
       f"  p99 {p['latency']['p99_us']/1000:8.2f} ms  drops {p['drops']}  errors {p['errors']}")
+PY
+}
+
+points() { # result dir label → one line per point (W0 has one per payload)
+  python3 - "$1" "$2" <<'PY'
+import json, glob, sys
+f = sorted(glob.glob(sys.argv[1] + "/*/result.json"))[0]
+for p in json.load(open(f))["points"]:
+    label = f"{sys.argv[2]} {p.get('label', '')}"
+    print(f"{label:28} {p['cpu_us_per_op']:8.2f} us/op  p50 {p['latency']['p50_us']/1000:8.2f} ms"
+          f"  p99 {p['latency']['p99_us']/1000:8.2f} ms  drops {p['drops']}  errors {p['errors']}")
 PY
 }
 
@@ -171,5 +183,20 @@ case "${1:-}" in
         done
       done
     done ;;
-  *) sed -n '2,12p' "$0"; exit 2 ;;
+  echo)
+    before=$2 after=$3
+    for run in $(seq "$PAIRS"); do
+      for side in before after baseline; do
+        case $side in
+          before) target=(--target coretalk --server-bin "$before") ;;
+          after) target=(--target coretalk --server-bin "$after") ;;
+          baseline) target=(--target baseline) ;;
+        esac
+        d="$OUT/w0-$side-$run"
+        "$LOAD" w0 "${target[@]}" --connections 100 --payload 20,1024 --rate 20000 --server-cores 0 \
+          "${COMMON[@]}" --results-dir "$d" > "$d.log" 2>&1
+        points "$d" "w0 $side run=$run"
+      done
+    done ;;
+  *) sed -n '2,13p' "$0"; exit 2 ;;
 esac

@@ -33,7 +33,9 @@ def bucket(comm, s):
     kernel = bool(s) and s[0][0].startswith('ffffffff')
     if comm.startswith('coretalk-store'):
         return 'store thread, ' + ('kernel' if kernel else 'user')
-    if any('submit_and_wait' in f for f in fs) and not any(
+    # A park submits and waits in one entry when it has requests to submit
+    # (`io_uring_submit_and_wait`), and only waits when it has none (`io_cqring_wait`).
+    if any('submit_and_wait' in f or f.startswith('io_cqring_wait') for f in fs) and not any(
             f.startswith(('io_send', 'io_issue_sqe')) for f in fs):
         return 'shard: sleep and wake-up (io_uring wait)'
     if any('__sys_sendto' in f or f.startswith(('io_send', 'io_issue_sqe')) for f in fs):

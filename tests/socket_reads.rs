@@ -98,7 +98,14 @@ fn every_byte_arrives_once_and_in_order_and_the_end_reads_as_zero_in(mode: &str)
         loop {
             // Alternate a small buffer (often filled: the next read must not wait for a
             // poll) with a large one (short reads: the socket is drained).
-            let mut buf = vec![0u8; if reads.is_multiple_of(2) { 512 } else { 64 * 1024 }];
+            let mut buf = vec![
+                0u8;
+                if reads.is_multiple_of(2) {
+                    512
+                } else {
+                    64 * 1024
+                }
+            ];
             let n = stream.read(&mut buf).await.expect("read");
             if n == 0 {
                 break;
