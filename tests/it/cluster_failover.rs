@@ -213,7 +213,7 @@ async fn failover(how: Failure) {
             killed
         }
         Failure::Stop => {
-            n1.signal(libc::SIGSTOP);
+            n1.pause();
             Instant::now()
         }
     };

@@ -141,7 +141,7 @@ async fn a_silent_master_gets_a_forwarded_request_answered_in_time() {
 
     // The master stops answering (SIGSTOP: its sockets stay open): the request is answered
     // 504 at its deadline (`link_timeout_ms`, 1 s here) or 502 when the silent link is closed.
-    n1.signal(libc::SIGSTOP);
+    n1.pause();
     let stopped = Instant::now();
     let id = b.publish_nowait(&grp, json!("unanswered"), false).await;
     let c = b.ctrl_for(&id).await;

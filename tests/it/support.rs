@@ -223,6 +223,37 @@ impl Server {
         unsafe { libc::kill(self.pid as libc::pid_t, sig) };
     }
 
+    /// `SIGSTOP`, returning once every thread of the process has stopped. `kill` returns as
+    /// soon as the signal is queued; the stop itself begins when one of the process's threads
+    /// takes the signal, and on a loaded machine that thread may wait milliseconds for a CPU
+    /// while the others go on running (seen: a shard handled five more publishes and the
+    /// store committed them, 7 ms after `kill` returned). What a test does "after the stop"
+    /// must happen after it.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+        let tasks = format!("/proc/{}/task", self.pid);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let running: Vec<String> = std::fs::read_dir(&tasks)
+                .map(|d| {
+                    d.flatten()
+                        .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+                        .filter(|stat| !thread_stopped(stat))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if running.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pid {}: threads still running 10 s after SIGSTOP: {running:?}",
+                self.pid
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// Waits for the process to exit by itself (killed and failed after `limit`); its status.
     pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
         let mut c = self.child.take().expect("a running coretalk process");
@@ -354,6 +385,15 @@ impl Drop for Server {
         }
         self.kill9();
     }
+}
+
+/// Whether a `/proc/…/task/…/stat` line is of a thread that has stopped (or exited): the
+/// state letter follows the command name's closing parenthesis.
+fn thread_stopped(stat: &str) -> bool {
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    matches!(state, Some('T' | 't' | 'Z' | 'X'))
 }
 
 /// Sends one raw HTTP request and reads the response until the server closes.
