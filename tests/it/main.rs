@@ -38,6 +38,7 @@ mod names;
 mod ops;
 mod placement;
 mod postgres;
+mod process;
 mod prom_text;
 mod protocol;
 mod record;
