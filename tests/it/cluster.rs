@@ -216,7 +216,7 @@ async fn a_master_stopped_past_its_lease_never_commits_after_its_successor() {
             codes[at] = v["ctrl"]["code"].as_u64();
         }
     }
-    let codes: Vec<u64> = codes.into_iter().map(|c| c.unwrap_or(0)).collect();
+    let codes: Vec<u64> = codes.into_iter().flatten().collect();
     eprintln!("the stopped master's late publishes were answered {codes:?}");
     assert!(
         codes.iter().all(|c| *c >= 400),
