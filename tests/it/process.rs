@@ -383,3 +383,14 @@ fn thread_stopped(stat: &str) -> bool {
         .and_then(|(_, rest)| rest.trim_start().chars().next());
     matches!(state, Some('T' | 't' | 'Z' | 'X'))
 }
+
+#[test]
+fn a_thread_state_is_read_after_the_last_parenthesis() {
+    assert!(thread_stopped("4711 (coretalk-shard-) T 4700 4700 0"));
+    assert!(thread_stopped("4711 (coretalk) t 4700"));
+    assert!(thread_stopped("4711 (gone) Z 4700"));
+    assert!(!thread_stopped("4711 (coretalk-store) S 4700 4700"));
+    // A name may hold parentheses and state-like letters itself.
+    assert!(!thread_stopped("4711 (a) T (b)) R 4700"));
+    assert!(!thread_stopped("garbage"));
+}
