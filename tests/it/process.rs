@@ -4,6 +4,7 @@
 //! stderr is shown when a test fails.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -88,8 +89,8 @@ impl Server {
     fn spawn(&mut self) {
         self.starts += 1;
         let stderr = std::fs::File::create(self.stderr_path()).expect("stderr file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_coretalk"))
-            .arg("--listen")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_coretalk"));
+        cmd.arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--grpc-listen")
             .arg("127.0.0.1:0")
@@ -102,9 +103,29 @@ impl Server {
             .args(self.store_url.iter().flat_map(|u| ["--store", u.as_str()]))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr))
-            .spawn()
-            .expect("spawn coretalk");
+            .stderr(Stdio::from(stderr));
+        // Its own process group: when the test's group is orphaned (a run under `nohup`, a
+        // detached runner), the kernel sends SIGCONT to every stopped member of that group each
+        // time one of them exits, which would wake a node a test has paused. Out of the
+        // terminal's group it no longer gets Ctrl-C either, so it is killed when the thread
+        // that started it ends (the test's), even if the test process dies without unwinding.
+        cmd.process_group(0);
+        let parent = std::process::id();
+        // SAFETY: `prctl` and `getppid` are async-signal-safe and touch only the child's own
+        // attributes.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have gone before the request was made.
+                if libc::getppid() as u32 != parent {
+                    return Err(std::io::ErrorKind::BrokenPipe.into());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().expect("spawn coretalk");
         let stdout = child.stdout.take().expect("stdout pipe");
         let (tx, rx) = std::sync::mpsc::channel::<String>();
         // Keeps draining stdout so the server never blocks on (or fails writing to) it.
