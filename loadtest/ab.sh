@@ -10,6 +10,7 @@
 #   loadtest/ab.sh p2pknob BIN TOML_A TOML_B     W3 2,000 P2P pairs @2,500/s, one build under two server configs
 #   loadtest/ab.sh histo BIN                     monitor.histograms off vs on: W3 as p2p, and W4 N=1000 @50/s and N=128 @500/s
 #   loadtest/ab.sh echo BEFORE_BIN AFTER_BIN      W0 echo, 100 connections, 20 B and 1 KB @20,000/s, two coretalk builds and the tokio baseline
+#   loadtest/ab.sh idle BEFORE_BIN AFTER_BIN      W1 bytes per idle session (RSS slope, 1,000 → 10,000 sessions), two coretalk builds
 # Prints server CPU per operation, p50, p99 and drops per run. Needs target/release/coretalk-load.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -181,6 +182,24 @@ case "${1:-}" in
             --subscribers $n --rate $rate --server-cores 0 "${COMMON[@]}" --results-dir "$d" > "$d.log" 2>&1
           point "$d" "w4 n=$n histograms=$h run=$run"
         done
+      done
+    done ;;
+  idle)
+    before=$2 after=$3
+    for run in $(seq "$PAIRS"); do
+      for side in before after; do
+        bin=$([ $side = before ] && echo "$before" || echo "$after")
+        d="$OUT/w1-$side-$run"
+        serve "$bin" ""
+        "$LOAD" w1 --attach "$SRV_ADDR" --server-pid "$SRV_PID" --steps 1000,2500,5000,10000 --settle 3 \
+          --client-cores 1 --results-dir "$d" > "$d.log" 2>&1
+        unserve
+        python3 - "$d" "w1 $side run=$run" <<'PY'
+import glob, json, sys
+f = sorted(glob.glob(sys.argv[1] + "/*/result.json"))[0]
+s = json.load(open(f))["summary"]
+print(f"{sys.argv[2]:28} {s['bytes_per_session']:8.0f} B per idle session")
+PY
       done
     done ;;
   echo)

@@ -99,6 +99,8 @@ impl Topic {
         };
         let previous = self.current_ua();
         self.uas.retain(|(s, _)| *s != sid);
+        // Most users have one session: a first push would allocate room for four (W1).
+        self.uas.reserve_exact(1);
         self.uas.push((sid, ua.to_owned()));
         if !self.me_want.has(AccessMode::PRES) {
             // Muted: the user is invisible to contacts.
@@ -130,8 +132,7 @@ impl Topic {
         if let Some(i) = self.uas.iter().position(|(s, _)| *s == sid) {
             let (_, ua) = self.uas.remove(i);
             if self.uas.is_empty() {
-                self.last_ua = ua;
-                self.last_left = Some(now);
+                self.last_left = Some((now, ua.into_boxed_str()));
             }
         }
     }
@@ -165,7 +166,10 @@ impl Topic {
         self.unloaded = true;
         match self.kind {
             TopicKind::Me(_) => {
-                let ua = self.last_ua.clone();
+                let (left, ua) = match &self.last_left {
+                    Some((when, ua)) => (*when, ua.to_string()),
+                    None => (cx.now, String::new()),
+                };
                 if self.me_want.has(AccessMode::PRES) {
                     for (topic, c) in &self.contacts {
                         if let Some(peer) = c.peer {
@@ -176,7 +180,7 @@ impl Topic {
                 if let TopicKind::Me(uid) = self.kind {
                     let patch = crate::store::UserPatch {
                         id: uid,
-                        last_seen: Some((self.last_left.unwrap_or(cx.now), ua)),
+                        last_seen: Some((left, ua)),
                         ..Default::default()
                     };
                     cx.out.push(TopicOut::Write {

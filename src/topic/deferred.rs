@@ -7,6 +7,8 @@
 //! holds a join's read of messages back while any write of the topic is in flight, and
 //! [`Topic::release_deferred_read`] sends it once the last one completed.
 
+use std::num::NonZeroU64;
+
 use super::{Pending, Topic, TopicCx, TopicOut};
 use crate::routing::TopicRequest;
 use crate::store::ReadQuery;
@@ -52,7 +54,7 @@ impl Topic {
     pub(crate) fn read(&mut self, queries: Vec<ReadQuery>, pending: Pending, cx: &mut TopicCx<'_>) {
         let token = self.next_token;
         self.next_token += 1;
-        self.reading = Some(token);
+        self.reading = NonZeroU64::new(token);
         if pending.is_join() && queries.iter().any(reads_messages) && self.writes_in_flight() {
             let held = Pending::Deferred(Box::new((pending, queries)));
             self.pending.insert(token, held);
@@ -69,7 +71,7 @@ impl Topic {
 
     /// Sends the read held back by [`Topic::read`] once no write is in flight.
     pub(super) fn release_deferred_read(&mut self, cx: &mut TopicCx<'_>) {
-        let Some(token) = self.reading else {
+        let Some(token) = self.reading.map(NonZeroU64::get) else {
             return;
         };
         if !matches!(self.pending.get(&token), Some(Pending::Deferred(_)))

@@ -95,7 +95,7 @@ impl Topic {
                     encodings.insert(a.enc);
                 }
             }),
-            self.n_shards,
+            self.n_shards as usize,
         );
         Recipients { batches, encodings }
     }

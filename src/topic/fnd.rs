@@ -17,10 +17,11 @@ impl Topic {
     /// the user's stored `private` (tinode-protocol.md §3.9), which counts only when it is a
     /// JSON string.
     pub(crate) fn fnd_query(&self, sid: SessionId) -> Option<String> {
-        match self.queries.get(&sid) {
+        let fnd = self.fnd.as_deref()?;
+        match fnd.queries.get(&sid) {
             Some(q) if !q.is_empty() => Some(q.clone()),
-            _ => self
-                .fnd_private
+            _ => fnd
+                .private
                 .as_deref()
                 .and_then(|p| serde_json::from_str::<String>(p).ok())
                 .filter(|q| !q.is_empty()),

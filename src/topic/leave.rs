@@ -40,7 +40,9 @@ impl Topic {
         cx: &mut TopicCx<'_>,
     ) -> Option<UserId> {
         let a = self.attached.remove(&sid)?;
-        self.queries.remove(&sid);
+        if let Some(fnd) = self.fnd.as_mut() {
+            fnd.queries.remove(&sid);
+        }
         // A background session was never counted online and announced nothing.
         let last = match self.members.get_mut(&a.uid) {
             Some(m) if !a.background => {

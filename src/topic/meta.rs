@@ -140,8 +140,8 @@ impl Topic {
                         }
                     }
                 }
-                if matches!(self.kind, TopicKind::Fnd(_)) {
-                    desc.private = self.fnd_private.as_deref().map(raw);
+                if let Some(fnd) = self.fnd.as_deref() {
+                    desc.private = fnd.private.as_deref().map(raw);
                 }
                 let given = AccessMode::SELF_ME;
                 let want = if matches!(self.kind, TopicKind::Me(_)) {

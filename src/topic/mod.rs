@@ -33,6 +33,7 @@ pub mod tags;
 mod tests;
 
 use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroU64;
 
 use crate::access::{AccessMode, AuthLevel};
 use crate::ids::{SessionId, UnixMillis, UserId};
@@ -221,12 +222,27 @@ pub(crate) struct Reply {
     pub(crate) on_conflict: Option<Box<(Outcome, Option<UserRecord>)>>,
 }
 
+/// The tables of a topic, keyed by server-assigned ids and names. A seeded fast hasher: its
+/// per-table state is half of std's, and every idle session's `me` topic holds four (W1).
+pub(crate) type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// What only a `fnd` topic keeps.
+#[derive(Debug, Default)]
+pub(crate) struct FndState {
+    /// Each attached session's search query.
+    pub(crate) queries: Map<SessionId, String>,
+    /// The user's stored `private` (the query used when a session has none), kept in the
+    /// `fnd` subscription row as the reference does.
+    pub(crate) private: Option<crate::store::JsonText>,
+}
+
 /// One loaded topic.
 #[derive(Debug)]
 pub struct Topic {
     pub(crate) name: String,
     pub(crate) kind: TopicKind,
-    pub(crate) n_shards: usize,
+    /// The server's shard count (the width of a `ShardId`; it packs with the flags: W1).
+    pub(crate) n_shards: u16,
     /// The stored record (groups); `None` for `me` and for a group being created. Boxed: every
     /// idle session's `me` topic would otherwise carry its 168 bytes unused (W1).
     pub(crate) rec: Option<Box<TopicRecord>>,
@@ -236,32 +252,30 @@ pub struct Topic {
     pub(crate) seq: u64,
     /// Time of the last message.
     pub(crate) touched: Option<UnixMillis>,
-    pub(crate) members: HashMap<UserId, Member>,
-    pub(crate) attached: HashMap<SessionId, Attachment>,
-    pub(crate) pending: HashMap<u64, Pending>,
+    pub(crate) members: Map<UserId, Member>,
+    pub(crate) attached: Map<SessionId, Attachment>,
+    pub(crate) pending: Map<u64, Pending>,
     next_token: u64,
-    /// The read in flight, if any: requests that arrive meanwhile wait in `parked`.
-    reading: Option<u64>,
+    /// The token of the read in flight, if any (tokens start at 1): requests that arrive
+    /// meanwhile wait in `parked`.
+    reading: Option<NonZeroU64>,
     parked: VecDeque<TopicRequest>,
     /// Set when a creation failed to persist: the topic only waits to be unloaded.
     pub(crate) broken: bool,
     /// `me`: the user's contacts (routing name → state).
-    pub(crate) contacts: HashMap<String, contacts::Contact>,
+    pub(crate) contacts: Map<String, contacts::Contact>,
     /// `me`: user agents of attached sessions, most recently attached last.
     pub(crate) uas: Vec<(SessionId, String)>,
-    /// `fnd`: each attached session's search query.
-    pub(crate) queries: HashMap<SessionId, String>,
-    /// `fnd`: the user's stored `private` (the query used when a session has none), kept
-    /// in the `fnd` subscription row as the reference does.
-    pub(crate) fnd_private: Option<crate::store::JsonText>,
+    /// `fnd`: the search state; `None` for every other kind. Boxed: every idle session's `me`
+    /// topic would otherwise carry it unused (W1).
+    pub(crate) fnd: Option<Box<FndState>>,
     /// Set once `on_unload` ran.
     pub(crate) unloaded: bool,
     /// `me`/group: the topic announced itself online (first attachment since loading).
     pub(crate) announced: bool,
-    /// `me`: user agent of the last session that detached (recorded as last seen).
-    pub(crate) last_ua: String,
-    /// `me`: when the last attached session left (the user's last-seen time).
-    pub(crate) last_left: Option<UnixMillis>,
+    /// `me`: when the last attached session left and its user agent (the user's last seen,
+    /// recorded when the topic unloads).
+    pub(crate) last_left: Option<(UnixMillis, Box<str>)>,
     /// P2P/group: a participant or the owner is suspended; `{pub}` is refused.
     pub(crate) read_only: bool,
     /// `me`: the user's own want on `me` (`JPS` unless muted: without `P` the user neither
@@ -275,25 +289,23 @@ impl Topic {
         Topic {
             name: name.to_owned(),
             kind,
-            n_shards,
+            n_shards: u16::try_from(n_shards).unwrap_or(u16::MAX),
             rec: None,
             user: None,
             seq: 0,
             touched: None,
-            members: HashMap::new(),
-            attached: HashMap::new(),
-            pending: HashMap::new(),
+            members: Map::default(),
+            attached: Map::default(),
+            pending: Map::default(),
             next_token: 1,
             reading: None,
             parked: VecDeque::new(),
             broken: false,
-            contacts: HashMap::new(),
+            contacts: Map::default(),
             uas: Vec::new(),
-            queries: HashMap::new(),
-            fnd_private: None,
+            fnd: matches!(kind, TopicKind::Fnd(_)).then(Box::default),
             unloaded: false,
             announced: false,
-            last_ua: String::new(),
             last_left: None,
             read_only: false,
             me_want: AccessMode::SELF_ME,
@@ -370,8 +382,8 @@ impl Topic {
                     return Ok(None);
                 }
                 topic.user = user;
-                if let Some(sub) = answers.sub(name, uid)? {
-                    topic.fnd_private = sub.private;
+                if let (Some(sub), Some(fnd)) = (answers.sub(name, uid)?, topic.fnd.as_mut()) {
+                    fnd.private = sub.private;
                 }
             }
             TopicKind::Group | TopicKind::P2p(..) | TopicKind::Sys => {
@@ -443,7 +455,7 @@ impl Topic {
         results: Vec<(ReadQuery, Result<ReadAnswer, StoreError>)>,
         cx: &mut TopicCx<'_>,
     ) {
-        if self.reading == Some(token) {
+        if self.reading.map(NonZeroU64::get) == Some(token) {
             self.reading = None;
         }
         match self.pending.remove(&token) {

@@ -162,9 +162,10 @@ impl Topic {
                 // `private` is the user's stored query, kept in the `fnd` subscription row as
                 // the reference keeps it (durable before the reply); sessions without a query
                 // of their own search with it.
+                let fnd = self.fnd.get_or_insert_with(Box::default);
                 let mut changed = false;
                 if let Some(p) = d.private {
-                    if let Some(v) = merge_json(self.fnd_private.as_ref(), p.get()) {
+                    if let Some(v) = merge_json(fnd.private.as_ref(), p.get()) {
                         acc.batch.push(WriteOp::PutSub(SubRecord {
                             topic: self.name.clone(),
                             user: req.uid,
@@ -178,7 +179,7 @@ impl Topic {
                             del_id: 0,
                             private: v.clone(),
                         }));
-                        self.fnd_private = v;
+                        fnd.private = v;
                         changed = true;
                     }
                 }
@@ -191,9 +192,9 @@ impl Topic {
                 };
                 let query = serde_json::from_str::<String>(public.get()).unwrap_or_default();
                 if query == DEL_CHAR || query.is_empty() {
-                    self.queries.remove(&req.sid);
+                    fnd.queries.remove(&req.sid);
                 } else {
-                    self.queries.insert(req.sid, query);
+                    fnd.queries.insert(req.sid, query);
                 }
                 Outcome::Ok
             }
