@@ -139,6 +139,7 @@ fn run(n: usize, path: Path, rounds: usize) -> Measured {
                 ws.read_buffer,
                 send_batch,
                 Duration::from_millis(100),
+                Duration::ZERO,
             ));
             let writer = scratch.writer.clone();
             glommio::spawn_local(writer.clone().run(scratch.clone())).detach();

@@ -47,6 +47,7 @@ pub async fn serve(listener: TcpListener, cfg: Rc<Config>) {
         cfg.ws.read_buffer,
         cfg.ws.send_batch,
         resolution,
+        Duration::from_millis(cfg.session.write_stall_ms),
     ));
     glommio::spawn_local(scratch.wheel.clone().drive()).detach();
     glommio::spawn_local(scratch.writer.clone().run(scratch.clone())).detach();
@@ -163,11 +164,13 @@ async fn connection(
 #[cfg(test)]
 mod tests {
     /// A WebSocket session's task holds its whole future for the session's life, so it must
-    /// stay small: W1 budgets 2 KiB per idle session in all.
+    /// stay small: W1 budgets 2 KiB per idle session in all. glommio allocates a task as its
+    /// 40-byte header, an 8-byte schedule closure and the future: 592 bytes of future fill
+    /// mimalloc's 640-byte size class, and the next class up is 768.
     #[test]
     fn a_websocket_session_task_is_small() {
         let size = super::ws::session_future_size();
         println!("WebSocket session future: {size} bytes");
-        assert!(size <= 768, "WebSocket session future is {size} bytes");
+        assert!(size <= 592, "WebSocket session future is {size} bytes");
     }
 }

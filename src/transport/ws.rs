@@ -52,18 +52,28 @@ pub struct Scratch {
     pub wheel: Rc<Wheel>,
     /// The shard's writer of queued frames (its task runs beside the acceptor).
     pub writer: Rc<Writer>,
+    /// How long one write may stay blocked before the client counts as gone
+    /// (`session.write_stall_ms`; zero: unbounded). Here rather than in each `Conn` (W1).
+    stall: Duration,
 }
 
 impl Scratch {
     /// One shard's buffers; reads take up to `read_size` bytes at a time; the writer batches
-    /// up to `send_batch` sends (`ws.send_batch`); deadlines are kept to `resolution`.
-    pub fn new(read_size: usize, send_batch: usize, resolution: Duration) -> Scratch {
+    /// up to `send_batch` sends (`ws.send_batch`); deadlines are kept to `resolution`; a write
+    /// blocked for `stall` fails (zero: never).
+    pub fn new(
+        read_size: usize,
+        send_batch: usize,
+        resolution: Duration,
+        stall: Duration,
+    ) -> Scratch {
         Scratch {
             read: RefCell::new(vec![0; read_size]),
             write: RefCell::new(Vec::new()),
             frames: RefCell::new(Vec::new()),
             wheel: Rc::new(Wheel::new(resolution)),
             writer: Rc::new(Writer::new(send_batch)),
+            stall,
         }
     }
 }
@@ -110,9 +120,6 @@ struct Conn {
     /// blocked (empty, unallocated, otherwise).
     link: Rc<Link>,
     scratch: Rc<Scratch>,
-    /// How long one write may stay blocked before the client counts as gone
-    /// (`session.write_stall_ms`; zero: unbounded).
-    stall: Duration,
 }
 
 /// Sets SO_SNDBUF of the socket `fd` (the kernel doubles it for its bookkeeping).
@@ -214,7 +221,6 @@ pub async fn serve(
         reader: Reader::new(max),
         link,
         scratch: scratch.clone(),
-        stall: Duration::from_millis(cfg.session.write_stall_ms),
     };
     // Bytes the client sent right after its request head are its first frames.
     conn.reader.preload(leftover);
@@ -243,130 +249,144 @@ fn session(
     }
 }
 
-async fn run(conn: &mut Conn, outbox: &Rc<Outbox>, sid: crate::ids::SessionId, cfg: &Config) {
-    let ping_every = Duration::from_millis(cfg.ws.ping_interval_ms);
-    let pong_timeout = Duration::from_millis(cfg.ws.pong_timeout_ms);
-    // The shard's wheel wakes the task at the next ping or at the pong deadline, whichever
-    // comes first, so a silent client is dropped `pong_timeout` after its last pong, not a ping
-    // period later.
-    let wheel = conn.scratch.wheel.clone();
-    let filing = Filing::default();
-    let mut last_pong = Instant::now();
-    let mut next_ping = last_pong + ping_every;
-    // Pongs are coalesced: the payload of the last ping read, answered once no more input is
-    // at hand. Pings are counted per one-second window.
-    let mut pong: Option<Bytes> = None;
-    let (mut ping_window, mut pings) = (Instant::now(), 0u32);
-    let max_pings = cfg.ws.max_pings_per_sec.max(1);
-    loop {
-        let paused = with(|ctx| ctx.should_pause_reading());
-        let due = wheel.tick_of(next_ping.min(last_pong + pong_timeout));
-        let ev = poll_fn(|cx| {
-            if conn.link.failed() {
-                return Poll::Ready(Event::In(In::End));
-            }
-            if !conn.link.tx.borrow().is_empty() {
-                return Poll::Ready(Event::Flush);
-            }
-            let drained = {
-                let mut frames = conn.scratch.frames.borrow_mut();
-                outbox.poll_drain(cx, &mut frames)
-            };
-            if let Poll::Ready(r) = drained {
-                return Poll::Ready(Event::Out(r));
-            }
-            if !paused {
-                if let Poll::Ready(i) = conn.poll_in(cx, sid, outbox) {
-                    return Poll::Ready(Event::In(i));
+/// The session's loop, until the connection or the session ends. (A plain fn around an
+/// `async move` block, as `session` is: an `async fn` would keep its arguments twice, in every
+/// session's task.)
+#[allow(clippy::manual_async_fn)]
+fn run<'a>(
+    conn: &'a mut Conn,
+    outbox: &'a Rc<Outbox>,
+    sid: crate::ids::SessionId,
+    cfg: &'a Config,
+) -> impl Future<Output = ()> + 'a {
+    async move {
+        // The shard's wheel wakes the task at the next ping or at the pong deadline, whichever
+        // comes first, so a silent client is dropped `pong_timeout` after its last pong, not a ping
+        // period later.
+        let wheel = conn.scratch.wheel.clone();
+        let filing = Filing::default();
+        // Deadlines, not periods: the periods are read from `cfg` where used, since each local
+        // kept across an await is part of every session's task for its whole life (W1).
+        let mut pong_due = Instant::now() + pong_timeout(cfg);
+        let mut next_ping = Instant::now() + ping_every(cfg);
+        // Pongs are coalesced: the payload of the last ping read, answered once no more input is
+        // at hand. Pings are counted per one-second window.
+        let mut pong: Option<Bytes> = None;
+        let (mut ping_window, mut pings) = (Instant::now(), 0u32);
+        let max_pings = cfg.ws.max_pings_per_sec.max(1);
+        loop {
+            let paused = with(|ctx| ctx.should_pause_reading());
+            let due = wheel.tick_of(next_ping.min(pong_due));
+            let ev = poll_fn(|cx| {
+                if conn.link.failed() {
+                    return Poll::Ready(Event::In(In::End));
                 }
-            }
-            if pong.is_some() {
-                return Poll::Ready(Event::Pong);
-            }
-            if wheel.is_due(due) {
-                return Poll::Ready(Event::Tick);
-            }
-            wheel.file(due, &filing, cx.waker());
-            Poll::Pending
-        });
-        let ev = if paused {
-            // Back-pressure from the mesh: only write and tick until the backlog drains.
-            futures_lite::future::or(ev, async {
-                glommio::timer::sleep(Duration::from_millis(1)).await;
-                Event::In(In::Message)
-            })
-            .await
-        } else {
-            ev.await
-        };
-        match ev {
-            Event::Out(None) => {
-                if let Err(e) = conn.write_drained().await {
-                    return write_failed(conn, outbox, sid, e);
+                if !conn.link.tx.borrow().is_empty() {
+                    return Poll::Ready(Event::Flush);
                 }
-            }
-            Event::Flush => {
-                if let Err(e) = Box::pin(conn.finish_write()).await {
-                    return write_failed(conn, outbox, sid, e);
-                }
-            }
-            Event::Out(Some(reason)) => {
-                if reason != CloseReason::Overflow {
-                    let _ = conn.write_drained().await;
-                }
-                let payload = match reason {
-                    CloseReason::Overflow => {
-                        close_payload(1008, "slow consumer: outbound queue full")
-                    }
-                    CloseReason::Shutdown => close_payload(1001, "server shutdown"),
-                    CloseReason::Ended => close_payload(1000, ""),
-                    CloseReason::Shed => close_payload(1013, "try again later"),
+                let drained = {
+                    let mut frames = conn.scratch.frames.borrow_mut();
+                    outbox.poll_drain(cx, &mut frames)
                 };
-                let _ = conn.write_frame(OP_CLOSE, &payload).await;
-                return;
-            }
-            Event::In(In::Message) => {}
-            Event::In(In::Pong) => last_pong = Instant::now(),
-            Event::In(In::Ping(p)) => {
-                let now = Instant::now();
-                if now.duration_since(ping_window) >= Duration::from_secs(1) {
-                    (ping_window, pings) = (now, 0);
+                if let Poll::Ready(r) = drained {
+                    return Poll::Ready(Event::Out(r));
                 }
-                pings += 1;
-                if pings > max_pings {
-                    log::debug!("session {sid}: more than {max_pings} pings a second, closing");
-                    let _ = conn
-                        .write_frame(OP_CLOSE, &close_payload(1008, "too many pings"))
-                        .await;
-                    return;
-                }
-                pong = Some(p);
-            }
-            Event::Pong => {
-                if let Some(p) = pong.take() {
-                    if conn.write_frame(OP_PONG, &p).await.is_err() {
-                        return;
+                if !paused {
+                    if let Poll::Ready(i) = conn.poll_in(cx, sid, outbox) {
+                        return Poll::Ready(Event::In(i));
                     }
                 }
-            }
-            Event::In(In::Close(reply)) => {
-                let _ = conn.write_frame(OP_CLOSE, &reply).await;
-                return;
-            }
-            Event::In(In::End) => return,
-            Event::Tick => {
-                let now = Instant::now();
-                if now.duration_since(last_pong) >= pong_timeout {
-                    log::debug!("session {sid}: no pong for {pong_timeout:?}, closing");
-                    let _ = conn
-                        .write_frame(OP_CLOSE, &close_payload(1001, "no pong"))
-                        .await;
+                if pong.is_some() {
+                    return Poll::Ready(Event::Pong);
+                }
+                if wheel.is_due(due) {
+                    return Poll::Ready(Event::Tick);
+                }
+                wheel.file(due, &filing, cx.waker());
+                Poll::Pending
+            });
+            let ev = if paused {
+                // Back-pressure from the mesh: only write and tick until the backlog drains.
+                futures_lite::future::or(ev, async {
+                    glommio::timer::sleep(Duration::from_millis(1)).await;
+                    Event::In(In::Message)
+                })
+                .await
+            } else {
+                ev.await
+            };
+            match ev {
+                Event::Out(None) => {
+                    if let Err(e) = conn.write_drained().await {
+                        return write_failed(conn, outbox, sid, e);
+                    }
+                }
+                Event::Flush => {
+                    if let Err(e) = Box::pin(conn.finish_write()).await {
+                        return write_failed(conn, outbox, sid, e);
+                    }
+                }
+                Event::Out(Some(reason)) => {
+                    if reason != CloseReason::Overflow {
+                        let _ = conn.write_drained().await;
+                    }
+                    let payload = match reason {
+                        CloseReason::Overflow => {
+                            close_payload(1008, "slow consumer: outbound queue full")
+                        }
+                        CloseReason::Shutdown => close_payload(1001, "server shutdown"),
+                        CloseReason::Ended => close_payload(1000, ""),
+                        CloseReason::Shed => close_payload(1013, "try again later"),
+                    };
+                    let _ = conn.write_frame(OP_CLOSE, &payload).await;
                     return;
                 }
-                if now >= next_ping {
-                    next_ping = now + ping_every;
-                    if conn.write_frame(OP_PING, &[]).await.is_err() {
+                Event::In(In::Message) => {}
+                Event::In(In::Pong) => pong_due = Instant::now() + pong_timeout(cfg),
+                Event::In(In::Ping(p)) => {
+                    let now = Instant::now();
+                    if now.duration_since(ping_window) >= Duration::from_secs(1) {
+                        (ping_window, pings) = (now, 0);
+                    }
+                    pings += 1;
+                    if pings > max_pings {
+                        log::debug!("session {sid}: more than {max_pings} pings a second, closing");
+                        let _ = conn
+                            .write_frame(OP_CLOSE, &close_payload(1008, "too many pings"))
+                            .await;
                         return;
+                    }
+                    pong = Some(p);
+                }
+                Event::Pong => {
+                    if let Some(p) = pong.take() {
+                        if conn.write_frame(OP_PONG, &p).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Event::In(In::Close(reply)) => {
+                    let _ = conn.write_frame(OP_CLOSE, &reply).await;
+                    return;
+                }
+                Event::In(In::End) => return,
+                Event::Tick => {
+                    let now = Instant::now();
+                    if now >= pong_due {
+                        log::debug!(
+                            "session {sid}: no pong for {:?}, closing",
+                            pong_timeout(cfg)
+                        );
+                        let _ = conn
+                            .write_frame(OP_CLOSE, &close_payload(1001, "no pong"))
+                            .await;
+                        return;
+                    }
+                    if now >= next_ping {
+                        next_ping = now + ping_every(cfg);
+                        if conn.write_frame(OP_PING, &[]).await.is_err() {
+                            return;
+                        }
                     }
                 }
             }
@@ -374,10 +394,20 @@ async fn run(conn: &mut Conn, outbox: &Rc<Outbox>, sid: crate::ids::SessionId, c
     }
 }
 
+/// How often the server pings a client (`ws.ping_interval_ms`).
+fn ping_every(cfg: &Config) -> Duration {
+    Duration::from_millis(cfg.ws.ping_interval_ms)
+}
+
+/// How long a client may go without a pong (`ws.pong_timeout_ms`).
+fn pong_timeout(cfg: &Config) -> Duration {
+    Duration::from_millis(cfg.ws.pong_timeout_ms)
+}
+
 /// A write of queued frames failed: a stalled one closes the session as a slow consumer.
 fn write_failed(conn: &Conn, outbox: &Outbox, sid: crate::ids::SessionId, e: io::Error) {
     if e.kind() == io::ErrorKind::TimedOut {
-        log::info!("session {sid}: {e} for {:?}, closing", conn.stall);
+        log::info!("session {sid}: {e} for {:?}, closing", conn.scratch.stall);
         with(|ctx| ctx.note_stalled_writer());
         outbox.close(CloseReason::Overflow);
     }
@@ -436,10 +466,10 @@ impl Conn {
         .await
     }
 
-    /// Writes one control frame.
+    /// Writes one control frame (a ping, a pong, a close). They are rare next to data, so the
+    /// write's state is boxed while it runs instead of sizing every session's task (W1).
     async fn write_frame(&mut self, opcode: u8, payload: &[u8]) -> io::Result<()> {
-        self.write(|out| wsframe::encode(out, opcode, payload))
-            .await
+        Box::pin(self.write(|out| wsframe::encode(out, opcode, payload))).await
     }
 
     /// Encodes with `fill` into the shard's write buffer and writes what the socket takes at
@@ -482,7 +512,7 @@ impl Conn {
 
     /// Writes out the link's `tx` as the socket takes it, within the stall bound.
     async fn finish_write(&mut self) -> io::Result<()> {
-        let stall = self.stall;
+        let stall = self.scratch.stall;
         let Conn { stream, link, .. } = self;
         let drain = poll_fn(|cx| {
             let mut tx = link.tx.borrow_mut();

@@ -89,7 +89,7 @@ fn encoded(frames: &[Bytes]) -> Vec<u8> {
 /// Three rounds to every peer through a writer batching `send_batch` sends: each peer gets
 /// exactly its frames, in order.
 fn rounds_arrive_whole(send_batch: usize) {
-    let scratch = Scratch::new(4096, send_batch, Duration::from_secs(1));
+    let scratch = Scratch::new(4096, send_batch, Duration::from_secs(1), Duration::ZERO);
     let mut peers = peers(&scratch);
     let mut want = vec![Vec::new(); LINKS];
     for round in 0..3 {
@@ -159,7 +159,7 @@ fn unbatched_rounds_deliver_every_frame_in_order() {
 /// A full socket and a detached link in one batched round.
 #[test]
 fn batched_round_leaves_full_and_detached_links_to_their_tasks() {
-    let scratch = Scratch::new(4096, 64, Duration::from_secs(1));
+    let scratch = Scratch::new(4096, 64, Duration::from_secs(1), Duration::ZERO);
     let mut peers = peers(&scratch);
     // Peer 0's socket takes nothing more.
     let filler = vec![0u8; 65536];
@@ -196,7 +196,7 @@ fn batched_round_leaves_full_and_detached_links_to_their_tasks() {
 /// A send to a socket whose peer closed fails the link, batched as direct.
 #[test]
 fn batched_send_to_a_closed_peer_fails_the_link() {
-    let scratch = Scratch::new(4096, 64, Duration::from_secs(1));
+    let scratch = Scratch::new(4096, 64, Duration::from_secs(1), Duration::ZERO);
     let peers = peers(&scratch);
     let mut kept = Vec::new();
     for (i, p) in peers.into_iter().enumerate() {
@@ -233,7 +233,7 @@ fn closed(far: &mut UnixStream) -> bool {
 /// dropping a link that was never detached.
 #[test]
 fn registered_sockets_close_once_their_links_let_go() {
-    let scratch = Scratch::new(4096, 64, Duration::from_secs(1));
+    let scratch = Scratch::new(4096, 64, Duration::from_secs(1), Duration::ZERO);
     let mut peers = peers(&scratch);
     assert!(
         peers[0].link.slot().is_some() && peers[2].link.slot().is_some(),
@@ -273,7 +273,7 @@ fn registered_sockets_close_once_their_links_let_go() {
 /// more and a remainder waits in `tx`, the next full queue overflows.
 #[test]
 fn a_full_outbox_is_written_before_it_overflows() {
-    let scratch = Scratch::new(4096, 64, Duration::from_secs(1));
+    let scratch = Scratch::new(4096, 64, Duration::from_secs(1), Duration::ZERO);
     let (near, mut far) = UnixStream::pair().unwrap();
     near.set_nonblocking(true).unwrap();
     far.set_nonblocking(true).unwrap();
