@@ -13,7 +13,6 @@ use crate::proto::client::what;
 use crate::proto::client::*;
 use crate::proto::{Decoded, Outcome};
 use crate::routing::{me_topic, p2p_topic, CreateSpec, DelWhat, ReqHead, Requester, TopicRequest};
-use crate::session::limits::TokenBucket;
 use crate::session::{
     AccountChange, AccountWhat, Lifecycle, Session, SessionCx, SessionOut, SubState,
 };
@@ -117,10 +116,7 @@ impl Session {
         } else {
             (&mut self.msg_bucket, cx.limits.msg_rate)
         };
-        if bucket
-            .get_or_insert_with(|| TokenBucket::full(rate, now))
-            .take(rate, now)
-        {
+        if bucket.take(rate, now) {
             return true;
         }
         self.limited += 1;
@@ -141,11 +137,7 @@ impl Session {
     /// after answering `429`.
     fn admit_auth(&mut self, id: Option<&str>, cx: &mut SessionCx<'_>) -> bool {
         let (now, rate) = (cx.now, cx.limits.auth_rate);
-        if self
-            .auth_bucket
-            .get_or_insert_with(|| TokenBucket::full(rate, now))
-            .take(rate, now)
-        {
+        if self.auth_bucket.take(rate, now) {
             return true;
         }
         self.limited += 1;
@@ -200,9 +192,11 @@ impl Session {
                 return;
             }
             self.ver = ver;
-            self.ua = m.ua.unwrap_or_default();
-            self.lang = m.lang.unwrap_or_default();
-            self.platform = m.platf.unwrap_or_default();
+            self.client = super::ClientInfo::new(
+                m.ua.as_deref().unwrap_or(""),
+                m.lang.as_deref().unwrap_or(""),
+                m.platf.as_deref().unwrap_or(""),
+            );
             self.background = m.bkg && cx.limits.background_delay_ms > 0;
             if self.background {
                 self.foreground_at = Some(cx.now.plus_ms(cx.limits.background_delay_ms));
@@ -242,7 +236,7 @@ impl Session {
             return;
         }
         if let Some(lang) = m.lang {
-            self.lang = lang;
+            self.client = self.client.with_lang(&lang);
         }
         let outcome = if m.dev.is_some() || self.kind == super::SessionKind::LongPoll {
             Outcome::Ok
@@ -432,7 +426,7 @@ impl Session {
                 create: ex.create,
                 set: m.set.map(Box::new),
                 get: m.get.map(Box::new),
-                ua: self.ua.clone(),
+                ua: self.client.ua().to_owned(),
                 bkg: self.background,
             },
         });

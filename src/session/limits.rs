@@ -56,6 +56,14 @@ pub struct TokenBucket {
 }
 
 impl TokenBucket {
+    /// A bucket not used yet: full at any rate and any time. Its units are past every burst,
+    /// and the first refill caps them to the rate's burst, so it needs no rate or clock to be
+    /// made (a session makes its buckets before it knows either).
+    pub const UNUSED: TokenBucket = TokenBucket {
+        units: u64::MAX,
+        at: UnixMillis(0),
+    };
+
     /// A full bucket at `now`.
     pub fn full(rate: Rate, now: UnixMillis) -> TokenBucket {
         TokenBucket {
@@ -141,5 +149,27 @@ mod tests {
         let mut c = TokenBucket::full(rate, t0);
         assert!(c.take(rate, t0));
         assert!(!c.take(rate, UnixMillis(0)));
+    }
+
+    #[test]
+    fn an_unused_bucket_is_a_full_one_at_any_rate_and_time() {
+        for (rate, t0) in [
+            (Rate::per_sec(10, 3), UnixMillis(1_000_000)),
+            (Rate::per_min(6, 1), UnixMillis(1)),
+            (Rate::per_min(1, 5), UnixMillis(0)),
+            (Rate::per_sec(u32::MAX, u32::MAX), UnixMillis(u64::MAX)),
+        ] {
+            let (mut unused, mut full) = (TokenBucket::UNUSED, TokenBucket::full(rate, t0));
+            for step in 0..8 {
+                let now = t0.plus_ms(step * 7);
+                assert_eq!(
+                    unused.take(rate, now),
+                    full.take(rate, now),
+                    "{rate:?} step {step}"
+                );
+                assert_eq!(unused, full, "{rate:?} step {step}");
+            }
+        }
+        assert!(TokenBucket::UNUSED.is_full(Rate::per_min(1, 1_000), UnixMillis(0)));
     }
 }

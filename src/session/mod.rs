@@ -6,6 +6,7 @@
 //! talks to a topic directly: it emits [`SessionOut::Route`] and learns about attachments from
 //! [`SessionEvent`]s. Transport state (sockets, buffers, timers) lives with the transport.
 
+mod client;
 mod dispatch;
 
 pub(crate) use dispatch::decode_secret;
@@ -13,13 +14,12 @@ pub mod limits;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
-
 use crate::access::AuthLevel;
 use crate::config::Transport;
 use crate::ids::{SessionId, UnixMillis, UserId};
 use crate::proto::{Encoding, Frame, Outcome, ServerMsg};
 use crate::routing::{SessionEvent, TopicRequest};
+pub use client::ClientInfo;
 use limits::{Rate, TokenBucket};
 
 /// The account requests a session hands to the account machine (defined in `routing`, the
@@ -179,29 +179,32 @@ pub enum SessionOut {
     WakeAt(UnixMillis),
 }
 
+/// A session's topics by routing name (foldhash: a hasher of 8 bytes where std's takes 16,
+/// in every session; the table is bounded by `session.max_subscriptions`).
+pub(crate) type Subs = std::collections::HashMap<String, SubState, foldhash::fast::RandomState>;
+
 /// The protocol state of one client session.
 #[derive(Debug)]
 pub struct Session {
     pub sid: SessionId,
     pub kind: SessionKind,
     /// Remote address for logs and stats.
-    pub remote: String,
+    pub remote: Box<str>,
     pub created: UnixMillis,
     /// Time of the last client message.
     pub last_action: UnixMillis,
     pub(crate) lifecycle: Lifecycle,
     /// Client protocol version, `major<<16 | minor<<8 | patch`.
     pub(crate) ver: u32,
-    pub(crate) ua: String,
-    pub(crate) lang: String,
-    pub(crate) platform: String,
+    /// User agent, language and platform from `{hi}`.
+    pub(crate) client: ClientInfo,
     pub(crate) background: bool,
     /// While `background`: when the session turns foreground.
     pub(crate) foreground_at: Option<UnixMillis>,
-    /// Rate limits (`None`: full, not used yet).
-    pub(crate) msg_bucket: Option<TokenBucket>,
-    pub(crate) note_bucket: Option<TokenBucket>,
-    pub(crate) auth_bucket: Option<TokenBucket>,
+    /// Rate limits (each starts [`TokenBucket::UNUSED`]: full at any rate).
+    pub(crate) msg_bucket: TokenBucket,
+    pub(crate) note_bucket: TokenBucket,
+    pub(crate) auth_bucket: TokenBucket,
     /// Requests this session refused for a rate limit (the shard adds them to its stats).
     pub(crate) limited: u64,
     /// Set once authenticated; fixed for the session's life (there is no logout).
@@ -209,7 +212,7 @@ pub struct Session {
     /// A login or account creation is in progress; further ones wait for its answer.
     pub(crate) auth_pending: bool,
     /// Topics by routing name.
-    pub(crate) subs: HashMap<String, SubState>,
+    pub(crate) subs: Subs,
 }
 
 impl Session {
@@ -218,23 +221,21 @@ impl Session {
         Session {
             sid,
             kind,
-            remote,
+            remote: remote.into_boxed_str(),
             created: now,
             last_action: now,
             lifecycle: Lifecycle::New,
             ver: 0,
-            ua: String::new(),
-            lang: String::new(),
-            platform: String::new(),
+            client: ClientInfo::default(),
             background: false,
             foreground_at: None,
-            msg_bucket: None,
-            note_bucket: None,
-            auth_bucket: None,
+            msg_bucket: TokenBucket::UNUSED,
+            note_bucket: TokenBucket::UNUSED,
+            auth_bucket: TokenBucket::UNUSED,
             limited: 0,
             user: None,
             auth_pending: false,
-            subs: HashMap::new(),
+            subs: Subs::default(),
         }
     }
 
@@ -250,7 +251,17 @@ impl Session {
 
     /// The user agent from `{hi}`.
     pub fn user_agent(&self) -> &str {
-        &self.ua
+        self.client.ua()
+    }
+
+    /// The language from `{hi}` (a later `{hi}` may change it).
+    pub fn language(&self) -> &str {
+        self.client.lang()
+    }
+
+    /// The platform from `{hi}`.
+    pub fn platform(&self) -> &str {
+        self.client.platform()
     }
 
     /// Topics (routing names) the session is attached to or joining.
@@ -291,7 +302,7 @@ impl Session {
                 topic: topic.clone(),
                 req: TopicRequest::Foreground {
                     sid: self.sid,
-                    ua: self.ua.clone(),
+                    ua: self.client.ua().to_owned(),
                 },
             });
         }

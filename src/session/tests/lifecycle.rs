@@ -32,7 +32,10 @@ fn first_hi_is_answered_with_the_server_params_and_lp_gets_200() {
         assert_eq!(c["params"], h.limits.hi_params);
         assert_eq!(c["ts"], "2025-01-02T03:04:05.123Z");
         assert_eq!(h.s.lifecycle(), Lifecycle::Versioned);
-        assert_eq!(h.s.user_agent(), "test-ua");
+        assert_eq!(
+            (h.s.user_agent(), h.s.language(), h.s.platform()),
+            ("test-ua", "en-GB", "web")
+        );
         assert_eq!(h.s.last_action, NOW);
     }
 }
@@ -128,6 +131,7 @@ fn a_later_hi_keeps_the_version_and_needs_authentication() {
         "test-ua/1.0",
         "the user agent is fixed by the first hi"
     );
+    assert_eq!(h.s.language(), "fr", "a later hi changes the language");
 }
 
 #[test]
@@ -245,4 +249,12 @@ fn terminate_detaches_every_topic_and_locks_the_session() {
     let mut out = Vec::new();
     h.s.terminate(&mut out);
     assert!(out.is_empty());
+}
+
+#[test]
+fn a_session_stays_in_a_small_allocation() {
+    // The shard boxes every session, idle ones included (W1). 256 bytes is one of mimalloc's
+    // size classes; the next one up is 320, so a session a few bytes larger costs 64 more.
+    let size = std::mem::size_of::<crate::session::Session>();
+    assert!(size <= 256, "Session is {size} bytes");
 }

@@ -5,7 +5,7 @@ use super::harness::*;
 use crate::access::AuthLevel;
 use crate::ids::UnixMillis;
 use crate::routing::{SessionEvent, TopicRequest};
-use crate::session::limits::Rate;
+use crate::session::limits::{Rate, TokenBucket};
 use crate::session::*;
 
 fn limited(burst: u32) -> Harness {
@@ -13,7 +13,7 @@ fn limited(burst: u32) -> Harness {
     h.limits.msg_rate = Rate::per_sec(10, burst);
     h.limits.note_rate = Rate::per_sec(10, burst);
     // The buckets fill on first use, at the rate then in force.
-    (h.s.msg_bucket, h.s.note_bucket) = (None, None);
+    (h.s.msg_bucket, h.s.note_bucket) = (TokenBucket::UNUSED, TokenBucket::UNUSED);
     h
 }
 
@@ -88,7 +88,7 @@ fn notes_have_their_own_bucket_and_are_dropped_silently_when_it_is_empty() {
 fn password_logins_and_signups_share_a_stricter_bucket_tokens_do_not() {
     let mut h = Harness::versioned();
     h.limits.auth_rate = Rate::per_min(6, 2);
-    h.s.auth_bucket = None;
+    h.s.auth_bucket = TokenBucket::UNUSED;
     let basic = r#"{"login":{"id":"l","scheme":"basic","secret":"YWxpY2U6YWxpY2UxMjM="}}"#;
     let token = r#"{"login":{"id":"t","scheme":"token","secret":"AAAA"}}"#;
     let signup =
