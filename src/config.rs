@@ -610,6 +610,12 @@ impl Config {
             if self.max_message_size(t) < 256 {
                 return bad("limits.max_message_size_* must be 0 or at least 256 bytes");
             }
+            // A WebSocket reader keeps its limit in 32 bits (W1), and nothing larger is sane.
+            if self.max_message_size(t) > u32::MAX as usize {
+                return bad(
+                    "session.max_message_size and limits.max_message_size_* must be below 4 GiB",
+                );
+            }
         }
         if self.limits.msg_per_sec > 0
             && (self.limits.msg_burst == 0
@@ -708,6 +714,16 @@ mod tests {
         assert_eq!(c.session.max_message_size, 4096);
         assert_eq!(c.ws.read_buffer, 4096);
         assert!(toml::from_str::<Config>("[session]\nmax_mesage_size = 1\n").is_err());
+    }
+
+    #[test]
+    fn message_sizes_are_bounded_both_ways() {
+        let with = |toml_text: &str| toml::from_str::<Config>(toml_text).unwrap().validate();
+        assert!(with("[session]\nmax_message_size = 255\n").is_err());
+        assert!(with("[session]\nmax_message_size = 4294967295\n").is_ok());
+        assert!(with("[session]\nmax_message_size = 4294967296\n").is_err());
+        assert!(with("[limits]\nmax_message_size_ws = 4294967296\n").is_err());
+        assert!(with("[limits]\nmax_message_size_lp = 100\n").is_err());
     }
 
     #[test]

@@ -45,7 +45,9 @@ type Cell = Rc<RefCell<Option<Waker>>>;
 pub struct Filing {
     waker: Cell,
     /// The tick of its last filing (waiting until that tick fires).
-    tick: Flag<Option<u64>>,
+    /// 0 before the first: tick 0 is due from the wheel's start, so it is never filed. (A
+    /// plain `u64`, not an `Option`: every connection holds its filing for its life, W1.)
+    tick: Flag<u64>,
 }
 
 impl Drop for Filing {
@@ -81,6 +83,13 @@ impl Wheel {
         u64::try_from(since.div_ceil(res)).unwrap_or(u64::MAX)
     }
 
+    /// Whole seconds from the wheel's start to `at` (a connection's compact clock for counting
+    /// per second: W1).
+    pub fn second_of(&self, at: Instant) -> u32 {
+        let secs = at.saturating_duration_since(self.origin).as_secs();
+        u32::try_from(secs).unwrap_or(u32::MAX)
+    }
+
     /// Whether `tick` has fired.
     pub fn is_due(&self, tick: u64) -> bool {
         tick <= self.fired.get()
@@ -101,14 +110,11 @@ impl Wheel {
                 *held = Some(waker.clone());
             }
         }
-        if filing
-            .tick
-            .get()
-            .is_some_and(|f| f <= tick && !self.is_due(f))
-        {
+        let f = filing.tick.get();
+        if f <= tick && !self.is_due(f) {
             return;
         }
-        filing.tick.set(Some(tick));
+        filing.tick.set(tick);
         let mut filed = self.filed.borrow_mut();
         filed
             .entry(tick)

@@ -104,7 +104,7 @@ enum In {
     /// A message, already handed to the shard.
     Message,
     /// A ping to answer with this payload.
-    Ping(Bytes),
+    Ping(Box<[u8]>),
     Pong,
     /// A close frame, to answer with this payload before closing.
     Close(Vec<u8>),
@@ -224,167 +224,99 @@ pub async fn serve(
     };
     // Bytes the client sent right after its request head are its first frames.
     conn.reader.preload(leftover);
+    let live = Live::new(conn, outbox, sid, cfg.clone());
     // The session gets a task of its own, sized for its loop alone; this one (with the request
     // head and the handshake's state) ends here and frees its memory.
-    glommio::spawn_local(session(conn, ticket, outbox, sid, cfg.clone())).detach();
+    glommio::spawn_local(session(live, ticket)).detach();
+}
+
+/// A session's connection and everything its loop keeps from one wake-up to the next, in one
+/// struct that the session's task holds once: an `async` block lays out each local that lives
+/// across an await on its own (with padding between them), and its arguments apart from its
+/// locals, in every session's task for its whole life (W1).
+struct Live {
+    conn: Conn,
+    outbox: Rc<Outbox>,
+    sid: crate::ids::SessionId,
+    cfg: Rc<Config>,
+    /// The connection's place on the shard's wheel, which wakes the task at the next ping or
+    /// at the pong deadline, whichever comes first: a silent client is dropped `pong_timeout`
+    /// after its last pong, not a ping period later.
+    filing: Filing,
+    /// Deadlines, not periods (the periods are read from `cfg` where used), as ticks of the
+    /// shard's wheel (8 bytes where an `Instant` takes 16: W1). A deadline is due once its tick
+    /// has fired, which is never before the deadline.
+    pong_due: u64,
+    next_ping: u64,
+    /// Client pings are counted per second of the wheel's clock: the second and the count.
+    ping_second: u32,
+    pings: u32,
+    /// Pongs are coalesced: the payload of the last ping read, answered once no more input is
+    /// at hand.
+    pong: Option<Box<[u8]>>,
 }
 
 /// The session's task: its loop, then the end of the session.
 /// (A plain fn around an `async move` block: an `async fn` would store its arguments twice.)
 #[allow(clippy::manual_async_fn)]
-fn session(
-    mut conn: Conn,
-    ticket: Ticket,
-    outbox: Rc<Outbox>,
-    sid: crate::ids::SessionId,
-    cfg: Rc<Config>,
-) -> impl Future<Output = ()> {
+fn session(mut live: Live, ticket: Ticket) -> impl Future<Output = ()> {
     async move {
-        run(&mut conn, &outbox, sid, &cfg).await;
-        // The socket closes with `conn`, at the end of this block: the writer lets go first.
-        conn.link.detach();
-        outbox.close(CloseReason::Ended);
-        with(|ctx| ctx.close_session(sid));
+        live.run().await;
+        // The socket closes with `live`, at the end of this block: the writer lets go first.
+        live.conn.link.detach();
+        live.outbox.close(CloseReason::Ended);
+        with(|ctx| ctx.close_session(live.sid));
         drop(ticket);
     }
 }
 
-/// The session's loop, until the connection or the session ends. (A plain fn around an
-/// `async move` block, as `session` is: an `async fn` would keep its arguments twice, in every
-/// session's task.)
-#[allow(clippy::manual_async_fn)]
-fn run<'a>(
-    conn: &'a mut Conn,
-    outbox: &'a Rc<Outbox>,
-    sid: crate::ids::SessionId,
-    cfg: &'a Config,
-) -> impl Future<Output = ()> + 'a {
-    async move {
-        // The shard's wheel wakes the task at the next ping or at the pong deadline, whichever
-        // comes first, so a silent client is dropped `pong_timeout` after its last pong, not a ping
-        // period later.
-        let wheel = conn.scratch.wheel.clone();
-        let filing = Filing::default();
-        // Deadlines, not periods: the periods are read from `cfg` where used, since each local
-        // kept across an await is part of every session's task for its whole life (W1).
-        let mut pong_due = Instant::now() + pong_timeout(cfg);
-        let mut next_ping = Instant::now() + ping_every(cfg);
-        // Pongs are coalesced: the payload of the last ping read, answered once no more input is
-        // at hand. Pings are counted per one-second window.
-        let mut pong: Option<Bytes> = None;
-        let (mut ping_window, mut pings) = (Instant::now(), 0u32);
-        let max_pings = cfg.ws.max_pings_per_sec.max(1);
-        loop {
-            let paused = with(|ctx| ctx.should_pause_reading());
-            let due = wheel.tick_of(next_ping.min(pong_due));
-            let ev = poll_fn(|cx| {
-                if conn.link.failed() {
-                    return Poll::Ready(Event::In(In::End));
-                }
-                if !conn.link.tx.borrow().is_empty() {
-                    return Poll::Ready(Event::Flush);
-                }
-                let drained = {
-                    let mut frames = conn.scratch.frames.borrow_mut();
-                    outbox.poll_drain(cx, &mut frames)
+impl Live {
+    fn new(conn: Conn, outbox: Rc<Outbox>, sid: crate::ids::SessionId, cfg: Rc<Config>) -> Live {
+        let now = Instant::now();
+        let wheel = &conn.scratch.wheel;
+        let (pong_due, next_ping) = (
+            wheel.tick_of(now + pong_timeout(&cfg)),
+            wheel.tick_of(now + ping_every(&cfg)),
+        );
+        Live {
+            conn,
+            outbox,
+            sid,
+            filing: Filing::default(),
+            pong_due,
+            next_ping,
+            ping_second: 0,
+            pings: 0,
+            pong: None,
+            cfg,
+        }
+    }
+
+    /// The session's loop, until the connection or the session ends. Every wait that is not
+    /// the wait for the next event is boxed while it runs, so the task is sized for the idle
+    /// wait alone (W1). (A plain fn around an `async move` block: an `async fn` keeps `self`
+    /// twice.)
+    #[allow(clippy::manual_async_fn)]
+    fn run(&mut self) -> impl Future<Output = ()> + '_ {
+        async move {
+            loop {
+                let paused = with(|ctx| ctx.should_pause_reading());
+                let ev = if paused {
+                    // Back-pressure from the mesh: only write and tick until the backlog drains.
+                    let next = self.next_event(true);
+                    Box::pin(futures_lite::future::or(next, async {
+                        glommio::timer::sleep(Duration::from_millis(1)).await;
+                        Event::In(In::Message)
+                    }))
+                    .await
+                } else {
+                    self.next_event(false).await
                 };
-                if let Poll::Ready(r) = drained {
-                    return Poll::Ready(Event::Out(r));
-                }
-                if !paused {
-                    if let Poll::Ready(i) = conn.poll_in(cx, sid, outbox) {
-                        return Poll::Ready(Event::In(i));
-                    }
-                }
-                if pong.is_some() {
-                    return Poll::Ready(Event::Pong);
-                }
-                if wheel.is_due(due) {
-                    return Poll::Ready(Event::Tick);
-                }
-                wheel.file(due, &filing, cx.waker());
-                Poll::Pending
-            });
-            let ev = if paused {
-                // Back-pressure from the mesh: only write and tick until the backlog drains.
-                futures_lite::future::or(ev, async {
-                    glommio::timer::sleep(Duration::from_millis(1)).await;
-                    Event::In(In::Message)
-                })
-                .await
-            } else {
-                ev.await
-            };
-            match ev {
-                Event::Out(None) => {
-                    if let Err(e) = conn.write_drained().await {
-                        return write_failed(conn, outbox, sid, e);
-                    }
-                }
-                Event::Flush => {
-                    if let Err(e) = Box::pin(conn.finish_write()).await {
-                        return write_failed(conn, outbox, sid, e);
-                    }
-                }
-                Event::Out(Some(reason)) => {
-                    if reason != CloseReason::Overflow {
-                        let _ = conn.write_drained().await;
-                    }
-                    let payload = match reason {
-                        CloseReason::Overflow => {
-                            close_payload(1008, "slow consumer: outbound queue full")
-                        }
-                        CloseReason::Shutdown => close_payload(1001, "server shutdown"),
-                        CloseReason::Ended => close_payload(1000, ""),
-                        CloseReason::Shed => close_payload(1013, "try again later"),
-                    };
-                    let _ = conn.write_frame(OP_CLOSE, &payload).await;
-                    return;
-                }
-                Event::In(In::Message) => {}
-                Event::In(In::Pong) => pong_due = Instant::now() + pong_timeout(cfg),
-                Event::In(In::Ping(p)) => {
-                    let now = Instant::now();
-                    if now.duration_since(ping_window) >= Duration::from_secs(1) {
-                        (ping_window, pings) = (now, 0);
-                    }
-                    pings += 1;
-                    if pings > max_pings {
-                        log::debug!("session {sid}: more than {max_pings} pings a second, closing");
-                        let _ = conn
-                            .write_frame(OP_CLOSE, &close_payload(1008, "too many pings"))
-                            .await;
-                        return;
-                    }
-                    pong = Some(p);
-                }
-                Event::Pong => {
-                    if let Some(p) = pong.take() {
-                        if conn.write_frame(OP_PONG, &p).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                Event::In(In::Close(reply)) => {
-                    let _ = conn.write_frame(OP_CLOSE, &reply).await;
-                    return;
-                }
-                Event::In(In::End) => return,
-                Event::Tick => {
-                    let now = Instant::now();
-                    if now >= pong_due {
-                        log::debug!(
-                            "session {sid}: no pong for {:?}, closing",
-                            pong_timeout(cfg)
-                        );
-                        let _ = conn
-                            .write_frame(OP_CLOSE, &close_payload(1001, "no pong"))
-                            .await;
-                        return;
-                    }
-                    if now >= next_ping {
-                        next_ping = now + ping_every(cfg);
-                        if conn.write_frame(OP_PING, &[]).await.is_err() {
+                match self.step(ev) {
+                    Step::Go => {}
+                    Step::Stop => return,
+                    Step::Write(w) => {
+                        if !Box::pin(self.write(w)).await {
                             return;
                         }
                     }
@@ -392,6 +324,174 @@ fn run<'a>(
             }
         }
     }
+
+    /// The next thing to do: a failed link, bytes the writer left, frames drained from the
+    /// outbox, client input (unless `paused`), a pong to send, a tick of the wheel.
+    fn next_event(&mut self, paused: bool) -> impl Future<Output = Event> + '_ {
+        let due = self.next_ping.min(self.pong_due);
+        poll_fn(move |cx| {
+            let Live {
+                conn,
+                outbox,
+                sid,
+                filing,
+                pong,
+                ..
+            } = &mut *self;
+            if conn.link.failed() {
+                return Poll::Ready(Event::In(In::End));
+            }
+            if !conn.link.tx.borrow().is_empty() {
+                return Poll::Ready(Event::Flush);
+            }
+            let drained = {
+                let mut frames = conn.scratch.frames.borrow_mut();
+                outbox.poll_drain(cx, &mut frames)
+            };
+            if let Poll::Ready(r) = drained {
+                return Poll::Ready(Event::Out(r));
+            }
+            if !paused {
+                if let Poll::Ready(i) = conn.poll_in(cx, *sid, outbox) {
+                    return Poll::Ready(Event::In(i));
+                }
+            }
+            if pong.is_some() {
+                return Poll::Ready(Event::Pong);
+            }
+            let wheel = &conn.scratch.wheel;
+            if wheel.is_due(due) {
+                return Poll::Ready(Event::Tick);
+            }
+            wheel.file(due, filing, cx.waker());
+            Poll::Pending
+        })
+    }
+
+    /// Applies `ev` to the loop's state, and says what is left to write.
+    fn step(&mut self, ev: Event) -> Step {
+        let (sid, cfg) = (self.sid, &*self.cfg);
+        let wheel = &*self.conn.scratch.wheel;
+        match ev {
+            Event::Out(None) => return Step::Write(Write::Drained),
+            Event::Flush => return Step::Write(Write::Flush),
+            Event::Out(Some(reason)) => {
+                let payload = match reason {
+                    CloseReason::Overflow => {
+                        close_payload(1008, "slow consumer: outbound queue full")
+                    }
+                    CloseReason::Shutdown => close_payload(1001, "server shutdown"),
+                    CloseReason::Ended => close_payload(1000, ""),
+                    CloseReason::Shed => close_payload(1013, "try again later"),
+                };
+                let drain = reason != CloseReason::Overflow;
+                return Step::Write(Write::Close { drain, payload });
+            }
+            Event::In(In::Message) => {}
+            Event::In(In::Pong) => {
+                self.pong_due = wheel.tick_of(Instant::now() + pong_timeout(cfg));
+            }
+            Event::In(In::Ping(p)) => {
+                let second = wheel.second_of(Instant::now());
+                if second != self.ping_second {
+                    (self.ping_second, self.pings) = (second, 0);
+                }
+                self.pings += 1;
+                let max_pings = cfg.ws.max_pings_per_sec.max(1);
+                if self.pings > max_pings {
+                    log::debug!("session {sid}: more than {max_pings} pings a second, closing");
+                    let payload = close_payload(1008, "too many pings");
+                    return Step::Write(Write::Close {
+                        drain: false,
+                        payload,
+                    });
+                }
+                self.pong = Some(p);
+            }
+            Event::Pong => {
+                if let Some(p) = self.pong.take() {
+                    return Step::Write(Write::Control(OP_PONG, p));
+                }
+            }
+            Event::In(In::Close(payload)) => {
+                return Step::Write(Write::Close {
+                    drain: false,
+                    payload,
+                })
+            }
+            Event::In(In::End) => return Step::Stop,
+            Event::Tick => {
+                if wheel.is_due(self.pong_due) {
+                    log::debug!(
+                        "session {sid}: no pong for {:?}, closing",
+                        pong_timeout(cfg)
+                    );
+                    let payload = close_payload(1001, "no pong");
+                    return Step::Write(Write::Close {
+                        drain: false,
+                        payload,
+                    });
+                }
+                if wheel.is_due(self.next_ping) {
+                    self.next_ping = wheel.tick_of(Instant::now() + ping_every(cfg));
+                    return Step::Write(Write::Control(OP_PING, Box::default()));
+                }
+            }
+        }
+        Step::Go
+    }
+
+    /// Writes what a step left (its caller boxes this while it runs: W1); false once the
+    /// session's loop is over.
+    async fn write(&mut self, w: Write) -> bool {
+        let conn = &mut self.conn;
+        match w {
+            Write::Drained => match conn.write_drained().await {
+                Ok(()) => true,
+                Err(e) => {
+                    write_failed(conn, &self.outbox, self.sid, e);
+                    false
+                }
+            },
+            Write::Flush => match conn.finish_write().await {
+                Ok(()) => true,
+                Err(e) => {
+                    write_failed(conn, &self.outbox, self.sid, e);
+                    false
+                }
+            },
+            Write::Control(opcode, payload) => conn.write_frame(opcode, &payload).await.is_ok(),
+            Write::Close { drain, payload } => {
+                if drain {
+                    let _ = conn.write_drained().await;
+                }
+                let _ = conn.write_frame(OP_CLOSE, &payload).await;
+                false
+            }
+        }
+    }
+}
+
+/// What the loop does after an event.
+enum Step {
+    /// Wait for the next one.
+    Go,
+    /// The session's loop is over (the connection ended or failed).
+    Stop,
+    /// Write this first (then go on, unless the write failed or was a close).
+    Write(Write),
+}
+
+/// A write left to the session's task.
+enum Write {
+    /// The frames drained from the outbox into the scratch.
+    Drained,
+    /// The bytes the shard's writer left in the link.
+    Flush,
+    /// A ping, or a pong with the payload of the last ping read.
+    Control(u8, Box<[u8]>),
+    /// A close frame with this payload, after the frames drained (`drain`); the loop ends.
+    Close { drain: bool, payload: Vec<u8> },
 }
 
 /// How often the server pings a client (`ws.ping_interval_ms`).
@@ -466,10 +566,10 @@ impl Conn {
         .await
     }
 
-    /// Writes one control frame (a ping, a pong, a close). They are rare next to data, so the
-    /// write's state is boxed while it runs instead of sizing every session's task (W1).
+    /// Writes one control frame (a ping, a pong, a close).
     async fn write_frame(&mut self, opcode: u8, payload: &[u8]) -> io::Result<()> {
-        Box::pin(self.write(|out| wsframe::encode(out, opcode, payload))).await
+        self.write(|out| wsframe::encode(out, opcode, payload))
+            .await
     }
 
     /// Encodes with `fill` into the shard's write buffer and writes what the socket takes at
@@ -567,7 +667,7 @@ fn on_event(ev: Frame<'_>, sid: crate::ids::SessionId, outbox: &Outbox, scratch:
             scratch.writer.end_inline(scratch);
             In::Message
         }
-        Frame::Ping(p) => In::Ping(Bytes::copy_from_slice(p)),
+        Frame::Ping(p) => In::Ping(p.into()),
         Frame::Pong => In::Pong,
         Frame::Close(reply) => In::Close(wsframe::close_payload(&reply)),
     }
@@ -593,7 +693,7 @@ fn on_frame(sid: crate::ids::SessionId, outbox: &Outbox, data: &[u8]) {
 pub(crate) fn session_future_size() -> usize {
     fn size<F, Fut>(_: &F) -> usize
     where
-        F: Fn(Conn, Ticket, Rc<Outbox>, crate::ids::SessionId, Rc<Config>) -> Fut,
+        F: Fn(Live, Ticket) -> Fut,
     {
         std::mem::size_of::<Fut>()
     }

@@ -154,57 +154,72 @@ impl RxBuf for Preallocated {
     }
 }
 
+/// coretalk patch (change 10): a stream's read or write timeout keeps its state in a box made
+/// the first time the timeout is set, so a stream that never sets one (a WebSocket session's,
+/// held for the connection's life) carries 8 bytes for it instead of 40.
+#[derive(Debug, Default)]
+struct Timeout(std::cell::OnceCell<Box<TimeoutState>>);
+
 #[derive(Debug)]
-struct Timeout {
+struct TimeoutState {
     id: u64,
     timeout: Cell<Option<Duration>>,
     timer: Cell<Option<Instant>>,
 }
 
 impl Timeout {
-    fn new(id: u64) -> Self {
-        Self {
-            id,
-            timeout: Cell::new(None),
-            timer: Cell::new(None),
-        }
-    }
-
     fn get(&self) -> Option<Duration> {
-        self.timeout.get()
+        self.0.get().and_then(|t| t.timeout.get())
     }
 
-    fn set(&self, dur: Option<Duration>) -> Result<()> {
+    fn set(&self, dur: Option<Duration>, reactor: &Weak<Reactor>) -> Result<()> {
         if let Some(dur) = dur.as_ref() {
             if dur.as_nanos() == 0 {
                 return Err(io::Error::from_raw_os_error(libc::EINVAL).into());
             }
         }
-        self.timeout.set(dur);
+        if let Some(t) = self.0.get() {
+            t.timeout.set(dur);
+        } else if dur.is_some() {
+            let reactor = reactor
+                .upgrade()
+                .ok_or_else(|| io::Error::other("the stream's executor is gone"))?;
+            let state = TimeoutState {
+                id: reactor.register_timer(),
+                timeout: Cell::new(dur),
+                timer: Cell::new(None),
+            };
+            let _ = self.0.set(Box::new(state));
+        }
         Ok(())
     }
 
     fn maybe_set_timer(&self, reactor: &Reactor, waker: &Waker) {
-        if let Some(timeout) = self.timeout.get() {
-            if self.timer.get().is_none() {
+        let Some(t) = self.0.get() else { return };
+        if let Some(timeout) = t.timeout.get() {
+            if t.timer.get().is_none() {
                 let deadline = Instant::now() + timeout;
-                reactor.insert_timer(self.id, deadline, waker.clone());
-                self.timer.set(Some(deadline));
+                reactor.insert_timer(t.id, deadline, waker.clone());
+                t.timer.set(Some(deadline));
             }
         }
     }
 
     fn cancel_timer(&self, reactor: &Reactor) {
-        if self.timer.take().is_some() {
-            reactor.remove_timer(self.id);
+        let Some(t) = self.0.get() else { return };
+        if t.timer.take().is_some() {
+            reactor.remove_timer(t.id);
         }
     }
 
     fn check(&self, reactor: &Reactor) -> io::Result<()> {
-        if let Some(deadline) = self.timer.get() {
-            if !reactor.timer_exists(&(deadline, self.id)) {
-                reactor.remove_timer(self.id);
-                self.timer.take();
+        let Some(t) = self.0.get() else {
+            return Ok(());
+        };
+        if let Some(deadline) = t.timer.get() {
+            if !reactor.timer_exists(&(deadline, t.id)) {
+                reactor.remove_timer(t.id);
+                t.timer.take();
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "Operation timed out",
@@ -424,8 +439,8 @@ where
             source_rx: None,
             rx_ready: false,
             rx_closing: false,
-            write_timeout: Timeout::new(reactor.register_timer()),
-            read_timeout: Timeout::new(reactor.register_timer()),
+            write_timeout: Timeout::default(),
+            read_timeout: Timeout::default(),
         };
         stream.init();
         GlommioStream {
@@ -536,11 +551,11 @@ impl<S: AsRawFd, B: RxBuf> GlommioStream<S, B> {
     }
 
     pub(crate) fn set_write_timeout(&self, dur: Option<Duration>) -> Result<()> {
-        self.stream.write_timeout.set(dur)
+        self.stream.write_timeout.set(dur, &self.stream.reactor)
     }
 
     pub(crate) fn set_read_timeout(&self, dur: Option<Duration>) -> Result<()> {
-        self.stream.read_timeout.set(dur)
+        self.stream.read_timeout.set(dur, &self.stream.reactor)
     }
 
     pub(crate) fn write_timeout(&self) -> Option<Duration> {
