@@ -13,7 +13,7 @@ use crate::proto::server::{Pres, ServerMsg};
 use crate::proto::Frame;
 use crate::routing::{me_topic, ContactEvent, TopicRequest};
 use crate::store::{Answers, StoreError, SubRecord, WriteOp};
-use crate::topic::{Topic, TopicCx, TopicKind, TopicOut};
+use crate::topic::{Map, Topic, TopicCx, TopicKind, TopicOut};
 
 /// One contact of a user: a P2P conversation or a group the user is subscribed to.
 #[derive(Clone, Debug)]
@@ -30,6 +30,40 @@ pub(crate) struct Contact {
     /// the `{get sub}` it sends on `pres acs`, so the first `on` is not shown (a `pres` for a
     /// contact the client does not know yet breaks the web app).
     pub(crate) fresh: bool,
+}
+
+/// A `me` topic's contact list, by routing name: a box made at the first contact, so that
+/// every other topic, and a user without contacts, carries 8 bytes for it instead of a table's
+/// 40 (W1: `Topic` fits mimalloc's 448-byte class).
+#[derive(Debug, Default)]
+pub(crate) struct Contacts(Option<Box<Map<String, Contact>>>);
+
+impl Contacts {
+    pub(crate) fn get(&self, topic: &str) -> Option<&Contact> {
+        self.0.as_ref()?.get(topic)
+    }
+
+    pub(crate) fn get_mut(&mut self, topic: &str) -> Option<&mut Contact> {
+        self.0.as_mut()?.get_mut(topic)
+    }
+
+    pub(crate) fn insert(&mut self, topic: String, c: Contact) {
+        self.0.get_or_insert_with(Box::default).insert(topic, c);
+    }
+
+    pub(crate) fn remove(&mut self, topic: &str) {
+        if let Some(m) = &mut self.0 {
+            m.remove(topic);
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &Contact)> {
+        self.0.iter().flat_map(|m| m.iter())
+    }
+
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut Contact> {
+        self.0.iter_mut().flat_map(|m| m.values_mut())
+    }
 }
 
 impl Contact {
@@ -107,7 +141,7 @@ impl Topic {
             self.announced = true;
         } else if !self.announced {
             self.announced = true;
-            for (topic, c) in &self.contacts {
+            for (topic, c) in self.contacts.iter() {
                 if let Some(peer) = c.peer {
                     let ev = ContactEvent::On {
                         peer: Some(uid),
@@ -118,7 +152,7 @@ impl Topic {
                 }
             }
         } else if !ua.is_empty() && ua != previous && self.me_want.has(AccessMode::PRES) {
-            for (topic, c) in &self.contacts {
+            for (topic, c) in self.contacts.iter() {
                 if let Some(peer) = c.peer {
                     self.tell_me(peer, topic, ContactEvent::Ua { ua: ua.to_owned() }, cx);
                 }
@@ -132,7 +166,7 @@ impl Topic {
         if let Some(i) = self.uas.iter().position(|(s, _)| *s == sid) {
             let (_, ua) = self.uas.remove(i);
             if self.uas.is_empty() {
-                self.last_left = Some((now, ua.into_boxed_str()));
+                self.last_left = Some(Box::new((now, ua.into_boxed_str())));
             }
         }
     }
@@ -166,12 +200,12 @@ impl Topic {
         self.unloaded = true;
         match self.kind {
             TopicKind::Me(_) => {
-                let (left, ua) = match &self.last_left {
+                let (left, ua) = match self.last_left.as_deref() {
                     Some((when, ua)) => (*when, ua.to_string()),
                     None => (cx.now, String::new()),
                 };
                 if self.me_want.has(AccessMode::PRES) {
-                    for (topic, c) in &self.contacts {
+                    for (topic, c) in self.contacts.iter() {
                         if let Some(peer) = c.peer {
                             self.tell_me(peer, topic, ContactEvent::Off { ua: ua.clone() }, cx);
                         }
@@ -318,7 +352,7 @@ impl Topic {
         let TopicKind::Me(uid) = self.kind else {
             return;
         };
-        for (topic, c) in &self.contacts {
+        for (topic, c) in self.contacts.iter() {
             if let Some(peer) = c.peer {
                 let ev = if visible {
                     ContactEvent::On {
@@ -357,7 +391,7 @@ impl Topic {
 
     /// `me`: the user's `public` changed: online P2P peers show `{pres upd}`.
     pub(crate) fn me_public_changed(&self, cx: &mut TopicCx<'_>) {
-        for (topic, c) in &self.contacts {
+        for (topic, c) in self.contacts.iter() {
             if let Some(peer) = c.peer {
                 self.tell_me(peer, topic, ContactEvent::Upd, cx);
             }

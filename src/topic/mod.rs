@@ -259,11 +259,14 @@ pub struct Topic {
     /// The token of the read in flight, if any (tokens start at 1): requests that arrive
     /// meanwhile wait in `parked`.
     reading: Option<NonZeroU64>,
-    parked: VecDeque<TopicRequest>,
+    /// Boxed, and only while a request waits (W1: `Topic` fits mimalloc's 448-byte class).
+    // A box around the queue on purpose: 8 bytes inline where the queue takes 32.
+    #[allow(clippy::box_collection)]
+    parked: Option<Box<VecDeque<TopicRequest>>>,
     /// Set when a creation failed to persist: the topic only waits to be unloaded.
     pub(crate) broken: bool,
     /// `me`: the user's contacts (routing name → state).
-    pub(crate) contacts: Map<String, contacts::Contact>,
+    pub(crate) contacts: contacts::Contacts,
     /// `me`: user agents of attached sessions, most recently attached last.
     pub(crate) uas: Vec<(SessionId, String)>,
     /// `fnd`: the search state; `None` for every other kind. Boxed: every idle session's `me`
@@ -275,7 +278,8 @@ pub struct Topic {
     pub(crate) announced: bool,
     /// `me`: when the last attached session left and its user agent (the user's last seen,
     /// recorded when the topic unloads).
-    pub(crate) last_left: Option<(UnixMillis, Box<str>)>,
+    /// Boxed: set only between the last session leaving and the unload (W1).
+    pub(crate) last_left: Option<Box<(UnixMillis, Box<str>)>>,
     /// P2P/group: a participant or the owner is suspended; `{pub}` is refused.
     pub(crate) read_only: bool,
     /// `me`: the user's own want on `me` (`JPS` unless muted: without `P` the user neither
@@ -299,9 +303,9 @@ impl Topic {
             pending: Map::default(),
             next_token: 1,
             reading: None,
-            parked: VecDeque::new(),
+            parked: None,
             broken: false,
-            contacts: Map::default(),
+            contacts: contacts::Contacts::default(),
             uas: Vec::new(),
             fnd: matches!(kind, TopicKind::Fnd(_)).then(Box::default),
             unloaded: false,
@@ -434,14 +438,14 @@ impl Topic {
     /// True when nothing keeps the topic loaded: no attached session, no read or write in
     /// flight, no request waiting.
     pub fn is_idle(&self) -> bool {
-        self.attached.is_empty() && self.pending.is_empty() && self.parked.is_empty()
+        self.attached.is_empty() && self.pending.is_empty() && self.parked.is_none()
     }
 
     /// Handles one request: at once when it needs no stored data, else once its reads are
     /// answered. While a read is in flight, requests wait their turn.
     pub fn handle(&mut self, req: TopicRequest, cx: &mut TopicCx<'_>) {
         if self.reading.is_some() {
-            self.parked.push_back(req);
+            self.parked.get_or_insert_with(Box::default).push_back(req);
             return;
         }
         self.run_request(req, Answers::default(), cx);
@@ -475,7 +479,8 @@ impl Topic {
             None => {}
         }
         while self.reading.is_none() {
-            let Some(req) = self.parked.pop_front() else {
+            let Some(req) = self.parked.as_mut().and_then(|q| q.pop_front()) else {
+                self.parked = None;
                 break;
             };
             self.run_request(req, Answers::default(), cx);
