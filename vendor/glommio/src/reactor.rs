@@ -229,7 +229,7 @@ impl Reactor {
         &self,
         raw: RawFd,
         stype: SourceType,
-        stats_collection: Option<StatsCollection>,
+        stats_collection: Option<&'static StatsCollection>,
     ) -> Source {
         sys::Source::new(
             self.io_scheduler.requirements(),
@@ -335,7 +335,8 @@ impl Reactor {
         pos: u64,
         pollable: PollableStatus,
     ) -> Source {
-        let stats = StatsCollection {
+        // coretalk patch (change 11): the stats live in a static; a source holds a reference.
+        static STATS: StatsCollection = StatsCollection {
             fulfilled: Some(|result, stats, op_count| {
                 if let Ok(result) = result {
                     stats.file_writes += op_count;
@@ -345,6 +346,7 @@ impl Reactor {
             reused: None,
             latency: None,
         };
+        let stats: &'static StatsCollection = &STATS;
 
         let source = self.new_source(
             raw,
@@ -363,7 +365,8 @@ impl Reactor {
         off_out: u64,
         len: usize,
     ) -> impl Future<Output = Source> {
-        let stats = StatsCollection {
+        // coretalk patch (change 11): the stats live in a static; a source holds a reference.
+        static STATS: StatsCollection = StatsCollection {
             fulfilled: Some(|result, stats, op_count| {
                 if let Ok(result) = result {
                     let len = *result as u64 * op_count;
@@ -377,6 +380,7 @@ impl Reactor {
             reused: None,
             latency: None,
         };
+        let stats: &'static StatsCollection = &STATS;
 
         let source = self.new_source(
             fd_out,
@@ -391,7 +395,8 @@ impl Reactor {
     }
 
     pub(crate) fn write_buffered(&self, raw: RawFd, buf: Vec<u8>, pos: u64) -> Source {
-        let stats = StatsCollection {
+        // coretalk patch (change 11): the stats live in a static; a source holds a reference.
+        static STATS: StatsCollection = StatsCollection {
             fulfilled: Some(|result, stats, op_count| {
                 if let Ok(result) = result {
                     stats.file_buffered_writes += op_count;
@@ -401,6 +406,7 @@ impl Reactor {
             reused: None,
             latency: None,
         };
+        let stats: &'static StatsCollection = &STATS;
 
         let source = self.new_source(
             raw,
@@ -560,7 +566,8 @@ impl Reactor {
         pollable: PollableStatus,
         scheduler: Option<&FileScheduler>,
     ) -> ScheduledSource {
-        let stats = StatsCollection {
+        // coretalk patch (change 11): the stats live in statics; a source holds a reference.
+        static STATS: StatsCollection = StatsCollection {
             fulfilled: Some(|result, stats, op_count| {
                 if let Ok(result) = result {
                     stats.file_reads += op_count;
@@ -573,19 +580,27 @@ impl Reactor {
                     stats.file_deduped_bytes_read += *result as u64 * op_count;
                 }
             }),
-            latency: if self.record_io_latencies {
-                Some(|pre_lat, io_lat, post_lat, stats| {
-                    stats
-                        .pre_reactor_io_scheduler_latency_us
-                        .add(pre_lat.as_micros() as f64);
-                    stats.io_latency_us.add(io_lat.as_micros() as f64);
-                    stats
-                        .post_reactor_io_scheduler_latency_us
-                        .add(post_lat.as_micros() as f64)
-                })
-            } else {
-                None
-            },
+            latency: None,
+        };
+        static STATS_LAT: StatsCollection = StatsCollection {
+            fulfilled: Some(|result, stats, op_count| {
+                if let Ok(result) = result {
+                    stats.file_reads += op_count;
+                    stats.file_bytes_read += *result as u64 * op_count;
+                }
+            }),
+            reused: Some(|result, stats, op_count| {
+                if let Ok(result) = result {
+                    stats.file_deduped_reads += op_count;
+                    stats.file_deduped_bytes_read += *result as u64 * op_count;
+                }
+            }),
+            latency: Some(record_latency),
+        };
+        let stats: &'static StatsCollection = if self.record_io_latencies {
+            &STATS_LAT
+        } else {
+            &STATS
         };
 
         let source = self.new_source(raw, SourceType::Read(pollable, None), Some(stats));
@@ -612,7 +627,8 @@ impl Reactor {
         size: usize,
         scheduler: Option<&FileScheduler>,
     ) -> ScheduledSource {
-        let stats = StatsCollection {
+        // coretalk patch (change 11): the stats live in statics; a source holds a reference.
+        static STATS: StatsCollection = StatsCollection {
             fulfilled: Some(|result, stats, op_count| {
                 if let Ok(result) = result {
                     stats.file_buffered_reads += op_count;
@@ -620,19 +636,22 @@ impl Reactor {
                 }
             }),
             reused: None,
-            latency: if self.record_io_latencies {
-                Some(|pre_lat, io_lat, post_lat, stats| {
-                    stats
-                        .pre_reactor_io_scheduler_latency_us
-                        .add(pre_lat.as_micros() as f64);
-                    stats.io_latency_us.add(io_lat.as_micros() as f64);
-                    stats
-                        .post_reactor_io_scheduler_latency_us
-                        .add(post_lat.as_micros() as f64)
-                })
-            } else {
-                None
-            },
+            latency: None,
+        };
+        static STATS_LAT: StatsCollection = StatsCollection {
+            fulfilled: Some(|result, stats, op_count| {
+                if let Ok(result) = result {
+                    stats.file_buffered_reads += op_count;
+                    stats.file_buffered_bytes_read += *result as u64 * op_count;
+                }
+            }),
+            reused: None,
+            latency: Some(record_latency),
+        };
+        let stats: &'static StatsCollection = if self.record_io_latencies {
+            &STATS_LAT
+        } else {
+            &STATS
         };
 
         let source = self.new_source(
@@ -740,18 +759,20 @@ impl Reactor {
     }
 
     pub(crate) fn close(&self, raw: RawFd) -> Source {
+        // coretalk patch (change 11): the stats live in a static; a source holds a reference.
+        static STATS: StatsCollection = StatsCollection {
+            fulfilled: Some(|result, stats, op_count| {
+                if result.is_ok() {
+                    stats.files_closed += op_count
+                }
+            }),
+            reused: None,
+            latency: None,
+        };
         let source = self.new_source(
             raw,
             SourceType::Close,
-            Some(StatsCollection {
-                fulfilled: Some(|result, stats, op_count| {
-                    if result.is_ok() {
-                        stats.files_closed += op_count
-                    }
-                }),
-                reused: None,
-                latency: None,
-            }),
+            Some(&STATS),
         );
         self.sys.close(&source);
         source
@@ -783,18 +804,20 @@ impl Reactor {
     ) -> Source {
         let path = CString::new(path.as_os_str().as_bytes()).expect("path contained null!");
 
+        // coretalk patch (change 11): the stats live in a static; a source holds a reference.
+        static STATS: StatsCollection = StatsCollection {
+            fulfilled: Some(|result, stats, op_count| {
+                if result.is_ok() {
+                    stats.files_opened += op_count
+                }
+            }),
+            reused: None,
+            latency: None,
+        };
         let source = self.new_source(
             dir,
             SourceType::Open(path),
-            Some(StatsCollection {
-                fulfilled: Some(|result, stats, op_count| {
-                    if result.is_ok() {
-                        stats.files_opened += op_count
-                    }
-                }),
-                reused: None,
-                latency: None,
-            }),
+            Some(&STATS),
         );
         self.sys.open_at(&source, flags, mode);
         source
@@ -916,4 +939,21 @@ impl fmt::Debug for Reactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad("Reactor { .. }")
     }
+}
+
+/// coretalk patch (change 11): the latency collector of reads that record I/O latencies (one
+/// function where upstream repeated the same closure).
+fn record_latency(
+    pre_lat: std::time::Duration,
+    io_lat: std::time::Duration,
+    post_lat: std::time::Duration,
+    stats: &mut crate::RingIoStats,
+) {
+    stats
+        .pre_reactor_io_scheduler_latency_us
+        .add(pre_lat.as_micros() as f64);
+    stats.io_latency_us.add(io_lat.as_micros() as f64);
+    stats
+        .post_reactor_io_scheduler_latency_us
+        .add(post_lat.as_micros() as f64)
 }

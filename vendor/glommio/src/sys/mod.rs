@@ -545,12 +545,10 @@ pub(super) struct Latencies {
     pub(super) fulfilled_at: std::time::Instant,
 }
 
-/// Tasks interested in events on a source.
-#[derive(Debug)]
-pub(super) struct Wakers {
-    /// Raw result of the operation.
-    pub(super) result: Option<io::Result<usize>>,
-
+/// coretalk patch (change 11): when a latency-collecting source was queued, submitted and
+/// fulfilled.
+#[derive(Debug, Default)]
+pub(super) struct Stamps {
     /// The timestamp at which the source was added to the IO queue of the
     /// reactor
     pub(super) queued_at: Option<std::time::Instant>,
@@ -560,6 +558,17 @@ pub(super) struct Wakers {
 
     /// The timestamp at which the reactor fulfilled the source
     pub(super) fulfilled_at: Option<std::time::Instant>,
+}
+
+/// Tasks interested in events on a source.
+#[derive(Debug)]
+pub(super) struct Wakers {
+    /// Raw result of the operation.
+    pub(super) result: Option<io::Result<usize>>,
+
+    /// coretalk patch (change 11): the timestamps of a source that collects its I/O latencies
+    /// (change 7: no other source takes them), in a box made at the first one.
+    pub(super) stamps: Option<Box<Stamps>>,
 
     /// Tasks waiting for the next event.
     pub(super) waiters: SmallVec<[Waker; 1]>,
@@ -569,9 +578,7 @@ impl Wakers {
     pub(super) fn new() -> Self {
         Wakers {
             result: None,
-            queued_at: None,
-            submitted_at: None,
-            fulfilled_at: None,
+            stamps: None,
             waiters: Default::default(),
         }
     }
@@ -587,14 +594,20 @@ impl Wakers {
         }
     }
 
+    /// coretalk patch (change 11): the timestamps, made on first use.
+    pub(super) fn stamps(&mut self) -> &mut Stamps {
+        self.stamps.get_or_insert_with(Box::default)
+    }
+
     fn timestamps(&mut self) -> Option<Latencies> {
-        if self.queued_at.is_none() || self.submitted_at.is_none() || self.fulfilled_at.is_none() {
+        let s = self.stamps.as_mut()?;
+        if s.queued_at.is_none() || s.submitted_at.is_none() || s.fulfilled_at.is_none() {
             None
         } else {
             Some(Latencies {
-                queued_at: self.queued_at.take().unwrap(),
-                submitted_at: self.submitted_at.take().unwrap(),
-                fulfilled_at: self.fulfilled_at.take().unwrap(),
+                queued_at: s.queued_at.take().unwrap(),
+                submitted_at: s.submitted_at.take().unwrap(),
+                fulfilled_at: s.fulfilled_at.take().unwrap(),
             })
         }
     }

@@ -473,7 +473,7 @@ fn record_stats<Ring: UringCommon>(
 ) {
     // coretalk patch (change 7): timestamps only for a source that collects latencies.
     if collects_latency(src) {
-        src.wakers.fulfilled_at = Some(Instant::now());
+        src.wakers.stamps().fulfilled_at = Some(Instant::now());
     }
     if let Some(fulfilled) = src.stats_collection.and_then(|x| x.fulfilled) {
         fulfilled(res, ring.io_stats_mut(), 1);
@@ -531,7 +531,7 @@ fn extract_one_chain(
                 let id = from_user_data(op.user_data);
                 let status = source_map.peek_source_mut(from_user_data(op.user_data), |mut x| {
                     if collects_latency(&x) {
-                        x.wakers.submitted_at = Some(*now.get_or_insert_with(Instant::now));
+                        x.wakers.stamps().submitted_at = Some(*now.get_or_insert_with(Instant::now));
                     }
                     let current = x.enqueued.as_mut().expect("bug");
                     match current.status {
@@ -2230,7 +2230,7 @@ fn queue_request_into_ring(
         // coretalk patch (change 7): as in `record_stats`.
         let mut inner = source.inner.borrow_mut();
         if collects_latency(&inner) {
-            inner.wakers.queued_at = Some(Instant::now());
+            inner.wakers.stamps().queued_at = Some(Instant::now());
         }
     }
     let q = ring.submission_queue();
