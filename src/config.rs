@@ -603,6 +603,12 @@ impl Config {
         if self.session.outbound_max_frames == 0 || self.session.outbound_max_bytes == 0 {
             return bad("session.outbound_max_frames and outbound_max_bytes must be > 0");
         }
+        // An outbox keeps its limits in 32 bits (W1).
+        if self.session.outbound_max_frames > u32::MAX as usize
+            || self.session.outbound_max_bytes > u32::MAX as usize
+        {
+            return bad("session.outbound_max_frames and outbound_max_bytes must be below 4 Gi");
+        }
         if self.session.max_message_size < 256 {
             return bad("session.max_message_size must be at least 256 bytes");
         }
@@ -724,6 +730,9 @@ mod tests {
         assert!(with("[session]\nmax_message_size = 4294967296\n").is_err());
         assert!(with("[limits]\nmax_message_size_ws = 4294967296\n").is_err());
         assert!(with("[limits]\nmax_message_size_lp = 100\n").is_err());
+        assert!(with("[session]\noutbound_max_bytes = 4294967296\n").is_err());
+        assert!(with("[session]\noutbound_max_frames = 4294967296\n").is_err());
+        assert!(with("[session]\noutbound_max_bytes = 4294967295\n").is_ok());
     }
 
     #[test]

@@ -58,28 +58,36 @@ pub trait PushHook {
 struct Inner {
     frames: VecDeque<Bytes>,
     bytes: usize,
-    max_frames: usize,
-    max_bytes: usize,
+    /// The limits, in 32 bits (the configuration keeps them below 4 Gi: W1, every session
+    /// holds its outbox for its life).
+    max_frames: u32,
+    max_bytes: u32,
     waker: Option<Waker>,
-    /// Tasks waiting in [`Outbox::pop`], by key; empty unless long polls wait.
-    poppers: Vec<(u64, Waker)>,
-    next_popper: u64,
+    /// Tasks waiting in [`Outbox::pop`]: a box made when a long poll first waits (W1).
+    poppers: Option<Box<Poppers>>,
     closed: Option<CloseReason>,
     /// Called on a push instead of `waker` while its owner lives.
     hook: Option<Weak<dyn PushHook>>,
 }
 
+/// The tasks waiting in [`Outbox::pop`], by key.
+#[derive(Debug, Default)]
+struct Poppers {
+    waiting: Vec<(u64, Waker)>,
+    next: u64,
+}
+
 impl Inner {
     /// True if a frame of `len` bytes would exceed a limit.
     fn over_with(&self, len: usize) -> bool {
-        self.frames.len() >= self.max_frames || self.bytes + len > self.max_bytes
+        self.frames.len() >= self.max_frames as usize || self.bytes + len > self.max_bytes as usize
     }
 
     fn wake_all(&mut self) {
         if let Some(w) = self.waker.take() {
             w.wake();
         }
-        for (_, w) in &self.poppers {
+        for (_, w) in self.poppers.iter().flat_map(|p| &p.waiting) {
             w.wake_by_ref();
         }
     }
@@ -92,17 +100,17 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// An empty queue with the given limits.
+    /// An empty queue with the given limits (each at most `u32::MAX`; larger ones are cut to
+    /// it).
     pub fn new(max_frames: usize, max_bytes: usize) -> Outbox {
         Outbox {
             inner: RefCell::new(Inner {
                 frames: VecDeque::new(),
                 bytes: 0,
-                max_frames,
-                max_bytes,
+                max_frames: u32::try_from(max_frames).unwrap_or(u32::MAX),
+                max_bytes: u32::try_from(max_bytes).unwrap_or(u32::MAX),
                 waker: None,
-                poppers: Vec::new(),
-                next_popper: 0,
+                poppers: None,
                 closed: None,
                 hook: None,
             }),
@@ -262,16 +270,17 @@ impl Future for Pop<'_> {
             self.unregister();
             return Poll::Ready(None);
         }
+        let poppers = i.poppers.get_or_insert_with(Box::default);
         match self.key {
             Some(k) => {
-                if let Some((_, w)) = i.poppers.iter_mut().find(|(key, _)| *key == k) {
+                if let Some((_, w)) = poppers.waiting.iter_mut().find(|(key, _)| *key == k) {
                     w.clone_from(cx.waker());
                 }
             }
             None => {
-                let k = i.next_popper;
-                i.next_popper += 1;
-                i.poppers.push((k, cx.waker().clone()));
+                let k = poppers.next;
+                poppers.next += 1;
+                poppers.waiting.push((k, cx.waker().clone()));
                 drop(i);
                 self.key = Some(k);
             }
@@ -283,11 +292,9 @@ impl Future for Pop<'_> {
 impl Pop<'_> {
     fn unregister(&mut self) {
         if let Some(k) = self.key.take() {
-            self.outbox
-                .inner
-                .borrow_mut()
-                .poppers
-                .retain(|(key, _)| *key != k);
+            if let Some(p) = &mut self.outbox.inner.borrow_mut().poppers {
+                p.waiting.retain(|(key, _)| *key != k);
+            }
         }
     }
 }
@@ -303,6 +310,25 @@ mod tests {
     use super::*;
     use std::cell::Cell;
     use std::task::Waker;
+
+    impl Outbox {
+        /// Long polls waiting in `pop`.
+        fn popping(&self) -> usize {
+            self.inner
+                .borrow()
+                .poppers
+                .as_ref()
+                .map_or(0, |p| p.waiting.len())
+        }
+    }
+
+    #[test]
+    fn an_outbox_stays_in_a_small_allocation() {
+        // Every session holds its outbox in an `Rc` for its life (W1): 16 bytes of counts and
+        // the outbox fill mimalloc's 128-byte class; the next one up is 160.
+        let size = std::mem::size_of::<Outbox>();
+        assert!(size <= 112, "Outbox is {size} bytes");
+    }
 
     #[test]
     fn bounded_by_frames_and_bytes_and_drains_in_order() {
@@ -381,14 +407,14 @@ mod tests {
             let mut b = pin!(o.pop());
             assert!(a.as_mut().poll(&mut cx).is_pending());
             assert!(b.as_mut().poll(&mut cx).is_pending());
-            assert_eq!(o.inner.borrow().poppers.len(), 2);
+            assert_eq!(o.popping(), 2);
             o.push(Bytes::from_static(b"x")).unwrap();
             o.push(Bytes::from_static(b"y")).unwrap();
             assert_eq!(
                 a.as_mut().poll(&mut cx),
                 Poll::Ready(Some(Bytes::from_static(b"x")))
             );
-            assert_eq!(o.inner.borrow().poppers.len(), 1);
+            assert_eq!(o.popping(), 1);
             assert_eq!(
                 b.as_mut().poll(&mut cx),
                 Poll::Ready(Some(Bytes::from_static(b"y")))
@@ -397,7 +423,7 @@ mod tests {
             assert!(c.as_mut().poll(&mut cx).is_pending());
         }
         // Dropped waiters leave nothing behind.
-        assert!(o.inner.borrow().poppers.is_empty());
+        assert_eq!(o.popping(), 0);
         assert_eq!(o.inner.borrow().bytes, 0);
         o.push(Bytes::from_static(b"z")).unwrap();
         o.close(CloseReason::Ended);
