@@ -392,7 +392,7 @@ impl Session {
             Ok(ex) => ex,
             Err(outcome) => return self.reply(outcome, id, Some(&m.topic), cx),
         };
-        if self.subs.contains_key(&ex.routing) {
+        if self.subs.contains_key(ex.routing.as_str()) {
             return self.reply(Outcome::AlreadySubscribed, id, Some(&m.topic), cx);
         }
         if self.subs.len() >= cx.limits.max_subscriptions {
@@ -414,7 +414,8 @@ impl Session {
             }
         }
         let Some(req) = self.requester() else { return };
-        self.subs.insert(ex.routing.clone(), SubState::Joining);
+        self.subs
+            .insert(ex.routing.as_str().into(), SubState::Joining);
         cx.out.push(SessionOut::Route {
             topic: ex.routing,
             req: TopicRequest::Join {
@@ -441,7 +442,7 @@ impl Session {
         if m.unsub && (m.topic == "me" || m.topic == "fnd") {
             return self.reply(Outcome::PermissionDenied, id, Some(&m.topic), cx);
         }
-        if self.subs.get(&ex.routing) != Some(&SubState::Attached) {
+        if self.subs.get(ex.routing.as_str()) != Some(&SubState::Attached) {
             let outcome = if m.unsub {
                 Outcome::AttachFirst
             } else {
@@ -470,7 +471,7 @@ impl Session {
             Err(outcome) => return self.reply(outcome, id, Some(&m.topic), cx),
         };
         // `sys` takes messages from anyone without a subscription.
-        if ex.routing != "sys" && self.subs.get(&ex.routing) != Some(&SubState::Attached) {
+        if ex.routing != "sys" && self.subs.get(ex.routing.as_str()) != Some(&SubState::Attached) {
             return self.reply(Outcome::AttachFirst, id, Some(&m.topic), cx);
         }
         let Some(content) = m.content else {
@@ -535,7 +536,7 @@ impl Session {
         // Not attached: a `recv` still goes to the topic (a client that fetched messages after
         // a push or a `{pres msg}` and detached reports them delivered); the topic drops it
         // silently unless the user is a member with R. Anything else must attach first.
-        if self.subs.get(&ex.routing) != Some(&SubState::Attached) && m.what != "recv" {
+        if self.subs.get(ex.routing.as_str()) != Some(&SubState::Attached) && m.what != "recv" {
             let topic = m.topic.clone();
             self.send(
                 Outcome::AttachFirst.ctrl(None, Some(&topic), cx.now).msg(),

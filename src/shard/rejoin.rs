@@ -405,7 +405,7 @@ impl ShardCtx {
         for (sid, subs) in &self.rejoins.subs {
             let attached = self.sessions.get(sid).map(|s| &s.session.subs);
             for s in subs.iter().filter(|s| s.phase == Phase::Live) {
-                if !attached.is_some_and(|m| m.get(&s.topic) == Some(&SubState::Attached)) {
+                if !attached.is_some_and(|m| m.get(s.topic.as_str()) == Some(&SubState::Attached)) {
                     gone.push((*sid, s.topic.clone()));
                 } else if !view.up.iter().any(|n| n.name == s.master) {
                     start.push((*sid, s.topic.clone()));
