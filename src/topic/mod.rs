@@ -438,7 +438,9 @@ impl Topic {
     /// True when nothing keeps the topic loaded: no attached session, no read or write in
     /// flight, no request waiting.
     pub fn is_idle(&self) -> bool {
-        self.attached.is_empty() && self.pending.is_empty() && self.parked.is_none()
+        self.attached.is_empty()
+            && self.pending.is_empty()
+            && self.parked.as_ref().is_none_or(|q| q.is_empty())
     }
 
     /// Handles one request: at once when it needs no stored data, else once its reads are
