@@ -713,6 +713,11 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// Parses `toml_text` as a configuration and validates it.
+    fn with(toml_text: &str) -> Result<(), ConfigError> {
+        toml::from_str::<Config>(toml_text).unwrap().validate()
+    }
+
     #[test]
     fn defaults_validate_and_files_override_them() {
         Config::default().validate().unwrap();
@@ -724,7 +729,6 @@ mod tests {
 
     #[test]
     fn message_sizes_are_bounded_both_ways() {
-        let with = |toml_text: &str| toml::from_str::<Config>(toml_text).unwrap().validate();
         assert!(with("[session]\nmax_message_size = 255\n").is_err());
         assert!(with("[session]\nmax_message_size = 4294967295\n").is_ok());
         assert!(with("[session]\nmax_message_size = 4294967296\n").is_err());
@@ -738,7 +742,6 @@ mod tests {
     #[test]
     fn echo_path_is_off_by_default_and_checked() {
         assert!(Config::default().ws.echo_path.is_empty());
-        let with = |toml_text: &str| toml::from_str::<Config>(toml_text).unwrap().validate();
         assert!(with("[ws]\necho_path = \"/echo\"\n").is_ok());
         assert!(with("[ws]\necho_path = \"echo\"\n").is_err());
         assert!(with("[ws]\necho_path = \"/v0/channels\"\n").is_err());
@@ -750,7 +753,6 @@ mod tests {
 
     #[test]
     fn static_mount_and_dir_are_checked() {
-        let with = |toml_text: &str| toml::from_str::<Config>(toml_text).unwrap().validate();
         assert!(with("[web]\nstatic_mount = \"/app\"\n").is_ok());
         assert!(with("[web]\nstatic_mount = \"/app/\"\n").is_ok());
         assert!(with("[web]\nstatic_mount = \"app\"\n").is_err());
