@@ -21,6 +21,7 @@ pub mod auth;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod fewmap;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ids;

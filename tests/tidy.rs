@@ -68,6 +68,7 @@ fn every_source_file_opens_with_a_charter() {
 const LAYERS: &[(&str, &[&str])] = &[
     ("ids", &["crate::"]),
     ("access", &["crate::"]),
+    ("fewmap", &["crate::"]),
     (
         "proto",
         &[

@@ -113,10 +113,25 @@ struct SessionSlot {
     secret: u64,
     /// Transports attached right now (several concurrent long polls may be).
     transports: u32,
-    /// When it expires, while no transport is attached (also its key in `detached`).
-    expires: Option<UnixMillis>,
+    /// When it expires, while no transport is attached (also its key in `detached`), in Unix
+    /// milliseconds: 8 bytes where an `Option<UnixMillis>` takes 16, in every slot of the table
+    /// (W1). Read and written through [`SessionSlot::expires`] and [`SessionSlot::set_expires`].
+    expires: Option<std::num::NonZeroU64>,
     /// Receipt times of requests not answered yet (`latency.rs`); none while all are.
     inflight: Option<Box<latency::Inflight>>,
+}
+
+impl SessionSlot {
+    /// When it expires, while no transport is attached.
+    fn expires(&self) -> Option<UnixMillis> {
+        self.expires.map(|t| UnixMillis(t.get()))
+    }
+
+    /// Sets or clears the expiry. (Clock readings are after the epoch: never 0.)
+    fn set_expires(&mut self, at: Option<UnixMillis>) {
+        debug_assert_ne!(at, Some(UnixMillis(0)));
+        self.expires = at.and_then(|t| std::num::NonZeroU64::new(t.0));
+    }
 }
 
 /// A loaded topic and when it became idle.

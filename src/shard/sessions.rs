@@ -56,7 +56,7 @@ impl ShardCtx {
                 outbox,
                 secret,
                 transports: 0,
-                expires: Some(expires),
+                expires: std::num::NonZeroU64::new(expires.0),
                 inflight: None,
             },
         );
@@ -73,7 +73,8 @@ impl ShardCtx {
             return None;
         }
         slot.transports += 1;
-        if let Some(at) = slot.expires.take() {
+        if let Some(at) = slot.expires() {
+            slot.set_expires(None);
             self.detached.remove(&(at, handle.sid));
         }
         Some(slot.outbox.clone())
@@ -90,9 +91,9 @@ impl ShardCtx {
             return;
         };
         slot.transports = slot.transports.saturating_sub(1);
-        if slot.transports == 0 && slot.expires.is_none() {
+        if slot.transports == 0 && slot.expires().is_none() {
             let at = now.plus_ms(self.cfg.session.detached_idle_ms);
-            slot.expires = Some(at);
+            slot.set_expires(Some(at));
             self.detached.insert((at, sid));
         }
     }
@@ -178,7 +179,7 @@ impl ShardCtx {
         let Some(mut slot) = self.sessions.remove(&sid) else {
             return;
         };
-        if let Some(at) = slot.expires {
+        if let Some(at) = slot.expires() {
             self.detached.remove(&(at, sid));
         }
         slot.outbox.close(reason);
@@ -300,7 +301,7 @@ impl ShardCtx {
                 break;
             };
             if let Some(slot) = self.sessions.get_mut(&sid) {
-                slot.expires = None;
+                slot.set_expires(None);
             }
             tracing::debug!(session = %sid, "no transport for the idle time, ending");
             self.end_session(sid, CloseReason::Ended);

@@ -280,3 +280,11 @@ fn stats_follow_sessions_replies_and_readiness() {
     sh.begin_shutdown();
     assert!(sh.readiness().is_err(), "a stopping shard is not ready");
 }
+
+#[test]
+fn a_session_slot_stays_small() {
+    // One per session in the shard's table, spare buckets included (W1): 48 bytes, with the
+    // 8-byte key a 56-byte bucket (64 with the expiry as an `Option<UnixMillis>`).
+    let size = std::mem::size_of::<super::SessionSlot>();
+    assert!(size <= 48, "SessionSlot is {size} bytes");
+}

@@ -36,6 +36,7 @@ use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU64;
 
 use crate::access::{AccessMode, AuthLevel};
+use crate::fewmap::FewMap;
 use crate::ids::{SessionId, UnixMillis, UserId};
 use crate::proto::server::AccessOut;
 use crate::proto::{Encoding, Frame, Outcome, ServerMsg};
@@ -253,7 +254,7 @@ pub struct Topic {
     /// Time of the last message.
     pub(crate) touched: Option<UnixMillis>,
     pub(crate) members: Map<UserId, Member>,
-    pub(crate) attached: Map<SessionId, Attachment>,
+    pub(crate) attached: FewMap<SessionId, Attachment>,
     pub(crate) pending: Map<u64, Pending>,
     next_token: u64,
     /// The token of the read in flight, if any (tokens start at 1): requests that arrive
@@ -299,7 +300,7 @@ impl Topic {
             seq: 0,
             touched: None,
             members: Map::default(),
-            attached: Map::default(),
+            attached: FewMap::default(),
             pending: Map::default(),
             next_token: 1,
             reading: None,

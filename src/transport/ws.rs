@@ -341,7 +341,7 @@ impl Live {
             if conn.link.failed() {
                 return Poll::Ready(Event::In(In::End));
             }
-            if !conn.link.tx.borrow().is_empty() {
+            if !conn.link.tx.is_empty() {
                 return Poll::Ready(Event::Flush);
             }
             let drained = {
@@ -602,7 +602,7 @@ impl Conn {
         let mut done = 0;
         let r = poll_write_all(&mut self.stream, cx, &out, &mut done);
         if r.is_pending() {
-            self.link.tx.borrow_mut().extend_from_slice(&out[done..]);
+            self.link.tx.push(&out[done..]);
         }
         if out.capacity() > SCRATCH_KEEP {
             *out = Vec::new();
@@ -615,14 +615,15 @@ impl Conn {
         let stall = self.scratch.stall;
         let Conn { stream, link, .. } = self;
         let drain = poll_fn(|cx| {
-            let mut tx = link.tx.borrow_mut();
-            let mut done = 0;
-            let r = poll_write_all(stream, cx, &tx, &mut done);
-            tx.drain(..done);
-            if r.is_ready() {
-                *tx = Vec::new();
-            }
-            r
+            link.tx.with(|tx| {
+                let mut done = 0;
+                let r = poll_write_all(stream, cx, tx, &mut done);
+                tx.drain(..done);
+                if r.is_ready() {
+                    tx.clear();
+                }
+                r
+            })
         });
         if stall.is_zero() {
             return drain.await;

@@ -155,10 +155,17 @@ impl RxBuf for Preallocated {
 }
 
 /// coretalk patch (change 10): a stream's read or write timeout keeps its state in a box made
-/// the first time the timeout is set, so a stream that never sets one (a WebSocket session's,
-/// held for the connection's life) carries 8 bytes for it instead of 40.
-#[derive(Debug, Default)]
-struct Timeout(std::cell::OnceCell<Box<TimeoutState>>);
+/// when the timeout is set and freed when it is cleared, so a stream without one (a WebSocket
+/// session's, held for the connection's life once its handshake's timeout is cleared) carries
+/// 8 bytes for it instead of 40.
+#[derive(Default)]
+struct Timeout(Cell<Option<Box<TimeoutState>>>);
+
+impl std::fmt::Debug for Timeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Timeout").field(&self.get()).finish()
+    }
+}
 
 #[derive(Debug)]
 struct TimeoutState {
@@ -168,65 +175,82 @@ struct TimeoutState {
 }
 
 impl Timeout {
+    /// Runs `f` on the state, if there is one. (Taken out of the cell and put back: `f` never
+    /// reaches this timeout again.)
+    fn with<R>(&self, f: impl FnOnce(&TimeoutState) -> R) -> Option<R> {
+        let state = self.0.take()?;
+        let r = f(&state);
+        self.0.set(Some(state));
+        Some(r)
+    }
+
     fn get(&self) -> Option<Duration> {
-        self.0.get().and_then(|t| t.timeout.get())
+        self.with(|t| t.timeout.get()).flatten()
     }
 
     fn set(&self, dur: Option<Duration>, reactor: &Weak<Reactor>) -> Result<()> {
-        if let Some(dur) = dur.as_ref() {
-            if dur.as_nanos() == 0 {
-                return Err(io::Error::from_raw_os_error(libc::EINVAL).into());
+        let Some(dur) = dur else {
+            // Cleared: disarm a pending timer and free the state.
+            if let Some(t) = self.0.take() {
+                if t.timer.get().is_some() {
+                    if let Some(reactor) = reactor.upgrade() {
+                        reactor.remove_timer(t.id);
+                    }
+                }
             }
+            return Ok(());
+        };
+        if dur.as_nanos() == 0 {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL).into());
         }
-        if let Some(t) = self.0.get() {
-            t.timeout.set(dur);
-        } else if dur.is_some() {
+        if self.with(|t| t.timeout.set(Some(dur))).is_none() {
             let reactor = reactor
                 .upgrade()
                 .ok_or_else(|| io::Error::other("the stream's executor is gone"))?;
-            let state = TimeoutState {
+            self.0.set(Some(Box::new(TimeoutState {
                 id: reactor.register_timer(),
-                timeout: Cell::new(dur),
+                timeout: Cell::new(Some(dur)),
                 timer: Cell::new(None),
-            };
-            let _ = self.0.set(Box::new(state));
+            })));
         }
         Ok(())
     }
 
     fn maybe_set_timer(&self, reactor: &Reactor, waker: &Waker) {
-        let Some(t) = self.0.get() else { return };
-        if let Some(timeout) = t.timeout.get() {
-            if t.timer.get().is_none() {
-                let deadline = Instant::now() + timeout;
-                reactor.insert_timer(t.id, deadline, waker.clone());
-                t.timer.set(Some(deadline));
+        self.with(|t| {
+            if let Some(timeout) = t.timeout.get() {
+                if t.timer.get().is_none() {
+                    let deadline = Instant::now() + timeout;
+                    reactor.insert_timer(t.id, deadline, waker.clone());
+                    t.timer.set(Some(deadline));
+                }
             }
-        }
+        });
     }
 
     fn cancel_timer(&self, reactor: &Reactor) {
-        let Some(t) = self.0.get() else { return };
-        if t.timer.take().is_some() {
-            reactor.remove_timer(t.id);
-        }
+        self.with(|t| {
+            if t.timer.take().is_some() {
+                reactor.remove_timer(t.id);
+            }
+        });
     }
 
     fn check(&self, reactor: &Reactor) -> io::Result<()> {
-        let Some(t) = self.0.get() else {
-            return Ok(());
-        };
-        if let Some(deadline) = t.timer.get() {
-            if !reactor.timer_exists(&(deadline, t.id)) {
-                reactor.remove_timer(t.id);
-                t.timer.take();
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "Operation timed out",
-                ));
+        self.with(|t| {
+            if let Some(deadline) = t.timer.get() {
+                if !reactor.timer_exists(&(deadline, t.id)) {
+                    reactor.remove_timer(t.id);
+                    t.timer.take();
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "Operation timed out",
+                    ));
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .unwrap_or(Ok(()))
     }
 }
 
