@@ -55,6 +55,31 @@ pub struct Scratch {
     /// How long one write may stay blocked before the client counts as gone
     /// (`session.write_stall_ms`; zero: unbounded). Here rather than in each `Conn` (W1).
     stall: Duration,
+    /// The ping settings (`ws.*`), read by every connection's loop. Here rather than a
+    /// reference to the config in each connection (W1).
+    ping: Pings,
+}
+
+/// The `ws` ping settings a connection's loop reads.
+#[derive(Clone, Copy, Debug)]
+pub struct Pings {
+    /// `ws.ping_interval_ms`.
+    every: Duration,
+    /// `ws.pong_timeout_ms`.
+    pong_timeout: Duration,
+    /// `ws.max_pings_per_sec` (at least 1).
+    max_per_sec: u32,
+}
+
+impl Pings {
+    /// The settings of `cfg`.
+    pub fn of(cfg: &Config) -> Pings {
+        Pings {
+            every: Duration::from_millis(cfg.ws.ping_interval_ms),
+            pong_timeout: Duration::from_millis(cfg.ws.pong_timeout_ms),
+            max_per_sec: cfg.ws.max_pings_per_sec.max(1),
+        }
+    }
 }
 
 impl Scratch {
@@ -74,7 +99,14 @@ impl Scratch {
             wheel: Rc::new(Wheel::new(resolution)),
             writer: Rc::new(Writer::new(send_batch)),
             stall,
+            ping: Pings::of(&Config::default()),
         }
+    }
+
+    /// The same, with `cfg`'s ping settings (the defaults' otherwise).
+    pub fn pinging(mut self, cfg: &Config) -> Scratch {
+        self.ping = Pings::of(cfg);
+        self
     }
 }
 
@@ -224,7 +256,8 @@ pub async fn serve(
     };
     // Bytes the client sent right after its request head are its first frames.
     conn.reader.preload(leftover);
-    let live = Live::new(conn, outbox, sid, cfg.clone());
+    drop(outbox); // the link holds it
+    let live = Live::new(conn, sid);
     // The session gets a task of its own, sized for its loop alone; this one (with the request
     // head and the handshake's state) ends here and frees its memory.
     glommio::spawn_local(session(live, ticket)).detach();
@@ -234,16 +267,16 @@ pub async fn serve(
 /// struct that the session's task holds once: an `async` block lays out each local that lives
 /// across an await on its own (with padding between them), and its arguments apart from its
 /// locals, in every session's task for its whole life (W1).
+/// (Its outbox is reached through the writer's link, its settings through the shard's
+/// scratch: one pointer each fewer in every idle session.)
 struct Live {
     conn: Conn,
-    outbox: Rc<Outbox>,
     sid: crate::ids::SessionId,
-    cfg: Rc<Config>,
     /// The connection's place on the shard's wheel, which wakes the task at the next ping or
     /// at the pong deadline, whichever comes first: a silent client is dropped `pong_timeout`
     /// after its last pong, not a ping period later.
     filing: Filing,
-    /// Deadlines, not periods (the periods are read from `cfg` where used), as ticks of the
+    /// Deadlines, not periods (the periods are read from the scratch where used), as ticks of the
     /// shard's wheel (8 bytes where an `Instant` takes 16: W1). A deadline is due once its tick
     /// has fired, which is never before the deadline.
     pong_due: u64,
@@ -252,8 +285,8 @@ struct Live {
     ping_second: u32,
     pings: u32,
     /// Pongs are coalesced: the payload of the last ping read, answered once no more input is
-    /// at hand.
-    pong: Option<Box<[u8]>>,
+    /// at hand. (Boxed: 8 bytes where a boxed slice takes 16; client pings are rare.)
+    pong: Option<Box<Box<[u8]>>>,
 }
 
 /// The session's task: its loop, then the end of the session.
@@ -264,23 +297,22 @@ fn session(mut live: Live, ticket: Ticket) -> impl Future<Output = ()> {
         live.run().await;
         // The socket closes with `live`, at the end of this block: the writer lets go first.
         live.conn.link.detach();
-        live.outbox.close(CloseReason::Ended);
+        live.conn.link.outbox().close(CloseReason::Ended);
         with(|ctx| ctx.close_session(live.sid));
         drop(ticket);
     }
 }
 
 impl Live {
-    fn new(conn: Conn, outbox: Rc<Outbox>, sid: crate::ids::SessionId, cfg: Rc<Config>) -> Live {
+    fn new(conn: Conn, sid: crate::ids::SessionId) -> Live {
         let now = Instant::now();
-        let wheel = &conn.scratch.wheel;
+        let (wheel, ping) = (&conn.scratch.wheel, conn.scratch.ping);
         let (pong_due, next_ping) = (
-            wheel.tick_of(now + pong_timeout(&cfg)),
-            wheel.tick_of(now + ping_every(&cfg)),
+            wheel.tick_of(now + ping.pong_timeout),
+            wheel.tick_of(now + ping.every),
         );
         Live {
             conn,
-            outbox,
             sid,
             filing: Filing::default(),
             pong_due,
@@ -288,7 +320,6 @@ impl Live {
             ping_second: 0,
             pings: 0,
             pong: None,
-            cfg,
         }
     }
 
@@ -312,14 +343,14 @@ impl Live {
                 } else {
                     self.next_event(false).await
                 };
-                match self.step(ev) {
-                    Step::Go => {}
+                // The step is taken apart before the await, so the task does not keep it.
+                let w = match self.step(ev) {
+                    Step::Go => continue,
                     Step::Stop => return,
-                    Step::Write(w) => {
-                        if !Box::pin(self.write(w)).await {
-                            return;
-                        }
-                    }
+                    Step::Write(w) => w,
+                };
+                if !Box::pin(self.write(w)).await {
+                    return;
                 }
             }
         }
@@ -332,7 +363,6 @@ impl Live {
         poll_fn(move |cx| {
             let Live {
                 conn,
-                outbox,
                 sid,
                 filing,
                 pong,
@@ -346,13 +376,13 @@ impl Live {
             }
             let drained = {
                 let mut frames = conn.scratch.frames.borrow_mut();
-                outbox.poll_drain(cx, &mut frames)
+                conn.link.outbox().poll_drain(cx, &mut frames)
             };
             if let Poll::Ready(r) = drained {
                 return Poll::Ready(Event::Out(r));
             }
             if !paused {
-                if let Poll::Ready(i) = conn.poll_in(cx, *sid, outbox) {
+                if let Poll::Ready(i) = conn.poll_in(cx, *sid) {
                     return Poll::Ready(Event::In(i));
                 }
             }
@@ -370,8 +400,8 @@ impl Live {
 
     /// Applies `ev` to the loop's state, and says what is left to write.
     fn step(&mut self, ev: Event) -> Step {
-        let (sid, cfg) = (self.sid, &*self.cfg);
-        let wheel = &*self.conn.scratch.wheel;
+        let sid = self.sid;
+        let (wheel, ping) = (&*self.conn.scratch.wheel, self.conn.scratch.ping);
         match ev {
             Event::Out(None) => return Step::Write(Write::Drained),
             Event::Flush => return Step::Write(Write::Flush),
@@ -389,7 +419,7 @@ impl Live {
             }
             Event::In(In::Message) => {}
             Event::In(In::Pong) => {
-                self.pong_due = wheel.tick_of(Instant::now() + pong_timeout(cfg));
+                self.pong_due = wheel.tick_of(Instant::now() + ping.pong_timeout);
             }
             Event::In(In::Ping(p)) => {
                 let second = wheel.second_of(Instant::now());
@@ -397,7 +427,7 @@ impl Live {
                     (self.ping_second, self.pings) = (second, 0);
                 }
                 self.pings += 1;
-                let max_pings = cfg.ws.max_pings_per_sec.max(1);
+                let max_pings = ping.max_per_sec;
                 if self.pings > max_pings {
                     log::debug!("session {sid}: more than {max_pings} pings a second, closing");
                     let payload = close_payload(1008, "too many pings");
@@ -406,11 +436,11 @@ impl Live {
                         payload,
                     });
                 }
-                self.pong = Some(p);
+                self.pong = Some(Box::new(p));
             }
             Event::Pong => {
                 if let Some(p) = self.pong.take() {
-                    return Step::Write(Write::Control(OP_PONG, p));
+                    return Step::Write(Write::Control(OP_PONG, *p));
                 }
             }
             Event::In(In::Close(payload)) => {
@@ -424,7 +454,7 @@ impl Live {
                 if wheel.is_due(self.pong_due) {
                     log::debug!(
                         "session {sid}: no pong for {:?}, closing",
-                        pong_timeout(cfg)
+                        ping.pong_timeout
                     );
                     let payload = close_payload(1001, "no pong");
                     return Step::Write(Write::Close {
@@ -433,7 +463,7 @@ impl Live {
                     });
                 }
                 if wheel.is_due(self.next_ping) {
-                    self.next_ping = wheel.tick_of(Instant::now() + ping_every(cfg));
+                    self.next_ping = wheel.tick_of(Instant::now() + ping.every);
                     return Step::Write(Write::Control(OP_PING, Box::default()));
                 }
             }
@@ -449,14 +479,14 @@ impl Live {
             Write::Drained => match conn.write_drained().await {
                 Ok(()) => true,
                 Err(e) => {
-                    write_failed(conn, &self.outbox, self.sid, e);
+                    write_failed(conn, self.sid, e);
                     false
                 }
             },
             Write::Flush => match conn.finish_write().await {
                 Ok(()) => true,
                 Err(e) => {
-                    write_failed(conn, &self.outbox, self.sid, e);
+                    write_failed(conn, self.sid, e);
                     false
                 }
             },
@@ -494,22 +524,12 @@ enum Write {
     Close { drain: bool, payload: Vec<u8> },
 }
 
-/// How often the server pings a client (`ws.ping_interval_ms`).
-fn ping_every(cfg: &Config) -> Duration {
-    Duration::from_millis(cfg.ws.ping_interval_ms)
-}
-
-/// How long a client may go without a pong (`ws.pong_timeout_ms`).
-fn pong_timeout(cfg: &Config) -> Duration {
-    Duration::from_millis(cfg.ws.pong_timeout_ms)
-}
-
 /// A write of queued frames failed: a stalled one closes the session as a slow consumer.
-fn write_failed(conn: &Conn, outbox: &Outbox, sid: crate::ids::SessionId, e: io::Error) {
+fn write_failed(conn: &Conn, sid: crate::ids::SessionId, e: io::Error) {
     if e.kind() == io::ErrorKind::TimedOut {
         log::info!("session {sid}: {e} for {:?}, closing", conn.scratch.stall);
         with(|ctx| ctx.note_stalled_writer());
-        outbox.close(CloseReason::Overflow);
+        conn.link.outbox().close(CloseReason::Overflow);
     }
 }
 
@@ -517,13 +537,10 @@ impl Conn {
     /// The next thing the client sent: carried bytes first, then a read into the shard's
     /// scratch (`Pending` arms the socket's readiness and holds no buffer). A message is
     /// handed to the shard right here, while its bytes are borrowed.
-    fn poll_in(
-        &mut self,
-        cx: &mut Context<'_>,
-        sid: crate::ids::SessionId,
-        outbox: &Outbox,
-    ) -> Poll<In> {
+    fn poll_in(&mut self, cx: &mut Context<'_>, sid: crate::ids::SessionId) -> Poll<In> {
         let scratch = self.scratch.clone();
+        let outbox = self.link.outbox().clone();
+        let outbox = &*outbox;
         loop {
             if self.reader.has_carry() {
                 let got = match self.reader.next(&mut []) {

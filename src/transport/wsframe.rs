@@ -139,13 +139,12 @@ fn close_code_allowed(code: u16) -> bool {
 
 /// One connection's incoming side: the unparsed tail of earlier reads and the fragmented message
 /// being assembled. Both are empty and unallocated between messages. Every WebSocket session
-/// holds its reader for its whole life, so it is kept small (W1): the rare fragmented message
-/// is boxed, and the size limit is a `u32`.
+/// holds its reader for its whole life, so it is kept small (W1): the carried bytes and the
+/// rare fragmented message are boxed while there are any, and the size limit is a `u32`.
 #[derive(Debug, Default)]
 pub struct Reader {
-    /// Bytes of frames not yet complete (or not yet handed out), from `start` on.
-    carry: Vec<u8>,
-    start: usize,
+    /// Bytes of frames not yet complete (or not yet handed out); `None` while there are none.
+    carry: Option<Box<Carry>>,
     /// The fragments so far of a fragmented message; `in_message` while one is open.
     // A box around the vector on purpose: 8 bytes inline where the vector takes 24.
     #[allow(clippy::box_collection)]
@@ -154,6 +153,13 @@ pub struct Reader {
     msg_text: bool,
     /// The largest frame or message taken, in bytes (4 GiB at most).
     max: u32,
+}
+
+/// Carried bytes: those of `buf` from `start` on.
+#[derive(Debug, Default)]
+struct Carry {
+    buf: Vec<u8>,
+    start: usize,
 }
 
 /// Where a complete frame's payload lies.
@@ -175,15 +181,17 @@ impl Reader {
     /// Takes bytes read before the reader existed (after the HTTP request head) as carried.
     pub fn preload(&mut self, bytes: Vec<u8>) {
         if !bytes.is_empty() {
-            self.carry = bytes;
-            self.start = 0;
+            self.carry = Some(Box::new(Carry {
+                buf: bytes,
+                start: 0,
+            }));
         }
     }
 
     /// Whether bytes from an earlier read wait to be parsed (then call `next` with no input
     /// before reading more).
     pub fn has_carry(&self) -> bool {
-        self.start < self.carry.len()
+        self.carry.as_ref().is_some_and(|c| c.start < c.buf.len())
     }
 
     /// Whether the last message handed out was a text message (else binary).
@@ -193,7 +201,8 @@ impl Reader {
 
     /// Bytes this reader holds allocated right now.
     pub fn held(&self) -> usize {
-        self.carry.capacity() + self.msg.as_ref().map_or(0, |m| m.capacity())
+        self.carry.as_ref().map_or(0, |c| c.buf.capacity())
+            + self.msg.as_ref().map_or(0, |m| m.capacity())
     }
 
     /// Frees what the last event borrowed once nothing is left: the carried bytes when all are
@@ -201,11 +210,8 @@ impl Reader {
     /// `next` calls it first; call it after handling an event so that nothing stays allocated
     /// while the connection is idle.
     pub fn release(&mut self) {
-        if self.start >= self.carry.len() {
-            if self.carry.capacity() > 0 {
-                self.carry = Vec::new();
-            }
-            self.start = 0;
+        if !self.has_carry() {
+            self.carry = None;
         }
         if !self.in_message {
             self.msg = None;
@@ -218,11 +224,11 @@ impl Reader {
     pub fn next<'a>(&'a mut self, input: &'a mut [u8]) -> Result<Option<Event<'a>>, Error> {
         self.release();
         let mut pos = 0;
-        if self.has_carry() && !input.is_empty() {
+        if let Some(c) = self.carry.as_deref_mut().filter(|_| !input.is_empty()) {
             // Once per read, not per frame: drop what earlier events consumed.
-            self.carry.drain(..self.start);
-            self.start = 0;
-            self.carry.extend_from_slice(input);
+            c.buf.drain(..c.start);
+            c.start = 0;
+            c.buf.extend_from_slice(input);
             pos = input.len();
         }
         loop {
@@ -231,9 +237,9 @@ impl Reader {
             } else {
                 At::Input
             };
-            let buf: &[u8] = match at {
-                At::Carry => &self.carry[self.start..],
-                At::Input => &input[pos..],
+            let buf: &[u8] = match (at, self.carry.as_deref()) {
+                (At::Carry, Some(c)) => &c.buf[c.start..],
+                _ => &input[pos..],
             };
             let Some(h) = parse_header(buf)? else {
                 self.stash(&input[pos..], None);
@@ -249,9 +255,10 @@ impl Reader {
             let mask = h.mask.expect("checked: client frames are masked");
             let range = match at {
                 At::Carry => {
-                    let r = self.start + h.head..self.start + total;
-                    self.start += total;
-                    unmask(&mut self.carry[r.clone()], mask);
+                    let c = self.carry.get_or_insert_with(Box::default);
+                    let r = c.start + h.head..c.start + total;
+                    c.start += total;
+                    unmask(&mut c.buf[r.clone()], mask);
                     r
                 }
                 At::Input => {
@@ -260,7 +267,8 @@ impl Reader {
                     unmask(&mut input[r.clone()], mask);
                     if pos < input.len() {
                         // Keep the rest; the event may borrow `input` until the next call.
-                        self.carry.extend_from_slice(&input[pos..]);
+                        let c = self.carry.get_or_insert_with(Box::default);
+                        c.buf.extend_from_slice(&input[pos..]);
                         pos = input.len();
                     }
                     r
@@ -268,9 +276,9 @@ impl Reader {
             };
             let whole = matches!(h.opcode, OP_TEXT | OP_BINARY) && h.fin;
             if whole || matches!(h.opcode, OP_PING | OP_PONG | OP_CLOSE) {
-                let payload: &[u8] = match at {
-                    At::Carry => &self.carry[range],
-                    At::Input => &input[range],
+                let payload: &[u8] = match (at, self.carry.as_deref()) {
+                    (At::Carry, Some(c)) => &c.buf[range],
+                    _ => &input[range],
                 };
                 return Ok(Some(match h.opcode {
                     OP_PING => Event::Ping(payload),
@@ -292,9 +300,9 @@ impl Reader {
                 self.msg_text = h.opcode == OP_TEXT;
             }
             let msg = self.msg.get_or_insert_with(Box::default);
-            match at {
-                At::Carry => msg.extend_from_slice(&self.carry[range]),
-                At::Input => msg.extend_from_slice(&input[range]),
+            match (at, self.carry.as_deref()) {
+                (At::Carry, Some(c)) => msg.extend_from_slice(&c.buf[range]),
+                _ => msg.extend_from_slice(&input[range]),
             }
             if !h.fin {
                 continue;
@@ -347,13 +355,17 @@ impl Reader {
     /// Keeps `rest` (the unparsed tail of the input) for the next read; `frame_len`, once the
     /// header is known, reserves room for the whole frame at once.
     fn stash(&mut self, rest: &[u8], frame_len: Option<usize>) {
+        if self.carry.is_none() && rest.is_empty() {
+            return;
+        }
+        let c = self.carry.get_or_insert_with(Box::default);
         if let Some(total) = frame_len {
-            let need = self.start + total;
-            if need > self.carry.len() {
-                self.carry.reserve_exact(need - self.carry.len());
+            let need = c.start + total;
+            if need > c.buf.len() {
+                c.buf.reserve_exact(need - c.buf.len());
             }
         }
-        self.carry.extend_from_slice(rest);
+        c.buf.extend_from_slice(rest);
     }
 }
 

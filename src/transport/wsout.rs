@@ -240,6 +240,11 @@ impl Writer {
 }
 
 impl Link {
+    /// The session's outbound queue.
+    pub fn outbox(&self) -> &Rc<Outbox> {
+        &self.outbox
+    }
+
     /// The link of the connection on `fd`, whose session queues into `outbox`; hooks it into
     /// `writer` if `hook` (`ws.shard_writer`) and the writer runs (otherwise the session's
     /// task writes everything).
