@@ -1,5 +1,5 @@
 //! A map for the per-session and per-topic tables that almost always hold one or two entries:
-//! a session's topics, a topic's attached sessions.
+//! a session's topics; a topic's attached sessions, members and pending work.
 //!
 //! A hash table's smallest allocation is four buckets plus sixteen control bytes (116 B for
 //! 24-byte entries, mimalloc's 128-byte class), and every idle session held two of them (W1).
@@ -133,6 +133,35 @@ impl<K: Eq + Hash, V> FewMap<K, V> {
         }
     }
 
+    /// Every entry, values mutable.
+    pub fn iter_mut(&mut self) -> IterMut<'_, K, V> {
+        match self {
+            FewMap::Few(v) => IterMut::Few(v.iter_mut()),
+            FewMap::Many(m) => IterMut::Many(m.iter_mut()),
+        }
+    }
+
+    /// Every value, mutable.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> + '_ {
+        self.iter_mut().map(|(_, v)| v)
+    }
+
+    /// Keeps the entries for which `keep` says so; frees the storage if none is left.
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
+        match self {
+            FewMap::Few(v) => v.retain_mut(|(k, val)| keep(k, val)),
+            FewMap::Many(m) => m.retain(|k, val| keep(k, val)),
+        }
+        if self.is_empty() {
+            *self = FewMap::default();
+        }
+    }
+
+    /// Removes every entry, freeing the storage.
+    pub fn clear(&mut self) {
+        *self = FewMap::default();
+    }
+
     /// Every key.
     pub fn keys(&self) -> impl Iterator<Item = &K> + '_ {
         self.iter().map(|(k, _)| k)
@@ -146,6 +175,15 @@ impl<K: Eq + Hash, V> FewMap<K, V> {
     /// Empties the map (freeing its storage) and yields what it held.
     pub fn drain(&mut self) -> IntoIter<K, V> {
         std::mem::take(self).into_iter()
+    }
+}
+
+/// `map[&k]`: the value under `k`; panics when there is none, as `HashMap`'s does.
+impl<K: Eq + Hash + Borrow<Q>, Q: Eq + Hash + ?Sized, V> std::ops::Index<&Q> for FewMap<K, V> {
+    type Output = V;
+
+    fn index(&self, k: &Q) -> &V {
+        self.get(k).expect("no entry for the key")
     }
 }
 
@@ -169,6 +207,23 @@ impl<'a, K, V> Iterator for Iter<'a, K, V> {
         match self {
             Iter::Few(i) => i.size_hint(),
             Iter::Many(i) => i.size_hint(),
+        }
+    }
+}
+
+/// Mutably borrowing iterator of a [`FewMap`].
+pub enum IterMut<'a, K, V> {
+    Few(std::slice::IterMut<'a, (K, V)>),
+    Many(std::collections::hash_map::IterMut<'a, K, V>),
+}
+
+impl<'a, K, V> Iterator for IterMut<'a, K, V> {
+    type Item = (&'a K, &'a mut V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            IterMut::Few(i) => i.next().map(|(k, v)| (&*k, v)),
+            IterMut::Many(i) => i.next(),
         }
     }
 }
@@ -260,6 +315,14 @@ mod tests {
                 *v += 100;
             }
             *model.get_mut(&1).unwrap() += 100;
+            m.values_mut().for_each(|v| *v += 1);
+            model.values_mut().for_each(|v| *v += 1);
+            m.retain(|k, _| k % 3 != 0);
+            model.retain(|k, _| k % 3 != 0);
+            assert_eq!(
+                sorted(&m),
+                model.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>()
+            );
             let drained: std::collections::BTreeMap<_, _> = m.drain().collect();
             assert_eq!(drained, std::mem::take(&mut model));
             assert!(m.is_empty());
@@ -284,6 +347,9 @@ mod tests {
         m.insert(7, 7);
         m.remove(&7);
         assert!(matches!(&m, FewMap::Few(v) if v.capacity() == 0));
+        m.insert(7, 7);
+        m.clear();
+        assert!(m.is_empty() && matches!(&m, FewMap::Few(v) if v.capacity() == 0));
     }
 
     #[test]

@@ -192,14 +192,15 @@ impl Session {
                 return;
             }
             self.ver = ver;
-            self.client = super::ClientInfo::new(
+            self.client = self.client.with_hi(
                 m.ua.as_deref().unwrap_or(""),
                 m.lang.as_deref().unwrap_or(""),
                 m.platf.as_deref().unwrap_or(""),
             );
             self.background = m.bkg && cx.limits.background_delay_ms > 0;
             if self.background {
-                self.foreground_at = Some(cx.now.plus_ms(cx.limits.background_delay_ms));
+                let at = cx.now.plus_ms(cx.limits.background_delay_ms);
+                self.foreground_at = std::num::NonZeroU64::new(at.0);
             }
             self.lifecycle = Lifecycle::Versioned;
             let outcome = if self.kind == super::SessionKind::LongPoll {
@@ -221,7 +222,7 @@ impl Session {
                 }
             }
             self.send(msg.msg(), cx.out);
-            if let Some(at) = self.foreground_at {
+            if let Some(at) = self.foreground_at() {
                 cx.out.push(SessionOut::WakeAt(at));
             }
             return;

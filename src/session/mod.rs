@@ -35,11 +35,11 @@ pub enum SessionKind {
     Grpc,
     /// At a topic's home node: stands in for a client session of another node.
     Proxy {
-        node: String,
+        node: Box<str>,
     },
     /// At a topic's home node: carries all traffic of one (topic, remote node) pair.
     Multiplex {
-        node: String,
+        node: Box<str>,
     },
 }
 
@@ -190,19 +190,18 @@ pub(crate) type Subs = crate::fewmap::FewMap<Box<str>, SubState>;
 pub struct Session {
     pub sid: SessionId,
     pub kind: SessionKind,
-    /// Remote address for logs and stats.
-    pub remote: Box<str>,
     pub created: UnixMillis,
     /// Time of the last client message.
     pub last_action: UnixMillis,
     pub(crate) lifecycle: Lifecycle,
     /// Client protocol version, `major<<16 | minor<<8 | patch`.
     pub(crate) ver: u32,
-    /// User agent, language and platform from `{hi}`.
+    /// Remote address; user agent, language and platform from `{hi}`.
     pub(crate) client: ClientInfo,
     pub(crate) background: bool,
-    /// While `background`: when the session turns foreground.
-    pub(crate) foreground_at: Option<UnixMillis>,
+    /// While `background`: when the session turns foreground, in Unix milliseconds (8 bytes
+    /// where an `Option<UnixMillis>` takes 16: W1); see [`Session::foreground_at`].
+    pub(crate) foreground_at: Option<std::num::NonZeroU64>,
     /// Rate limits (each starts [`TokenBucket::UNUSED`]: full at any rate).
     pub(crate) msg_bucket: TokenBucket,
     pub(crate) note_bucket: TokenBucket,
@@ -223,12 +222,11 @@ impl Session {
         Session {
             sid,
             kind,
-            remote: remote.into_boxed_str(),
             created: now,
             last_action: now,
             lifecycle: Lifecycle::New,
             ver: 0,
-            client: ClientInfo::default(),
+            client: ClientInfo::of_remote(&remote),
             background: false,
             foreground_at: None,
             msg_bucket: TokenBucket::UNUSED,
@@ -284,7 +282,12 @@ impl Session {
 
     /// When a background session turns foreground.
     pub fn foreground_at(&self) -> Option<UnixMillis> {
-        self.foreground_at
+        self.foreground_at.map(|t| UnixMillis(t.get()))
+    }
+
+    /// Remote address, for logs, stats and the per-address limits.
+    pub fn remote(&self) -> &str {
+        self.client.remote()
     }
 
     /// The shard's timer for [`SessionOut::WakeAt`]: a background session whose time has come
@@ -294,7 +297,7 @@ impl Session {
         if !self.background || self.lifecycle == Lifecycle::Terminating {
             return;
         }
-        if self.foreground_at.is_some_and(|at| at > now) {
+        if self.foreground_at().is_some_and(|at| at > now) {
             return;
         }
         self.background = false;

@@ -134,7 +134,7 @@ impl ShardCtx {
         let Some(slot) = self.sessions.get_mut(&sid) else {
             return false;
         };
-        let Some(key) = AddrKey::of(&slot.session.remote) else {
+        let Some(key) = AddrKey::of(slot.session.remote()) else {
             return true;
         };
         if self.limits.addrs.take(key, now) {

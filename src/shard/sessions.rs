@@ -158,7 +158,7 @@ impl ShardCtx {
                                 "more malformed messages since the last line"
                             );
                         }
-                        tracing::info!(session = %sid, remote = %slot.session.remote, "malformed message: {e}");
+                        tracing::info!(session = %sid, remote = %slot.session.remote(), "malformed message: {e}");
                     }
                     slot.session.malformed(now, &mut out)
                 }
@@ -240,7 +240,7 @@ impl ShardCtx {
                         "more slow consumers closed since the last line"
                     );
                 }
-                tracing::info!(session = %sid, remote = %slot.session.remote, "outbound queue full, closing (slow consumer)");
+                tracing::info!(session = %sid, remote = %slot.session.remote(), "outbound queue full, closing (slow consumer)");
             }
             ShardStats::inc(&self.stats.slow_consumers);
             self.end_session(sid, CloseReason::Overflow);

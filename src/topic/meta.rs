@@ -193,7 +193,7 @@ impl Topic {
                     }
                     desc.updated = Some(Ts(updated));
                     let touched = if mode.has(AccessMode::READ) {
-                        self.touched.unwrap_or(r.updated)
+                        self.touched().unwrap_or(r.updated)
                     } else {
                         r.updated
                     };

@@ -22,6 +22,7 @@ mod fnd;
 mod join;
 mod json;
 mod leave;
+mod load;
 mod meta;
 mod p2p;
 mod publish;
@@ -42,8 +43,7 @@ use crate::proto::server::AccessOut;
 use crate::proto::{Encoding, Frame, Outcome, ServerMsg};
 use crate::routing::{ReqHead, Requester, SessionEvent, TopicRequest, Unreachable};
 use crate::store::{
-    Answers, ReadAnswer, ReadQuery, StoreError, SubRecord, TopicRecord, UserRecord, UserState,
-    WriteBatch,
+    Answers, ReadAnswer, ReadQuery, StoreError, SubRecord, TopicRecord, UserRecord, WriteBatch,
 };
 
 pub use fanout::{group_by_shard, Recipients};
@@ -251,11 +251,12 @@ pub struct Topic {
     pub(crate) user: Option<UserRecord>,
     /// Last assigned message seq (may run ahead of the store while writes are in flight).
     pub(crate) seq: u64,
-    /// Time of the last message.
-    pub(crate) touched: Option<UnixMillis>,
-    pub(crate) members: Map<UserId, Member>,
+    /// Time of the last message, in Unix milliseconds (8 bytes where an `Option<UnixMillis>`
+    /// takes 16: W1); read through [`Topic::touched`].
+    touched: Option<std::num::NonZeroU64>,
+    pub(crate) members: FewMap<UserId, Member>,
     pub(crate) attached: FewMap<SessionId, Attachment>,
-    pub(crate) pending: Map<u64, Pending>,
+    pub(crate) pending: FewMap<u64, Pending>,
     next_token: u64,
     /// The token of the read in flight, if any (tokens start at 1): requests that arrive
     /// meanwhile wait in `parked`.
@@ -299,9 +300,9 @@ impl Topic {
             user: None,
             seq: 0,
             touched: None,
-            members: Map::default(),
+            members: FewMap::default(),
             attached: FewMap::default(),
-            pending: Map::default(),
+            pending: FewMap::default(),
             next_token: 1,
             reading: None,
             parked: None,
@@ -322,103 +323,19 @@ impl Topic {
         Topic::empty(name, TopicKind::Group, n_shards)
     }
 
-    /// The reads that loading topic `name` takes (one round); `None` for a name of a kind not
-    /// hosted here.
-    pub fn load_reads(name: &str) -> Option<Vec<ReadQuery>> {
-        let kind = TopicKind::of(name)?;
-        let name = name.to_owned();
-        Some(match kind {
-            TopicKind::Me(uid) => vec![
-                ReadQuery::User(uid),
-                ReadQuery::SubsOfUser(uid),
-                ReadQuery::Sub {
-                    topic: name,
-                    user: uid,
-                },
-            ],
-            TopicKind::Fnd(uid) => vec![
-                ReadQuery::User(uid),
-                ReadQuery::Sub {
-                    topic: name,
-                    user: uid,
-                },
-            ],
-            TopicKind::Group | TopicKind::P2p(..) | TopicKind::Sys => {
-                let mut q = vec![
-                    ReadQuery::Topic(name.clone()),
-                    ReadQuery::SubsOfTopic(name.clone()),
-                    ReadQuery::LastMessage(name),
-                ];
-                if let TopicKind::P2p(a, b) = kind {
-                    q.push(ReadQuery::Users(vec![a, b]));
-                }
-                q
-            }
-        })
-    }
-
-    /// Builds a topic from the answers to [`Topic::load_reads`]. `Ok(None)`: no such topic.
-    pub fn from_answers(
-        name: &str,
-        answers: &Answers,
-        n_shards: usize,
-    ) -> Result<Option<Topic>, StoreError> {
-        let Some(kind) = TopicKind::of(name) else {
-            return Ok(None);
-        };
-        let mut topic = Topic::empty(name, kind, n_shards);
-        let active =
-            |u: &Option<UserRecord>| u.as_ref().is_some_and(|u| u.state != UserState::Deleted);
-        match kind {
-            TopicKind::Me(uid) => {
-                let user = answers.user(uid)?;
-                if !active(&user) {
-                    return Ok(None);
-                }
-                topic.user = user;
-                topic.load_contacts(answers)?;
-                if let Some(sub) = answers.sub(name, uid)? {
-                    topic.me_want = sub.want;
-                }
-            }
-            TopicKind::Fnd(uid) => {
-                let user = answers.user(uid)?;
-                if !active(&user) {
-                    return Ok(None);
-                }
-                topic.user = user;
-                if let (Some(sub), Some(fnd)) = (answers.sub(name, uid)?, topic.fnd.as_mut()) {
-                    fnd.private = sub.private;
-                }
-            }
-            TopicKind::Group | TopicKind::P2p(..) | TopicKind::Sys => {
-                if let TopicKind::P2p(a, b) = kind {
-                    // Both users must exist; the topic itself is created by the first `{sub}`.
-                    if !active(&answers.user(a)?) || !active(&answers.user(b)?) {
-                        return Ok(None);
-                    }
-                }
-                match answers.topic(name)? {
-                    Some(rec) => topic.rec = Some(Box::new(rec)),
-                    None if kind == TopicKind::Group => return Ok(None),
-                    None if kind == TopicKind::Sys => topic.rec = Some(Box::new(sys_record())),
-                    None => {}
-                }
-                for sub in answers.subs_of_topic(name)? {
-                    topic.members.insert(sub.user, Member { sub, online: 0 });
-                }
-                if let Some(last) = answers.last_message(name)? {
-                    topic.seq = last.seq;
-                    topic.touched = Some(last.ts);
-                }
-            }
-        }
-        Ok(Some(topic))
-    }
-
     /// The routing name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Time of the last message.
+    pub(crate) fn touched(&self) -> Option<UnixMillis> {
+        self.touched.map(|t| UnixMillis(t.get()))
+    }
+
+    /// Records a message at `at` (a clock reading: after the epoch).
+    pub(crate) fn touch(&mut self, at: UnixMillis) {
+        self.touched = std::num::NonZeroU64::new(at.0).or(self.touched);
     }
 
     /// Number of attached sessions.

@@ -66,7 +66,7 @@ impl Topic {
         let head_text = (!head.is_empty()).then(|| Value::Object(head).to_string());
         let seq = self.seq + 1;
         self.seq = seq;
-        self.touched = Some(cx.now);
+        self.touch(cx.now);
         let record = MessageRecord {
             topic: self.name.clone(),
             seq,

@@ -145,7 +145,7 @@ fn an_empty_topic_is_idle_and_reloading_restores_its_seq() {
     assert!(sim.load(GROUP));
     let t = sim.topic(GROUP);
     assert_eq!(t.seq, 3);
-    assert_eq!(t.touched, Some(T0));
+    assert_eq!(t.touched(), Some(T0));
     assert_eq!(t.members.len(), 2);
     assert!(t.members.values().all(|m| m.online == 0));
     assert!(t.is_idle());
