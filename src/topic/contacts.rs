@@ -110,7 +110,7 @@ impl Topic {
     pub(crate) fn current_ua(&self) -> String {
         self.uas
             .last()
-            .map(|(_, ua)| ua.clone())
+            .map(|(_, ua)| ua.to_string())
             .unwrap_or_default()
     }
 
@@ -135,7 +135,7 @@ impl Topic {
         self.uas.retain(|(s, _)| *s != sid);
         // Most users have one session: a first push would allocate room for four (W1).
         self.uas.reserve_exact(1);
-        self.uas.push((sid, ua.to_owned()));
+        self.uas.push((sid, ua.into()));
         if !self.me_want.has(AccessMode::PRES) {
             // Muted: the user is invisible to contacts.
             self.announced = true;
@@ -166,7 +166,7 @@ impl Topic {
         if let Some(i) = self.uas.iter().position(|(s, _)| *s == sid) {
             let (_, ua) = self.uas.remove(i);
             if self.uas.is_empty() {
-                self.last_left = Some(Box::new((now, ua.into_boxed_str())));
+                self.last_left = Some(Box::new((now, ua)));
             }
         }
     }

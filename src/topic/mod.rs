@@ -270,7 +270,7 @@ pub struct Topic {
     /// `me`: the user's contacts (routing name → state).
     pub(crate) contacts: contacts::Contacts,
     /// `me`: user agents of attached sessions, most recently attached last.
-    pub(crate) uas: Vec<(SessionId, String)>,
+    pub(crate) uas: Vec<(SessionId, Box<str>)>,
     /// `fnd`: the search state; `None` for every other kind. Boxed: every idle session's `me`
     /// topic would otherwise carry it unused (W1).
     pub(crate) fnd: Option<Box<FndState>>,

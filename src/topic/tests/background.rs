@@ -104,7 +104,7 @@ fn me_announces_the_user_and_learns_the_user_agent_only_once_foreground() {
     sim.run(&me, foreground(b_me));
     let t = sim.topic(&me);
     assert!(t.announced);
-    assert_eq!(t.uas, vec![(b_me, "bkg-ua/1".to_owned())]);
+    assert_eq!(t.uas, vec![(b_me, "bkg-ua/1".into())]);
 }
 
 #[test]

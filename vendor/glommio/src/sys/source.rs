@@ -134,7 +134,9 @@ pub(crate) struct InnerSource {
 
     pub(crate) io_requirements: IoRequirements,
 
-    pub(crate) timeout: Option<TimeSpec64>,
+    /// coretalk patch (change 12): boxed, made by the rare operation with a linked timeout (8
+    /// bytes where the timespec takes 24 inline, in every socket's source).
+    pub(crate) timeout: Option<Box<TimeSpec64>>,
 
     pub(crate) enqueued: Option<EnqueuedSource>,
 
@@ -193,14 +195,18 @@ impl Source {
     pub(crate) fn set_timeout(&self, d: Duration) -> Option<Duration> {
         let mut inner = self.inner.borrow_mut();
         let t = &mut inner.timeout;
-        let old = *t;
-        match TimeSpec64::try_from(d) {
-            Ok(dur) | Err(dur) => *t = Some(dur),
+        let old = t.as_deref().copied();
+        let dur = match TimeSpec64::try_from(d) {
+            Ok(dur) | Err(dur) => dur,
+        };
+        match t {
+            Some(held) => **held = dur,
+            None => *t = Some(Box::new(dur)),
         }
         old.map(Duration::from)
     }
 
-    pub(super) fn timeout_ref(&self) -> Ref<'_, Option<TimeSpec64>> {
+    pub(super) fn timeout_ref(&self) -> Ref<'_, Option<Box<TimeSpec64>>> {
         Ref::map(self.inner.borrow(), |x| &x.timeout)
     }
 
