@@ -538,33 +538,37 @@ impl Conn {
     /// scratch (`Pending` arms the socket's readiness and holds no buffer). A message is
     /// handed to the shard right here, while its bytes are borrowed.
     fn poll_in(&mut self, cx: &mut Context<'_>, sid: crate::ids::SessionId) -> Poll<In> {
-        let scratch = self.scratch.clone();
-        let outbox = self.link.outbox().clone();
-        let outbox = &*outbox;
+        let Conn {
+            reader,
+            stream,
+            link,
+            scratch,
+        } = self;
+        let outbox = &**link.outbox();
         loop {
-            if self.reader.has_carry() {
-                let got = match self.reader.next(&mut []) {
-                    Ok(Some(ev)) => Some(on_event(ev, sid, outbox, &scratch)),
+            if reader.has_carry() {
+                let got = match reader.next(&mut []) {
+                    Ok(Some(ev)) => Some(on_event(ev, sid, outbox, scratch)),
                     Ok(None) => None,
                     Err(e) => Some(fail(sid, e)),
                 };
-                self.reader.release();
+                reader.release();
                 if let Some(i) = got {
                     return Poll::Ready(i);
                 }
             }
             let mut buf = scratch.read.borrow_mut();
-            let n = match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
+            let n = match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(In::End),
                 Poll::Ready(Ok(n)) => n,
             };
-            let got = match self.reader.next(&mut buf[..n]) {
-                Ok(Some(ev)) => Some(on_event(ev, sid, outbox, &scratch)),
+            let got = match reader.next(&mut buf[..n]) {
+                Ok(Some(ev)) => Some(on_event(ev, sid, outbox, scratch)),
                 Ok(None) => None,
                 Err(e) => Some(fail(sid, e)),
             };
-            self.reader.release();
+            reader.release();
             if let Some(i) = got {
                 return Poll::Ready(i);
             }
