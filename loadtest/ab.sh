@@ -10,7 +10,8 @@
 #   loadtest/ab.sh p2pknob BIN TOML_A TOML_B     W3 2,000 P2P pairs @2,500/s, one build under two server configs
 #   loadtest/ab.sh histo BIN                     monitor.histograms off vs on: W3 as p2p, and W4 N=1000 @50/s and N=128 @500/s
 #   loadtest/ab.sh echo BEFORE_BIN AFTER_BIN      W0 echo, 100 connections, 20 B and 1 KB @20,000/s, two coretalk builds and the tokio baseline
-#   loadtest/ab.sh idle BEFORE_BIN AFTER_BIN      W1 bytes per idle session (RSS slope, 1,000 → 10,000 sessions), two coretalk builds
+#   loadtest/ab.sh idle BEFORE_BIN AFTER_BIN      W1 bytes per idle session (RSS slope, 1,000 → 10,000 sessions; W1_STEPS=1000,5000,10000,19000
+#                                                ramps to the workload's top and halves the run-to-run spread), two coretalk builds
 # Prints server CPU per operation, p50, p99 and drops per run. Needs target/release/coretalk-load.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -191,7 +192,7 @@ case "${1:-}" in
         bin=$([ $side = before ] && echo "$before" || echo "$after")
         d="$OUT/w1-$side-$run"
         serve "$bin" ""
-        "$LOAD" w1 --attach "$SRV_ADDR" --server-pid "$SRV_PID" --steps 1000,2500,5000,10000 --settle 3 \
+        "$LOAD" w1 --attach "$SRV_ADDR" --server-pid "$SRV_PID" --steps "${W1_STEPS:-1000,2500,5000,10000}" --settle 3 \
           --client-cores 1 --results-dir "$d" > "$d.log" 2>&1
         unserve
         python3 - "$d" "w1 $side run=$run" <<'PY'
@@ -217,5 +218,5 @@ PY
         points "$d" "w0 $side run=$run"
       done
     done ;;
-  *) sed -n '2,13p' "$0"; exit 2 ;;
+  *) sed -n '2,14p' "$0"; exit 2 ;;
 esac
