@@ -8,6 +8,8 @@
 #   loadtest/ab.sh mesh BEFORE_BIN AFTER_BIN      W6: W4 N=1000 @50/s on 2 shards (cores 0-1, generator on core 1), two coretalk builds
 #   loadtest/ab.sh fanknob BIN TOML_A TOML_B     W4 N=1000 @50/s and N=128 @500/s, one build under two server configs
 #   loadtest/ab.sh p2pknob BIN TOML_A TOML_B     W3 2,000 P2P pairs @2,500/s, one build under two server configs
+#   loadtest/ab.sh knobs BIN TOML...             W3, W4 (N=1000, 128), W0 (20 B, 1 KB) and W2 (WORKLOADS picks), one
+#                                                build under several server configs (TOML text, '\n' for newlines) in turn
 #   loadtest/ab.sh histo BIN                     monitor.histograms off vs on: W3 as p2p, and W4 N=1000 @50/s and N=128 @500/s
 #   loadtest/ab.sh echo BEFORE_BIN AFTER_BIN      W0 echo, 100 connections, 20 B and 1 KB @20,000/s, two coretalk builds and the tokio baseline
 #   loadtest/ab.sh idle BEFORE_BIN AFTER_BIN      W1 bytes per idle session (RSS slope, 1,000 → 10,000 sessions; W1_STEPS=1000,5000,10000,19000
@@ -78,8 +80,8 @@ w4_on() { # BIN EXTRA_TOML N RATE RESULT_DIR: W4, N subscribers of one group at 
   unserve
 }
 
-w2_on() { # BIN RESULT_DIR: W2 1,000 token set-ups/s for 12 s (4 s warm-up) against serve BIN
-  serve "$1" ""
+w2_on() { # BIN RESULT_DIR [EXTRA_TOML]: W2 1,000 token set-ups/s for 12 s (4 s warm-up) against serve BIN
+  serve "$1" "${3:-}"
   "$LOAD" w2 --attach "$SRV_ADDR" --server-pid "$SRV_PID" --rate 1000 --duration 12 --warmup 4 \
     --client-cores 1 --results-dir "$2" > "$2.log" 2>&1
   unserve
@@ -110,6 +112,32 @@ case "${1:-}" in
           "$LOAD" w4 --target coretalk --server-bin "$bin" --server-config "$OUT/$side.toml" --subscribers $n \
             --rate $rate --server-cores 0 "${COMMON[@]}" --results-dir "$d" > "$d.log" 2>&1
           point "$d" "$side n=$n run=$run"
+        done
+      done
+    done ;;
+  knobs)
+    # One build under several server configs (each a TOML text, printf %b escapes), taken in
+    # turn each round: W3, W4 N=1000 and N=128, W0 20 B and 1 KB, W2. WORKLOADS limits them.
+    bin=$2; shift 2
+    for run in $(seq "$PAIRS"); do
+      i=0
+      for toml in "$@"; do
+        i=$((i + 1))
+        printf '%b' "$toml" > "$OUT/k$i.toml"
+        for w in ${WORKLOADS:-w3 w4 w0 w2}; do
+          d="$OUT/$w-k$i-$run"
+          case $w in
+            w3) w3_on "$bin" "$toml" "$d"; point "$d" "w3 k$i run=$run" ;;
+            w2) w2_on "$bin" "$d" "$toml"; point "$d" "w2 k$i run=$run" ;;
+            w4) for n in 1000 128; do
+                  rate=$([ $n = 1000 ] && echo 50 || echo 500)
+                  w4_on "$bin" "$toml" $n $rate "$d-$n"; point "$d-$n" "w4 n=$n k$i run=$run"
+                done ;;
+            w0) "$LOAD" w0 --target coretalk --server-bin "$bin" --server-config "$OUT/k$i.toml" \
+                  --connections 100 --payload 20,1024 --rate 20000 --server-cores 0 "${COMMON[@]}" \
+                  --results-dir "$d" > "$d.log" 2>&1
+                points "$d" "w0 k$i run=$run" ;;
+          esac
         done
       done
     done ;;
