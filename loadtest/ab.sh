@@ -7,6 +7,7 @@
 #   loadtest/ab.sh setup BEFORE_BIN AFTER_BIN     W2 1,000 token set-ups/s (connect, hi, login, sub me), two coretalk builds
 #   loadtest/ab.sh mesh BEFORE_BIN AFTER_BIN      W6: W4 N=1000 @50/s on 2 shards (cores 0-1, generator on core 1), two coretalk builds
 #   loadtest/ab.sh fanknob BIN TOML_A TOML_B     W4 N=1000 @50/s and N=128 @500/s, one build under two server configs
+#                                                (every TOML_* here is config text with '\n' for newlines, not a file name)
 #   loadtest/ab.sh p2pknob BIN TOML_A TOML_B     W3 2,000 P2P pairs @2,500/s, one build under two server configs
 #   loadtest/ab.sh knobs BIN TOML...             W3, W4 (N=1000, 128), W0 (20 B, 1 KB) and W2 (WORKLOADS picks), one
 #                                                build under several server configs (TOML text, '\n' for newlines) in turn
