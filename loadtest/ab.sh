@@ -58,7 +58,7 @@ serve() { # BIN EXTRA_TOML: one-shard coretalk on core 0 (in-memory store); sets
   taskset -c 0 "$1" --listen 127.0.0.1:0 --data "$SRV_DIR/data" "${grpc[@]}" --shards 1 --config "$SRV_DIR/c.toml" \
     > "$SRV_DIR/out.log" 2> "$SRV_DIR/err.log" &
   SRV_PID=$!
-  for _ in $(seq 100); do grep -q "^coretalk listening on" "$SRV_DIR/out.log" && break; sleep 0.1; done
+  for _ in $(seq 100); do grep -qs "^coretalk listening on" "$SRV_DIR/out.log" && break; sleep 0.1; done
   SRV_ADDR=$(grep -o "^coretalk listening on [0-9.:]*" "$SRV_DIR/out.log" | awk '{print $4}')
 }
 
@@ -102,23 +102,11 @@ case "${1:-}" in
         done
       done
     done ;;
-  fanknob)
-    bin=$2
-    printf '%b' "$3" > "$OUT/a.toml"; printf '%b' "$4" > "$OUT/b.toml"
-    for run in $(seq "$PAIRS"); do
-      for side in a b; do
-        for n in 1000 128; do
-          rate=$([ $n = 1000 ] && echo 50 || echo 500)
-          d="$OUT/$side-$n-$run"
-          "$LOAD" w4 --target coretalk --server-bin "$bin" --server-config "$OUT/$side.toml" --subscribers $n \
-            --rate $rate --server-cores 0 "${COMMON[@]}" --results-dir "$d" > "$d.log" 2>&1
-          point "$d" "$side n=$n run=$run"
-        done
-      done
-    done ;;
   knobs)
     # One build under several server configs (each a TOML text, printf %b escapes), taken in
     # turn each round: W3, W4 N=1000 and N=128, W0 20 B and 1 KB, W2. WORKLOADS limits them.
+    # W4 and W0 merge the config over the harness's settings; W3 and W2 append it to serve's
+    # file, which already has [auth], [store] and [limits] tables (a config may not reopen them).
     bin=$2; shift 2
     for run in $(seq "$PAIRS"); do
       i=0
@@ -132,7 +120,10 @@ case "${1:-}" in
             w2) w2_on "$bin" "$d" "$toml"; point "$d" "w2 k$i run=$run" ;;
             w4) for n in 1000 128; do
                   rate=$([ $n = 1000 ] && echo 50 || echo 500)
-                  w4_on "$bin" "$toml" $n $rate "$d-$n"; point "$d-$n" "w4 n=$n k$i run=$run"
+                  "$LOAD" w4 --target coretalk --server-bin "$bin" --server-config "$OUT/k$i.toml" \
+                    --subscribers $n --rate $rate --server-cores 0 "${COMMON[@]}" --results-dir "$d-$n" \
+                    > "$d-$n.log" 2>&1
+                  point "$d-$n" "w4 n=$n k$i run=$run"
                 done ;;
             w0) "$LOAD" w0 --target coretalk --server-bin "$bin" --server-config "$OUT/k$i.toml" \
                   --connections 100 --payload 20,1024 --rate 20000 --server-cores 0 "${COMMON[@]}" \
@@ -142,14 +133,9 @@ case "${1:-}" in
         done
       done
     done ;;
-  p2pknob)
-    for run in $(seq "$PAIRS"); do
-      for side in a b; do
-        d="$OUT/w3-$side-$run"
-        w3_on "$2" "$([ $side = a ] && echo "$3" || echo "$4")" "$d"
-        point "$d" "w3 $side run=$run"
-      done
-    done ;;
+  fanknob | p2pknob)
+    # The two-config forms of `knobs`: W4 alone, W3 alone.
+    OUT=$OUT WORKLOADS=$([ "$1" = fanknob ] && echo w4 || echo w3) exec "$0" knobs "${@:2}" ;;
   ring)
     bin=$2
     for run in $(seq "$PAIRS"); do
