@@ -334,7 +334,9 @@ pub struct StoreConfig {
     /// in volatile groups. `false`: every write waits for a durable store commit.
     pub journal: bool,
     /// Size of a journal segment, KiB; a full segment is removed once the store has made its
-    /// content durable.
+    /// content durable. Each segment ends in a checkpoint (a durable store commit) whose
+    /// write-out stalls the journal's syncs for as long as it lasts, so the size bounds that
+    /// stall (4 MiB: about 20-30 ms here; `tuning/store.md`).
     pub journal_segment_kib: u64,
     /// Writes acknowledged but not yet applied by the store thread above which the shards stop
     /// reading client sockets until it catches up (back-pressure instead of refused writes
@@ -405,7 +407,7 @@ impl Default for StoreConfig {
             group_window_us: 10_000,
             group_target_ops: 128,
             journal: true,
-            journal_segment_kib: 65536,
+            journal_segment_kib: 4096,
             behind_pause: 16384,
             cache_mib: 1024,
             stall_warn_ms: 1000,
