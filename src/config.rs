@@ -338,6 +338,10 @@ pub struct StoreConfig {
     /// write-out stalls the journal's syncs for as long as it lasts, so the size bounds that
     /// stall (4 MiB: about 20-30 ms here; `tuning/store.md`).
     pub journal_segment_kib: u64,
+    /// Write the journal with direct I/O into segments zero-filled when they are created
+    /// (cheaper syncs: no page-cache write-back); `false`, or a filesystem that refuses direct
+    /// I/O (logged once per shard), writes through the page cache. See `tuning/store.md`.
+    pub journal_direct_io: bool,
     /// Writes acknowledged but not yet applied by the store thread above which the shards stop
     /// reading client sockets until it catches up (back-pressure instead of refused writes
     /// once `queue_capacity` fills). See `tuning/store.md`.
@@ -408,6 +412,7 @@ impl Default for StoreConfig {
             group_target_ops: 128,
             journal: true,
             journal_segment_kib: 4096,
+            journal_direct_io: true,
             behind_pause: 16384,
             cache_mib: 1024,
             stall_warn_ms: 1000,

@@ -2,8 +2,8 @@
 //! store thread. A `{pub}` whose write is [`journaled`] is encoded into this shard's pending
 //! round and handed to the store thread at once as a write behind the acknowledgement; one
 //! task per shard writes each round to the current segment file and syncs it (io_uring
-//! `write` + `fdatasync`, on this shard's own ring: no thread hop, no blocking call), and only
-//! then are the round's publishes acknowledged. Records that arrive while a round is being
+//! `write` + `fdatasync`, on this shard's own ring: no thread hop, no blocking call; direct I/O
+//! by default, `journal_file.rs`), and only then are the round's publishes acknowledged. Records that arrive while a round is being
 //! synced form the next round, so under load one sync covers many messages (group commit per
 //! shard).
 //!
@@ -19,8 +19,7 @@ use std::path::PathBuf;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use glommio::io::BufferedFile;
-
+use crate::shard::journal_file::{Opened, SegmentFile};
 use crate::shard::local::with;
 use crate::shard::{Local, ShardCtx};
 use crate::store::journal::{encode, segment_path};
@@ -33,6 +32,8 @@ pub(crate) struct Journal {
     dir: PathBuf,
     /// Rotate to a new segment once the current one holds this many bytes.
     segment_bytes: u64,
+    /// Write segments with direct I/O (`store.journal_direct_io`).
+    direct: bool,
     /// Records not yet handed to the task, and the tickets of the writes they hold.
     buf: Vec<u8>,
     tickets: Vec<u64>,
@@ -47,10 +48,11 @@ pub(crate) struct Round {
 }
 
 impl Journal {
-    pub(crate) fn new(dir: PathBuf, segment_bytes: u64) -> Journal {
+    pub(crate) fn new(dir: PathBuf, segment_bytes: u64, direct: bool) -> Journal {
         Journal {
             dir,
             segment_bytes: segment_bytes.max(1),
+            direct,
             buf: Vec::new(),
             tickets: Vec::new(),
             waker: None,
@@ -143,12 +145,14 @@ impl ShardCtx {
     }
 }
 
-/// The journal task: writes and syncs rounds, one at a time, rotating segments.
+/// The journal task: writes and syncs rounds, one at a time, rotating segments. While a
+/// segment is in use the next one is prepared (created, zero-filled for direct I/O, synced)
+/// in the background, so that a rotation waits for none of that.
 pub(crate) async fn journal_loop() {
-    let Some((dir, shard, segment_bytes)) = with(|ctx| {
+    let Some((dir, shard, segment_bytes, mut direct)) = with(|ctx| {
         ctx.journal
             .as_ref()
-            .map(|j| (j.dir.clone(), ctx.id.0, j.segment_bytes))
+            .map(|j| (j.dir.clone(), ctx.id.0, j.segment_bytes, j.direct))
     }) else {
         return;
     };
@@ -160,8 +164,16 @@ pub(crate) async fn journal_loop() {
             Duration::from_millis(store.faults.sync_delay_ms),
         )
     });
+    let prepare = |segment: u64, direct: bool| {
+        let path = segment_path(&dir, shard, segment);
+        (
+            segment,
+            glommio::spawn_local(SegmentFile::create(path, segment_bytes, direct)),
+        )
+    };
     let mut segment = 0u64;
-    let mut file: Option<BufferedFile> = None;
+    let mut file: Option<SegmentFile> = None;
+    let mut next: Option<(u64, glommio::Task<Result<Opened, StoreError>>)> = None;
     let mut pos = 0u64;
     loop {
         let round = poll_fn(|cx| {
@@ -177,26 +189,62 @@ pub(crate) async fn journal_loop() {
         let res = async {
             if file.is_some() && pos + len > segment_bytes {
                 if let Some(f) = file.take() {
-                    f.close().await.map_err(io)?;
+                    f.close().await?;
                 }
                 segment += 1;
                 pos = 0;
             }
             if file.is_none() {
-                file = Some(create_segment(&dir, shard, segment).await?);
+                let prepared = match next.take() {
+                    Some((n, task)) if n == segment => task.await.ok(),
+                    Some((_, task)) => {
+                        // Prepared for a segment number that was skipped: a zero-filled file
+                        // that replay reads as empty and a later checkpoint removes.
+                        let _ = task.await;
+                        None
+                    }
+                    None => None,
+                };
+                let opened = match prepared {
+                    Some(o) => o,
+                    // None prepared, or its preparation failed: once more, now.
+                    None => {
+                        let path = segment_path(&dir, shard, segment);
+                        SegmentFile::create(path, segment_bytes, direct).await?
+                    }
+                };
+                if let Some(why) = &opened.refused {
+                    if direct {
+                        log::warn!(
+                            "shard {shard}: the journal's filesystem refuses direct I/O ({why}): \
+                             writing through the page cache"
+                        );
+                    }
+                    direct = false;
+                }
+                log::debug!(
+                    "shard {shard}: journal segment {segment} opened ({})",
+                    if opened.file.is_direct() {
+                        "direct I/O"
+                    } else {
+                        "buffered"
+                    }
+                );
+                file = Some(opened.file);
+                next = Some(prepare(segment + 1, direct));
                 if segment > 0 {
                     with(|ctx| ctx.journal_rotated(segment));
                 }
             }
-            let f = file.as_ref().ok_or(StoreError::Stopped)?;
-            write_all(f, round.bytes, pos).await?;
+            let f = file.as_mut().ok_or(StoreError::Stopped)?;
+            f.write(round.bytes, pos).await?;
             pos += len;
             if !delay.is_zero() {
                 // Fault injection (`store.faults.sync_delay_ms`): a slow fdatasync. io_uring
                 // would leave the shard running meanwhile, and so does the timer.
                 glommio::timer::sleep(delay).await;
             }
-            f.fdatasync().await.map_err(io)
+            f.sync().await
         }
         .await;
         stats.journal_sync.end(warn);
@@ -211,37 +259,4 @@ pub(crate) async fn journal_loop() {
         }
         with(|ctx| ctx.journal_synced(round.tickets, res));
     }
-}
-
-/// Creates a segment file and makes its directory entry durable.
-async fn create_segment(
-    dir: &std::path::Path,
-    shard: u16,
-    segment: u64,
-) -> Result<BufferedFile, StoreError> {
-    let path = segment_path(dir, shard, segment);
-    let f = BufferedFile::create(&path).await.map_err(io)?;
-    let d = dir.to_owned();
-    glommio::executor()
-        .spawn_blocking(move || std::fs::File::open(&d).and_then(|d| d.sync_all()))
-        .await
-        .map_err(|e| StoreError::Backend(format!("journal directory sync: {e}")))?;
-    Ok(f)
-}
-
-/// Writes all of `bytes` at `pos`. A short write on a regular file means the device is full
-/// (or failing): an error, since the buffer is gone with the kernel's answer.
-async fn write_all(f: &BufferedFile, bytes: Vec<u8>, pos: u64) -> Result<(), StoreError> {
-    let total = bytes.len();
-    let done = f.write_at(bytes, pos).await.map_err(io)?;
-    if done < total {
-        return Err(StoreError::Backend(format!(
-            "journal: short write ({done} of {total} bytes): device full?"
-        )));
-    }
-    Ok(())
-}
-
-fn io(e: glommio::GlommioError<()>) -> StoreError {
-    StoreError::Backend(format!("journal: {e}"))
 }

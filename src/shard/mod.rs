@@ -15,6 +15,7 @@ mod account;
 mod behind;
 pub mod door;
 mod journal;
+mod journal_file;
 mod latency;
 mod limits;
 pub mod local;
@@ -255,6 +256,7 @@ impl ShardCtx {
             journal::Journal::new(
                 cfg.store.data_dir.join(crate::store::journal::DIR),
                 cfg.store.journal_segment_kib.saturating_mul(1 << 10),
+                cfg.store.journal_direct_io,
             )
         });
         ShardCtx {

@@ -46,7 +46,10 @@ fn fill(dir: &Path) -> PathBuf {
 }
 
 async fn publish_answered(c: &mut Client, grp: &str, n: u64) -> Value {
-    let id = c.publish_nowait(grp, json!({"n": n}), true).await;
+    let pad = "p".repeat(200);
+    let id = c
+        .publish_nowait(grp, json!({"n": n, "pad": pad}), true)
+        .await;
     c.ctrl_for(&id).await
 }
 
@@ -60,7 +63,11 @@ async fn a_full_disk_fails_requests_clearly_and_the_service_comes_back() {
         return;
     }
     let mut mount = None;
-    let mut server = Server::start_prepared(1, "[limits]\nmsg_per_sec = 0\n", None, |data| {
+    // Small journal segments: a direct-I/O journal writes each segment full of zeroes when it
+    // creates it (and prepares the next one ahead), so the disk being full only shows once the
+    // messages have used up the two segments it holds.
+    let config = "[limits]\nmsg_per_sec = 0\n[store]\njournal_segment_kib = 64\n";
+    let mut server = Server::start_prepared(1, config, None, |data| {
         mount = Tmpfs::mount(data, "24m");
     });
     let Some(_mount) = mount else {
@@ -83,7 +90,7 @@ async fn a_full_disk_fails_requests_clearly_and_the_service_comes_back() {
     // The disk fills up: every request is still answered, some with a server error.
     let filler = fill(&server.data_dir());
     let mut failed = 0;
-    for _ in 0..200 {
+    for _ in 0..2000 {
         let c = publish_answered(&mut a, &grp, n).await;
         match c["code"].as_u64() {
             Some(202) => {

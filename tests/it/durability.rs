@@ -69,8 +69,22 @@ pub(crate) async fn read_history(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_messages_survive_kill_9() {
     // Pipelined bursts far above a client's rate: the message rate limit is off here
-    // (`limits.rs` tests it).
-    let mut server = Server::start(2, "[limits]\nmsg_per_sec = 0\n");
+    // (`limits.rs` tests it). The journal writes with direct I/O (the default).
+    survive_kill_9("[limits]\nmsg_per_sec = 0\n").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_messages_survive_kill_9_with_a_buffered_journal() {
+    if !embedded_store() {
+        eprintln!("the journal belongs to the embedded store: not run against PostgreSQL");
+        return;
+    }
+    survive_kill_9("[limits]\nmsg_per_sec = 0\n[store]\njournal_direct_io = false\n").await;
+}
+
+/// Acknowledged messages, and only those, are there after the server is killed mid-stream.
+async fn survive_kill_9(config: &str) {
+    let mut server = Server::start(2, config);
     let mut a = Client::connect(&server, "dur").await;
     a.hi().await;
     let (uid, token) = a.sign_up(&unique_login("dur")).await;
@@ -230,6 +244,7 @@ async fn full_journal_segments_are_removed_once_checkpointed_and_the_rest_replay
     loop {
         let segs = segments(&server);
         assert!(!segs.is_empty(), "the journal holds the newest segment");
+        // The segment in use and the next one, prepared ahead; the full ones are gone.
         if segs.len() <= 2 {
             break;
         }

@@ -253,6 +253,14 @@ impl Reactor {
         path: &Path,
     ) -> bool {
         match sysfs::BlockDevice::iopoll(major, minor) {
+            None if !device_has_poll_queues(major, minor) => {
+                // coretalk patch (change 13): a device without poll queues (`queue/io_poll`
+                // reads 0) completes I/O by interrupt even on the poll ring, and its
+                // completions are then found only when the executor next polls that ring
+                // (milliseconds later on an idle executor): its files are not pollable.
+                sysfs::BlockDevice::set_iopoll_support(major, minor, false);
+                false
+            }
             None => {
                 // This routine exercises the iopoll code path in the kernel and asserts that we
                 // can successfully read something. If we can't and receive `ENOTSUP` then
@@ -956,4 +964,16 @@ fn record_latency(
     stats
         .post_reactor_io_scheduler_latency_us
         .add(post_lat.as_micros() as f64)
+}
+
+/// coretalk patch (change 13): whether the block device `major:minor` (or, for a partition, its
+/// disk) has poll queues. Unknown (no sysfs entry) counts as yes, so the probe decides as before.
+fn device_has_poll_queues(major: usize, minor: usize) -> bool {
+    let dev = format!("/sys/dev/block/{major}:{minor}");
+    for path in [format!("{dev}/queue/io_poll"), format!("{dev}/../queue/io_poll")] {
+        if let Ok(v) = std::fs::read_to_string(&path) {
+            return v.trim() != "0";
+        }
+    }
+    true
 }
