@@ -244,18 +244,16 @@ mod tests {
     const SIZE: u64 = 128 << 10;
 
     /// Rounds of many sizes (inside one block, across blocks, ending on a boundary) written the
-    /// way the journal task writes them, then read back as replay reads them.
-    fn rounds_read_back(direct: bool) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("00000-000000000000.log");
+    /// way the journal task writes them into a segment in `dir`, then read back as replay reads
+    /// them. Returns why direct I/O was refused, if it was.
+    fn rounds_read_back(dir: &Path, direct: bool) -> Option<String> {
+        let path = dir.join("00000-000000000000.log");
         let ex = glommio::LocalExecutorBuilder::default().make().unwrap();
-        let (sent, was_direct, end) = ex.run({
+        let (sent, was_direct, end, refused) = ex.run({
             let path = path.clone();
             async move {
                 let opened = SegmentFile::create(path, SIZE, direct).await.unwrap();
-                if let Some(why) = &opened.refused {
-                    eprintln!("this filesystem refuses direct I/O ({why}): buffered");
-                }
+                let refused = opened.refused;
                 let mut f = opened.file;
                 let was_direct = f.is_direct();
                 let mut sent = Vec::new();
@@ -275,7 +273,7 @@ mod tests {
                     pos += n;
                 }
                 f.close().await.unwrap();
-                (sent, was_direct, pos)
+                (sent, was_direct, pos, refused)
             }
         });
         let bytes = std::fs::read(&path).unwrap();
@@ -295,17 +293,58 @@ mod tests {
         let (back, stop) = decode(&bytes);
         assert_eq!(stop, None);
         assert_eq!(back, sent);
-        assert!(was_direct || !direct, "direct only when asked");
+        assert_eq!(was_direct, direct && refused.is_none(), "{refused:?}");
+        refused
     }
 
     #[test]
     fn direct_rounds_read_back_in_order() {
-        rounds_read_back(true);
+        let dir = tempfile::tempdir().unwrap();
+        if let Some(why) = rounds_read_back(dir.path(), true) {
+            eprintln!("this filesystem refuses direct I/O ({why}): the rounds went buffered");
+        }
     }
 
     #[test]
     fn buffered_rounds_read_back_in_order() {
-        rounds_read_back(false);
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(rounds_read_back(dir.path(), false), None);
+    }
+
+    /// A ramfs, unmounted when dropped.
+    struct Ramfs(std::path::PathBuf);
+
+    impl Drop for Ramfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+
+    #[test]
+    fn a_filesystem_that_refuses_direct_io_gets_a_buffered_segment() {
+        // ramfs refuses `O_DIRECT` (EINVAL); mounting one needs root.
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "ramfs", "ramfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("cannot mount a ramfs (not root?): the fallback is not tested here");
+            return;
+        }
+        let _ramfs = Ramfs(dir.path().to_owned());
+        let why = rounds_read_back(dir.path(), true).expect("ramfs refuses direct I/O");
+        assert!(!why.is_empty());
+        // One file: the buffered segment, under the segment's name.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
     }
 
     #[test]
