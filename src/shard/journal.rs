@@ -3,9 +3,9 @@
 //! round and handed to the store thread at once as a write behind the acknowledgement; one
 //! task per shard writes each round to the current segment file and syncs it (io_uring
 //! `write` + `fdatasync`, on this shard's own ring: no thread hop, no blocking call; direct I/O
-//! by default, `journal_file.rs`), and only then are the round's publishes acknowledged. Records that arrive while a round is being
-//! synced form the next round, so under load one sync covers many messages (group commit per
-//! shard).
+//! by default, `journal_file.rs`), and only then are the round's publishes acknowledged.
+//! Records that arrive while a round is being synced form the next round, so under load one
+//! sync covers many messages (group commit per shard).
 //!
 //! A segment grows to `store.journal_segment_kib`; the task then opens the next one and asks
 //! the store thread for a durable commit (a waited empty write): once it completes, everything
@@ -197,13 +197,7 @@ pub(crate) async fn journal_loop() {
             if file.is_none() {
                 let prepared = match next.take() {
                     Some((n, task)) if n == segment => task.await.ok(),
-                    Some((_, task)) => {
-                        // Prepared for a segment number that was skipped: a zero-filled file
-                        // that replay reads as empty and a later checkpoint removes.
-                        let _ = task.await;
-                        None
-                    }
-                    None => None,
+                    _ => None,
                 };
                 let opened = match prepared {
                     Some(o) => o,
@@ -213,13 +207,11 @@ pub(crate) async fn journal_loop() {
                         SegmentFile::create(path, segment_bytes, direct).await?
                     }
                 };
-                if let Some(why) = &opened.refused {
-                    if direct {
-                        log::warn!(
-                            "shard {shard}: the journal's filesystem refuses direct I/O ({why}): \
-                             writing through the page cache"
-                        );
-                    }
+                if let Some(why) = opened.refused.as_ref().filter(|_| direct) {
+                    log::warn!(
+                        "shard {shard}: the journal's filesystem refuses direct I/O ({why}): \
+                         writing through the page cache"
+                    );
                     direct = false;
                 }
                 log::debug!(
