@@ -27,7 +27,7 @@ use crate::store::StoreError;
 const ZERO_CHUNK: usize = 1 << 20;
 
 /// An open segment.
-pub(crate) enum SegmentFile {
+pub enum SegmentFile {
     /// Direct I/O into a zero-filled file.
     Direct {
         file: DmaFile,
@@ -40,11 +40,11 @@ pub(crate) enum SegmentFile {
 }
 
 /// How a segment came to be opened.
-pub(crate) struct Opened {
-    pub(crate) file: SegmentFile,
+pub struct Opened {
+    pub file: SegmentFile,
     /// Direct I/O was asked for and refused by the filesystem: this is why (the caller stops
     /// asking).
-    pub(crate) refused: Option<String>,
+    pub refused: Option<String>,
 }
 
 impl SegmentFile {
@@ -52,11 +52,7 @@ impl SegmentFile {
     /// opens it for writing. With `direct`, the file is `size` bytes (rounded up to the block)
     /// of synced zeroes; when the filesystem refuses direct I/O, the segment is buffered and
     /// [`Opened::refused`] says why. A disk that is full or failing is an error either way.
-    pub(crate) async fn create(
-        path: PathBuf,
-        size: u64,
-        direct: bool,
-    ) -> Result<Opened, StoreError> {
+    pub async fn create(path: PathBuf, size: u64, direct: bool) -> Result<Opened, StoreError> {
         let mut refused = None;
         if direct {
             match create_direct(&path, size).await {
@@ -85,13 +81,13 @@ impl SegmentFile {
     }
 
     /// Whether this segment is written with direct I/O.
-    pub(crate) fn is_direct(&self) -> bool {
+    pub fn is_direct(&self) -> bool {
         matches!(self, SegmentFile::Direct { .. })
     }
 
     /// Writes `bytes` at byte `pos` of the segment's records; `pos` is where the previous
     /// round ended (0 for the first). Not durable until [`SegmentFile::sync`].
-    pub(crate) async fn write(&mut self, bytes: Vec<u8>, pos: u64) -> Result<(), StoreError> {
+    pub async fn write(&mut self, bytes: Vec<u8>, pos: u64) -> Result<(), StoreError> {
         match self {
             SegmentFile::Buffered(f) => {
                 let total = bytes.len();
@@ -120,7 +116,7 @@ impl SegmentFile {
     }
 
     /// Makes every write so far durable.
-    pub(crate) async fn sync(&self) -> Result<(), StoreError> {
+    pub async fn sync(&self) -> Result<(), StoreError> {
         match self {
             SegmentFile::Buffered(f) => f.fdatasync().await.map_err(journal),
             SegmentFile::Direct { file, .. } => file.fdatasync().await.map_err(journal),
@@ -128,7 +124,7 @@ impl SegmentFile {
     }
 
     /// Closes the file (its content is synced already, or is being abandoned).
-    pub(crate) async fn close(self) -> Result<(), StoreError> {
+    pub async fn close(self) -> Result<(), StoreError> {
         match self {
             SegmentFile::Buffered(f) => f.close().await.map_err(journal),
             SegmentFile::Direct { file, .. } => file.close().await.map_err(journal),

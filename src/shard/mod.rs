@@ -15,7 +15,7 @@ mod account;
 mod behind;
 pub mod door;
 mod journal;
-mod journal_file;
+pub mod journal_file;
 mod latency;
 mod limits;
 pub mod local;
