@@ -314,8 +314,8 @@ pub struct StoreConfig {
     /// PostgreSQL too, unless `auth.token_key` is set).
     pub data_dir: PathBuf,
     /// fsync every group commit before acknowledging it. `false` is for benchmarks only: redb
-    /// then keeps commits in memory until a clean shutdown, so any crash (even `kill -9`)
-    /// loses every write since the last clean close.
+    /// then makes no commit durable until a clean shutdown, so any crash (even `kill -9`)
+    /// loses every write since the last clean close (logged as a warning at start).
     pub durable: bool,
     /// Most operations in one group commit (one fsync).
     pub max_batch_ops: usize,

@@ -38,6 +38,11 @@ pub(super) fn open(cfg: &Config, n_shards: usize, fence: Option<Fence>) -> anyho
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
     if cfg.store.embedded() {
+        if !cfg.store.durable {
+            log::warn!(
+                "store.durable = false: no write is made durable before a clean shutdown. A crash (kill -9, an abort, an OOM kill, a power loss) loses every write since the server started, acknowledged messages and new accounts included. This is for benchmarks and throw-away servers; see tuning/store.md."
+            );
+        }
         let gate = Arc::new(StoreGate::new(Box::new(RedbStore::open_with_cache(
             data_dir,
             cfg.store.durable,

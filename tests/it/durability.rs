@@ -82,6 +82,34 @@ async fn acknowledged_messages_survive_kill_9_with_a_buffered_journal() {
     survive_kill_9("[limits]\nmsg_per_sec = 0\n[store]\njournal_direct_io = false\n").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_is_not_durable_is_announced_at_start() {
+    if !embedded_store() {
+        eprintln!("store.durable belongs to the embedded store: not run against PostgreSQL");
+        return;
+    }
+    const WARNING: &str = "store.durable = false: no write is made durable";
+    let mut durable = Server::start(1, "");
+    let mut c = Client::connect(&durable, "dur").await;
+    c.hi().await;
+    c.close().await;
+    assert!(
+        !durable.log().contains(WARNING),
+        "a durable store warns:\n{}",
+        durable.stderr_tail()
+    );
+    durable.stop();
+    let volatile = Server::start(1, "[store]\ndurable = false\n");
+    let mut c = Client::connect(&volatile, "dur").await;
+    c.hi().await;
+    c.close().await;
+    assert!(
+        volatile.log().contains(WARNING),
+        "no start-up warning for a store that is not durable:\n{}",
+        volatile.stderr_tail()
+    );
+}
+
 /// Acknowledged messages, and only those, are there after the server is killed mid-stream.
 async fn survive_kill_9(config: &str) {
     let mut server = Server::start(2, config);
