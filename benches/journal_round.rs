@@ -20,7 +20,7 @@
 //! run of a few rounds whose bytes are read back and checked.
 
 mod common;
-use common::thread_cpu;
+use common::{process_cpu, thread_cpu};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -145,17 +145,6 @@ fn content(round: usize, bytes: usize) -> Vec<u8> {
     (0..bytes)
         .map(|i| 1 + ((round * 31 + i) % 251) as u8)
         .collect()
-}
-
-/// CPU time used so far by the whole process (every thread, io_uring workers included).
-fn process_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, exclusively borrowed timespec for the call to fill in.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// The value at fraction `q` of sorted `v`.
